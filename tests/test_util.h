@@ -1,0 +1,80 @@
+/* Minimal test harness: CHECK records a failure and continues; the test exits non-zero if any failed. */
+#ifndef AVO_TEST_UTIL_H
+#define AVO_TEST_UTIL_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int avo_test_failures = 0;
+static int avo_test_checks = 0;
+
+#define CHECK(cond)                                                                 \
+    do {                                                                            \
+        avo_test_checks++;                                                          \
+        if (!(cond)) {                                                              \
+            avo_test_failures++;                                                    \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                           \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                        \
+    do {                                                                            \
+        avo_test_checks++;                                                          \
+        if (!(cond)) {                                                              \
+            avo_test_failures++;                                                    \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                           \
+            fputc('\n', stderr);                                                    \
+        }                                                                           \
+    } while (0)
+
+#define CHECK_NEAR(a, b, tol)                                                                    \
+    do {                                                                                         \
+        double avo_a_ = (a), avo_b_ = (b);                                                       \
+        CHECK_MSG(fabs(avo_a_ - avo_b_) <= (tol), "%s = %g, %s = %g, tol %g", #a, avo_a_, #b, avo_b_, \
+                  (double)(tol));                                                                \
+    } while (0)
+
+#define CHECK_OK(expr, errp)                                                                    \
+    do {                                                                                        \
+        int avo_st_ = (expr);                                                                   \
+        const avo_error *avo_e_ = (errp);                                                       \
+        CHECK_MSG(avo_st_ == 0, "%s returned %d: %s", #expr, avo_st_, avo_e_ ? avo_e_->message : ""); \
+    } while (0)
+
+/* Shared test audio (../shared/data), or NULL with a message if absent. */
+static inline const char *avo_test_data_dir(void) {
+    const char *d = getenv("AVO_TEST_DATA");
+    return d && *d ? d : "../shared/data";
+}
+
+/* Writes "dir/name" into buf. */
+static inline const char *avo_test_path(char *buf, size_t n, const char *dir, const char *name) {
+    snprintf(buf, n, "%s/%s", dir, name);
+    return buf;
+}
+
+/* A scratch folder for this test's files (created if needed). */
+static inline const char *avo_test_tmp_dir(const char *test_name, char *buf, size_t n) {
+    const char *base = getenv("AVO_TEST_TMP");
+    if (!base || !*base) base = "/tmp";
+    mkdir(base, 0755);
+    snprintf(buf, n, "%s/%s", base, test_name);
+    mkdir(buf, 0755);
+    return buf;
+}
+
+#define TEST_MAIN_END()                                                                     \
+    do {                                                                                    \
+        fprintf(stderr, "%d checks, %d failed\n", avo_test_checks, avo_test_failures);    \
+        if (avo_test_checks == 0) {                                                         \
+            fprintf(stderr, "no checks ran\n");                                             \
+            return 1;                                                                       \
+        }                                                                                   \
+        return avo_test_failures ? 1 : 0;                                                   \
+    } while (0)
+
+#endif
