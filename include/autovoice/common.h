@@ -50,6 +50,13 @@ const char *avo_status_name(avo_status status);
 /* Library version, "MAJOR.MINOR.PATCH". */
 const char *avo_version(void);
 
+/* Speed/quality trade-off shared by every stage. */
+typedef enum avo_preset { AVO_PRESET_FAST = 0, AVO_PRESET_BALANCED, AVO_PRESET_QUALITY } avo_preset;
+
+/* "fast", "balanced", "quality"; parse returns AVO_ERR_INVALID_ARGUMENT for anything else. */
+const char *avo_preset_name(avo_preset preset);
+avo_status avo_preset_parse(const char *name, avo_preset *out);
+
 /* Progress of long work: stage name and fraction done in [0, 1]. */
 typedef void (*avo_progress_fn)(const char *stage, double fraction, void *user);
 

@@ -71,3 +71,23 @@ double avo_now_ms(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
+
+const char *avo_preset_name(avo_preset preset) {
+    switch (preset) {
+    case AVO_PRESET_FAST: return "fast";
+    case AVO_PRESET_BALANCED: return "balanced";
+    case AVO_PRESET_QUALITY: return "quality";
+    }
+    return "unknown";
+}
+
+avo_status avo_preset_parse(const char *name, avo_preset *out) {
+    static const avo_preset all[] = {AVO_PRESET_FAST, AVO_PRESET_BALANCED, AVO_PRESET_QUALITY};
+    for (size_t i = 0; name && i < sizeof all / sizeof all[0]; i++) {
+        if (strcmp(name, avo_preset_name(all[i])) == 0) {
+            *out = all[i];
+            return AVO_OK;
+        }
+    }
+    return AVO_ERR_INVALID_ARGUMENT;
+}

@@ -1,0 +1,37 @@
+/* Vocal separation, the separation stage: mixture in, vocals and accompaniment out.
+ *
+ * The accompaniment is always the mixture minus the vocals, sample for sample, so that mixing the
+ * two back gives the input exactly when nothing is converted. */
+#ifndef AUTOVOICE_SEPARATE_H
+#define AUTOVOICE_SEPARATE_H
+
+#include "autovoice/audio.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct avo_separator_config {
+    avo_preset preset;
+    int threads;           /* 0 = as many as available */
+    double block_seconds;  /* long inputs are processed in overlapping blocks of this length; 0 = default */
+} avo_separator_config;
+
+typedef struct avo_separator avo_separator;
+
+void avo_separator_config_default(avo_separator_config *cfg);
+avo_status avo_separator_create(const avo_separator_config *cfg, avo_separator **out, avo_error *err);
+void avo_separator_free(avo_separator *sep);
+
+/* Separates `mixture` (any rate, mono or stereo). vocals and accompaniment are allocated with the
+ * mixture's rate, channel count and length. progress (may be NULL) is called with stage "separation". */
+avo_status avo_separator_run(avo_separator *sep, const avo_audio *mixture, avo_audio *vocals,
+                             avo_audio *accompaniment, avo_progress_fn progress, void *user, avo_error *err);
+
+/* Human-readable name of the method that ran, e.g. "hpss+repet+f0-harmonic". */
+const char *avo_separator_method(const avo_separator *sep);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
