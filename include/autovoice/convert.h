@@ -1,0 +1,79 @@
+/* Voice conversion, the conversion stage: source vocals + F0 in, vocals in the target voice out.
+ *
+ * One interface, several back ends: the DSP converter (no model files; learns the target from a
+ * profile's recordings) and, later, neural models. A target is described by an avo_voice_analysis,
+ * made once from the target's recordings and stored in the profile. */
+#ifndef AUTOVOICE_CONVERT_H
+#define AUTOVOICE_CONVERT_H
+
+#include "autovoice/audio.h"
+#include "autovoice/f0.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Target analysis (stored in a profile) ---- */
+
+typedef struct avo_voice_analysis avo_voice_analysis;
+
+typedef struct avo_voice_summary {
+    int sample_rate;          /* rate of the analysed recordings */
+    int64_t voiced_frames;
+    double voiced_seconds;
+    double f0_median_hz, f0_low_hz, f0_high_hz; /* median, 5th and 95th percentile */
+} avo_voice_summary;
+
+/* Analyses the target's recordings (mono or stereo, any rate of 16 kHz or more). */
+avo_status avo_voice_analysis_create(const avo_audio *clips, int clip_count, avo_preset preset, int threads,
+                                     avo_voice_analysis **out, avo_error *err);
+void avo_voice_analysis_free(avo_voice_analysis *a);
+void avo_voice_analysis_summary(const avo_voice_analysis *a, avo_voice_summary *out);
+
+/* Versioned binary form for the profile store; load validates sizes and rejects other versions. */
+avo_status avo_voice_analysis_save(const avo_voice_analysis *a, void **data, size_t *size, avo_error *err);
+avo_status avo_voice_analysis_load(const void *data, size_t size, avo_voice_analysis **out, avo_error *err);
+
+/* ---- Conversion ---- */
+
+typedef struct avo_convert_options {
+    double transpose_semitones;      /* added to the source melody */
+    int auto_transpose;              /* 1: also move by octaves toward the target's range */
+    double formant_shift_semitones;  /* extra envelope shift after matching the target, 0 = none */
+    double retrieval_ratio;          /* 0..1: how much of the target's timbre to take (default 1) */
+    double protect;                  /* 0..0.5: keep unvoiced consonants/breaths closer to the source (0.33) */
+    double rms_mix;                  /* 0..1 as RVC: 0 takes the source loudness contour, 1 keeps the converted one (0.5) */
+    avo_preset preset;
+    int threads;                     /* 0 = as many as available */
+} avo_convert_options;
+
+void avo_convert_options_default(avo_convert_options *opt);
+
+/* What ran, for the run metadata: never claims what did not run. */
+typedef struct avo_converter_info {
+    const char *name;       /* "dsp-envelope-warp", ... */
+    const char *backend;    /* "cpu" */
+    const char *device;     /* "cpu" or a GPU name */
+    const char *precision;  /* "fp32", ... */
+    double applied_transpose_semitones; /* after auto-transpose, set by the last run */
+    double formant_warp_ratio;          /* envelope warp the last run applied */
+} avo_converter_info;
+
+typedef struct avo_converter avo_converter;
+
+/* The DSP converter for a target. The analysis must outlive the converter. */
+avo_status avo_converter_create_dsp(const avo_voice_analysis *target, const avo_convert_options *opt,
+                                    avo_converter **out, avo_error *err);
+void avo_converter_free(avo_converter *c);
+
+/* Converts mono vocals. f0 is the source F0 from the f0_extraction stage (any hop). out is allocated:
+ * mono, the vocals' rate and length. progress (may be NULL) is called with stage "conversion". */
+avo_status avo_converter_run(avo_converter *c, const avo_audio *vocals, const avo_f0_track *f0, avo_audio *out,
+                             avo_progress_fn progress, void *user, avo_error *err);
+
+void avo_converter_get_info(const avo_converter *c, avo_converter_info *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,91 @@
+/* The conversion pipeline: separation -> f0_extraction -> conversion -> mixing.
+ *
+ * Each stage's wall time goes to a profiling callback as it ends, then "total"; the same figures and
+ * what really ran (methods, back end, precision) are collected in avo_run_metadata. */
+#ifndef AUTOVOICE_PIPELINE_H
+#define AUTOVOICE_PIPELINE_H
+
+#include "autovoice/audio.h"
+#include "autovoice/convert.h"
+#include "autovoice/f0.h"
+#include "autovoice/mix.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum avo_stage {
+    AVO_STAGE_SEPARATION = 0,
+    AVO_STAGE_F0_EXTRACTION,
+    AVO_STAGE_CONVERSION,
+    AVO_STAGE_MIXING,
+    AVO_STAGE_COUNT
+} avo_stage;
+
+/* "separation", "f0_extraction", "conversion", "mixing"; "total" for AVO_STAGE_COUNT. */
+const char *avo_stage_name(avo_stage stage);
+
+typedef void (*avo_stage_timing_fn)(const char *stage, double elapsed_ms, void *user);
+
+typedef struct avo_pipeline_config {
+    avo_preset preset;
+    int threads;                   /* 0 = as many as available */
+    avo_convert_options convert;   /* preset and threads are overridden by the fields above */
+    int skip_separation;           /* the song is a dry vocal: no accompaniment */
+    avo_stage_timing_fn on_stage;  /* may be NULL */
+    void *on_stage_user;
+    avo_progress_fn progress;      /* may be NULL */
+    void *progress_user;
+} avo_pipeline_config;
+
+typedef struct avo_pipeline_input {
+    const avo_audio *song;           /* the mixture (or the dry vocal with skip_separation) */
+    const avo_audio *vocals;         /* optional: given stems skip separation */
+    const avo_audio *accompaniment;  /* optional: required with vocals */
+    const avo_voice_analysis *target;
+} avo_pipeline_input;
+
+typedef struct avo_pipeline_output {
+    avo_audio mix;            /* the result: the song's rate, channels and length */
+    avo_audio vocals;         /* separated (or given) vocals */
+    avo_audio accompaniment;
+    avo_audio converted;      /* converted vocals, mono, the vocals' rate */
+    avo_f0_track source_f0;   /* F0 of the source vocals */
+} avo_pipeline_output;
+
+typedef struct avo_run_metadata {
+    char version[32];
+    char preset[16];
+    int threads;
+    double audio_duration_seconds;
+    int sample_rate;
+    int channels;
+    double stage_ms[AVO_STAGE_COUNT];
+    double total_ms;
+    double rtf;                   /* total_ms / 1000 / audio_duration_seconds */
+    char separation_method[64];   /* "given-stems", "none (dry vocal)" or the separator's method */
+    char f0_method[32];
+    char converter[64];
+    char backend[32];
+    char device[64];
+    char precision[16];
+    double applied_transpose_semitones;
+    double formant_warp_ratio;
+    avo_mix_report mix;
+} avo_run_metadata;
+
+void avo_pipeline_config_default(avo_pipeline_config *cfg);
+
+avo_status avo_pipeline_run(const avo_pipeline_config *cfg, const avo_pipeline_input *in, avo_pipeline_output *out,
+                            avo_run_metadata *meta, avo_error *err);
+void avo_pipeline_output_free(avo_pipeline_output *out);
+
+/* The --profile-json document: audio_duration_seconds, stage_timings_ms{separation, f0_extraction,
+ * conversion, mixing, total}, stage_percentages, rtf, device, backend, precision, preset and what ran.
+ * Returns a malloc'd string. */
+avo_status avo_run_metadata_to_json(const avo_run_metadata *meta, char **json, avo_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,215 @@
+/* Runs the four stages, times each, and records what really ran. */
+#include "autovoice/pipeline.h"
+
+#include "autovoice/separate.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *avo_stage_name(avo_stage stage) {
+    switch (stage) {
+    case AVO_STAGE_SEPARATION: return "separation";
+    case AVO_STAGE_F0_EXTRACTION: return "f0_extraction";
+    case AVO_STAGE_CONVERSION: return "conversion";
+    case AVO_STAGE_MIXING: return "mixing";
+    case AVO_STAGE_COUNT: return "total";
+    }
+    return "unknown";
+}
+
+void avo_pipeline_config_default(avo_pipeline_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->preset = AVO_PRESET_BALANCED;
+    avo_convert_options_default(&cfg->convert);
+}
+
+void avo_pipeline_output_free(avo_pipeline_output *out) {
+    if (!out) return;
+    avo_audio_free(&out->mix);
+    avo_audio_free(&out->vocals);
+    avo_audio_free(&out->accompaniment);
+    avo_audio_free(&out->converted);
+    avo_f0_track_free(&out->source_f0);
+}
+
+typedef struct stage_clock {
+    const avo_pipeline_config *cfg;
+    avo_run_metadata *meta;
+    double started;
+} stage_clock;
+
+static void stage_done(stage_clock *clock, avo_stage stage) {
+    double now = avo_now_ms();
+    clock->meta->stage_ms[stage] = now - clock->started;
+    clock->started = now;
+    if (clock->cfg->on_stage) clock->cfg->on_stage(avo_stage_name(stage), clock->meta->stage_ms[stage], clock->cfg->on_stage_user);
+}
+
+static avo_status run_separation(const avo_pipeline_config *cfg, const avo_pipeline_input *in,
+                                 avo_pipeline_output *out, avo_run_metadata *meta, avo_error *err) {
+    if (in->vocals) {
+        snprintf(meta->separation_method, sizeof meta->separation_method, "given-stems");
+        avo_status st = avo_audio_copy(in->vocals, &out->vocals, err);
+        if (!st) st = avo_audio_copy(in->accompaniment, &out->accompaniment, err);
+        return st;
+    }
+    if (cfg->skip_separation) {
+        snprintf(meta->separation_method, sizeof meta->separation_method, "none (dry vocal)");
+        avo_status st = avo_audio_copy(in->song, &out->vocals, err);
+        if (!st) st = avo_audio_alloc(&out->accompaniment, in->song->sample_rate, in->song->channels, in->song->frames, err);
+        return st;
+    }
+    avo_separator_config scfg;
+    avo_separator_config_default(&scfg);
+    scfg.preset = cfg->preset;
+    scfg.threads = cfg->threads;
+    avo_separator *sep = NULL;
+    avo_status st = avo_separator_create(&scfg, &sep, err);
+    if (!st) st = avo_separator_run(sep, in->song, &out->vocals, &out->accompaniment, cfg->progress, cfg->progress_user, err);
+    if (!st) snprintf(meta->separation_method, sizeof meta->separation_method, "%s", avo_separator_method(sep));
+    avo_separator_free(sep);
+    return st;
+}
+
+static avo_status run_f0(const avo_pipeline_config *cfg, avo_pipeline_output *out, avo_run_metadata *meta,
+                         avo_audio *mono, avo_error *err) {
+    avo_status st = avo_audio_to_mono(&out->vocals, mono, err);
+    if (st) return st;
+    avo_f0_config fcfg;
+    avo_f0_config_default(&fcfg);
+    fcfg.method = avo_f0_method_for_preset(cfg->preset);
+    fcfg.hop_seconds = cfg->preset == AVO_PRESET_FAST ? 0.010 : 0.005;
+    fcfg.threads = cfg->threads;
+    snprintf(meta->f0_method, sizeof meta->f0_method, "%s", fcfg.method == AVO_F0_FAST ? "fast" : "accurate");
+    if (cfg->progress) cfg->progress("f0_extraction", 0.0, cfg->progress_user);
+    st = avo_f0_estimate(mono->samples, mono->frames, mono->sample_rate, &fcfg, &out->source_f0, err);
+    if (cfg->progress && !st) cfg->progress("f0_extraction", 1.0, cfg->progress_user);
+    return st;
+}
+
+static avo_status run_conversion(const avo_pipeline_config *cfg, const avo_pipeline_input *in, const avo_audio *mono,
+                                 avo_pipeline_output *out, avo_run_metadata *meta, avo_error *err) {
+    avo_convert_options opt = cfg->convert;
+    opt.preset = cfg->preset;
+    opt.threads = cfg->threads;
+    avo_converter *conv = NULL;
+    avo_status st = avo_converter_create_dsp(in->target, &opt, &conv, err);
+    if (!st) st = avo_converter_run(conv, mono, &out->source_f0, &out->converted, cfg->progress, cfg->progress_user, err);
+    if (!st) {
+        avo_converter_info info;
+        avo_converter_get_info(conv, &info);
+        snprintf(meta->converter, sizeof meta->converter, "%s", info.name);
+        snprintf(meta->backend, sizeof meta->backend, "%s", info.backend);
+        snprintf(meta->device, sizeof meta->device, "%s", info.device);
+        snprintf(meta->precision, sizeof meta->precision, "%s", info.precision);
+        meta->applied_transpose_semitones = info.applied_transpose_semitones;
+        meta->formant_warp_ratio = info.formant_warp_ratio;
+    }
+    avo_converter_free(conv);
+    return st;
+}
+
+static avo_status check_input(const avo_pipeline_input *in, avo_error *err) {
+    if (!in || !in->song || !in->target)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "the pipeline needs a song and a target voice");
+    if (in->song->frames <= 0) return avo_error_set(err, AVO_ERR_INVALID_AUDIO, "the song has no audio");
+    if ((in->vocals != NULL) != (in->accompaniment != NULL))
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "give both --vocals and --accompaniment, or neither");
+    if (in->vocals && (in->vocals->sample_rate != in->accompaniment->sample_rate ||
+                       in->vocals->frames != in->accompaniment->frames))
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT,
+                             "vocals and accompaniment stems differ in rate or length (%d Hz/%lld vs %d Hz/%lld frames)",
+                             in->vocals->sample_rate, (long long)in->vocals->frames,
+                             in->accompaniment->sample_rate, (long long)in->accompaniment->frames);
+    return AVO_OK;
+}
+
+avo_status avo_pipeline_run(const avo_pipeline_config *cfg, const avo_pipeline_input *in, avo_pipeline_output *out,
+                            avo_run_metadata *meta, avo_error *err) {
+    avo_pipeline_config defaults;
+    if (!cfg) {
+        avo_pipeline_config_default(&defaults);
+        cfg = &defaults;
+    }
+    avo_status st = check_input(in, err);
+    if (st) return st;
+    memset(out, 0, sizeof *out);
+    memset(meta, 0, sizeof *meta);
+    snprintf(meta->version, sizeof meta->version, "%s", avo_version());
+    snprintf(meta->preset, sizeof meta->preset, "%s", avo_preset_name(cfg->preset));
+    meta->threads = cfg->threads;
+    const avo_audio *shape = in->vocals ? in->accompaniment : in->song;
+    meta->sample_rate = shape->sample_rate;
+    meta->channels = shape->channels;
+    meta->audio_duration_seconds = (double)shape->frames / shape->sample_rate;
+
+    avo_audio mono = {0};
+    const double start = avo_now_ms();
+    stage_clock clock = {cfg, meta, start};
+    st = run_separation(cfg, in, out, meta, err);
+    if (!st) stage_done(&clock, AVO_STAGE_SEPARATION);
+    if (!st) st = run_f0(cfg, out, meta, &mono, err);
+    if (!st) stage_done(&clock, AVO_STAGE_F0_EXTRACTION);
+    if (!st) st = run_conversion(cfg, in, &mono, out, meta, err);
+    if (!st) stage_done(&clock, AVO_STAGE_CONVERSION);
+    if (!st) {
+        avo_mix_config mcfg;
+        avo_mix_config_default(&mcfg);
+        if (cfg->progress) cfg->progress("mixing", 0.0, cfg->progress_user);
+        st = avo_mix(&out->converted, &out->vocals, &out->accompaniment, &mcfg, &out->mix, &meta->mix, err);
+        if (cfg->progress && !st) cfg->progress("mixing", 1.0, cfg->progress_user);
+    }
+    if (!st) stage_done(&clock, AVO_STAGE_MIXING);
+    avo_audio_free(&mono);
+    if (st) {
+        avo_pipeline_output_free(out);
+        return st;
+    }
+    meta->total_ms = avo_now_ms() - start;
+    meta->rtf = meta->total_ms / 1000.0 / meta->audio_duration_seconds;
+    if (cfg->on_stage) cfg->on_stage("total", meta->total_ms, cfg->on_stage_user);
+    return AVO_OK;
+}
+
+avo_status avo_run_metadata_to_json(const avo_run_metadata *meta, char **json, avo_error *err) {
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
+    cJSON_AddNumberToObject(root, "audio_duration_seconds", meta->audio_duration_seconds);
+    cJSON *timings = cJSON_AddObjectToObject(root, "stage_timings_ms");
+    cJSON *pct = cJSON_AddObjectToObject(root, "stage_percentages");
+    for (int s = 0; s < AVO_STAGE_COUNT; s++) {
+        cJSON_AddNumberToObject(timings, avo_stage_name((avo_stage)s), meta->stage_ms[s]);
+        cJSON_AddNumberToObject(pct, avo_stage_name((avo_stage)s),
+                                meta->total_ms > 0 ? 100.0 * meta->stage_ms[s] / meta->total_ms : 0.0);
+    }
+    cJSON_AddNumberToObject(timings, "total", meta->total_ms);
+    cJSON_AddNumberToObject(root, "rtf", meta->rtf);
+    cJSON_AddStringToObject(root, "device", meta->device);
+    cJSON_AddStringToObject(root, "backend", meta->backend);
+    cJSON_AddStringToObject(root, "precision", meta->precision);
+    cJSON_AddStringToObject(root, "preset", meta->preset);
+    cJSON_AddStringToObject(root, "converter", meta->converter);
+    cJSON_AddStringToObject(root, "separation_method", meta->separation_method);
+    cJSON_AddStringToObject(root, "f0_method", meta->f0_method);
+    cJSON_AddNumberToObject(root, "threads", meta->threads);
+    cJSON_AddNumberToObject(root, "sample_rate", meta->sample_rate);
+    cJSON_AddNumberToObject(root, "channels", meta->channels);
+    cJSON_AddNumberToObject(root, "applied_transpose_semitones", meta->applied_transpose_semitones);
+    cJSON_AddNumberToObject(root, "formant_warp_ratio", meta->formant_warp_ratio);
+    cJSON *mix = cJSON_AddObjectToObject(root, "mixing");
+    /* -inf (silence) is not JSON: write null. */
+    if (isfinite(meta->mix.original_vocals_lufs)) cJSON_AddNumberToObject(mix, "original_vocals_lufs", meta->mix.original_vocals_lufs);
+    else cJSON_AddNullToObject(mix, "original_vocals_lufs");
+    if (isfinite(meta->mix.converted_vocals_lufs)) cJSON_AddNumberToObject(mix, "converted_vocals_lufs", meta->mix.converted_vocals_lufs);
+    else cJSON_AddNullToObject(mix, "converted_vocals_lufs");
+    cJSON_AddNumberToObject(mix, "vocal_gain_db", meta->mix.vocal_gain_db);
+    if (isfinite(meta->mix.output_true_peak_dbtp)) cJSON_AddNumberToObject(mix, "output_true_peak_dbtp", meta->mix.output_true_peak_dbtp);
+    else cJSON_AddNullToObject(mix, "output_true_peak_dbtp");
+    cJSON_AddNumberToObject(mix, "limiter_max_reduction_db", meta->mix.limiter_max_reduction_db);
+    cJSON_AddStringToObject(root, "version", meta->version);
+    *json = cJSON_Print(root);
+    cJSON_Delete(root);
+    return *json ? AVO_OK : avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
+}
