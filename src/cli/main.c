@@ -1,1 +1,38 @@
-int main(void){return 0;}
+/* autovoice: singing voice conversion from the command line. */
+#include "cli.h"
+
+#include <string.h>
+
+static void print_help(FILE *out) {
+    fprintf(out,
+            "autovoice %s - sing a song in another voice\n"
+            "\n"
+            "usage:\n"
+            "  autovoice convert SONG --profile NAME -o OUT [options]   convert a song to a voice\n"
+            "  autovoice profile create NAME CLIP... [--force]          make a voice profile from recordings\n"
+            "  autovoice profile list | show NAME | delete NAME         manage voice profiles\n"
+            "  autovoice --version\n"
+            "\n"
+            "Run 'autovoice COMMAND --help' for a command's options.\n",
+            avo_version());
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        print_help(stderr);
+        return CLI_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        print_help(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("autovoice %s\n", avo_version());
+        return CLI_OK;
+    }
+    if (strcmp(cmd, "convert") == 0) return cli_convert(argc - 1, argv + 1);
+    if (strcmp(cmd, "profile") == 0) return cli_profile(argc - 1, argv + 1);
+    fprintf(stderr, "autovoice: unknown command '%s' (see 'autovoice --help')\n", cmd);
+    return CLI_USAGE;
+}

@@ -1,0 +1,250 @@
+/* autovoice profile: create, list, show, delete voice profiles. */
+#include "cli.h"
+
+#include "autovoice/convert.h"
+#include "autovoice/profiles.h"
+
+#include <getopt.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char PROFILE_HELP[] =
+    "usage:\n"
+    "  autovoice profile create NAME CLIP... [--force] [--preset P]   analyse recordings into a profile\n"
+    "  autovoice profile list [--json]\n"
+    "  autovoice profile show NAME [--json]\n"
+    "  autovoice profile delete NAME\n"
+    "\n"
+    "A profile needs at least 10 s of voiced singing or speech in total (a few minutes is better),\n"
+    "recorded at 16 kHz or more, without clipping or loud background noise.\n"
+    "\n"
+    "      --store DIR   profile store (default $XDG_DATA_HOME/autovoice)\n"
+    "      --force       replace an existing profile of the same name\n"
+    "      --json        machine-readable output\n"
+    "  -q, --quiet       no progress line\n";
+
+typedef struct profile_args {
+    const char *store;
+    int force, json, quiet, threads;
+    avo_preset preset;
+    int positional_count;
+    char **positional;
+} profile_args;
+
+enum { OPT_STORE = 300, OPT_FORCE, OPT_JSON, OPT_PRESET, OPT_THREADS };
+
+static int parse_profile_args(int argc, char **argv, profile_args *a) {
+    static const struct option opts[] = {{"store", required_argument, 0, OPT_STORE}, {"force", no_argument, 0, OPT_FORCE},
+                                         {"json", no_argument, 0, OPT_JSON},         {"preset", required_argument, 0, OPT_PRESET},
+                                         {"threads", required_argument, 0, OPT_THREADS}, {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+    a->preset = AVO_PRESET_BALANCED;
+    optind = 1;
+    opterr = 0;
+    int ch, rc = CLI_OK;
+    while (rc == CLI_OK && (ch = getopt_long(argc, argv, ":qh", opts, NULL)) != -1) {
+        switch (ch) {
+        case OPT_STORE: a->store = optarg; break;
+        case OPT_FORCE: a->force = 1; break;
+        case OPT_JSON: a->json = 1; break;
+        case OPT_PRESET:
+            if (avo_preset_parse(optarg, &a->preset))
+                rc = cli_usage_error("profile", "--preset must be fast, balanced or quality, got '%s'", optarg);
+            break;
+        case OPT_THREADS: rc = cli_parse_int("profile", "--threads", optarg, 1, 256, &a->threads); break;
+        case 'q': a->quiet = 1; break;
+        case 'h': fputs(PROFILE_HELP, stdout); return -1;
+        case ':': rc = cli_usage_error("profile", "option '%s' needs a value", argv[optind - 1]); break;
+        default: rc = cli_usage_error("profile", "unknown option '%s'", argv[optind - 1]); break;
+        }
+    }
+    a->positional = argv + optind;
+    a->positional_count = argc - optind;
+    return rc;
+}
+
+static void print_info(const avo_profile_info *p) {
+    char when[64];
+    time_t t = (time_t)p->created_unix;
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&t));
+    printf("name:            %s\n", p->name);
+    printf("kind:            %s\n", p->kind);
+    printf("created:         %s\n", when);
+    printf("recordings:      %d (%s)\n", p->clip_count, p->sources);
+    printf("audio:           %.1f s, %.1f s voiced, analysed at %d Hz\n", p->total_seconds, p->voiced_seconds,
+           p->sample_rate);
+    printf("pitch:           median %.1f Hz, range %.1f-%.1f Hz (5th-95th percentile)\n", p->f0_median_hz,
+           p->f0_low_hz, p->f0_high_hz);
+    printf("lowest SNR:      %.1f dB\n", p->snr_db);
+    if (p->model_path[0]) printf("model:           %s\n", p->model_path);
+    if (p->warnings[0]) printf("warnings:        %s\n", p->warnings);
+}
+
+static void print_info_json(const avo_profile_info *p, int last) {
+    /* Names and file names are restricted to safe characters by the store; sources are escaped here. */
+    printf("  {\"name\": \"%s\", \"kind\": \"%s\", \"created_unix\": %lld, \"clip_count\": %d, "
+           "\"total_seconds\": %.3f, \"voiced_seconds\": %.3f, \"sample_rate\": %d, \"f0_median_hz\": %.2f, "
+           "\"f0_low_hz\": %.2f, \"f0_high_hz\": %.2f, \"snr_db\": %.2f, \"sources\": \"",
+           p->name, p->kind, (long long)p->created_unix, p->clip_count, p->total_seconds, p->voiced_seconds,
+           p->sample_rate, p->f0_median_hz, p->f0_low_hz, p->f0_high_hz, p->snr_db);
+    for (const char *c = p->sources; *c; c++) {
+        if (*c == '"' || *c == '\\') putchar('\\');
+        if ((unsigned char)*c >= 0x20) putchar(*c);
+    }
+    printf("\"}%s\n", last ? "" : ",");
+}
+
+static void append_text(char *dst, size_t cap, const char *sep, const char *text) {
+    size_t len = strlen(dst);
+    if (len && len + strlen(sep) < cap) strcat(dst, sep), len += strlen(sep);
+    snprintf(dst + len, cap - len, "%s", text);
+}
+
+/* Reads and validates every clip; fills the summary fields of info. */
+static avo_status load_clips(const profile_args *a, avo_audio *clips, int count, avo_profile_info *info,
+                             cli_progress *progress, avo_error *err) {
+    info->snr_db = HUGE_VAL;
+    double voiced = 0.0;
+    for (int i = 0; i < count; i++) {
+        const char *path = a->positional[i + 2];
+        avo_clip_report rep;
+        avo_status st = avo_audio_read(path, &clips[i], err);
+        if (!st) st = avo_profile_validate_clip(&clips[i], path, &rep, err);
+        if (st) return st;
+        voiced += rep.voiced_seconds;
+        info->total_seconds += rep.duration_seconds;
+        if (rep.snr_db < info->snr_db) info->snr_db = rep.snr_db;
+        char *copy = strdup(path);
+        if (copy) append_text(info->sources, sizeof info->sources, ";", basename(copy));
+        free(copy);
+        if (rep.warning[0]) {
+            char w[512];
+            snprintf(w, sizeof w, "%s: %s", path, rep.warning);
+            append_text(info->warnings, sizeof info->warnings, "; ", w);
+            if (!a->quiet) fprintf(stderr, "autovoice: warning: %s\n", w);
+        }
+        cli_progress_update("reading", (i + 1.0) / count * 0.3, progress);
+    }
+    if (voiced < AVO_PROFILE_MIN_VOICED_SECONDS)
+        return avo_error_set(err, AVO_ERR_VALIDATION,
+                             "the recordings hold only %.1f s of voiced audio; a profile needs at least %.0f s "
+                             "(add %.1f s more singing or speech, a few minutes is best)",
+                             voiced, AVO_PROFILE_MIN_VOICED_SECONDS, AVO_PROFILE_MIN_VOICED_SECONDS - voiced);
+    return AVO_OK;
+}
+
+static int profile_create(profile_args *a) {
+    if (a->positional_count < 3)
+        return cli_usage_error("profile", "create needs a name and at least one recording");
+    const char *name = a->positional[1];
+    if (!avo_profile_name_is_valid(name))
+        return cli_usage_error("profile", "'%s' is not a valid profile name (letters, digits, '_' and '-', up to 63)", name);
+    const int count = a->positional_count - 2;
+    avo_audio *clips = calloc((size_t)count, sizeof *clips);
+    if (!clips) return CLI_FAILED;
+    avo_error err;
+    avo_error_clear(&err);
+    avo_profile_store *store = NULL;
+    avo_voice_analysis *analysis = NULL;
+    void *blob = NULL;
+    size_t blob_size = 0;
+    avo_profile_info info;
+    memset(&info, 0, sizeof info);
+    avo_profile_info existing;
+    cli_progress progress;
+    cli_progress_init(&progress, "creating profile", a->quiet);
+    avo_status st = avo_profile_store_open(a->store, &store, &err);
+    /* Refuse early, before minutes of analysis, if the name is taken. */
+    if (!st && !a->force && avo_profile_store_get(store, name, &existing, NULL) == AVO_OK)
+        st = avo_error_set(&err, AVO_ERR_EXISTS,
+                           "profile '%s' already exists; use --force to replace it or 'autovoice profile delete %s'",
+                           name, name);
+    if (!st) st = load_clips(a, clips, count, &info, &progress, &err);
+    if (!st) st = avo_voice_analysis_create(clips, count, a->preset, a->threads, &analysis, &err);
+    cli_progress_update("analysing", 0.9, &progress);
+    if (!st) st = avo_voice_analysis_save(analysis, &blob, &blob_size, &err);
+    if (!st) {
+        avo_voice_summary sum;
+        avo_voice_analysis_summary(analysis, &sum);
+        snprintf(info.name, sizeof info.name, "%s", name);
+        snprintf(info.kind, sizeof info.kind, "dsp");
+        info.created_unix = (int64_t)time(NULL);
+        info.clip_count = count;
+        info.sample_rate = sum.sample_rate;
+        info.voiced_seconds = sum.voiced_seconds;
+        info.f0_median_hz = sum.f0_median_hz;
+        info.f0_low_hz = sum.f0_low_hz;
+        info.f0_high_hz = sum.f0_high_hz;
+        avo_profile_blob b = {"analysis.bin", blob, blob_size};
+        st = avo_profile_store_put(store, &info, &b, 1, a->force, &err);
+    }
+    cli_progress_finish(&progress);
+    if (!st && !a->quiet) print_info(&info);
+    for (int i = 0; i < count; i++) avo_audio_free(&clips[i]);
+    free(clips);
+    free(blob);
+    avo_voice_analysis_free(analysis);
+    avo_profile_store_close(store);
+    return st ? cli_fail(&err) : CLI_OK;
+}
+
+static int profile_list(profile_args *a) {
+    avo_error err;
+    avo_profile_store *store = NULL;
+    avo_profile_info *all = NULL;
+    size_t n = 0;
+    avo_status st = avo_profile_store_open(a->store, &store, &err);
+    if (!st) st = avo_profile_store_list(store, &all, &n, &err);
+    if (!st && a->json) {
+        printf("[\n");
+        for (size_t i = 0; i < n; i++) print_info_json(&all[i], i + 1 == n);
+        printf("]\n");
+    } else if (!st) {
+        if (n == 0) printf("no profiles yet in %s; create one with 'autovoice profile create NAME CLIP...'\n",
+                           avo_profile_store_dir(store));
+        for (size_t i = 0; i < n; i++)
+            printf("%-24s %-7s %6.1f s voiced  median F0 %6.1f Hz  %d clip%s\n", all[i].name, all[i].kind,
+                   all[i].voiced_seconds, all[i].f0_median_hz, all[i].clip_count, all[i].clip_count == 1 ? "" : "s");
+    }
+    free(all);
+    avo_profile_store_close(store);
+    return st ? cli_fail(&err) : CLI_OK;
+}
+
+static int profile_show_or_delete(profile_args *a, int delete) {
+    if (a->positional_count != 2)
+        return cli_usage_error("profile", "%s needs exactly one profile name", delete ? "delete" : "show");
+    avo_error err;
+    avo_profile_store *store = NULL;
+    avo_profile_info info;
+    avo_status st = avo_profile_store_open(a->store, &store, &err);
+    if (!st && delete) st = avo_profile_store_delete(store, a->positional[1], &err);
+    else if (!st) st = avo_profile_store_get(store, a->positional[1], &info, &err);
+    if (!st && delete && !a->quiet) printf("deleted profile '%s'\n", a->positional[1]);
+    if (!st && !delete && a->json) {
+        printf("[\n");
+        print_info_json(&info, 1);
+        printf("]\n");
+    } else if (!st && !delete) {
+        print_info(&info);
+    }
+    avo_profile_store_close(store);
+    return st ? cli_fail(&err) : CLI_OK;
+}
+
+int cli_profile(int argc, char **argv) {
+    profile_args a;
+    memset(&a, 0, sizeof a);
+    int rc = parse_profile_args(argc, argv, &a);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    if (a.positional_count < 1) return cli_usage_error("profile", "say create, list, show or delete");
+    const char *sub = a.positional[0];
+    if (strcmp(sub, "create") == 0) return profile_create(&a);
+    if (strcmp(sub, "list") == 0) return profile_list(&a);
+    if (strcmp(sub, "show") == 0) return profile_show_or_delete(&a, 0);
+    if (strcmp(sub, "delete") == 0) return profile_show_or_delete(&a, 1);
+    return cli_usage_error("profile", "unknown subcommand '%s' (create, list, show, delete)", sub);
+}
