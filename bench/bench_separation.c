@@ -1,0 +1,374 @@
+/* Separation benchmark (issue: vocal separation that holds up on real songs, with a measured SDR).
+ *
+ * (a) falcon69: the mastered mixture against its true vocals and accompaniment (drums+bass+other).
+ * (b) constructed: every singing clip in ../shared/data/singing (resampled to 44.1 kHz, centre-panned
+ *     stereo) over the falcon69 accompaniment looped/trimmed to the clip length, at vocal-to-
+ *     accompaniment ratios (RMS over the clip) of -6, 0 and +6 dB; mixture = vocals + accompaniment,
+ *     so the truth is exact.
+ * Scores: BSS Eval v4 SDR (museval images mode, 1 s windows and hops, median over windows) and SI-SDR of
+ * vocals and accompaniment; per condition and preset the median and the worst over clips.
+ * Speed: seconds to separate a 30 s stereo 44.1 kHz song (clips over the looped accompaniment at 0 dB),
+ * median of 3 runs, per preset. Memory (--memory): peak RSS of a child process separating a 10 min song.
+ *
+ * usage: bench_separation [--out FILE.json] [--presets fast,balanced,quality] [--vars -6,0,6] [--threads N]
+ *                         [--no-speed] [--memory] [--set P=V ...]   (--set edits internal parameters, for ablations) */
+#include "autovoice/sdr.h"
+#include "autovoice/separate.h"
+#include "bench_common.h"
+#include "separate/sep_internal.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <math.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_CLIPS 64
+#define MAX_SETS 16
+
+typedef struct scores {
+    double v_sdr, a_sdr, v_si, a_si;
+} scores;
+
+static const char *g_sets[MAX_SETS];
+static int g_nsets = 0;
+
+static double rms(const avo_audio *a) {
+    double s = 0;
+    for (int64_t i = 0; i < a->frames * a->channels; i++) s += (double)a->samples[i] * a->samples[i];
+    return sqrt(s / (double)(a->frames * a->channels) + 1e-30);
+}
+
+static void apply_sets(avo_separator *sep) {
+    sep_params *p = sep_separator_params(sep);
+    for (int i = 0; i < g_nsets; i++) {
+        char name[64];
+        double v;
+        if (sscanf(g_sets[i], "%63[^=]=%lf", name, &v) != 2) continue;
+#define SETP(field)                                 \
+    if (!strcmp(name, #field)) {                    \
+        p->field = (__typeof__(p->field))v;         \
+        continue;                                   \
+    }
+        SETP(use_repet) SETP(repet_k) SETP(repet_min_gap_s) SETP(use_hpss) SETP(hpss_time_len)
+        SETP(hpss_freq_len) SETP(use_side) SETP(side_gain) SETP(use_f0) SETP(lowcut_hz) SETP(mask_power)
+        SETP(iterations)
+#undef SETP
+        fprintf(stderr, "unknown parameter %s\n", name);
+        exit(2);
+    }
+    sep_separator_params_changed(sep);
+}
+
+static avo_separator *make_sep(avo_preset preset, int threads) {
+    avo_separator_config cfg;
+    avo_separator_config_default(&cfg);
+    cfg.preset = preset;
+    cfg.threads = threads;
+    avo_separator *sep;
+    avo_error err;
+    if (avo_separator_create(&cfg, &sep, &err)) {
+        fprintf(stderr, "bench: %s\n", err.message);
+        exit(1);
+    }
+    apply_sets(sep);
+    return sep;
+}
+
+static scores evaluate(avo_separator *sep, const avo_audio *mix, const avo_audio *voc, const avo_audio *acc) {
+    avo_audio ev, ea;
+    avo_error err;
+    scores s;
+    if (avo_separator_run(sep, mix, &ev, &ea, NULL, NULL, &err)) {
+        fprintf(stderr, "bench: %s\n", err.message);
+        exit(1);
+    }
+    avo_audio refs[2] = {*voc, *acc}, ests[2] = {ev, ea};
+    double med[2];
+    if (avo_bss_eval_sdr(refs, ests, 2, 44100, 44100, NULL, med, &err)) {
+        fprintf(stderr, "bench: %s\n", err.message);
+        exit(1);
+    }
+    s.v_sdr = med[0];
+    s.a_sdr = med[1];
+    avo_si_sdr_audio(voc, &ev, &s.v_si, NULL);
+    avo_si_sdr_audio(acc, &ea, &s.a_si, NULL);
+    avo_audio_free(&ev);
+    avo_audio_free(&ea);
+    return s;
+}
+
+static int list_clips(char names[][128]) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/singing", bench_data_dir());
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "bench: cannot open %s\n", dir);
+        exit(1);
+    }
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < MAX_CLIPS) {
+        size_t l = strlen(e->d_name);
+        if (l > 5 && !strcmp(e->d_name + l - 5, ".flac")) snprintf(names[n++], 128, "singing/%s", e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)n, 128, (int (*)(const void *, const void *))strcmp);
+    return n;
+}
+
+/* vocals scaled to var_db against acc (RMS), mixture = sum. */
+static void construct(const avo_audio *clip, const avo_audio *acc_src, double var_db, avo_audio *mix, avo_audio *voc,
+                      avo_audio *acc) {
+    bench_loop_to(acc_src, clip->frames, acc);
+    avo_audio_copy(clip, voc, NULL);
+    const float g = (float)(rms(acc) / rms(voc) * pow(10.0, var_db / 20.0));
+    for (int64_t i = 0; i < voc->frames * 2; i++) voc->samples[i] *= g;
+    avo_audio_alloc(mix, 44100, 2, clip->frames, NULL);
+    for (int64_t i = 0; i < mix->frames * 2; i++) mix->samples[i] = voc->samples[i] + acc->samples[i];
+}
+
+static void build_song(double seconds, const avo_audio *acc_src, char names[][128], int nclips, avo_audio *song) {
+    const int64_t frames = (int64_t)(seconds * 44100);
+    avo_audio acc, voc;
+    bench_loop_to(acc_src, frames, &acc);
+    avo_audio_alloc(&voc, 44100, 2, frames, NULL);
+    int64_t pos = 0;
+    for (int k = 0; pos < frames; k = (k + 1) % nclips) {
+        avo_audio clip;
+        bench_load(names[k], 44100, 2, &clip);
+        for (int c = 0; c < 2; c++)
+            for (int64_t i = 0; i < clip.frames && pos + i < frames; i++)
+                avo_audio_channel(&voc, c)[pos + i] = avo_audio_channel(&clip, c)[i];
+        pos += clip.frames;
+        avo_audio_free(&clip);
+    }
+    const float g = (float)(rms(&acc) / rms(&voc));
+    avo_audio_alloc(song, 44100, 2, frames, NULL);
+    for (int64_t i = 0; i < 2 * frames; i++) song->samples[i] = 0.5f * (g * voc.samples[i] + acc.samples[i]);
+    avo_audio_free(&acc);
+    avo_audio_free(&voc);
+}
+
+static double worst(const double *v, int n) {
+    double w = INFINITY;
+    for (int i = 0; i < n; i++)
+        if (v[i] < w) w = v[i];
+    return w;
+}
+
+static void add_condition(cJSON *arr, const char *set, double var_db, const char *preset, int n, double *vs,
+                          double *as, double *vsi, double *asi) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "set", set);
+    if (!isnan(var_db)) cJSON_AddNumberToObject(o, "var_db", var_db);
+    cJSON_AddStringToObject(o, "preset", preset);
+    cJSON_AddNumberToObject(o, "clips", n);
+    double w[4] = {worst(vs, n), worst(as, n), worst(vsi, n), worst(asi, n)};
+    double m[4] = {bench_median(vs, n), bench_median(as, n), bench_median(vsi, n), bench_median(asi, n)};
+    cJSON_AddNumberToObject(o, "vocals_sdr_median", m[0]);
+    cJSON_AddNumberToObject(o, "vocals_sdr_worst", w[0]);
+    cJSON_AddNumberToObject(o, "accomp_sdr_median", m[1]);
+    cJSON_AddNumberToObject(o, "accomp_sdr_worst", w[1]);
+    cJSON_AddNumberToObject(o, "vocals_sisdr_median", m[2]);
+    cJSON_AddNumberToObject(o, "vocals_sisdr_worst", w[2]);
+    cJSON_AddNumberToObject(o, "accomp_sisdr_median", m[3]);
+    cJSON_AddNumberToObject(o, "accomp_sisdr_worst", w[3]);
+    cJSON_AddItemToArray(arr, o);
+    char var[16] = "-";
+    if (!isnan(var_db)) snprintf(var, sizeof var, "%+.0f", var_db);
+    printf("%-12s %5s %-9s %3d | %7.2f %7.2f | %7.2f %7.2f | %7.2f %7.2f | %7.2f %7.2f\n", set, var, preset, n, m[0],
+           w[0], m[1], w[1], m[2], w[2], m[3], w[3]);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+    const char *out_path = "bench/out/separation.json";
+    char presets_arg[128] = "fast,balanced,quality", vars_arg[64] = "-6,0,6";
+    int threads = 0, do_speed = 1, do_memory = 0, max_clips = MAX_CLIPS;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--out") && i + 1 < argc) out_path = argv[++i];
+        else if (!strcmp(argv[i], "--presets") && i + 1 < argc) snprintf(presets_arg, sizeof presets_arg, "%s", argv[++i]);
+        else if (!strcmp(argv[i], "--vars") && i + 1 < argc) snprintf(vars_arg, sizeof vars_arg, "%s", argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--clips") && i + 1 < argc) max_clips = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-speed")) do_speed = 0;
+        else if (!strcmp(argv[i], "--memory")) do_memory = 1;
+        else if (!strcmp(argv[i], "--set") && i + 1 < argc && g_nsets < MAX_SETS) g_sets[g_nsets++] = argv[++i];
+        else {
+            fprintf(stderr, "usage: %s [--out FILE] [--presets LIST] [--vars LIST] [--threads N] [--clips N] "
+                            "[--no-speed] [--memory] [--set P=V]\n", argv[0]);
+            return 2;
+        }
+    }
+    avo_preset presets[3];
+    int npresets = 0;
+    for (char *tok = strtok(presets_arg, ","); tok && npresets < 3; tok = strtok(NULL, ","))
+        if (avo_preset_parse(tok, &presets[npresets]) == AVO_OK) npresets++;
+    double vars[8];
+    int nvars = 0;
+    for (char *tok = strtok(vars_arg, ","); tok && nvars < 8; tok = strtok(NULL, ",")) vars[nvars++] = atof(tok);
+
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "benchmark", "separation");
+    cJSON_AddStringToObject(root, "metric", "BSS Eval v4 images SDR (museval), 1 s windows/hops, median over windows; SI-SDR whole clip");
+    cJSON *conds = cJSON_AddArrayToObject(root, "conditions");
+
+    avo_audio acc_src, falcon_mix, falcon_voc;
+    bench_falcon_accompaniment(&acc_src);
+    bench_load("stems/falcon69/mixture.flac", 44100, 2, &falcon_mix);
+    bench_load("stems/falcon69/vocals.flac", 44100, 2, &falcon_voc);
+    char names[MAX_CLIPS][128];
+    int nclips = list_clips(names);
+    if (nclips > max_clips) nclips = max_clips;
+
+    printf("%-12s %5s %-9s %3s | %-15s | %-15s | %-15s | %-15s\n", "set", "VAR", "preset", "n", "vocals SDR med/worst",
+           "accomp SDR", "vocals SI-SDR", "accomp SI-SDR");
+    for (int pi = 0; pi < npresets; pi++) {
+        avo_separator *sep = make_sep(presets[pi], threads);
+        const char *pname = avo_preset_name(presets[pi]);
+        {
+            /* falcon69's stems are 6 s long; the mixture is trimmed to them. */
+            avo_audio m = falcon_mix, v = falcon_voc, a = acc_src;
+            int64_t n = m.frames < v.frames ? m.frames : v.frames;
+            if (a.frames < n) n = a.frames;
+            avo_audio mm, vv, aa;
+            avo_audio_alloc(&mm, 44100, 2, n, NULL);
+            avo_audio_alloc(&vv, 44100, 2, n, NULL);
+            avo_audio_alloc(&aa, 44100, 2, n, NULL);
+            for (int c = 0; c < 2; c++) {
+                memcpy(avo_audio_channel(&mm, c), avo_audio_channel(&m, c), sizeof(float) * (size_t)n);
+                memcpy(avo_audio_channel(&vv, c), avo_audio_channel(&v, c), sizeof(float) * (size_t)n);
+                memcpy(avo_audio_channel(&aa, c), avo_audio_channel(&a, c), sizeof(float) * (size_t)n);
+            }
+            scores s = evaluate(sep, &mm, &vv, &aa);
+            add_condition(conds, "falcon69", NAN, pname, 1, &s.v_sdr, &s.a_sdr, &s.v_si, &s.a_si);
+            avo_audio_free(&mm);
+            avo_audio_free(&vv);
+            avo_audio_free(&aa);
+        }
+        for (int vi = 0; vi < nvars; vi++) {
+            double vs[MAX_CLIPS], as[MAX_CLIPS], vsi[MAX_CLIPS], asi[MAX_CLIPS];
+            for (int k = 0; k < nclips; k++) {
+                avo_audio clip, mix, voc, acc;
+                bench_load(names[k], 44100, 2, &clip);
+                construct(&clip, &acc_src, vars[vi], &mix, &voc, &acc);
+                scores s = evaluate(sep, &mix, &voc, &acc);
+                vs[k] = s.v_sdr;
+                as[k] = s.a_sdr;
+                vsi[k] = s.v_si;
+                asi[k] = s.a_si;
+                if (getenv("BENCH_VERBOSE"))
+                    fprintf(stderr, "  %s %s %+g dB: vocals %.2f accomp %.2f\n", pname, names[k], vars[vi], s.v_sdr, s.a_sdr);
+                avo_audio_free(&clip);
+                avo_audio_free(&mix);
+                avo_audio_free(&voc);
+                avo_audio_free(&acc);
+            }
+            add_condition(conds, "constructed", vars[vi], pname, nclips, vs, as, vsi, asi);
+        }
+        avo_separator_free(sep);
+    }
+
+    cJSON *speed = cJSON_AddArrayToObject(root, "speed");
+    if (do_speed) {
+        avo_audio song;
+        build_song(30.0, &acc_src, names, nclips, &song);
+        printf("\nspeed: 30 s stereo 44.1 kHz song, median of 3 (threads %d)\n", threads);
+        for (int pi = 0; pi < npresets; pi++) {
+            avo_separator *sep = make_sep(presets[pi], threads);
+            double t[3];
+            for (int r = 0; r < 3; r++) {
+                avo_audio ev, ea;
+                const double t0 = avo_now_ms();
+                avo_separator_run(sep, &song, &ev, &ea, NULL, NULL, NULL);
+                t[r] = (avo_now_ms() - t0) / 1000.0;
+                avo_audio_free(&ev);
+                avo_audio_free(&ea);
+            }
+            const double med = bench_median(t, 3);
+            printf("  %-9s %.3f s  (runs %.3f %.3f %.3f)  %s\n", avo_preset_name(presets[pi]), med, t[0], t[1], t[2],
+                   med < 1.0 ? "meets < 1 s" : "misses < 1 s");
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "preset", avo_preset_name(presets[pi]));
+            cJSON_AddNumberToObject(o, "song_seconds", 30.0);
+            cJSON_AddNumberToObject(o, "seconds_median", med);
+            cJSON_AddItemToObject(o, "seconds_runs", cJSON_CreateDoubleArray(t, 3));
+            cJSON_AddStringToObject(o, "method", avo_separator_method(sep));
+            cJSON_AddItemToArray(speed, o);
+            avo_separator_free(sep);
+        }
+        avo_audio_free(&song);
+    }
+
+    if (do_memory) {
+        /* Each preset in a child so its peak RSS is its own. The caller-owned buffers alone (mixture,
+         * vocals, accompaniment, 10 min stereo float) are 3 x 212 MB; the separator's own working memory is
+         * the difference between the peak with and without the run. */
+        cJSON *mem = cJSON_AddArrayToObject(root, "memory");
+        printf("\nmemory: 10 min stereo 44.1 kHz song\n");
+        for (int pi = 0; pi < npresets; pi++) {
+            int fd[2];
+            if (pipe(fd)) break;
+            pid_t pid = fork();
+            if (pid == 0) {
+                close(fd[0]);
+                avo_audio song;
+                build_song(600.0, &acc_src, names, nclips, &song);
+                avo_audio ev, ea;
+                avo_audio_alloc(&ev, 44100, 2, song.frames, NULL);
+                avo_audio_alloc(&ea, 44100, 2, song.frames, NULL);
+                memset(ev.samples, 0, sizeof(float) * (size_t)(2 * song.frames));
+                memset(ea.samples, 0, sizeof(float) * (size_t)(2 * song.frames));
+                const double base = bench_peak_rss_mb();
+                avo_audio_free(&ev);
+                avo_audio_free(&ea);
+                avo_separator *sep = make_sep(presets[pi], threads);
+                const double t0 = avo_now_ms();
+                avo_separator_run(sep, &song, &ev, &ea, NULL, NULL, NULL);
+                double r[3] = {base, bench_peak_rss_mb(), (avo_now_ms() - t0) / 1000.0};
+                if (write(fd[1], r, sizeof r) != sizeof r) _exit(1);
+                _exit(0);
+            }
+            close(fd[1]);
+            double r[3] = {0, 0, 0};
+            if (read(fd[0], r, sizeof r) != sizeof r) fprintf(stderr, "memory child failed\n");
+            close(fd[0]);
+            waitpid(pid, NULL, 0);
+            printf("  %-9s peak RSS %.0f MB (buffers alone %.0f MB, separator working memory %.0f MB), %.1f s\n",
+                   avo_preset_name(presets[pi]), r[1], r[0], r[1] - r[0], r[2]);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "preset", avo_preset_name(presets[pi]));
+            cJSON_AddNumberToObject(o, "song_seconds", 600.0);
+            cJSON_AddNumberToObject(o, "peak_rss_mb", r[1]);
+            cJSON_AddNumberToObject(o, "buffers_only_rss_mb", r[0]);
+            cJSON_AddNumberToObject(o, "separator_working_mb", r[1] - r[0]);
+            cJSON_AddNumberToObject(o, "seconds", r[2]);
+            cJSON_AddItemToArray(mem, o);
+        }
+    }
+
+    char *txt = cJSON_Print(root);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", out_path);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = 0;
+        char cmd[1100];
+        snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+        if (system(cmd)) fprintf(stderr, "cannot create %s\n", dir);
+    }
+    FILE *f = fopen(out_path, "w");
+    if (f) {
+        fputs(txt, f);
+        fputc('\n', f);
+        fclose(f);
+        printf("\nwrote %s\n", out_path);
+    }
+    free(txt);
+    cJSON_Delete(root);
+    avo_audio_free(&acc_src);
+    avo_audio_free(&falcon_mix);
+    avo_audio_free(&falcon_voc);
+    return 0;
+}

@@ -1,0 +1,52 @@
+/* Internal pieces of the separation module: STFT, spectral models and masks. Not a public API. */
+#ifndef AVO_SEP_INTERNAL_H
+#define AVO_SEP_INTERNAL_H
+
+#include <fftw3.h>
+#include <stdint.h>
+
+/* Short-time Fourier transform with a periodic Hann window, hop = n / 4. Frame t is centred on
+ * sample t * hop, so a signal of len samples has len / hop + 1 frames. Spectra are stored frame by
+ * frame: bin f of frame t is spec[t * bins + f]. */
+typedef struct sep_stft {
+    int n, hop, bins;
+    float *win;       /* n: analysis and synthesis window */
+    fftwf_plan fwd;   /* r2c of n, planned on aligned scratch; executed with new-array calls */
+    fftwf_plan inv;   /* c2r of n */
+} sep_stft;
+
+int sep_stft_init(sep_stft *st, int n);
+void sep_stft_free(sep_stft *st);
+int64_t sep_stft_frames(const sep_stft *st, int64_t len);
+/* x has len samples; spec gets sep_stft_frames(len) * bins values. Returns 0 or -1 (no memory). */
+int sep_stft_forward(const sep_stft *st, const float *x, int64_t len, fftwf_complex *spec, int threads);
+/* Weighted overlap-add back to len samples in y (overwritten). Returns 0 or -1 (no memory). */
+int sep_stft_inverse(const sep_stft *st, const fftwf_complex *spec, int64_t len, float *y, int threads);
+
+/* Settings of the vocal model for one preset (see separate.c for the values). */
+typedef struct sep_params {
+    int use_repet;        /* REPET-SIM repeating-background model */
+    int repet_k;          /* similar frames per frame */
+    double repet_min_gap_s;
+    int use_hpss;         /* median-filter harmonic/percussive model */
+    int hpss_time_len;    /* frames */
+    int hpss_freq_len;    /* bins */
+    int use_side;         /* stereo: side channel bounds the accompaniment in the mid */
+    double side_gain;
+    int use_f0;           /* predominant-melody harmonic mask */
+    double lowcut_hz;     /* vocal mask is zero below this */
+    double mask_power;    /* Wiener exponent */
+    int iterations;       /* re-estimation passes */
+} sep_params;
+
+/* Computes the vocal mask (T x bins, in [0, 1]) for one block from the mid spectrum (and the side
+ * spectrum, or NULL for mono). */
+int sep_vocal_mask(const sep_params *p, const fftwf_complex *mid, const fftwf_complex *side, int64_t frames,
+                   int bins, int n_fft, int hop, int rate, int threads, float *mask);
+
+/* Ablation hooks for benchmarks: the parameters a separator runs with (editable between runs). */
+struct avo_separator;
+sep_params *sep_separator_params(struct avo_separator *sep);
+void sep_separator_params_changed(struct avo_separator *sep);
+
+#endif

@@ -1,0 +1,212 @@
+/* Vocal separation without model files.
+ *
+ * Each block of the song goes through an STFT of the mid channel ((L+R)/2; the only channel for mono).
+ * Lead vocals are usually panned centre, so the vocal estimate is taken from the mid only and the
+ * side channel goes to the accompaniment; the side also bounds how much accompaniment the mid holds.
+ * A soft mask (sep_vocal_mask) keeps the vocal part of the mid. Blocks overlap and the vocal
+ * estimates are cross-faded; accompaniment = mixture - vocals sample for sample. */
+#include "autovoice/separate.h"
+#include "separate/sep_internal.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SEP_MIN_FFT_LOG2 8
+#define SEP_MAX_FFT_LOG2 13
+#define SEP_NPLANS (SEP_MAX_FFT_LOG2 - SEP_MIN_FFT_LOG2 + 1)
+
+struct avo_separator {
+    avo_separator_config cfg;
+    sep_params params;
+    sep_stft stft[SEP_NPLANS]; /* one per FFT size, so any sample rate finds its plan */
+    char method[96];
+};
+
+void avo_separator_config_default(avo_separator_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->preset = AVO_PRESET_BALANCED;
+    cfg->threads = 0;
+    cfg->block_seconds = 0;
+}
+
+static void params_for_preset(avo_preset preset, sep_params *p) {
+    memset(p, 0, sizeof *p);
+    p->use_repet = 1;
+    p->repet_k = 10;
+    p->repet_min_gap_s = 0.25;
+    p->use_hpss = preset != AVO_PRESET_FAST;
+    p->hpss_time_len = 17;
+    p->hpss_freq_len = 17;
+    p->use_side = 1;
+    p->side_gain = 1.0;
+    p->use_f0 = 0;
+    p->lowcut_hz = 90.0;
+    p->mask_power = 2.0;
+    p->iterations = 1;
+}
+
+static void describe(avo_separator *sep) {
+    const sep_params *p = &sep->params;
+    snprintf(sep->method, sizeof sep->method, "centre-side%s%s%s", p->use_repet ? "+repet-sim" : "",
+             p->use_hpss ? "+hpss" : "", p->use_f0 ? "+f0-harmonic" : "");
+}
+
+avo_status avo_separator_create(const avo_separator_config *cfg, avo_separator **out, avo_error *err) {
+    if (!out) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "avo_separator_create: out is NULL");
+    *out = NULL;
+    avo_separator_config def;
+    avo_separator_config_default(&def);
+    if (!cfg) cfg = &def;
+    if (cfg->preset < AVO_PRESET_FAST || cfg->preset > AVO_PRESET_QUALITY)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "separator: unknown preset %d; use fast, balanced or quality",
+                             (int)cfg->preset);
+    if (cfg->threads < 0 || !(cfg->block_seconds >= 0) || cfg->block_seconds > 3600)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT,
+                             "separator: threads (%d) must be >= 0 and block_seconds (%g) in [0, 3600]; 0 picks defaults",
+                             cfg->threads, cfg->block_seconds);
+    avo_separator *sep = calloc(1, sizeof *sep);
+    if (!sep) return avo_error_set(err, AVO_ERR_NO_MEMORY, "separator: out of memory creating the context");
+    sep->cfg = *cfg;
+    if (sep->cfg.block_seconds == 0) sep->cfg.block_seconds = 30.0;
+    if (sep->cfg.block_seconds < 4.0) sep->cfg.block_seconds = 4.0;
+    params_for_preset(cfg->preset, &sep->params);
+    for (int i = 0; i < SEP_NPLANS; i++) {
+        if (sep_stft_init(&sep->stft[i], 1 << (SEP_MIN_FFT_LOG2 + i))) {
+            avo_separator_free(sep);
+            return avo_error_set(err, AVO_ERR_NO_MEMORY, "separator: cannot create FFT plans (out of memory)");
+        }
+    }
+    describe(sep);
+    *out = sep;
+    return AVO_OK;
+}
+
+void avo_separator_free(avo_separator *sep) {
+    if (!sep) return;
+    for (int i = 0; i < SEP_NPLANS; i++) sep_stft_free(&sep->stft[i]);
+    free(sep);
+}
+
+const char *avo_separator_method(const avo_separator *sep) { return sep ? sep->method : "none"; }
+
+sep_params *sep_separator_params(avo_separator *sep) { return &sep->params; }
+
+void sep_separator_params_changed(avo_separator *sep) { describe(sep); }
+
+/* About 46 ms windows at any rate (2048 at 44.1 and 48 kHz). */
+static const sep_stft *stft_for_rate(const avo_separator *sep, int rate) {
+    int lg = SEP_MIN_FFT_LOG2;
+    while (lg < SEP_MAX_FFT_LOG2 && (1 << lg) < 0.035 * rate) lg++;
+    return &sep->stft[lg - SEP_MIN_FFT_LOG2];
+}
+
+/* Vocal estimate for channels of one block x[c] (len samples) into v (len samples, the centre vocal).
+ * For stereo, mid and side are formed here; more than two channels never reach this function. */
+static int separate_block(const avo_separator *sep, const sep_stft *st, const float *l, const float *r, int64_t len,
+                          int rate, int threads, float *v) {
+    const int64_t T = sep_stft_frames(st, len);
+    const size_t nb = (size_t)T * (size_t)st->bins;
+    float *mid = malloc(sizeof(float) * (size_t)len);
+    float *sidet = r ? malloc(sizeof(float) * (size_t)len) : NULL;
+    fftwf_complex *M = fftwf_alloc_complex(nb);
+    fftwf_complex *S = r ? fftwf_alloc_complex(nb) : NULL;
+    float *mask = malloc(sizeof(float) * nb);
+    int rc = -1;
+    if (!mid || !M || !mask || (r && (!sidet || !S))) goto done;
+    if (r) {
+        for (int64_t i = 0; i < len; i++) {
+            mid[i] = 0.5f * (l[i] + r[i]);
+            sidet[i] = 0.5f * (l[i] - r[i]);
+        }
+    } else {
+        memcpy(mid, l, sizeof(float) * (size_t)len);
+    }
+    if (sep_stft_forward(st, mid, len, M, threads)) goto done;
+    if (r && sep_stft_forward(st, sidet, len, S, threads)) goto done;
+    if (sep_vocal_mask(&sep->params, M, S, T, st->bins, st->n, st->hop, rate, threads, mask)) goto done;
+    for (size_t i = 0; i < nb; i++) {
+        M[i][0] *= mask[i];
+        M[i][1] *= mask[i];
+    }
+    if (sep_stft_inverse(st, M, len, v, threads)) goto done;
+    rc = 0;
+done:
+    free(mid);
+    free(sidet);
+    fftwf_free(M);
+    fftwf_free(S);
+    free(mask);
+    return rc;
+}
+
+avo_status avo_separator_run(avo_separator *sep, const avo_audio *mixture, avo_audio *vocals,
+                             avo_audio *accompaniment, avo_progress_fn progress, void *user, avo_error *err) {
+    if (!sep || !mixture || !vocals || !accompaniment)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "avo_separator_run: NULL argument");
+    memset(vocals, 0, sizeof *vocals);
+    memset(accompaniment, 0, sizeof *accompaniment);
+    if (mixture->sample_rate < 4000 || mixture->sample_rate > 768000 || mixture->channels < 1 ||
+        mixture->channels > 64 || mixture->frames < 0 || (mixture->frames > 0 && !mixture->samples))
+        return avo_error_set(err, AVO_ERR_INVALID_AUDIO,
+                             "separation: unusable input (%d Hz, %d channels, %lld frames); need 4-768 kHz, 1-64 channels",
+                             mixture->sample_rate, mixture->channels, (long long)mixture->frames);
+    avo_status st = avo_audio_check_finite(mixture, "separation input", err);
+    if (st) return st;
+    const int rate = mixture->sample_rate, C = mixture->channels;
+    const int64_t N = mixture->frames;
+    if ((st = avo_audio_alloc(vocals, rate, C, N, err)) || (st = avo_audio_alloc(accompaniment, rate, C, N, err))) {
+        avo_audio_free(vocals);
+        return st;
+    }
+    const int threads = sep->cfg.threads > 0 ? sep->cfg.threads : omp_get_max_threads();
+    const sep_stft *stf = stft_for_rate(sep, rate);
+
+    /* Blocks of block_seconds overlapping by `fade` samples; vocal estimates are cross-faded linearly
+     * there so joins have no steps. */
+    int64_t block = (int64_t)(sep->cfg.block_seconds * rate);
+    const int64_t fade = (int64_t)(1.0 * rate);
+    if (block >= N) block = N;
+    const int64_t step = block - fade;
+    const int pairs = C == 2 ? 1 : C; /* stereo is one mid/side pass; other counts go channel by channel */
+    float *v = malloc(sizeof(float) * (size_t)(block > 0 ? block : 1));
+    if (!v) {
+        avo_audio_free(vocals);
+        avo_audio_free(accompaniment);
+        return avo_error_set(err, AVO_ERR_NO_MEMORY, "separation: out of memory for a %.0f s block", sep->cfg.block_seconds);
+    }
+    int64_t nblocks = N <= block ? 1 : 1 + (N - block + step - 1) / step;
+    int64_t done_blocks = 0;
+    for (int64_t start = 0; start < N; start += step) {
+        int64_t len = N - start < block ? N - start : block;
+        for (int c = 0; c < pairs; c++) {
+            const float *l = avo_audio_channel(mixture, C == 2 ? 0 : c) + start;
+            const float *r = C == 2 ? avo_audio_channel(mixture, 1) + start : NULL;
+            if (separate_block(sep, stf, l, r, len, rate, threads, v)) {
+                free(v);
+                avo_audio_free(vocals);
+                avo_audio_free(accompaniment);
+                return avo_error_set(err, AVO_ERR_NO_MEMORY,
+                                     "separation: out of memory in a %.0f s block; lower block_seconds",
+                                     sep->cfg.block_seconds);
+            }
+            const int c0 = C == 2 ? 0 : c, c1 = C == 2 ? 1 : c;
+            for (int cc = c0; cc <= c1; cc++) {
+                float *out = avo_audio_channel(vocals, cc) + start;
+                const int64_t ov = start > 0 ? (fade < len ? fade : len) : 0;
+                for (int64_t i = 0; i < ov; i++) {
+                    const float w = (float)(i + 1) / (float)(ov + 1);
+                    out[i] = (1.0f - w) * out[i] + w * v[i];
+                }
+                memcpy(out + ov, v + ov, sizeof(float) * (size_t)(len - ov));
+            }
+        }
+        done_blocks++;
+        if (progress) progress("separation", (double)done_blocks / (double)nblocks, user);
+        if (start + len >= N) break;
+    }
+    free(v);
+    for (int64_t i = 0; i < (int64_t)C * N; i++) accompaniment->samples[i] = mixture->samples[i] - vocals->samples[i];
+    return AVO_OK;
+}
