@@ -55,6 +55,19 @@ void avo_voice_params_transpose(avo_voice_params *p, double semitones);
 /* Warps every envelope along frequency: new(f) = old(f / ratio); ratio > 1 moves formants up. */
 avo_status avo_voice_params_warp_envelope(avo_voice_params *p, double ratio, avo_error *err);
 
+/* Distance between the envelopes of two parameter sets of the same shape, over frames voiced in
+ * both (f0 > 0 in a and b). Mel-cepstral distortion: each envelope's log amplitude (0.5 ln power)
+ * is resampled onto a uniform grid of the all-pass (mel) warped frequency with alpha =
+ * avo_mel_alpha(rate), turned into mel-cepstral coefficients c_1..c_order by a cosine transform
+ * (c0, the level, excluded), and MCD = 10/ln10 * sqrt(2 * sum (ca_m - cb_m)^2), averaged over the
+ * frames. Log-spectral distance: the RMS over bins of 10 log10(Pa/Pb), averaged over the frames.
+ * frames_used (may be NULL) receives the number of frames compared; with none, both are 0. */
+avo_status avo_voice_params_distance(const avo_voice_params *a, const avo_voice_params *b, int order,
+                                     double *mcd_db, double *lsd_db, int64_t *frames_used, avo_error *err);
+
+/* All-pass warping constant that best approximates the mel scale at this rate (0.42 at 16 kHz). */
+double avo_mel_alpha(int sample_rate);
+
 #ifdef __cplusplus
 }
 #endif

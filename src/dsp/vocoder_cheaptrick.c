@@ -1,0 +1,55 @@
+/* Spectral envelope, CheapTrick class (Morise 2015): a Hann window three periods long, the power
+ * spectrum folded below F0 and smoothed over 2F0/3, then liftered in the cepstrum with a sinc
+ * smoothing lifter and the q1 recovery lifter that restores the harmonic peaks. */
+#include "vocoder_internal.h"
+
+#include <math.h>
+
+/* Power floor: -140 dB re full scale, keeps log() finite on digital silence. */
+#define ENVELOPE_FLOOR 1e-14f
+
+void voc_envelope_frame(const avo_vocoder *v, voc_work *w, const float *x, int64_t n, double t, double f0,
+                        float *env) {
+    const int fft = v->fft_size, half = fft / 2, fs = v->fs;
+    const double f0c = f0 <= v->ct_f0_floor ? VOC_DEFAULT_F0 : f0;
+
+    /* Window of 3 periods; unit energy so that the envelope level does not depend on F0. */
+    const int wh = (int)lround(1.5 * fs / f0c);
+    voc_cos_window(w->win, wh, M_PI * f0c / (1.5 * fs), 0.5, 0.5, 0.0);
+    double energy = 0.0;
+    for (int j = 0; j <= 2 * wh; j++) energy += (double)w->win[j] * w->win[j];
+    const float norm = (float)(1.0 / sqrt(energy));
+    for (int j = 0; j <= 2 * wh; j++) w->win[j] *= norm;
+
+    const int64_t origin = llround(t * fs + 0.001);
+    voc_windowed(x, n, origin, wh, w->win, w->wave, 0.0, 0);
+    for (int j = 2 * wh + 1; j < fft; j++) w->wave[j] = 0.0f;
+    fftwf_execute_dft_r2c(v->r2c, w->wave, w->spec);
+
+    float *p = w->a;
+    for (int k = 0; k <= half; k++) p[k] = w->spec[k][0] * w->spec[k][0] + w->spec[k][1] * w->spec[k][1];
+    voc_dc_correction(p, f0c, fs, fft, w->c);
+    voc_linear_smoothing(p, f0c * 2.0 / 3.0, fs, fft, w->cum);
+    for (int k = 0; k <= half; k++) p[k] = logf(p[k] + ENVELOPE_FLOOR);
+
+    /* Cepstrum of the even log spectrum = DCT-I / fft. */
+    float *cep = w->b;
+    fftwf_execute_r2r(v->dct, p, cep);
+    const double q1 = VOC_Q1;
+    const double theta = 2.0 * M_PI * f0c / fs; /* rotation per quefrency sample, for cos(2 pi f0 q) */
+    const double ct = cos(theta), st = sin(theta);
+    double c = 1.0, s = 0.0; /* cos, sin of theta * k */
+    cep[0] *= 1.0f / (float)fft;
+    for (int k = 1; k <= half; k++) {
+        double nc = c * ct - s * st;
+        s = s * ct + c * st;
+        c = nc;
+        /* smoothing lifter: sinc(f0 q), the transform of the F0-wide rectangular smoothing in the log domain */
+        double xk = 0.5 * theta * k;
+        double smooth = sin(xk) / xk;
+        double recover = (1.0 - 2.0 * q1) + 2.0 * q1 * c;
+        cep[k] *= (float)(smooth * recover / fft);
+    }
+    fftwf_execute_r2r(v->dct, cep, p);
+    for (int k = 0; k <= half; k++) env[k] = expf(p[k]);
+}
