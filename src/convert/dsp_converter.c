@@ -51,7 +51,7 @@ static double choose_transpose(const avo_convert_options *opt, double source_med
 }
 
 /* Value of a grid-sampled curve at frequency hz (linear in frequency, clamped at the ends). */
-static double curve_at(const float *grid, const double *val, int n, double hz) {
+double curve_at(const float *grid, const double *val, int n, double hz) {
     if (hz <= grid[0]) return val[0];
     if (hz >= grid[n - 1]) return val[n - 1];
     int lo = 0, hi = n - 1;
@@ -209,6 +209,8 @@ static avo_status shape_timbre(avo_converter *c, conversion_buffers *b, avo_erro
         equaliser_curve(b->grid, b->src_env, b->tgt_env, n, amount, b->eq);
         apply_equaliser(&b->params, b->grid, b->eq, n, top, opt->protect);
     }
+    st = retrieval_correct(&b->params, target, amount, top, opt->threads, err);
+    if (st) return st;
     double t = choose_transpose(opt, median_voiced_f0(&b->params), target->summary.f0_median_hz);
     c->info.applied_transpose_semitones = t;
     avo_voice_params_transpose(&b->params, t);

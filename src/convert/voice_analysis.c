@@ -1,4 +1,8 @@
-/* Target voice analysis: what the DSP converter learns from a profile's recordings. */
+/* Target voice analysis: what the DSP converter learns from a profile's recordings.
+ *
+ * Every voiced 10 ms frame of the target is kept as a log spectral envelope on a mel-spaced grid;
+ * the converter retrieves from these the frames that best match each source frame. Their mean is
+ * the target's average timbre, used for the vocal-tract warp and the equaliser. */
 #include "converter_internal.h"
 
 #include <math.h>
@@ -7,7 +11,7 @@
 
 enum { GRID_SIZE = 96 };
 static const char MAGIC[8] = {'A', 'V', 'O', 'V', 'O', 'I', 'C', 'E'};
-static const uint32_t FORMAT_VERSION = 1;
+static const uint32_t FORMAT_VERSION = 2;
 
 static double hz_to_mel(double hz) { return 1127.0 * log(1.0 + hz / 700.0); }
 static double mel_to_hz(double mel) { return 700.0 * (exp(mel / 1127.0) - 1.0); }
@@ -52,70 +56,110 @@ static int compare_float(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Analyses one clip and adds its voiced frames to the running sums. */
+/* Growable collection of voiced frames (log envelope on the grid) and their F0. */
+typedef struct frame_pool {
+    float *env;
+    float *f0;
+    int64_t count, cap;
+} frame_pool;
+
+static avo_status pool_add(frame_pool *pool, const avo_voice_params *p, const float *grid, avo_error *err) {
+    for (int64_t t = 0; t < p->frames; t++) {
+        if (p->f0_hz[t] <= 0.0f) continue;
+        if (pool->count == pool->cap) {
+            int64_t ncap = pool->cap ? pool->cap * 2 : 4096;
+            float *e = realloc(pool->env, sizeof(float) * (size_t)(ncap * GRID_SIZE));
+            if (e) pool->env = e;
+            float *f = e ? realloc(pool->f0, sizeof(float) * (size_t)ncap) : NULL;
+            if (f) pool->f0 = f;
+            if (!e || !f) return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory analysing the recordings");
+            pool->cap = ncap;
+        }
+        envelope_on_grid(p, t, grid, GRID_SIZE, pool->env + pool->count * GRID_SIZE);
+        pool->f0[pool->count++] = p->f0_hz[t];
+    }
+    return AVO_OK;
+}
+
+/* Analyses one clip with the vocoder and adds its voiced frames to the pool. */
 static avo_status analyse_clip(const avo_audio *clip, const float *grid, avo_preset preset, int threads,
-                               double *sum_env, int64_t *voiced, float **f0s, size_t *f0_count, size_t *f0_cap,
-                               avo_error *err) {
+                               frame_pool *pool, avo_error *err) {
     avo_audio mono = {0};
     avo_vocoder *voc = NULL;
     avo_f0_track track = {0};
     avo_voice_params params = {0};
-    avo_vocoder_config vcfg;
-    avo_f0_config fcfg;
-    double *acc = malloc(sizeof(double) * GRID_SIZE);
-    avo_status st = acc ? avo_audio_to_mono(clip, &mono, err) : avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
+    avo_status st = avo_audio_to_mono(clip, &mono, err);
     if (!st) {
+        avo_f0_config fcfg;
         avo_f0_config_default(&fcfg);
         fcfg.method = avo_f0_method_for_preset(preset);
-        fcfg.hop_seconds = converter_frame_period(preset);
+        fcfg.hop_seconds = VOICE_ANALYSIS_FRAME_PERIOD;
         fcfg.threads = threads;
         st = avo_f0_estimate(mono.samples, mono.frames, mono.sample_rate, &fcfg, &track, err);
     }
     if (!st) {
+        avo_vocoder_config vcfg;
         avo_vocoder_config_default(&vcfg, mono.sample_rate);
-        vcfg.frame_period_seconds = converter_frame_period(preset);
+        vcfg.frame_period_seconds = VOICE_ANALYSIS_FRAME_PERIOD;
         vcfg.threads = threads;
         st = avo_vocoder_create(&vcfg, &voc, err);
     }
     if (!st) st = avo_vocoder_analyze(voc, mono.samples, mono.frames, &track, &params, err);
-    if (!st) {
-        int64_t used = mean_voiced_log_envelope(&params, grid, GRID_SIZE, acc);
-        for (int k = 0; k < GRID_SIZE; k++) sum_env[k] += acc[k] * (double)used;
-        *voiced += used;
-        for (int64_t t = 0; t < params.frames && !st; t++) {
-            if (params.f0_hz[t] <= 0.0f) continue;
-            if (*f0_count == *f0_cap) {
-                size_t ncap = *f0_cap ? *f0_cap * 2 : 4096;
-                float *p = realloc(*f0s, ncap * sizeof(float));
-                if (!p) {
-                    st = avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
-                    break;
-                }
-                *f0s = p;
-                *f0_cap = ncap;
-            }
-            (*f0s)[(*f0_count)++] = params.f0_hz[t];
-        }
-    }
+    if (!st) st = pool_add(pool, &params, grid, err);
     avo_voice_params_free(&params);
     avo_vocoder_free(voc);
     avo_f0_track_free(&track);
     avo_audio_free(&mono);
-    free(acc);
     return st;
 }
 
-static avo_voice_analysis *analysis_alloc(int grid_size) {
+static avo_voice_analysis *analysis_alloc(int grid_size, int64_t frames) {
     avo_voice_analysis *a = calloc(1, sizeof *a);
     if (!a) return NULL;
     a->grid_size = grid_size;
+    a->frame_count = frames;
     a->grid_hz = calloc((size_t)grid_size, sizeof(float));
     a->mean_log_env = calloc((size_t)grid_size, sizeof(float));
-    if (!a->grid_hz || !a->mean_log_env) {
+    a->frames = calloc((size_t)(frames * grid_size + 1), sizeof(float));
+    if (!a->grid_hz || !a->mean_log_env || !a->frames) {
         avo_voice_analysis_free(a);
         return NULL;
     }
     return a;
+}
+
+/* Keeps at most VOICE_ANALYSIS_MAX_FRAMES frames, evenly spread; fills the mean and the F0 summary. */
+static avo_status finish_analysis(const frame_pool *pool, int rate, const float *grid, avo_voice_analysis **out,
+                                  avo_error *err) {
+    const int64_t keep = pool->count < VOICE_ANALYSIS_MAX_FRAMES ? pool->count : VOICE_ANALYSIS_MAX_FRAMES;
+    avo_voice_analysis *a = analysis_alloc(GRID_SIZE, keep);
+    if (!a) return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
+    a->sample_rate = rate;
+    memcpy(a->grid_hz, grid, sizeof(float) * GRID_SIZE);
+    double sum[GRID_SIZE] = {0};
+    for (int64_t i = 0; i < keep; i++) {
+        const float *src = pool->env + (i * pool->count / keep) * GRID_SIZE;
+        memcpy(a->frames + i * GRID_SIZE, src, sizeof(float) * GRID_SIZE);
+        for (int k = 0; k < GRID_SIZE; k++) sum[k] += src[k];
+    }
+    for (int k = 0; k < GRID_SIZE; k++) a->mean_log_env[k] = (float)(sum[k] / (double)keep);
+    float *f0s = malloc(sizeof(float) * (size_t)pool->count);
+    if (!f0s) {
+        avo_voice_analysis_free(a);
+        return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
+    }
+    memcpy(f0s, pool->f0, sizeof(float) * (size_t)pool->count);
+    qsort(f0s, (size_t)pool->count, sizeof(float), compare_float);
+    const size_t n = (size_t)pool->count;
+    a->summary.sample_rate = rate;
+    a->summary.voiced_frames = pool->count;
+    a->summary.voiced_seconds = (double)pool->count * VOICE_ANALYSIS_FRAME_PERIOD;
+    a->summary.f0_median_hz = f0s[n / 2];
+    a->summary.f0_low_hz = f0s[n / 20];
+    a->summary.f0_high_hz = f0s[n - 1 - n / 20];
+    free(f0s);
+    *out = a;
+    return AVO_OK;
 }
 
 avo_status avo_voice_analysis_create(const avo_audio *clips, int clip_count, avo_preset preset, int threads,
@@ -124,54 +168,30 @@ avo_status avo_voice_analysis_create(const avo_audio *clips, int clip_count, avo
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "no recordings to analyse");
     int min_rate = clips[0].sample_rate;
     for (int i = 1; i < clip_count; i++) min_rate = clips[i].sample_rate < min_rate ? clips[i].sample_rate : min_rate;
-    avo_voice_analysis *a = analysis_alloc(GRID_SIZE);
-    double *sum = calloc(GRID_SIZE, sizeof(double));
-    if (!a || !sum) {
-        avo_voice_analysis_free(a);
-        free(sum);
-        return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
-    }
-    a->sample_rate = min_rate;
-    envelope_grid(a->grid_hz, GRID_SIZE, 60.0, 0.45 * min_rate);
-    float *f0s = NULL;
-    size_t f0_count = 0, f0_cap = 0;
-    int64_t voiced = 0;
+    float grid[GRID_SIZE];
+    envelope_grid(grid, GRID_SIZE, 60.0, 0.45 * min_rate);
+    frame_pool pool = {0};
     avo_status st = AVO_OK;
-    for (int i = 0; i < clip_count && !st; i++)
-        st = analyse_clip(&clips[i], a->grid_hz, preset, threads, sum, &voiced, &f0s, &f0_count, &f0_cap, err);
-    if (!st && voiced == 0)
+    for (int i = 0; i < clip_count && !st; i++) st = analyse_clip(&clips[i], grid, preset, threads, &pool, err);
+    if (!st && pool.count == 0)
         st = avo_error_set(err, AVO_ERR_VALIDATION, "no voiced (sung or spoken) frames found in the recordings");
-    if (!st) {
-        for (int k = 0; k < GRID_SIZE; k++) a->mean_log_env[k] = (float)(sum[k] / (double)voiced);
-        qsort(f0s, f0_count, sizeof(float), compare_float);
-        a->summary.sample_rate = min_rate;
-        a->summary.voiced_frames = voiced;
-        a->summary.voiced_seconds = (double)voiced * converter_frame_period(preset);
-        a->summary.f0_median_hz = f0s[f0_count / 2];
-        a->summary.f0_low_hz = f0s[f0_count / 20];
-        a->summary.f0_high_hz = f0s[f0_count - 1 - f0_count / 20];
-    }
-    free(sum);
-    free(f0s);
-    if (st) {
-        avo_voice_analysis_free(a);
-        return st;
-    }
-    *out = a;
-    return AVO_OK;
+    if (!st) st = finish_analysis(&pool, min_rate, grid, out, err);
+    free(pool.env);
+    free(pool.f0);
+    return st;
 }
 
 void avo_voice_analysis_free(avo_voice_analysis *a) {
     if (!a) return;
     free(a->grid_hz);
     free(a->mean_log_env);
+    free(a->frames);
     free(a);
 }
 
 void avo_voice_analysis_summary(const avo_voice_analysis *a, avo_voice_summary *out) { *out = a->summary; }
 
-/* Stored form (little-endian): magic, u32 version, u32 grid size, i32 rate, i64 voiced frames,
- * f64 voiced seconds, f64 f0 median/low/high, then grid_hz[n] and mean_log_env[n] as f32. */
+/* Stored form (little-endian): header, then grid_hz[n], mean_log_env[n], frames[frame_count * n], all f32. */
 typedef struct stored_header {
     char magic[8];
     uint32_t version;
@@ -179,12 +199,16 @@ typedef struct stored_header {
     int32_t sample_rate;
     int32_t reserved;
     int64_t voiced_frames;
+    int64_t frame_count;
     double voiced_seconds, f0_median_hz, f0_low_hz, f0_high_hz;
 } stored_header;
 
+static size_t stored_size(uint64_t grid, uint64_t frames) {
+    return sizeof(stored_header) + sizeof(float) * (size_t)(2 * grid + frames * grid);
+}
+
 avo_status avo_voice_analysis_save(const avo_voice_analysis *a, void **data, size_t *size, avo_error *err) {
-    const size_t n = (size_t)a->grid_size;
-    const size_t total = sizeof(stored_header) + 2 * n * sizeof(float);
+    const size_t n = (size_t)a->grid_size, total = stored_size(n, (uint64_t)a->frame_count);
     unsigned char *buf = malloc(total);
     if (!buf) return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
     stored_header h;
@@ -194,16 +218,25 @@ avo_status avo_voice_analysis_save(const avo_voice_analysis *a, void **data, siz
     h.grid_size = (uint32_t)n;
     h.sample_rate = a->sample_rate;
     h.voiced_frames = a->summary.voiced_frames;
+    h.frame_count = a->frame_count;
     h.voiced_seconds = a->summary.voiced_seconds;
     h.f0_median_hz = a->summary.f0_median_hz;
     h.f0_low_hz = a->summary.f0_low_hz;
     h.f0_high_hz = a->summary.f0_high_hz;
-    memcpy(buf, &h, sizeof h);
-    memcpy(buf + sizeof h, a->grid_hz, n * sizeof(float));
-    memcpy(buf + sizeof h + n * sizeof(float), a->mean_log_env, n * sizeof(float));
+    unsigned char *p = buf;
+    memcpy(p, &h, sizeof h), p += sizeof h;
+    memcpy(p, a->grid_hz, n * sizeof(float)), p += n * sizeof(float);
+    memcpy(p, a->mean_log_env, n * sizeof(float)), p += n * sizeof(float);
+    memcpy(p, a->frames, (size_t)a->frame_count * n * sizeof(float));
     *data = buf;
     *size = total;
     return AVO_OK;
+}
+
+static int all_finite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
 }
 
 avo_status avo_voice_analysis_load(const void *data, size_t size, avo_voice_analysis **out, avo_error *err) {
@@ -218,19 +251,22 @@ avo_status avo_voice_analysis_load(const void *data, size_t size, avo_voice_anal
                              "voice analysis format version %u is not supported (this build reads %u); "
                              "recreate the profile",
                              h.version, FORMAT_VERSION);
-    if (h.grid_size < 2 || h.grid_size > 4096 || size != sizeof h + 2 * (size_t)h.grid_size * sizeof(float) ||
-        h.sample_rate < 8000 || h.sample_rate > 384000)
+    if (h.grid_size < 2 || h.grid_size > 4096 || h.frame_count < 1 || h.frame_count > VOICE_ANALYSIS_MAX_FRAMES ||
+        size != stored_size(h.grid_size, (uint64_t)h.frame_count) || h.sample_rate < 8000 || h.sample_rate > 384000)
         return avo_error_set(err, AVO_ERR_FORMAT, "voice analysis data is damaged; recreate the profile");
-    avo_voice_analysis *a = analysis_alloc((int)h.grid_size);
+    avo_voice_analysis *a = analysis_alloc((int)h.grid_size, h.frame_count);
     if (!a) return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
     const unsigned char *p = (const unsigned char *)data + sizeof h;
-    memcpy(a->grid_hz, p, h.grid_size * sizeof(float));
-    memcpy(a->mean_log_env, p + h.grid_size * sizeof(float), h.grid_size * sizeof(float));
-    for (uint32_t k = 0; k < h.grid_size; k++) {
-        if (!isfinite(a->grid_hz[k]) || !isfinite(a->mean_log_env[k]) || (k && a->grid_hz[k] <= a->grid_hz[k - 1])) {
-            avo_voice_analysis_free(a);
-            return avo_error_set(err, AVO_ERR_FORMAT, "voice analysis data is damaged; recreate the profile");
-        }
+    const size_t n = h.grid_size;
+    memcpy(a->grid_hz, p, n * sizeof(float)), p += n * sizeof(float);
+    memcpy(a->mean_log_env, p, n * sizeof(float)), p += n * sizeof(float);
+    memcpy(a->frames, p, (size_t)h.frame_count * n * sizeof(float));
+    int ok = all_finite(a->grid_hz, n) && all_finite(a->mean_log_env, n) &&
+             all_finite(a->frames, (size_t)h.frame_count * n);
+    for (size_t k = 1; ok && k < n; k++) ok = a->grid_hz[k] > a->grid_hz[k - 1];
+    if (!ok) {
+        avo_voice_analysis_free(a);
+        return avo_error_set(err, AVO_ERR_FORMAT, "voice analysis data is damaged; recreate the profile");
     }
     a->sample_rate = h.sample_rate;
     a->summary.sample_rate = h.sample_rate;
