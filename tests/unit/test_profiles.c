@@ -1,0 +1,489 @@
+/* profiles module: store round trips, errors, persistence, concurrency, crash atomicity (a child killed
+ * at every step of put/replace/delete), and clip validation on real and synthetic recordings. */
+#include "autovoice/profiles.h"
+#include "profiles/profiles_internal.h"
+#include "test_util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmpdir[512];
+
+/* ---- helpers --------------------------------------------------------------------------------- */
+
+static const char *fresh_dir(char *buf, size_t n, const char *name) {
+    snprintf(buf, n, "%s/%s", tmpdir, name);
+    prof_remove_tree(buf, NULL, NULL);
+    return buf;
+}
+
+/* Deterministic blob content for a (seed, index) pair, so a reader can tell which version it sees. */
+static unsigned char *make_blob(int seed, int index, size_t size) {
+    unsigned char *p = malloc(size ? size : 1);
+    uint32_t x = 2166136261u ^ (uint32_t)(seed * 31 + index);
+    for (size_t i = 0; i < size; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        p[i] = (unsigned char)x;
+    }
+    return p;
+}
+
+static size_t blob_size(int seed, int index) { return index == 0 ? 70000 + 13 * (size_t)seed : 4096 + (size_t)seed; }
+
+static void make_info(avo_profile_info *p, const char *name, int seed) {
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    snprintf(p->kind, sizeof p->kind, "dsp");
+    p->created_unix = 1700000000 + seed;
+    p->clip_count = seed; /* identifies the version */
+    p->sample_rate = 44100;
+    p->total_seconds = 30.5 + seed;
+    p->voiced_seconds = 21.25 + seed;
+    p->f0_median_hz = 220.0 + seed;
+    p->f0_low_hz = 110.5;
+    p->f0_high_hz = 440.25;
+    p->snr_db = 31.5;
+    snprintf(p->sources, sizeof p->sources, "a_%d.wav;b.flac", seed);
+    snprintf(p->warnings, sizeof p->warnings, "b.flac: low SNR 18 dB");
+}
+
+/* Puts version `seed` of profile `name` with two blobs. */
+static avo_status put_version(avo_profile_store *s, const char *name, int seed, int replace, avo_error *err) {
+    avo_profile_info info;
+    make_info(&info, name, seed);
+    unsigned char *b0 = make_blob(seed, 0, blob_size(seed, 0)), *b1 = make_blob(seed, 1, blob_size(seed, 1));
+    avo_profile_blob blobs[2] = {{"analysis.bin", b0, blob_size(seed, 0)}, {"extra.dat", b1, blob_size(seed, 1)}};
+    avo_status st = avo_profile_store_put(s, &info, blobs, 2, replace, err);
+    free(b0);
+    free(b1);
+    return st;
+}
+
+/* Checks that profile `name` is version `seed`, whole: every field and both blobs byte-equal.
+ * Returns 1 if it is. */
+static int profile_is_version(avo_profile_store *s, const char *name, int seed) {
+    avo_profile_info got, want;
+    avo_error err;
+    make_info(&want, name, seed);
+    if (avo_profile_store_get(s, name, &got, &err) != AVO_OK) {
+        fprintf(stderr, "  get %s: %s\n", name, err.message);
+        return 0;
+    }
+    int ok = strcmp(got.name, want.name) == 0 && strcmp(got.kind, want.kind) == 0 &&
+             got.created_unix == want.created_unix && got.clip_count == want.clip_count &&
+             got.sample_rate == want.sample_rate && got.total_seconds == want.total_seconds &&
+             got.voiced_seconds == want.voiced_seconds && got.f0_median_hz == want.f0_median_hz &&
+             got.f0_low_hz == want.f0_low_hz && got.f0_high_hz == want.f0_high_hz && got.snr_db == want.snr_db &&
+             strcmp(got.sources, want.sources) == 0 && strcmp(got.model_path, want.model_path) == 0 &&
+             strcmp(got.warnings, want.warnings) == 0;
+    if (!ok) fprintf(stderr, "  %s: fields are not version %d (clip_count %d)\n", name, seed, got.clip_count);
+    const char *names[2] = {"analysis.bin", "extra.dat"};
+    for (int i = 0; i < 2 && ok; i++) {
+        void *data = NULL;
+        size_t size = 0;
+        if (avo_profile_store_read_blob(s, name, names[i], &data, &size, &err) != AVO_OK) {
+            fprintf(stderr, "  read %s/%s: %s\n", name, names[i], err.message);
+            ok = 0;
+            continue;
+        }
+        unsigned char *want_blob = make_blob(seed, i, blob_size(seed, i));
+        if (size != blob_size(seed, i) || memcmp(data, want_blob, size) != 0) {
+            fprintf(stderr, "  %s/%s: bytes differ from version %d (size %zu)\n", name, names[i], seed, size);
+            ok = 0;
+        }
+        free(want_blob);
+        free(data);
+    }
+    return ok;
+}
+
+/* Number of entries in store/profiles (each live profile owns exactly one). */
+static int count_data_folders(const char *store_dir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/profiles", store_dir);
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+    closedir(d);
+    return n;
+}
+
+static size_t count_profiles(avo_profile_store *s) {
+    avo_profile_info *all = NULL;
+    size_t n = 0;
+    avo_error err;
+    CHECK_OK(avo_profile_store_list(s, &all, &n, &err), &err);
+    free(all);
+    return n;
+}
+
+/* ---- store ----------------------------------------------------------------------------------- */
+
+static void test_names(void) {
+    char longest[AVO_PROFILE_NAME_MAX], too_long[AVO_PROFILE_NAME_MAX + 1];
+    memset(longest, 'a', sizeof longest - 1);
+    longest[sizeof longest - 1] = '\0';
+    memset(too_long, 'b', sizeof too_long - 1);
+    too_long[sizeof too_long - 1] = '\0';
+    const char *good[] = {"alice", "A", "Bob_2", "x-y-z", "a-", "0", longest};
+    const char *bad[] = {NULL, "", "-x", "a.b", "a/b", "..", "../x", "a b", "caf\xc3\xa9", "tab\t", too_long};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        CHECK_MSG(avo_profile_name_is_valid(good[i]), "'%s' should be valid", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CHECK_MSG(!avo_profile_name_is_valid(bad[i]), "'%s' should be invalid", bad[i] ? bad[i] : "(null)");
+}
+
+static void test_round_trip(void) {
+    char dir[700];
+    fresh_dir(dir, sizeof dir, "roundtrip");
+    avo_profile_store *s = NULL;
+    avo_error err;
+    avo_error_clear(&err);
+    CHECK_OK(avo_profile_store_open(dir, &s, &err), &err);
+    if (!s) return;
+    CHECK(strcmp(avo_profile_store_dir(s), dir) == 0);
+    CHECK(count_profiles(s) == 0);
+
+    CHECK_OK(put_version(s, "alice", 1, 0, &err), &err);
+    CHECK(profile_is_version(s, "alice", 1));
+
+    /* Existing name without replace: refused, old profile untouched. */
+    avo_status st = put_version(s, "alice", 2, 0, &err);
+    CHECK_MSG(st == AVO_ERR_EXISTS, "got %s", avo_status_name(st));
+    CHECK_MSG(strstr(err.message, "--force") && strstr(err.message, "profile delete"), "%s", err.message);
+    CHECK(profile_is_version(s, "alice", 1));
+
+    CHECK_OK(put_version(s, "alice", 2, 1, &err), &err);
+    CHECK(profile_is_version(s, "alice", 2));
+    CHECK_OK(put_version(s, "bob", 3, 0, &err), &err);
+    CHECK_MSG(count_data_folders(dir) == 2, "%d data folders after replace", count_data_folders(dir));
+
+    avo_profile_info *all = NULL;
+    size_t n = 0;
+    CHECK_OK(avo_profile_store_list(s, &all, &n, &err), &err);
+    CHECK(n == 2 && strcmp(all[0].name, "alice") == 0 && strcmp(all[1].name, "bob") == 0);
+    CHECK(n == 2 && all[0].clip_count == 2 && all[1].clip_count == 3);
+    free(all);
+
+    /* A profile with no blobs, a neural one with a model path. */
+    avo_profile_info info;
+    make_info(&info, "carol", 9);
+    snprintf(info.kind, sizeof info.kind, "neural");
+    snprintf(info.model_path, sizeof info.model_path, "/models/carol.pth");
+    CHECK_OK(avo_profile_store_put(s, &info, NULL, 0, 0, &err), &err);
+    avo_profile_info got;
+    CHECK_OK(avo_profile_store_get(s, "carol", &got, &err), &err);
+    CHECK(strcmp(got.kind, "neural") == 0 && strcmp(got.model_path, "/models/carol.pth") == 0);
+
+    /* Errors that must name what to do. */
+    void *data = NULL;
+    size_t size = 0;
+    st = avo_profile_store_read_blob(s, "carol", "analysis.bin", &data, &size, &err);
+    CHECK_MSG(st == AVO_ERR_NOT_FOUND && data == NULL, "missing blob: %s", avo_status_name(st));
+    st = avo_profile_store_get(s, "nobody", &got, &err);
+    CHECK_MSG(st == AVO_ERR_NOT_FOUND, "got %s", avo_status_name(st));
+    CHECK_MSG(strstr(err.message, "autovoice profile list") && strstr(err.message, "nobody"), "%s", err.message);
+    st = avo_profile_store_read_blob(s, "nobody", "analysis.bin", &data, &size, &err);
+    CHECK(st == AVO_ERR_NOT_FOUND);
+    st = avo_profile_store_delete(s, "nobody", &err);
+    CHECK_MSG(st == AVO_ERR_NOT_FOUND && strstr(err.message, "autovoice profile list"), "%s", err.message);
+    st = avo_profile_store_get(s, "../etc", &got, &err);
+    CHECK_MSG(st == AVO_ERR_INVALID_ARGUMENT, "bad name: %s", avo_status_name(st));
+    st = avo_profile_store_read_blob(s, "alice", "../alice.1/analysis.bin", &data, &size, &err);
+    CHECK_MSG(st == AVO_ERR_INVALID_ARGUMENT, "bad blob name: %s", avo_status_name(st));
+
+    /* Bad puts are refused before anything is written. */
+    unsigned char byte = 1;
+    avo_profile_blob dup[2] = {{"x.bin", &byte, 1}, {"x.bin", &byte, 1}};
+    make_info(&info, "dave", 4);
+    CHECK(avo_profile_store_put(s, &info, dup, 2, 0, &err) == AVO_ERR_INVALID_ARGUMENT);
+    avo_profile_blob hidden = {".hidden", &byte, 1};
+    CHECK(avo_profile_store_put(s, &info, &hidden, 1, 0, &err) == AVO_ERR_INVALID_ARGUMENT);
+    make_info(&info, "bad.name", 4);
+    CHECK(avo_profile_store_put(s, &info, NULL, 0, 0, &err) == AVO_ERR_INVALID_ARGUMENT);
+    CHECK(avo_profile_store_get(s, "dave", &got, &err) == AVO_ERR_NOT_FOUND);
+
+    CHECK_OK(avo_profile_store_delete(s, "alice", &err), &err);
+    CHECK(avo_profile_store_get(s, "alice", &got, &err) == AVO_ERR_NOT_FOUND);
+    CHECK(avo_profile_store_read_blob(s, "alice", "analysis.bin", &data, &size, &err) == AVO_ERR_NOT_FOUND);
+    CHECK(count_profiles(s) == 2);
+    CHECK_MSG(count_data_folders(dir) == 2, "%d data folders after delete", count_data_folders(dir));
+    avo_profile_store_close(s);
+
+    /* Reopen: everything persisted. */
+    s = NULL;
+    CHECK_OK(avo_profile_store_open(dir, &s, &err), &err);
+    if (!s) return;
+    CHECK(count_profiles(s) == 2);
+    CHECK(profile_is_version(s, "bob", 3));
+    CHECK_OK(avo_profile_store_get(s, "carol", &got, &err), &err);
+    CHECK(got.clip_count == 9 && strcmp(got.model_path, "/models/carol.pth") == 0);
+    avo_profile_store_close(s);
+}
+
+static void test_default_dir(void) {
+    char dir[700], want[800];
+    fresh_dir(dir, sizeof dir, "xdg");
+    char *old_xdg = getenv("XDG_DATA_HOME") ? strdup(getenv("XDG_DATA_HOME")) : NULL;
+    setenv("XDG_DATA_HOME", dir, 1);
+    avo_profile_store *s = NULL;
+    avo_error err;
+    CHECK_OK(avo_profile_store_open(NULL, &s, &err), &err);
+    snprintf(want, sizeof want, "%s/autovoice", dir);
+    CHECK_MSG(s && strcmp(avo_profile_store_dir(s), want) == 0, "default dir %s", s ? avo_profile_store_dir(s) : "");
+    avo_profile_store_close(s);
+    if (old_xdg) setenv("XDG_DATA_HOME", old_xdg, 1);
+    else unsetenv("XDG_DATA_HOME");
+    free(old_xdg);
+}
+
+static void write_bytes(const char *path, const void *data, size_t n, long offset) {
+    int fd = open(path, O_WRONLY | O_CREAT, 0644);
+    if (fd < 0) return;
+    if (pwrite(fd, data, n, offset) != (ssize_t)n) fprintf(stderr, "short write to %s\n", path);
+    close(fd);
+}
+
+static void expect_open_error(const char *dir, avo_status want, const char *must_name, const char *what) {
+    avo_profile_store *s = NULL;
+    avo_error err;
+    avo_error_clear(&err);
+    avo_status st = avo_profile_store_open(dir, &s, &err);
+    CHECK_MSG(st == want && s == NULL, "%s: got %s (%s)", what, avo_status_name(st), err.message);
+    CHECK_MSG(strstr(err.message, must_name) != NULL, "%s: message must name %s: %s", what, must_name, err.message);
+    avo_profile_store_close(s);
+}
+
+static void test_corrupt_and_unwritable(void) {
+    char dir[700], db[800];
+    avo_error err;
+
+    /* A file that is not a database at all. */
+    fresh_dir(dir, sizeof dir, "corrupt1");
+    prof_mkdirs(dir, NULL);
+    snprintf(db, sizeof db, "%s/profiles.db", dir);
+    char junk[8192];
+    for (size_t i = 0; i < sizeof junk; i++) junk[i] = (char)('a' + i % 26);
+    write_bytes(db, junk, sizeof junk, 0);
+    expect_open_error(dir, AVO_ERR_FORMAT, db, "garbage profiles.db");
+
+    /* A real store whose database pages were damaged afterwards. */
+    fresh_dir(dir, sizeof dir, "corrupt2");
+    avo_profile_store *s = NULL;
+    CHECK_OK(avo_profile_store_open(dir, &s, &err), &err);
+    for (int i = 0; s && i < 40; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "p%02d", i);
+        CHECK_OK(put_version(s, name, i, 0, &err), &err);
+    }
+    avo_profile_store_close(s); /* the last close checkpoints the WAL into profiles.db */
+    snprintf(db, sizeof db, "%s/profiles.db", dir);
+    struct stat sb;
+    CHECK(stat(db, &sb) == 0 && sb.st_size >= 3 * 4096);
+    write_bytes(db, junk, 4096, 4096); /* all of page 2, the profiles table root */
+    s = NULL;
+    avo_status st = avo_profile_store_open(dir, &s, &err);
+    if (st == AVO_OK) { /* quick_check may not reach every page kind; a read must then fail clearly */
+        avo_profile_info *all = NULL;
+        size_t n = 0;
+        st = avo_profile_store_list(s, &all, &n, &err);
+        free(all);
+    }
+    CHECK_MSG(st == AVO_ERR_FORMAT && strstr(err.message, db) && strstr(err.message, ".bad"),
+              "damaged pages: %s (%s)", avo_status_name(st), err.message);
+    avo_profile_store_close(s);
+
+    /* The magic header overwritten. */
+    write_bytes(db, junk, 100, 0);
+    expect_open_error(dir, AVO_ERR_FORMAT, db, "overwritten header");
+
+    /* A store path that runs through a regular file cannot be created. */
+    char file[800], below[900];
+    fresh_dir(dir, sizeof dir, "unwritable");
+    prof_mkdirs(dir, NULL);
+    snprintf(file, sizeof file, "%s/plainfile", dir);
+    write_bytes(file, "x", 1, 0);
+    snprintf(below, sizeof below, "%s/store", file);
+    expect_open_error(below, AVO_ERR_IO, file, "store below a file");
+    expect_open_error(file, AVO_ERR_IO, file, "store is a file");
+    if (geteuid() != 0) { /* root ignores permissions */
+        char ro[800];
+        snprintf(ro, sizeof ro, "%s/readonly", dir);
+        prof_mkdirs(ro, NULL);
+        chmod(ro, 0555);
+        expect_open_error(ro, AVO_ERR_IO, ro, "read-only folder");
+        chmod(ro, 0755);
+    }
+}
+
+static void test_two_stores_same_dir(void) {
+    char dir[700];
+    fresh_dir(dir, sizeof dir, "shared");
+    avo_profile_store *a = NULL, *b = NULL;
+    avo_error err;
+    CHECK_OK(avo_profile_store_open(dir, &a, &err), &err);
+    CHECK_OK(avo_profile_store_open(dir, &b, &err), &err);
+    if (!a || !b) {
+        avo_profile_store_close(a);
+        avo_profile_store_close(b);
+        return;
+    }
+    CHECK_OK(put_version(a, "eve", 1, 0, &err), &err);
+    CHECK(profile_is_version(b, "eve", 1));
+    CHECK(put_version(b, "eve", 2, 0, &err) == AVO_ERR_EXISTS);
+    CHECK_OK(put_version(b, "eve", 2, 1, &err), &err);
+    CHECK(profile_is_version(a, "eve", 2));
+    CHECK_OK(avo_profile_store_delete(a, "eve", &err), &err);
+    CHECK(count_profiles(b) == 0);
+    avo_profile_store_close(a);
+    avo_profile_store_close(b);
+
+    /* Several processes writing and reading at once: every profile must stay whole. */
+    enum { WORKERS = 3, ROUNDS = 12 };
+    pid_t pids[WORKERS];
+    for (int w = 0; w < WORKERS; w++) {
+        pids[w] = fork();
+        if (pids[w] == 0) {
+            avo_profile_store *s = NULL;
+            avo_error e;
+            int bad = avo_profile_store_open(dir, &s, &e) != AVO_OK;
+            for (int r = 0; !bad && r < ROUNDS; r++) {
+                char own[32];
+                snprintf(own, sizeof own, "worker%d", w);
+                bad |= put_version(s, "contended", 100 * w + r, 1, &e) != AVO_OK;
+                bad |= put_version(s, own, 100 * w + r, 1, &e) != AVO_OK;
+                bad |= !profile_is_version(s, own, 100 * w + r);
+                avo_profile_info info;
+                bad |= avo_profile_store_get(s, "contended", &info, &e) != AVO_OK;
+                if (!bad && !profile_is_version(s, "contended", info.clip_count)) {
+                    /* another worker may have replaced it between get and read; only a torn read is bad */
+                    avo_profile_store_get(s, "contended", &info, &e);
+                    bad |= !profile_is_version(s, "contended", info.clip_count);
+                }
+                if (r % 4 == 1) bad |= avo_profile_store_delete(s, own, &e) != AVO_OK;
+            }
+            if (bad) fprintf(stderr, "worker %d: %s\n", w, e.message);
+            avo_profile_store_close(s);
+            _exit(bad ? 1 : 0);
+        }
+    }
+    for (int w = 0; w < WORKERS; w++) {
+        int status = 0;
+        waitpid(pids[w], &status, 0);
+        CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker %d failed (status %d)", w, status);
+    }
+    a = NULL;
+    CHECK_OK(avo_profile_store_open(dir, &a, &err), &err);
+    if (!a) return;
+    avo_profile_info *all = NULL;
+    size_t n = 0;
+    CHECK_OK(avo_profile_store_list(a, &all, &n, &err), &err);
+    CHECK_MSG(n == WORKERS + 1, "%zu profiles after concurrent writers", n);
+    for (size_t i = 0; i < n; i++) CHECK_MSG(profile_is_version(a, all[i].name, all[i].clip_count), "%s", all[i].name);
+    CHECK(count_data_folders(dir) == (int)n);
+    free(all);
+    avo_profile_store_close(a);
+}
+
+/* ---- crash atomicity ------------------------------------------------------------------------- */
+
+/* What a crash at a step must leave: the old version (or nothing) before the commit, the new after. */
+typedef struct crash_case {
+    const char *step;
+    int committed;
+} crash_case;
+
+static const crash_case PUT_STEPS[] = {
+    {"put-start", 0},         {"put-tmp-created", 0}, {"put-blob-partial", 0},       {"put-blobs-synced", 0},
+    {"put-renamed", 0},       {"put-in-txn", 0},      {"put-committed", 1},          {"put-old-partly-removed", 1},
+    {"put-done", 1},
+};
+static const crash_case DELETE_STEPS[] = {
+    {"delete-in-txn", 0}, {"delete-committed", 1}, {"delete-partly-removed", 1}, {"delete-done", 1}};
+
+enum { OP_PUT_NEW, OP_REPLACE, OP_DELETE };
+
+/* Forks a child that runs `op` with the crash hook set to `step`; returns 1 if the hook killed it. */
+static int run_crashing_child(const char *dir, int op, const char *step) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("AVO_PROFILES_CRASH_AT", step, 1);
+        avo_profile_store *s = NULL;
+        avo_error e;
+        if (avo_profile_store_open(dir, &s, &e) != AVO_OK) _exit(2);
+        avo_status st = op == OP_DELETE ? avo_profile_store_delete(s, "victim", &e)
+                                        : put_version(s, "victim", 2, op == OP_REPLACE, &e);
+        _exit(st == AVO_OK ? 0 : 3); /* reaching here means the hook did not fire */
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+static void crash_one(int op, const crash_case *c) {
+    static const char *op_names[] = {"put-new", "replace", "delete"};
+    char dir[700];
+    fresh_dir(dir, sizeof dir, "crash");
+    avo_profile_store *s = NULL;
+    avo_error err;
+    CHECK_OK(avo_profile_store_open(dir, &s, &err), &err);
+    if (!s) return;
+    CHECK_OK(put_version(s, "bystander", 7, 0, &err), &err);
+    if (op != OP_PUT_NEW) CHECK_OK(put_version(s, "victim", 1, 0, &err), &err);
+    avo_profile_store_close(s);
+
+    int killed = run_crashing_child(dir, op, c->step);
+    CHECK_MSG(killed, "%s: the child was not killed at step %s", op_names[op], c->step);
+
+    s = NULL;
+    CHECK_OK(avo_profile_store_open(dir, &s, &err), &err);
+    if (!s) return;
+    avo_profile_info info;
+    avo_status st = avo_profile_store_get(s, "victim", &info, &err);
+    if (op == OP_DELETE || (op == OP_PUT_NEW && !c->committed)) {
+        int want_gone = op == OP_DELETE ? c->committed : 1;
+        if (want_gone) CHECK_MSG(st == AVO_ERR_NOT_FOUND, "%s at %s: victim still there", op_names[op], c->step);
+        else CHECK_MSG(profile_is_version(s, "victim", 1), "%s at %s: old profile not whole", op_names[op], c->step);
+    } else {
+        int want = c->committed ? 2 : 1;
+        CHECK_MSG(profile_is_version(s, "victim", want), "%s at %s: want version %d whole", op_names[op], c->step,
+                  want);
+    }
+    CHECK_MSG(profile_is_version(s, "bystander", 7), "%s at %s: bystander damaged", op_names[op], c->step);
+    /* No leftovers: the reopen removed temporary and orphaned folders. */
+    int folders = count_data_folders(dir);
+    CHECK_MSG(folders == (int)count_profiles(s), "%s at %s: %d data folders for %zu profiles", op_names[op], c->step,
+              folders, count_profiles(s));
+    /* And the store still works after the crash. */
+    CHECK_OK(put_version(s, "victim", 3, 1, &err), &err);
+    CHECK(profile_is_version(s, "victim", 3));
+    avo_profile_store_close(s);
+}
+
+static void test_crash_atomicity(void) {
+    for (size_t i = 0; i < sizeof PUT_STEPS / sizeof *PUT_STEPS; i++) {
+        crash_one(OP_REPLACE, &PUT_STEPS[i]);
+        if (strcmp(PUT_STEPS[i].step, "put-old-partly-removed") != 0) crash_one(OP_PUT_NEW, &PUT_STEPS[i]);
+    }
+    for (size_t i = 0; i < sizeof DELETE_STEPS / sizeof *DELETE_STEPS; i++) crash_one(OP_DELETE, &DELETE_STEPS[i]);
+}
+
+int main(void) {
+    avo_test_tmp_dir("test_profiles", tmpdir, sizeof tmpdir);
+    unsetenv("AVO_PROFILES_CRASH_AT");
+    test_names();
+    test_round_trip();
+    test_default_dir();
+    test_corrupt_and_unwritable();
+    test_two_stores_same_dir();
+    test_crash_atomicity();
+    TEST_MAIN_END();
+}
