@@ -1,0 +1,319 @@
+/* f0 module: accuracy on signals with known pitch, voicing, real singing, edge cases, API contract. */
+#include "autovoice/audio.h"
+#include "autovoice/f0.h"
+#include "synth_voice.h"
+#include "test_util.h"
+
+static const char *method_name(avo_f0_method m) { return m == AVO_F0_FAST ? "fast" : "accurate"; }
+
+static avo_f0_config config(avo_f0_method m, double hop, int threads) {
+    avo_f0_config c;
+    avo_f0_config_default(&c);
+    c.method = m;
+    c.hop_seconds = hop;
+    c.threads = threads;
+    return c;
+}
+
+/* Scores a track against per-frame truth (F0 Hz, 0 unvoiced, -1 ignored). */
+typedef struct score {
+    int64_t voiced, unvoiced, hits50, detected, false_alarms, octave_errors;
+    double max_abs_cents;
+} score;
+
+static score score_track(const avo_f0_track *t, const float *truth) {
+    score s = {0};
+    for (int64_t i = 0; i < t->frames; i++) {
+        if (truth[i] < 0) continue;
+        if (truth[i] == 0) {
+            s.unvoiced++;
+            s.false_alarms += t->f0_hz[i] > 0;
+            continue;
+        }
+        s.voiced++;
+        if (t->f0_hz[i] <= 0) continue;
+        s.detected++;
+        const double c = 1200.0 * log2(t->f0_hz[i] / truth[i]);
+        if (fabs(c) <= 50) s.hits50++;
+        if (fabs(fabs(c) - 1200) < 100 || fabs(fabs(c) - 2400) < 100) s.octave_errors++;
+        if (fabs(c) > s.max_abs_cents) s.max_abs_cents = fabs(c);
+    }
+    return s;
+}
+
+/* Steady tones: sinusoid and band-limited pulse train, 1 cent on every frame away from the ends. */
+static void test_steady_tones(void) {
+    const double freqs[] = {60, 110, 220, 440, 880, 1000};
+    const int rates[] = {16000, 44100};
+    for (int m = 0; m < 2; m++)
+        for (int r = 0; r < 2; r++)
+            for (size_t k = 0; k < sizeof freqs / sizeof freqs[0]; k++)
+                for (int pulse = 0; pulse < 2; pulse++) {
+                    const int fs = rates[r];
+                    const int64_t n = fs; /* 1 s */
+                    double *f0 = malloc(sizeof(double) * (size_t)n);
+                    float *x = malloc(sizeof(float) * (size_t)n);
+                    synth_note note = {.start = 0, .dur = 1.0, .f0_hz = freqs[k]};
+                    synth_contour(&note, 1, fs, n, f0);
+                    synth_voice_params p = {.max_harmonics = pulse ? 0 : 1, .tilt_db_oct = 0, .amplitude = 0.5,
+                                            .breath_db = -200};
+                    synth_rng rng = {1};
+                    synth_render(f0, n, fs, &p, &rng, x);
+                    avo_f0_config cfg = config((avo_f0_method)m, 0.01, 1);
+                    avo_f0_track t;
+                    avo_error err;
+                    CHECK_OK(avo_f0_estimate(x, n, fs, &cfg, &t, &err), &err);
+                    double worst = 0;
+                    int unvoiced = 0;
+                    for (int64_t i = 10; i < t.frames - 10; i++) {
+                        if (t.f0_hz[i] <= 0) {
+                            unvoiced++;
+                            continue;
+                        }
+                        const double c = fabs(1200.0 * log2(t.f0_hz[i] / freqs[k]));
+                        if (c > worst) worst = c;
+                    }
+                    CHECK_MSG(unvoiced == 0 && worst < 1.0, "%s %s %g Hz at %d Hz: %d unvoiced, worst %.3f cents",
+                              method_name((avo_f0_method)m), pulse ? "pulse" : "sine", freqs[k], fs, unvoiced,
+                              worst);
+                    avo_f0_track_free(&t);
+                    free(f0);
+                    free(x);
+                }
+}
+
+/* Synthetic sung melodies with vibrato and glides across voice ranges. */
+static void test_vibrato_voice(void) {
+    const double ranges[][2] = {{80, 300}, {150, 500}, {250, 1000}};
+    const int fs = 22050;
+    for (int m = 0; m < 2; m++) {
+        score tot = {0};
+        for (int r = 0; r < 3; r++) {
+            synth_rng rng = {1234 + (uint64_t)r};
+            synth_note notes[12];
+            double secs;
+            synth_melody(notes, 12, ranges[r][0], ranges[r][1], 100, 1, &rng, &secs);
+            const int64_t n = (int64_t)(secs * fs);
+            double *f0 = malloc(sizeof(double) * (size_t)n);
+            float *x = malloc(sizeof(float) * (size_t)n);
+            synth_contour(notes, 12, fs, n, f0);
+            synth_voice_params p = {.tilt_db_oct = -9, .formants = 1, .amplitude = 0.3, .breath_db = -25};
+            synth_render(f0, n, fs, &p, &rng, x);
+            avo_f0_config cfg = config((avo_f0_method)m, 0.01, 2);
+            avo_f0_track t;
+            avo_error err;
+            CHECK_OK(avo_f0_estimate(x, n, fs, &cfg, &t, &err), &err);
+            float *truth = malloc(sizeof(float) * (size_t)t.frames);
+            synth_truth(f0, n, fs, 0.01, t.frames, truth);
+            score s = score_track(&t, truth);
+            tot.voiced += s.voiced;
+            tot.hits50 += s.hits50;
+            tot.octave_errors += s.octave_errors;
+            tot.unvoiced += s.unvoiced;
+            tot.false_alarms += s.false_alarms;
+            free(truth);
+            avo_f0_track_free(&t);
+            free(f0);
+            free(x);
+        }
+        const double rpa = (double)tot.hits50 / (double)tot.voiced;
+        const double oct = (double)tot.octave_errors / (double)tot.voiced;
+        const double fa = (double)tot.false_alarms / (double)(tot.unvoiced ? tot.unvoiced : 1);
+        fprintf(stderr, "vibrato voice %s: RPA %.4f, octave errors %.4f, false alarms %.4f (%lld voiced)\n",
+                method_name((avo_f0_method)m), rpa, oct, fa, (long long)tot.voiced);
+        CHECK_MSG(rpa > 0.97, "%s RPA %.4f", method_name((avo_f0_method)m), rpa);
+        CHECK_MSG(oct < 0.01, "%s octave errors %.4f", method_name((avo_f0_method)m), oct);
+        CHECK_MSG(fa < 0.05, "%s voicing false alarms %.4f", method_name((avo_f0_method)m), fa);
+    }
+}
+
+/* Silence, noise, DC: nothing voiced. */
+static void test_unvoiced_inputs(void) {
+    const int fs = 16000;
+    const int64_t n = 2 * fs;
+    float *x = calloc((size_t)n, sizeof(float));
+    synth_rng rng = {99};
+    for (int kind = 0; kind < 4; kind++) {
+        for (int64_t i = 0; i < n; i++) {
+            if (kind == 0) x[i] = 0;
+            if (kind == 1) x[i] = 0.5f;                              /* DC */
+            if (kind == 2) x[i] = (float)(0.1 * synth_gauss(&rng));  /* white noise */
+            if (kind == 3) x[i] = (float)(1e-7 * synth_gauss(&rng)); /* dither-level noise */
+        }
+        for (int m = 0; m < 2; m++) {
+            avo_f0_config cfg = config((avo_f0_method)m, 0.01, 1);
+            avo_f0_track t;
+            avo_error err;
+            CHECK_OK(avo_f0_estimate(x, n, fs, &cfg, &t, &err), &err);
+            int voiced = 0, bad = 0;
+            for (int64_t i = 0; i < t.frames; i++) {
+                voiced += t.f0_hz[i] > 0;
+                bad += !(t.confidence[i] >= 0 && t.confidence[i] <= 1);
+            }
+            const int allowed = kind == 2 ? (int)(t.frames / 50) : 0; /* noise: under 2% */
+            CHECK_MSG(voiced <= allowed, "%s: input kind %d has %d voiced frames of %lld",
+                      method_name((avo_f0_method)m), kind, voiced, (long long)t.frames);
+            CHECK(bad == 0);
+            avo_f0_track_free(&t);
+        }
+    }
+    free(x);
+}
+
+/* Clipped, 1-sample, shorter than a window, odd rate: sane output, right frame count. */
+static void test_edge_cases(void) {
+    for (int m = 0; m < 2; m++) {
+        avo_error err;
+        avo_f0_track t;
+        avo_f0_config cfg = config((avo_f0_method)m, 0.01, 0);
+        /* Hard-clipped 200 Hz tone (10x over full scale). */
+        const int fs = 16000;
+        float *x = malloc(sizeof(float) * fs);
+        for (int i = 0; i < fs; i++) {
+            float v = (float)(10.0 * sin(2 * M_PI * 200.0 * i / fs));
+            x[i] = v > 1 ? 1 : v < -1 ? -1 : v;
+        }
+        CHECK_OK(avo_f0_estimate(x, fs, fs, &cfg, &t, &err), &err);
+        int ok = 0;
+        for (int64_t i = 5; i < t.frames - 5; i++) ok += t.f0_hz[i] > 0 && fabs(1200 * log2(t.f0_hz[i] / 200.0)) < 5;
+        CHECK_MSG(ok == t.frames - 10, "%s clipped: %d of %lld frames right", method_name((avo_f0_method)m), ok,
+                  (long long)t.frames - 10);
+        avo_f0_track_free(&t);
+
+        /* One sample. */
+        CHECK_OK(avo_f0_estimate(x, 1, fs, &cfg, &t, &err), &err);
+        CHECK(t.frames == 1 && t.f0_hz[0] == 0);
+        avo_f0_track_free(&t);
+
+        /* Shorter than one analysis window (300 samples = 19 ms) at an odd rate. */
+        CHECK_OK(avo_f0_estimate(x, 300, 11025, &cfg, &t, &err), &err);
+        CHECK(t.frames == 300 / 110 + 1);
+        for (int64_t i = 0; i < t.frames; i++) CHECK(t.f0_hz[i] >= 0 && t.f0_hz[i] < 1200 && isfinite(t.f0_hz[i]));
+        avo_f0_track_free(&t);
+
+        /* Bad arguments give clear errors, not crashes. */
+        x[10] = NAN;
+        CHECK(avo_f0_estimate(x, fs, fs, &cfg, &t, &err) == AVO_ERR_INVALID_AUDIO);
+        CHECK(strstr(err.message, "10") != NULL);
+        CHECK(avo_f0_estimate(x, 0, fs, &cfg, &t, &err) == AVO_ERR_INVALID_AUDIO);
+        CHECK(avo_f0_estimate(NULL, 10, fs, &cfg, &t, &err) == AVO_ERR_INVALID_ARGUMENT);
+        avo_f0_config bad = cfg;
+        bad.f0_min_hz = 500;
+        bad.f0_max_hz = 400;
+        CHECK(avo_f0_estimate(x, 5, fs, &bad, &t, &err) == AVO_ERR_INVALID_ARGUMENT);
+        bad = cfg;
+        bad.hop_seconds = 0;
+        CHECK(avo_f0_estimate(x, 5, fs, &bad, &t, &err) == AVO_ERR_INVALID_ARGUMENT);
+        free(x);
+    }
+}
+
+/* 10 minutes of a looped synthetic phrase at 8 kHz: completes, right length, still accurate at the end. */
+static void test_ten_minutes(void) {
+    const int fs = 8000;
+    const int64_t n = 600 * (int64_t)fs;
+    double *f0 = malloc(sizeof(double) * (size_t)n);
+    float *x = malloc(sizeof(float) * (size_t)n);
+    synth_note notes[200];
+    for (int k = 0; k < 200; k++)
+        notes[k] = (synth_note){.start = 3.0 * k, .dur = 2.5, .f0_hz = 110.0 * pow(2.0, (k % 13) / 12.0),
+                                .vib_hz = 5.5, .vib_cents = 40};
+    synth_contour(notes, 200, fs, n, f0);
+    synth_voice_params p = {.tilt_db_oct = -6, .formants = 1, .amplitude = 0.3, .breath_db = -200};
+    synth_rng rng = {5};
+    synth_render(f0, n, fs, &p, &rng, x);
+    for (int m = 0; m < 2; m++) {
+        avo_f0_config cfg = config((avo_f0_method)m, 0.01, 0);
+        avo_f0_track t;
+        avo_error err;
+        CHECK_OK(avo_f0_estimate(x, n, fs, &cfg, &t, &err), &err);
+        CHECK(t.frames == 60001);
+        float *truth = malloc(sizeof(float) * (size_t)t.frames);
+        synth_truth(f0, n, fs, 0.01, t.frames, truth);
+        score s = score_track(&t, truth);
+        CHECK_MSG((double)s.hits50 / (double)s.voiced > 0.98, "%s 10 min: RPA %.4f",
+                  method_name((avo_f0_method)m), (double)s.hits50 / (double)s.voiced);
+        /* The last note is tracked as well as the first. */
+        int last_ok = 0;
+        for (int64_t i = 59710; i < 59940; i++) last_ok += truth[i] > 0 && t.f0_hz[i] > 0 &&
+                                                           fabs(1200 * log2(t.f0_hz[i] / truth[i])) < 50;
+        CHECK_MSG(last_ok > 200, "%s last note: %d frames right", method_name((avo_f0_method)m), last_ok);
+        free(truth);
+        avo_f0_track_free(&t);
+    }
+    free(f0);
+    free(x);
+}
+
+/* Real singing: plausible voiced fraction and range; the two methods agree. */
+static void test_real_singing(void) {
+    const char *clips[] = {"nus48e_JLEE_11.flac", "nus48e_ADIZ_18.flac", "vocadito_10.flac"};
+    for (size_t c = 0; c < 3; c++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/singing/%s", avo_test_data_dir(), clips[c]);
+        avo_audio a;
+        avo_error err;
+        CHECK_OK(avo_audio_read(path, &a, &err), &err);
+        if (a.frames <= 0) continue;
+        avo_f0_track tr[2];
+        for (int m = 0; m < 2; m++) {
+            avo_f0_config cfg = config((avo_f0_method)m, 0.01, 2);
+            CHECK_OK(avo_f0_estimate(a.samples, a.frames, a.sample_rate, &cfg, &tr[m], &err), &err);
+        }
+        int64_t v[2] = {0, 0}, both = 0, agree = 0;
+        for (int64_t i = 0; i < tr[0].frames; i++) {
+            const float a0 = tr[0].f0_hz[i], a1 = tr[1].f0_hz[i];
+            v[0] += a0 > 0;
+            v[1] += a1 > 0;
+            if (a0 > 0 && a1 > 0) {
+                both++;
+                agree += fabs(1200 * log2(a0 / a1)) < 50;
+            }
+        }
+        const double n = (double)tr[0].frames;
+        fprintf(stderr, "%s: voiced fast %.3f accurate %.3f, agree on %.4f of %lld common voiced frames\n", clips[c],
+                v[0] / n, v[1] / n, (double)agree / (double)both, (long long)both);
+        for (int m = 0; m < 2; m++)
+            CHECK_MSG(v[m] / n > 0.3 && v[m] / n < 0.97, "%s %s voiced fraction %.3f", clips[c],
+                      method_name((avo_f0_method)m), v[m] / n);
+        CHECK_MSG(both > 0.8 * (v[0] < v[1] ? v[0] : v[1]), "%s: voicing overlap", clips[c]);
+        CHECK_MSG(agree > 0.95 * both, "%s: methods agree on %.3f", clips[c], (double)agree / (double)both);
+        avo_f0_track_free(&tr[0]);
+        avo_f0_track_free(&tr[1]);
+        avo_audio_free(&a);
+    }
+}
+
+/* Frame count and timing contract, thread independence, interpolation helper. */
+static void test_api(void) {
+    const int fs = 44100;
+    const int64_t n = fs + 123;
+    float *x = malloc(sizeof(float) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(0.4 * sin(2 * M_PI * 330.0 * (double)i / fs));
+    avo_f0_config cfg = config(AVO_F0_ACCURATE, 0.005, 1);
+    avo_f0_track a, b;
+    avo_error err;
+    CHECK_OK(avo_f0_estimate(x, n, fs, &cfg, &a, &err), &err);
+    CHECK(a.frames == (int64_t)floor(n / (0.005 * fs)) + 1 && a.hop_seconds == 0.005);
+    cfg.threads = 2;
+    CHECK_OK(avo_f0_estimate(x, n, fs, &cfg, &b, &err), &err);
+    CHECK(a.frames == b.frames && memcmp(a.f0_hz, b.f0_hz, sizeof(float) * (size_t)a.frames) == 0);
+    CHECK_NEAR(avo_f0_track_at(&a, 0.5), 330.0, 0.2);
+    CHECK(avo_f0_track_at(&a, 100.0) == 0);
+    CHECK(avo_f0_method_for_preset(AVO_PRESET_FAST) == AVO_F0_FAST);
+    CHECK(avo_f0_method_for_preset(AVO_PRESET_QUALITY) == AVO_F0_ACCURATE);
+    avo_f0_track_free(&a);
+    avo_f0_track_free(&b);
+    free(x);
+}
+
+int main(void) {
+    test_api();
+    test_steady_tones();
+    test_unvoiced_inputs();
+    test_edge_cases();
+    test_vibrato_voice();
+    test_real_singing();
+    test_ten_minutes();
+    TEST_MAIN_END();
+}
