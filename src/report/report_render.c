@@ -121,6 +121,7 @@ static void o_table_begin(out *o, int ncols, const char *const *head) {
 static const char *cell_class(const char *text) {
     if (strncmp(text, "PASS", 4) == 0) return " class=\"pass\"";
     if (strncmp(text, "FAIL", 4) == 0 || strncmp(text, "NOT PASSED", 10) == 0) return " class=\"fail\"";
+    if ((text[0] >= '0' && text[0] <= '9') || (text[0] == '-' && text[1] >= '0' && text[1] <= '9')) return " class=\"num\"";
     return "";
 }
 
@@ -717,8 +718,8 @@ static const char HTML_HEAD[] =
     "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>AutoVoice benchmark report</title>\n"
     "<style>\nbody{font-family:'DejaVu Sans',Arial,sans-serif;max-width:1100px;margin:24px auto;padding:0 16px;color:#222;}\n"
     "h1{border-bottom:2px solid #4c78a8;padding-bottom:6px;}h2{margin-top:32px;border-bottom:1px solid #ccc;}\n"
-    "table{border-collapse:collapse;margin:8px 0 16px;}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;}\n"
-    "th{background:#f0f3f8;}td:first-child,th:first-child{text-align:left;}\n"
+    "table{border-collapse:collapse;margin:8px 0 16px;}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;}\n"
+    "th{background:#f0f3f8;}td.num{text-align:right;white-space:nowrap;}\n"
     ".pass{color:#1a7f37;font-weight:bold;}.fail{color:#c62828;font-weight:bold;}.missing{color:#8a6d3b;}\n"
     "figure{margin:12px 0;}img{max-width:100%;border:1px solid #ddd;}figcaption{font-size:90%;color:#555;}\n"
     "</style>\n</head>\n<body>\n";
