@@ -64,13 +64,13 @@ static avo_status put_version(avo_profile_store *s, const char *name, int seed, 
 }
 
 /* Checks that profile `name` is version `seed`, whole: every field and both blobs byte-equal.
- * Returns 1 if it is. */
-static int profile_is_version(avo_profile_store *s, const char *name, int seed) {
+ * Returns 1 if it is; says why not unless quiet. */
+static int profile_is_version_q(avo_profile_store *s, const char *name, int seed, int quiet) {
     avo_profile_info got, want;
     avo_error err;
     make_info(&want, name, seed);
     if (avo_profile_store_get(s, name, &got, &err) != AVO_OK) {
-        fprintf(stderr, "  get %s: %s\n", name, err.message);
+        if (!quiet) fprintf(stderr, "  get %s: %s\n", name, err.message);
         return 0;
     }
     int ok = strcmp(got.name, want.name) == 0 && strcmp(got.kind, want.kind) == 0 &&
@@ -80,25 +80,29 @@ static int profile_is_version(avo_profile_store *s, const char *name, int seed) 
              got.f0_low_hz == want.f0_low_hz && got.f0_high_hz == want.f0_high_hz && got.snr_db == want.snr_db &&
              strcmp(got.sources, want.sources) == 0 && strcmp(got.model_path, want.model_path) == 0 &&
              strcmp(got.warnings, want.warnings) == 0;
-    if (!ok) fprintf(stderr, "  %s: fields are not version %d (clip_count %d)\n", name, seed, got.clip_count);
+    if (!ok && !quiet) fprintf(stderr, "  %s: fields are not version %d (clip_count %d)\n", name, seed, got.clip_count);
     const char *names[2] = {"analysis.bin", "extra.dat"};
     for (int i = 0; i < 2 && ok; i++) {
         void *data = NULL;
         size_t size = 0;
         if (avo_profile_store_read_blob(s, name, names[i], &data, &size, &err) != AVO_OK) {
-            fprintf(stderr, "  read %s/%s: %s\n", name, names[i], err.message);
+            if (!quiet) fprintf(stderr, "  read %s/%s: %s\n", name, names[i], err.message);
             ok = 0;
             continue;
         }
         unsigned char *want_blob = make_blob(seed, i, blob_size(seed, i));
         if (size != blob_size(seed, i) || memcmp(data, want_blob, size) != 0) {
-            fprintf(stderr, "  %s/%s: bytes differ from version %d (size %zu)\n", name, names[i], seed, size);
+            if (!quiet) fprintf(stderr, "  %s/%s: bytes differ from version %d (size %zu)\n", name, names[i], seed, size);
             ok = 0;
         }
         free(want_blob);
         free(data);
     }
     return ok;
+}
+
+static int profile_is_version(avo_profile_store *s, const char *name, int seed) {
+    return profile_is_version_q(s, name, seed, 0);
 }
 
 /* Number of entries in store/profiles (each live profile owns exactly one). */
@@ -360,13 +364,15 @@ static void test_two_stores_same_dir(void) {
                 bad |= put_version(s, "contended", 100 * w + r, 1, &e) != AVO_OK;
                 bad |= put_version(s, own, 100 * w + r, 1, &e) != AVO_OK;
                 bad |= !profile_is_version(s, own, 100 * w + r);
-                avo_profile_info info;
-                bad |= avo_profile_store_get(s, "contended", &info, &e) != AVO_OK;
-                if (!bad && !profile_is_version(s, "contended", info.clip_count)) {
-                    /* another worker may have replaced it between get and read; only a torn read is bad */
-                    avo_profile_store_get(s, "contended", &info, &e);
-                    bad |= !profile_is_version(s, "contended", info.clip_count);
+                /* Another worker may replace it between get and read_blob (each call is atomic, the pair
+                 * is not), so a mismatch is retried; a torn profile would fail every time. */
+                int whole = 0;
+                for (int tries = 0; !bad && !whole && tries < 50; tries++) {
+                    avo_profile_info info;
+                    bad |= avo_profile_store_get(s, "contended", &info, &e) != AVO_OK;
+                    whole = !bad && profile_is_version_q(s, "contended", info.clip_count, 1);
                 }
+                bad |= !whole;
                 if (r % 4 == 1) bad |= avo_profile_store_delete(s, own, &e) != AVO_OK;
             }
             if (bad) fprintf(stderr, "worker %d: %s\n", w, e.message);
@@ -476,6 +482,191 @@ static void test_crash_atomicity(void) {
     for (size_t i = 0; i < sizeof DELETE_STEPS / sizeof *DELETE_STEPS; i++) crash_one(OP_DELETE, &DELETE_STEPS[i]);
 }
 
+/* ---- clip validation ------------------------------------------------------------------------ */
+
+static avo_status validate(const avo_audio *a, const char *name, avo_clip_report *r, avo_error *err) {
+    avo_error_clear(err);
+    return avo_profile_validate_clip(a, name, r, err);
+}
+
+static void test_real_clips_pass(void) {
+    const char *dirs[] = {"singing", "speech"};
+    const char *data = avo_test_data_dir();
+    int seen = 0, male = 0, female = 0;
+    for (int d = 0; d < 2; d++) {
+        char dir[700];
+        snprintf(dir, sizeof dir, "%s/%s", data, dirs[d]);
+        DIR *dh = opendir(dir);
+        CHECK_MSG(dh != NULL, "cannot open %s (set AVO_TEST_DATA)", dir);
+        if (!dh) continue;
+        struct dirent *e;
+        while ((e = readdir(dh)) != NULL) {
+            size_t n = strlen(e->d_name);
+            if (n < 6 || strcmp(e->d_name + n - 5, ".flac") != 0) continue;
+            char path[1200];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            avo_audio a;
+            avo_error err;
+            avo_clip_report r;
+            CHECK_OK(avo_audio_read(path, &a, &err), &err);
+            if (err.code) continue;
+            avo_status st = validate(&a, path, &r, &err);
+            CHECK_MSG(st == AVO_OK && r.usable, "%s rejected: %s", path, err.message);
+            CHECK_MSG(r.snr_db >= 20.0 || r.warning[0], "%s: SNR %.1f without a warning", path, r.snr_db);
+            CHECK_NEAR(r.duration_seconds, (double)a.frames / a.sample_rate, 1e-9);
+            CHECK(r.sample_rate == a.sample_rate && r.clipped_fraction < 0.001);
+            CHECK_MSG(r.voiced_seconds > 0.1 && r.voiced_seconds < r.duration_seconds, "%s voiced %.2f of %.2f s", path,
+                      r.voiced_seconds, r.duration_seconds);
+            CHECK_MSG(r.f0_median_hz > 70 && r.f0_median_hz < 600, "%s F0 median %.1f", path, r.f0_median_hz);
+            /* The NUS-48E singers' sex is documented: male medians sit well below female ones. */
+            static const char *males[] = {"JLEE", "JTAN", "KENN", "SAMF", "VKOW", "ZHIY"};
+            static const char *females[] = {"ADIZ", "MCUR", "MPOL", "MPUR", "NJAT", "PMAR"};
+            for (int k = 0; k < 6; k++) {
+                if (strstr(e->d_name, males[k])) {
+                    male++;
+                    CHECK_MSG(r.f0_median_hz < 250, "%s (male) F0 median %.1f", path, r.f0_median_hz);
+                }
+                if (strstr(e->d_name, females[k])) {
+                    female++;
+                    CHECK_MSG(r.f0_median_hz > 250, "%s (female) F0 median %.1f", path, r.f0_median_hz);
+                }
+            }
+            if (getenv("AVO_TEST_VERBOSE"))
+                fprintf(stderr, "%-32s voiced %5.2f/%5.2f s  F0 %6.1f Hz  SNR %5.1f dB  %s\n", e->d_name, r.voiced_seconds,
+                        r.duration_seconds, r.f0_median_hz, r.snr_db, r.warning);
+            seen++;
+            avo_audio_free(&a);
+        }
+        closedir(dh);
+    }
+    CHECK_MSG(seen >= 40 && male >= 10 && female >= 10, "only %d real clips (%d male, %d female)", seen, male, female);
+}
+
+/* A voice-like test signal: harmonic tone at f0 with a slow vibrato, in notes separated by pauses. */
+static void make_sung_tone(avo_audio *a, int rate, double f0, double seconds, double *toned_seconds) {
+    avo_audio_alloc(a, rate, 1, (int64_t)(seconds * rate), NULL);
+    float *x = a->samples;
+    double phase = 0.0;
+    *toned_seconds = 0.0;
+    for (int64_t i = 0; i < a->frames; i++) {
+        double t = (double)i / rate;
+        double in_note = fmod(t, 1.0) < 0.7 ? 1.0 : 0.0; /* 0.7 s notes, 0.3 s rests */
+        *toned_seconds += in_note / rate;
+        double f = f0 * (1.0 + 0.01 * sin(2 * M_PI * 5.0 * t));
+        phase += 2 * M_PI * f / rate;
+        double v = 0.0;
+        for (int h = 1; h <= 8; h++) v += sin(h * phase) / h;
+        x[i] = (float)(0.25 * in_note * v);
+    }
+}
+
+static uint32_t rng_state = 12345u;
+static double gauss(void) { /* Box-Muller on xorshift, reproducible */
+    double u[2];
+    for (int k = 0; k < 2; k++) {
+        rng_state ^= rng_state << 13, rng_state ^= rng_state >> 17, rng_state ^= rng_state << 5;
+        u[k] = (rng_state + 1.0) / 4294967297.0;
+    }
+    return sqrt(-2.0 * log(u[0])) * cos(2 * M_PI * u[1]);
+}
+
+static double voiced_rms(const avo_audio *a) {
+    double e = 0.0;
+    int64_t n = 0;
+    for (int64_t i = 0; i < a->frames; i++)
+        if (fabsf(a->samples[i]) > 1e-6f) e += (double)a->samples[i] * a->samples[i], n++;
+    return n ? sqrt(e / (double)n) : 0.0;
+}
+
+static void test_synthetic_clips(void) {
+    avo_audio tone, bad;
+    avo_clip_report r;
+    avo_error err;
+    double toned = 0.0;
+    make_sung_tone(&tone, 44100, 220.0, 6.0, &toned);
+
+    /* Known truth: F0 and voiced duration of the clean tone. */
+    CHECK_OK(validate(&tone, "tone.wav", &r, &err), &err);
+    CHECK_NEAR(r.f0_median_hz, 220.0, 220.0 * 0.03);
+    CHECK_NEAR(r.voiced_seconds, toned, 0.5);
+    CHECK_MSG(r.snr_db > 40, "clean tone SNR %.1f", r.snr_db);
+    CHECK(r.warning[0] == '\0' && r.usable);
+
+    /* 8 kHz: rejected, report still filled. */
+    CHECK_OK(avo_audio_resample(&tone, 8000, &bad, &err), &err);
+    avo_status st = validate(&bad, "phone.wav", &r, &err);
+    CHECK_MSG(st == AVO_ERR_VALIDATION && strstr(err.message, "phone.wav") && strstr(err.message, "16 kHz"), "%s",
+              err.message);
+    CHECK(!r.usable && r.sample_rate == 8000 && fabs(r.duration_seconds - 6.0) < 0.01);
+    CHECK_MSG(fabs(r.f0_median_hz - 220.0) < 10.0 && r.voiced_seconds > 2.0, "8 kHz report: F0 %.1f voiced %.2f",
+              r.f0_median_hz, r.voiced_seconds);
+    avo_audio_free(&bad);
+
+    /* Silent: all zeros, and a -80 dBFS hiss. */
+    avo_audio_alloc(&bad, 44100, 2, 44100 * 3, NULL);
+    st = validate(&bad, "zeros.wav", &r, &err);
+    CHECK_MSG(st == AVO_ERR_VALIDATION && strstr(err.message, "zeros.wav") && strstr(err.message, "silent"), "%s",
+              err.message);
+    CHECK(!r.usable && r.voiced_seconds == 0.0 && r.f0_median_hz == 0.0 && fabs(r.duration_seconds - 3.0) < 1e-9);
+    for (int64_t i = 0; i < bad.frames * 2; i++) bad.samples[i] = (float)(1e-4 * 0.3 * gauss());
+    st = validate(&bad, "hiss.wav", &r, &err);
+    CHECK_MSG(st == AVO_ERR_VALIDATION && strstr(err.message, "silent"), "%s", err.message);
+    avo_audio_free(&bad);
+
+    /* Clipping: hard-clipped after 12 dB too much gain -> rejected; a few full-scale clicks -> warning. */
+    CHECK_OK(avo_audio_copy(&tone, &bad, &err), &err);
+    for (int64_t i = 0; i < bad.frames; i++) {
+        float v = 4.0f * bad.samples[i];
+        bad.samples[i] = v > 1.0f ? 1.0f : v < -1.0f ? -1.0f : v;
+    }
+    st = validate(&bad, "hot.wav", &r, &err);
+    CHECK_MSG(st == AVO_ERR_VALIDATION && strstr(err.message, "hot.wav") && strstr(err.message, "clipped") &&
+                  strstr(err.message, "gain"),
+              "%s", err.message);
+    CHECK_MSG(r.clipped_fraction > 0.01 && !r.usable, "clipped fraction %.4f", r.clipped_fraction);
+    avo_audio_free(&bad);
+    CHECK_OK(avo_audio_copy(&tone, &bad, &err), &err);
+    int64_t clicks = 0;
+    for (int64_t i = 0; i < bad.frames; i += 300) bad.samples[i] = (i / 300) % 2 ? 1.0f : -1.0f, clicks++;
+    st = validate(&bad, "clicks.wav", &r, &err);
+    CHECK_MSG(st == AVO_OK && strstr(r.warning, "clipping"), "%s / warning '%s'", err.message, r.warning);
+    CHECK_NEAR(r.clipped_fraction, (double)clicks / (double)bad.frames, 1e-6);
+    avo_audio_free(&bad);
+
+    /* Noise: white noise at 0 dB under the voice -> rejected; at 40 dB -> fine; noise alone -> rejected. */
+    const double rms = voiced_rms(&tone);
+    const double levels_db[] = {0.0, 40.0};
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(avo_audio_copy(&tone, &bad, &err), &err);
+        double g = rms * pow(10.0, -levels_db[k] / 20.0);
+        for (int64_t i = 0; i < bad.frames; i++) bad.samples[i] += (float)(g * gauss());
+        st = validate(&bad, "noisy.wav", &r, &err);
+        if (k == 0)
+            CHECK_MSG(st == AVO_ERR_VALIDATION && strstr(err.message, "noisy.wav") && strstr(err.message, "noisy") &&
+                          r.snr_db < 10.0,
+                      "0 dB noise: SNR %.1f, %s", r.snr_db, err.message);
+        else
+            CHECK_MSG(st == AVO_OK && r.snr_db > 30.0 && !r.warning[0], "40 dB noise: SNR %.1f, %s %s", r.snr_db,
+                      err.message, r.warning);
+        avo_audio_free(&bad);
+    }
+    avo_audio_alloc(&bad, 44100, 1, 44100 * 4, NULL);
+    for (int64_t i = 0; i < bad.frames; i++) bad.samples[i] = (float)(0.1 * gauss());
+    st = validate(&bad, "static.wav", &r, &err);
+    CHECK_MSG(st == AVO_ERR_VALIDATION && strstr(err.message, "static.wav"), "noise alone: %s", err.message);
+    CHECK_MSG(r.snr_db < 10.0, "noise alone: SNR %.1f", r.snr_db);
+    avo_audio_free(&bad);
+
+    /* Non-finite and empty input. */
+    CHECK_OK(avo_audio_copy(&tone, &bad, &err), &err);
+    bad.samples[1000] = NAN;
+    CHECK(validate(&bad, "nan.wav", &r, &err) == AVO_ERR_INVALID_AUDIO && strstr(err.message, "nan.wav"));
+    avo_audio_free(&bad);
+    avo_audio empty = {44100, 1, 0, NULL};
+    CHECK(validate(&empty, "empty.wav", &r, &err) == AVO_ERR_INVALID_AUDIO && !r.usable);
+    avo_audio_free(&tone);
+}
+
 int main(void) {
     avo_test_tmp_dir("test_profiles", tmpdir, sizeof tmpdir);
     unsetenv("AVO_PROFILES_CRASH_AT");
@@ -485,5 +676,7 @@ int main(void) {
     test_corrupt_and_unwritable();
     test_two_stores_same_dir();
     test_crash_atomicity();
+    test_real_clips_pass();
+    test_synthetic_clips();
     TEST_MAIN_END();
 }
