@@ -17,6 +17,8 @@ typedef struct avo_vocoder_config {
     int fft_size;                /* 0 = chosen from sample_rate and the lowest F0 (as CheapTrick) */
     double f0_floor_hz;          /* lowest F0 the analysis window must cover; default 71 */
     int threads;                 /* 0 = as many as available */
+    double q1;                   /* CheapTrick recovery lifter weight; default -0.09 (WORLD: -0.15, which
+                                    over-sharpens formant peaks by about 1 dB on our tests) */
 } avo_vocoder_config;
 
 typedef struct avo_voice_params {

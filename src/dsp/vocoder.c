@@ -23,6 +23,7 @@ void avo_vocoder_config_default(avo_vocoder_config *cfg, int sample_rate) {
     cfg->fft_size = 0;
     cfg->f0_floor_hz = 71.0;
     cfg->threads = 0;
+    cfg->q1 = -0.09;
 }
 
 static void work_free(voc_work *w) {
@@ -95,6 +96,9 @@ avo_status avo_vocoder_create(const avo_vocoder_config *cfg, avo_vocoder **out, 
     if (floor_hz < 20.0 || floor_hz > fs / 8.0)
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "vocoder: F0 floor %g Hz must be in 20..%g Hz",
                              floor_hz, fs / 8.0);
+    if (!(cfg->q1 > -0.5 && cfg->q1 <= 0.0))
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT,
+                             "vocoder: q1 %g must be in (-0.5, 0] (start from avo_vocoder_config_default)", cfg->q1);
     int fft = cfg->fft_size;
     if (fft == 0) fft = pow2_above(3.0 * fs / floor_hz + 1.0);
     if (fft < 64 || fft > (1 << 20) || (fft & 1))

@@ -35,7 +35,7 @@ void voc_envelope_frame(const avo_vocoder *v, voc_work *w, const float *x, int64
     /* Cepstrum of the even log spectrum = DCT-I / fft. */
     float *cep = w->b;
     fftwf_execute_r2r(v->dct, p, cep);
-    const double q1 = VOC_Q1;
+    const double q1 = v->cfg.q1;
     const double theta = 2.0 * M_PI * f0c / fs; /* rotation per quefrency sample, for cos(2 pi f0 q) */
     const double ct = cos(theta), st = sin(theta);
     double c = 1.0, s = 0.0; /* cos, sin of theta * k */

@@ -52,7 +52,6 @@ struct avo_vocoder {
 
 /* Constants from WORLD (see its constantnumbers.h). */
 #define VOC_DEFAULT_F0 500.0
-#define VOC_Q1 (-0.15)
 #define VOC_D4C_FLOOR_F0 47.0
 #define VOC_D4C_BAND_HZ 3000.0
 #define VOC_D4C_UPPER_HZ 15000.0
