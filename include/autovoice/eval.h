@@ -1,0 +1,132 @@
+/* Objective evaluation of a conversion: melody kept, voice changed, spectrum natural.
+ *
+ * Given the converted output, its source and the target's own recordings:
+ *   - F0: RMSE in cents and Pearson correlation of log F0 between the output and the source
+ *     transposed by T semitones, on frames voiced in both; voicing agreement over all frames.
+ *   - Speaker similarity from a GMM-UBM back end (see avo_speaker_model below).
+ *   - Mel-cepstral distortion (dB) of each voiced output frame to its nearest target frame (content
+ *     differs, so no DTW), and the same figure for the source as the reference.
+ *   - A naturalness distance: spectral flatness and modulation-spectrum statistics of the output
+ *     against the target's recordings, in dB (lower is more natural).
+ *
+ * All analysis runs at 16 kHz mono (inputs of any rate and channel count are converted). */
+#ifndef AUTOVOICE_EVAL_H
+#define AUTOVOICE_EVAL_H
+
+#include "autovoice/audio.h"
+#include "autovoice/f0.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- F0 metrics ---- */
+
+typedef struct avo_eval_f0_result {
+    double rmse_cents;        /* NaN when no frame is voiced in both */
+    double corr;              /* Pearson r of log F0; NaN when fewer than 3 such frames or no variance */
+    double voicing_agreement; /* share of frames whose voiced/unvoiced decision matches, in [0, 1] */
+    int64_t frames;           /* frames compared (the shorter track) */
+    int64_t both_voiced;      /* frames voiced in both */
+} avo_eval_f0_result;
+
+/* Compares two tracks of the same hop, frame by frame (the shorter length wins). The source F0 is
+ * multiplied by 2^(transpose_semitones/12) first. */
+avo_status avo_eval_f0_compare(const avo_f0_track *output, const avo_f0_track *source, double transpose_semitones,
+                               avo_eval_f0_result *out, avo_error *err);
+
+/* ---- Speaker model ----
+ *
+ * Features: 20 MFCC (c1..c19 plus c0) + deltas at 16 kHz, 25 ms frames every 10 ms, energy-based
+ * speech activity, per-utterance cepstral mean/variance normalisation. Back end: a diagonal-covariance
+ * GMM universal background model trained by EM on pooled recordings; an utterance is MAP-adapted
+ * (means only) and represented by its normalised mean-offset supervector
+ *   s_k = sqrt(w_k) * (m_k_adapted - m_k_ubm) / sigma_k,
+ * the KL-divergence-based supervector of Campbell et al. Similarity of two utterances is the cosine
+ * of their supervectors clipped to [0, 1]: 1 = same recording, about 0 = unrelated speakers. The
+ * scale is bounded, so "similarity ratio" = sim(output, target) / sim(target clip, other target clip)
+ * compares how close the output is to the target with how close the target is to itself. */
+
+typedef struct avo_speaker_model avo_speaker_model;
+
+typedef struct avo_speaker_config {
+    int components;        /* GMM components (default 64) */
+    int em_iterations;     /* default 12 */
+    double relevance;      /* MAP relevance factor (default 4) */
+    int threads;           /* 0 = as many as available */
+    uint64_t seed;         /* k-means++ style seeding; same seed, same model (default 1) */
+} avo_speaker_config;
+
+void avo_speaker_config_default(avo_speaker_config *cfg);
+
+/* Trains the UBM on the given recordings (at least a few seconds of speech in all). */
+avo_status avo_speaker_model_train(const avo_audio *clips, int clip_count, const avo_speaker_config *cfg,
+                                   avo_speaker_model **out, avo_error *err);
+
+/* Trains on every .flac/.wav under data_dir/singing and data_dir/speech (the shared recordings), skipping
+ * files whose name starts with one of the `exclude` prefixes (may be NULL; exclude_count entries). */
+avo_status avo_speaker_model_train_dir(const char *data_dir, const char *const *exclude, int exclude_count,
+                                       const avo_speaker_config *cfg, avo_speaker_model **out, avo_error *err);
+void avo_speaker_model_free(avo_speaker_model *m);
+
+/* Length of an utterance's supervector (components * feature dimension). */
+int avo_speaker_model_dim(const avo_speaker_model *m);
+
+/* Supervector of one recording into vec[avo_speaker_model_dim(m)]. Needs at least 0.5 s of activity. */
+avo_status avo_speaker_embed(const avo_speaker_model *m, const avo_audio *clip, float *vec, avo_error *err);
+
+/* Cosine of two supervectors clipped to [0, 1]. */
+double avo_speaker_similarity(const avo_speaker_model *m, const float *a, const float *b);
+
+/* Average log-likelihood ratio per test frame, log p(test | model adapted to enrol) - log p(test | UBM)
+ * (classic GMM-UBM scoring; the bench compares it with the cosine). */
+avo_status avo_speaker_llr(const avo_speaker_model *m, const avo_audio *enrol, const avo_audio *test, double *llr,
+                           avo_error *err);
+
+/* ---- Full evaluation ---- */
+
+typedef struct avo_eval_options {
+    double transpose_semitones; /* expected melody change from source to output */
+    avo_f0_method f0_method;    /* default AVO_F0_ACCURATE */
+    int threads;                /* 0 = as many as available */
+} avo_eval_options;
+
+void avo_eval_options_default(avo_eval_options *opt);
+
+typedef struct avo_eval_result {
+    avo_eval_f0_result f0;
+    double sim_target;          /* mean over target clips of sim(output, clip) */
+    double sim_source;          /* sim(output, source) */
+    double sim_target_self;     /* mean over pairs of different target clips (halves of one clip if only one) */
+    double sim_source_target;   /* mean over target clips of sim(source, clip): where the output started */
+    int classified_as_target;   /* sim_target > sim_source */
+    double similarity_ratio;    /* sim_target / sim_target_self; NaN if sim_target_self is 0 */
+    double mcd_to_target_db;    /* mean over voiced output frames of MCD to the nearest target frame */
+    double mcd_source_to_target_db;
+    double naturalness_distance;        /* output vs target recordings, dB */
+    double naturalness_source_distance; /* source vs target recordings, dB: the reference */
+} avo_eval_result;
+
+/* Evaluates one conversion. Target clips must be different recordings of the target voice; with a
+ * single clip its two halves stand in for "two clips" in sim_target_self. */
+avo_status avo_eval_run(const avo_speaker_model *m, const avo_audio *output, const avo_audio *source,
+                        const avo_audio *targets, int target_count, const avo_eval_options *opt,
+                        avo_eval_result *out, avo_error *err);
+
+/* ---- Building blocks (exposed for tests and benches) ---- */
+
+/* Mean nearest-neighbour mel-cepstral distortion (dB) of the voiced frames of `a` to any active frame of
+ * the references. Mel cepstrum: c1..c24 of the log-amplitude 40-band mel spectrum (DCT scaled so that
+ * log|X| = c0 + 2 sum c_n cos(...)); MCD = 10/ln10 * sqrt(2 sum (dc_n)^2). voiced (a's F0 track,
+ * 10 ms hop) may be NULL: then a's active frames are used. */
+avo_status avo_eval_mcd_nn(const avo_audio *a, const avo_f0_track *voiced, const avo_audio *refs, int ref_count,
+                           double *mcd_db, avo_error *err);
+
+/* Naturalness distance (dB) of `a` to the references (see top of file). */
+avo_status avo_eval_naturalness(const avo_audio *a, const avo_audio *refs, int ref_count, double *distance_db,
+                                avo_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

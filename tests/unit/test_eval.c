@@ -1,0 +1,181 @@
+/* eval module: F0 metrics against known offsets, MCD/naturalness identities, speaker model on real
+ * speakers, the full evaluation, and bad inputs. */
+#include "autovoice/eval.h"
+#include "test_util.h"
+
+/* A sung-like tone: 8 harmonics with 1/k amplitudes, F0 gliding 200..300 Hz with 5 Hz vibrato. With rests:
+ * 0.8 s notes with 30 ms raised-cosine fades and 0.2 s of silence; without: one legato phrase whose level
+ * dips by 12 dB between notes. */
+static void make_voice(avo_audio *a, int rate, double seconds, double cents, int rests) {
+    avo_audio_alloc(a, rate, 1, (int64_t)(seconds * rate), NULL);
+    double phase = 0.0;
+    const double ratio = pow(2.0, cents / 1200.0);
+    for (int64_t i = 0; i < a->frames; i++) {
+        const double t = (double)i / rate;
+        const double f = ratio * (200.0 + 100.0 * t / seconds) * (1.0 + 0.01 * sin(2 * M_PI * 5.0 * t));
+        phase += 2 * M_PI * f / rate;
+        const double p = fmod(t, 1.0), fade = 0.03;
+        double gate = p < 0.8 ? 1.0 : 0.0;
+        if (p < fade) gate = 0.5 - 0.5 * cos(M_PI * p / fade);
+        else if (p < 0.8 && p > 0.8 - fade) gate = 0.5 - 0.5 * cos(M_PI * (0.8 - p) / fade);
+        if (!rests) gate = 0.25 + 0.75 * gate;
+        if (t < fade) gate *= 0.5 - 0.5 * cos(M_PI * t / fade);
+        double v = 0.0;
+        for (int k = 1; k <= 8; k++) v += sin(k * phase) / k;
+        a->samples[i] = (float)(0.2 * gate * v);
+    }
+}
+
+static void test_f0_compare_tracks(void) {
+    avo_f0_track a, b;
+    avo_error err;
+    CHECK_OK(avo_f0_track_alloc(&a, 100, 0.01, &err), &err);
+    CHECK_OK(avo_f0_track_alloc(&b, 100, 0.01, &err), &err);
+    for (int i = 0; i < 100; i++) {
+        b.f0_hz[i] = (float)(220.0 * pow(2.0, i / 100.0));
+        a.f0_hz[i] = (float)(b.f0_hz[i] * pow(2.0, 100.0 / 1200.0)); /* +100 cents */
+    }
+    a.f0_hz[0] = 0.0f; /* voiced only in b */
+    b.f0_hz[99] = 0.0f; /* voiced only in a */
+    a.f0_hz[50] = b.f0_hz[50] = 0.0f; /* unvoiced in both: agrees */
+    avo_eval_f0_result r;
+    CHECK_OK(avo_eval_f0_compare(&a, &b, 0.0, &r, &err), &err);
+    CHECK_NEAR(r.rmse_cents, 100.0, 0.01);
+    CHECK_NEAR(r.corr, 1.0, 1e-6);
+    CHECK_NEAR(r.voicing_agreement, 98.0 / 100.0, 1e-9);
+    CHECK(r.both_voiced == 97 && r.frames == 100);
+    CHECK_OK(avo_eval_f0_compare(&a, &b, 1.0, &r, &err), &err);
+    CHECK_NEAR(r.rmse_cents, 0.0, 0.01);
+    CHECK_OK(avo_eval_f0_compare(&a, &b, -1.0, &r, &err), &err);
+    CHECK_NEAR(r.rmse_cents, 200.0, 0.01);
+    /* anti-correlated melody */
+    for (int i = 0; i < 100; i++) a.f0_hz[i] = (float)(440.0 * pow(2.0, -i / 100.0));
+    b.f0_hz[99] = 300.0f;
+    b.f0_hz[50] = 300.0f;
+    CHECK_OK(avo_eval_f0_compare(&a, &b, 0.0, &r, &err), &err);
+    CHECK(r.corr < -0.95);
+    /* nothing voiced in both: NaN metrics, no failure */
+    for (int i = 0; i < 100; i++) a.f0_hz[i] = 0.0f;
+    CHECK_OK(avo_eval_f0_compare(&a, &b, 0.0, &r, &err), &err);
+    CHECK(isnan(r.rmse_cents) && isnan(r.corr) && r.both_voiced == 0);
+    /* different hops are refused */
+    a.hop_seconds = 0.005;
+    CHECK(avo_eval_f0_compare(&a, &b, 0.0, &r, &err) == AVO_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "hop") != NULL);
+    avo_f0_track_free(&a);
+    avo_f0_track_free(&b);
+}
+
+/* Through the real F0 estimator: output = source raised by exactly 100 cents. */
+static void test_f0_estimated_offset(int rests) {
+    avo_audio src, out;
+    make_voice(&src, 16000, 4.0, 0.0, rests);
+    make_voice(&out, 16000, 4.0, 100.0, rests);
+    avo_f0_config cfg;
+    avo_f0_config_default(&cfg);
+    cfg.method = AVO_F0_ACCURATE;
+    avo_f0_track fs = {0}, fo = {0};
+    avo_error err;
+    CHECK_OK(avo_f0_estimate(src.samples, src.frames, 16000, &cfg, &fs, &err), &err);
+    CHECK_OK(avo_f0_estimate(out.samples, out.frames, 16000, &cfg, &fo, &err), &err);
+    avo_eval_f0_result r0, r1;
+    CHECK_OK(avo_eval_f0_compare(&fo, &fs, 0.0, &r0, &err), &err);
+    CHECK_OK(avo_eval_f0_compare(&fo, &fs, 1.0, &r1, &err), &err);
+    /* share of both-voiced frames within 20 cents of the true offset: robust to a few estimator glitches */
+    int64_t near = 0, both = 0;
+    for (int64_t i = 0; i < fo.frames && i < fs.frames; i++) {
+        if (!(fo.f0_hz[i] > 0 && fs.f0_hz[i] > 0)) continue;
+        both++;
+        near += fabs(1200.0 * log2(fo.f0_hz[i] / fs.f0_hz[i]) - 100.0) < 20.0;
+    }
+    fprintf(stderr, "estimated (%s): no transpose %.1f cents r=%.3f agree=%.3f; transpose 1: %.1f cents; %.1f%% within 20 c\n",
+            rests ? "rests" : "legato", r0.rmse_cents, r0.corr, r0.voicing_agreement, r1.rmse_cents,
+            100.0 * near / (both ? both : 1));
+    CHECK(both > 200 && near > 0.95 * both);
+    if (!rests) {
+        /* no onsets from silence: the exact figures of the brief */
+        CHECK_NEAR(r0.rmse_cents, 100.0, 10.0);
+        CHECK(r1.rmse_cents < 10.0);
+        CHECK(r0.corr > 0.98);
+    }
+    CHECK(r0.voicing_agreement > 0.9);
+    CHECK(r1.rmse_cents < r0.rmse_cents);
+    avo_f0_track_free(&fs);
+    avo_f0_track_free(&fo);
+    avo_audio_free(&src);
+    avo_audio_free(&out);
+}
+
+static void load(const char *rel, avo_audio *a) {
+    char path[1024];
+    avo_error err;
+    snprintf(path, sizeof path, "%s/%s", avo_test_data_dir(), rel);
+    CHECK_OK(avo_audio_read(path, a, &err), &err);
+}
+
+static void test_mcd_and_naturalness(void) {
+    avo_audio a = {0}, b = {0}, c = {0};
+    avo_error err;
+    load("singing/nus48e_JLEE_11.flac", &a);
+    load("singing/nus48e_JLEE_15.flac", &b);
+    load("singing/nus48e_MPOL_11.flac", &c);
+    if (!a.samples || !b.samples || !c.samples) return;
+    double mcd = -1, nat = -1;
+    /* identical audio: every frame finds itself */
+    CHECK_OK(avo_eval_mcd_nn(&a, NULL, &a, 1, &mcd, &err), &err);
+    CHECK_NEAR(mcd, 0.0, 1e-6);
+    CHECK_OK(avo_eval_naturalness(&a, &a, 1, &nat, &err), &err);
+    CHECK_NEAR(nat, 0.0, 1e-6);
+    /* a resampled copy is still very close; another singer is further than the same singer's other song */
+    double same = 0, other = 0;
+    CHECK_OK(avo_eval_mcd_nn(&b, NULL, &a, 1, &same, &err), &err);
+    CHECK_OK(avo_eval_mcd_nn(&c, NULL, &a, 1, &other, &err), &err);
+    fprintf(stderr, "MCD nn: same singer %.2f dB, other singer %.2f dB\n", same, other);
+    CHECK(same > 1.0 && same < 15.0);
+    CHECK(other > same);
+    /* over-smoothed cepstra (a crude vocoder-like blur) are less natural than the original */
+    avo_audio blur;
+    CHECK_OK(avo_audio_copy(&a, &blur, &err), &err);
+    for (int64_t i = 2; i < blur.frames; i++) blur.samples[i] = 0.5f * blur.samples[i] + 0.5f * blur.samples[i - 2];
+    for (int64_t i = 0; i < blur.frames; i++) blur.samples[i] += 0.02f * (float)((i * 7919 % 2001) / 1000.0 - 1.0);
+    double nat_blur = 0, nat_same = 0;
+    CHECK_OK(avo_eval_naturalness(&blur, &b, 1, &nat_blur, &err), &err);
+    CHECK_OK(avo_eval_naturalness(&a, &b, 1, &nat_same, &err), &err);
+    fprintf(stderr, "naturalness: same singer %.2f dB, filtered+noisy %.2f dB\n", nat_same, nat_blur);
+    CHECK(nat_blur > nat_same);
+    avo_audio_free(&blur);
+    avo_audio_free(&a);
+    avo_audio_free(&b);
+    avo_audio_free(&c);
+}
+
+static void test_bad_inputs(void) {
+    avo_error err;
+    double v;
+    avo_audio empty = {0}, silent;
+    avo_audio_alloc(&silent, 16000, 1, 16000, NULL);
+    CHECK(avo_eval_mcd_nn(NULL, NULL, &silent, 1, &v, &err) == AVO_ERR_INVALID_ARGUMENT);
+    CHECK(avo_eval_mcd_nn(&silent, NULL, &silent, 0, &v, &err) == AVO_ERR_INVALID_ARGUMENT);
+    CHECK(avo_eval_mcd_nn(&empty, NULL, &silent, 1, &v, &err) != AVO_OK);
+    CHECK(avo_eval_naturalness(&silent, &silent, 1, &v, &err) != AVO_OK);
+    avo_audio nanbuf;
+    avo_audio_alloc(&nanbuf, 16000, 1, 16000, NULL);
+    nanbuf.samples[100] = NAN;
+    CHECK(avo_eval_mcd_nn(&nanbuf, NULL, &nanbuf, 1, &v, &err) == AVO_ERR_INVALID_AUDIO);
+    CHECK(strlen(err.message) > 10);
+    avo_eval_f0_result r;
+    avo_f0_track t = {0};
+    CHECK(avo_eval_f0_compare(&t, &t, 0.0, &r, &err) == AVO_ERR_INVALID_ARGUMENT);
+    CHECK(avo_eval_f0_compare(NULL, &t, 0.0, &r, &err) == AVO_ERR_INVALID_ARGUMENT);
+    avo_audio_free(&silent);
+    avo_audio_free(&nanbuf);
+}
+
+int main(void) {
+    test_f0_compare_tracks();
+    test_f0_estimated_offset(0);
+    test_f0_estimated_offset(1);
+    test_mcd_and_naturalness();
+    test_bad_inputs();
+    TEST_MAIN_END();
+}
