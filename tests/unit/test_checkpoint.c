@@ -329,6 +329,74 @@ static void test_hostile(void) {
     avo_ckpt_free(c);
 }
 
+static void test_safetensors(void) {
+    check_expected("st_ok.safetensors", "st_ok");
+    static const bad_case cases[] = {
+        {"st_bad/overlap.safetensors", AVO_ERR_FORMAT, "overlaps"},
+        {"st_bad/out_of_range.safetensors", AVO_ERR_FORMAT, "past the end of the data section"},
+        {"st_bad/reversed.safetensors", AVO_ERR_FORMAT, "invalid data_offsets"},
+        {"st_bad/size_mismatch.safetensors", AVO_ERR_FORMAT, "need 12"},
+        {"st_bad/bad_dtype.safetensors", AVO_ERR_UNSUPPORTED, "'F8_E4M3'"},
+        {"st_bad/negative_dim.safetensors", AVO_ERR_FORMAT, "invalid shape"},
+        {"st_bad/fraction_dim.safetensors", AVO_ERR_FORMAT, "invalid shape"},
+        {"st_bad/huge_dims.safetensors", AVO_ERR_FORMAT, "invalid shape"},
+        {"st_bad/bad_json.safetensors", AVO_ERR_FORMAT, "not a valid JSON object"},
+        {"st_bad/not_object.safetensors", AVO_ERR_FORMAT, "wrong magic"},
+        {"st_bad/missing_offsets.safetensors", AVO_ERR_FORMAT, "needs dtype, shape and data_offsets"},
+        {"st_bad/duplicate_key.safetensors", AVO_ERR_FORMAT, "appears twice"},
+        {"st_bad/hole.safetensors", AVO_ERR_FORMAT, "unindexed bytes"},
+        {"st_bad/huge_header.safetensors", AVO_ERR_FORMAT, "header claims"},
+        {"st_bad/truncated.safetensors", AVO_ERR_FORMAT, "truncated"},
+    };
+    check_bad(cases, sizeof cases / sizeof cases[0]);
+
+    char path[800];
+    size_t n = 0;
+    char *data = slurp(fx(path, sizeof path, "st_ok.safetensors"), &n);
+    CHECK(data != NULL);
+    if (!data) return;
+    avo_ckpt *c = NULL;
+    avo_error err = {0};
+    CHECK_OK(avo_ckpt_open_memory(data, n, "st_ok.safetensors", &c, &err), &err);
+    if (c) {
+        CHECK(!strcmp(avo_ckpt_format(c), "safetensors"));
+        const avo_ckpt_tensor *t = NULL;
+        CHECK_OK(avo_ckpt_get_tensor(c, "dec.conv_pre.weight", &t, &err), &err);
+        CHECK(t && t->dtype == AVO_DTYPE_F16 && t->ndim == 3 && t->strides[0] == 6);
+        const char *sr = NULL;
+        CHECK_OK(avo_ckpt_get_string(c, "__metadata__.sr", &sr, &err), &err);
+        CHECK(sr && !strcmp(sr, "40k"));
+        avo_ckpt_free(c);
+    }
+    for (size_t cut = 0; cut < n; cut += 7) {
+        c = NULL;
+        err.message[0] = 0;
+        avo_status s = avo_ckpt_open_memory(data, cut, "cut.safetensors", &c, &err);
+        CHECK_MSG(s != AVO_OK && err.message[0], "cut at %zu: status %d", cut, s);
+        avo_ckpt_free(c);
+    }
+    uint32_t seed = 777;
+    for (int it = 0; it < 2000; it++) {
+        char *m = malloc(n);
+        memcpy(m, data, n);
+        seed = seed * 1664525u + 1013904223u;
+        m[(seed >> 8) % n] ^= (char)(1u << (seed % 8));
+        c = NULL;
+        err.message[0] = 0;
+        avo_status s = avo_ckpt_open_memory(m, n, "flipped.safetensors", &c, &err);
+        CHECK_MSG(s == AVO_OK || err.message[0], "flip %d: status %d without a message", it, s);
+        for (size_t i = 0; c && i < avo_ckpt_tensor_count(c); i++) {
+            const avo_ckpt_tensor *t = avo_ckpt_tensor_at(c, i);
+            float *buf = malloc((size_t)(t->numel ? t->numel : 1) * 4);
+            CHECK_OK(avo_ckpt_tensor_read_f32(c, t, buf, t->numel, &err), &err);
+            free(buf);
+        }
+        avo_ckpt_free(c);
+        free(m);
+    }
+    free(data);
+}
+
 int main(void) {
     char tmp[512];
     avo_test_tmp_dir("checkpoint", tmp, sizeof tmp);
@@ -340,6 +408,7 @@ int main(void) {
     CHECK_MSG(torch >= 0, "fixture generator failed");
     if (torch >= 0) {
         test_hostile();
+        test_safetensors();
     }
     if (torch == 1) {
         check_expected("rvc_v2.pth", "rvc_v2");
