@@ -229,6 +229,23 @@ static void test_round_trip(void) {
     CHECK(profile_is_version(s, "bob", 3));
     CHECK_OK(avo_profile_store_get(s, "carol", &got, &err), &err);
     CHECK(got.clip_count == 9 && strcmp(got.model_path, "/models/carol.pth") == 0);
+
+    /* Data removed by hand behind the store's back: a clear error, and delete still cleans up. */
+    char folder[800];
+    DIR *d = opendir(avo_test_path(folder, sizeof folder, dir, "profiles"));
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, "bob.", 4) == 0) break;
+    if (d && e) {
+        char victim[1200];
+        snprintf(victim, sizeof victim, "%s/%s", folder, e->d_name);
+        CHECK(prof_remove_tree(victim, NULL, NULL) == AVO_OK);
+    }
+    if (d) closedir(d);
+    st = avo_profile_store_get(s, "bob", &got, &err);
+    CHECK_MSG(st == AVO_ERR_FORMAT && strstr(err.message, "profile delete bob"), "lost folder: %s", err.message);
+    CHECK_OK(avo_profile_store_delete(s, "bob", &err), &err);
+    CHECK(avo_profile_store_get(s, "bob", &got, &err) == AVO_ERR_NOT_FOUND);
     avo_profile_store_close(s);
 }
 
