@@ -44,10 +44,19 @@ avo_status prof_mkdirs(const char *path, avo_error *err) {
         if (buf[i] != '/' && buf[i] != '\0') continue;
         char saved = buf[i];
         buf[i] = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        if (mkdir(buf, 0755) == 0) {
+            /* A new folder only survives a power cut once its parent is synced. */
+            char *slash = strrchr(buf, '/');
+            if (slash && slash != buf) {
+                *slash = '\0';
+                prof_fsync_dir(buf, NULL);
+                *slash = '/';
+            }
+        } else if (errno != EEXIST) {
             return avo_error_set(err, AVO_ERR_IO,
                                  "cannot create profile store folder %s: %s; pass a writable folder with --store DIR",
                                  buf, strerror(errno));
+        }
         buf[i] = saved;
     }
     struct stat st;
