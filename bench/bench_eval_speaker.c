@@ -1,0 +1,375 @@
+/* Validates the evaluator's speaker back end on the shared recordings: can it tell speakers apart?
+ *
+ * Clips: every file under singing/ and speech/. Speaker labels: nus48e_<SINGER>, libri_<SPEAKER> (before
+ * the first '-'), vctk_<pXXX>, and each vocadito file is its own singer. Trials: enrol on one clip, test
+ * on another clip; same speaker = genuine, other speaker = impostor (both orders for LLR, one for the
+ * symmetric cosine). Reported: equal error rate (all trials, singing-only, speech-only) and closed-set
+ * identification accuracy (each clip of a speaker with 2+ clips against one enrolment clip per speaker).
+ *
+ * Two UBM protocols:
+ *   heldout: speakers split into two halves (alternating in sorted order); the UBM trained on one half
+ *            scores trials among the other half (the honest figure: UBM never saw the speakers);
+ *   all:     one UBM on every clip, as `autovoice eval` trains it (trial clips were in UBM training).
+ *
+ * usage: bench_eval_speaker [--out FILE.json] [--components 32,64] [--relevance R] [--threads N] [--no-llr] */
+#include "autovoice/eval.h"
+#include "bench_common.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <math.h>
+#include <sys/stat.h>
+
+#define MAX_CLIPS 256
+
+typedef struct clip {
+    char name[260];
+    char speaker[64];
+    int spk;     /* speaker index */
+    int singing; /* 1 singing, 0 speech */
+    avo_audio audio;
+} clip;
+
+static clip clips[MAX_CLIPS];
+static int nclips;
+static char speakers[MAX_CLIPS][64];
+static int nspeakers;
+
+static void label_of(const char *name, char *spk, size_t n) {
+    snprintf(spk, n, "%s", name);
+    char *dot = strrchr(spk, '.');
+    if (dot) *dot = 0;
+    if (strncmp(spk, "vocadito", 8) == 0) return; /* each file is another singer */
+    if (strncmp(spk, "libri_", 6) == 0) {
+        char *dash = strchr(spk, '-');
+        if (dash) *dash = 0;
+        return;
+    }
+    char *us = strrchr(spk, '_');
+    if (us && us != spk) *us = 0;
+}
+
+static int cmp_name(const void *a, const void *b) { return strcmp(((const clip *)a)->name, ((const clip *)b)->name); }
+
+static void load_all(const char *data) {
+    const char *sub[2] = {"singing", "speech"};
+    for (int s = 0; s < 2; s++) {
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s/%s", data, sub[s]);
+        DIR *dp = opendir(dir);
+        if (!dp) {
+            fprintf(stderr, "bench_eval_speaker: cannot open %s (set AVO_TEST_DATA)\n", dir);
+            exit(1);
+        }
+        struct dirent *de;
+        int first = nclips;
+        while ((de = readdir(dp)) && nclips < MAX_CLIPS) {
+            const char *dot = strrchr(de->d_name, '.');
+            if (!dot || (strcmp(dot, ".flac") && strcmp(dot, ".wav"))) continue;
+            clip *c = &clips[nclips++];
+            snprintf(c->name, sizeof c->name, "%s", de->d_name);
+            c->singing = s == 0;
+        }
+        closedir(dp);
+        qsort(clips + first, (size_t)(nclips - first), sizeof(clip), cmp_name);
+    }
+    for (int i = 0; i < nclips; i++) {
+        clip *c = &clips[i];
+        char rel[300];
+        snprintf(rel, sizeof rel, "%s/%s", c->singing ? "singing" : "speech", c->name);
+        bench_load(rel, 16000, 1, &c->audio);
+        label_of(c->name, c->speaker, sizeof c->speaker);
+        c->spk = -1;
+        for (int k = 0; k < nspeakers; k++)
+            if (strcmp(speakers[k], c->speaker) == 0) c->spk = k;
+        if (c->spk < 0) {
+            snprintf(speakers[nspeakers], sizeof speakers[0], "%s", c->speaker);
+            c->spk = nspeakers++;
+        }
+    }
+}
+
+/* ---- metrics ---- */
+
+typedef struct trial {
+    double score;
+    int genuine;
+    int domain; /* 1 singing-singing, 0 speech-speech, -1 mixed */
+} trial;
+
+static int cmp_score(const void *a, const void *b) {
+    double x = ((const trial *)a)->score, y = ((const trial *)b)->score;
+    return (x > y) - (x < y);
+}
+
+/* EER by sweeping the threshold over sorted scores; domain -2 = all trials. NaN if a class is empty. */
+static double eer_of(const trial *all, int n, int domain) {
+    trial *t = malloc(sizeof(trial) * (size_t)(n > 0 ? n : 1));
+    int m = 0, ng = 0, ni = 0;
+    for (int i = 0; i < n; i++)
+        if (domain == -2 || all[i].domain == domain) {
+            t[m++] = all[i];
+            ng += all[i].genuine;
+            ni += !all[i].genuine;
+        }
+    if (ng == 0 || ni == 0) {
+        free(t);
+        return NAN;
+    }
+    qsort(t, (size_t)m, sizeof(trial), cmp_score);
+    /* threshold below t[i]: genuine rejected = genuine among t[0..i-1], impostors accepted = rest */
+    int grej = 0, iacc = ni;
+    double best = 1.0;
+    for (int i = 0; i <= m; i++) {
+        /* EER at the crossing: the smallest max(FRR, FAR) over thresholds */
+        const double frr = (double)grej / ng, far = (double)iacc / ni, mx = frr > far ? frr : far;
+        if (mx < best) best = mx;
+        if (i < m) {
+            if (t[i].genuine) grej++;
+            else iacc--;
+        }
+    }
+    free(t);
+    return best;
+}
+
+typedef struct result {
+    const char *protocol;
+    int components;
+    const char *scoring;
+    double eer, eer_singing, eer_speech, id_acc;
+    int genuine, impostor, id_trials;
+    double seconds_train;
+} result;
+
+/* Scores of clip pairs (i, j) within the set mask, for one model: cosine and (optionally) LLR. */
+typedef struct scorer {
+    const avo_speaker_model *m;
+    float *emb; /* nclips * dim, for clips in the set */
+} scorer;
+
+static double score_pair(const scorer *s, int llr, int i, int j) {
+    if (!llr) {
+        const int dim = avo_speaker_model_dim(s->m);
+        return avo_speaker_similarity(s->m, s->emb + (size_t)i * dim, s->emb + (size_t)j * dim);
+    }
+    double v = 0;
+    avo_error err;
+    if (avo_speaker_llr(s->m, &clips[i].audio, &clips[j].audio, &v, &err)) {
+        fprintf(stderr, "bench_eval_speaker: %s\n", err.message);
+        exit(1);
+    }
+    return v;
+}
+
+/* Adds trials among clips with in_set[i] and identification outcomes. */
+static void run_trials(const scorer *s, int llr, const unsigned char *in_set, trial **trials, int *nt, int *cap,
+                       int *id_ok, int *id_n) {
+    /* full score matrix (enrol row, test column) */
+    double *S = malloc(sizeof(double) * (size_t)nclips * nclips);
+    for (int i = 0; i < nclips; i++)
+        for (int j = 0; j < nclips; j++) {
+            S[i * nclips + j] = NAN;
+            if (!in_set[i] || !in_set[j] || i == j) continue;
+            if (!llr && j < i) {
+                S[i * nclips + j] = S[j * nclips + i];
+                continue;
+            }
+            S[i * nclips + j] = score_pair(s, llr, i, j);
+        }
+    for (int i = 0; i < nclips; i++)
+        for (int j = 0; j < nclips; j++) {
+            if (isnan(S[i * nclips + j]) || (!llr && j < i)) continue;
+            if (*nt == *cap) {
+                *cap = *cap ? 2 * *cap : 1024;
+                *trials = realloc(*trials, sizeof(trial) * (size_t)*cap);
+            }
+            trial *t = &(*trials)[(*nt)++];
+            t->score = S[i * nclips + j];
+            t->genuine = clips[i].spk == clips[j].spk;
+            t->domain = clips[i].singing == clips[j].singing ? clips[i].singing : -1;
+        }
+    /* identification: test clip j; enrolment = first other clip of each speaker in the set */
+    for (int j = 0; j < nclips; j++) {
+        if (!in_set[j]) continue;
+        int has_other = 0;
+        for (int i = 0; i < nclips; i++) has_other |= in_set[i] && i != j && clips[i].spk == clips[j].spk;
+        if (!has_other) continue;
+        int best_spk = -1;
+        double best = -INFINITY;
+        for (int k = 0; k < nspeakers; k++) {
+            int enrol = -1;
+            for (int i = 0; i < nclips && enrol < 0; i++)
+                if (in_set[i] && i != j && clips[i].spk == k) enrol = i;
+            if (enrol < 0) continue;
+            const double v = S[enrol * nclips + j];
+            if (v > best) {
+                best = v;
+                best_spk = k;
+            }
+        }
+        *id_ok += best_spk == clips[j].spk;
+        (*id_n)++;
+    }
+    free(S);
+}
+
+static void embed_set(const avo_speaker_model *m, const unsigned char *in_set, float *emb) {
+    const int dim = avo_speaker_model_dim(m);
+    for (int i = 0; i < nclips; i++) {
+        if (!in_set[i]) continue;
+        avo_error err;
+        if (avo_speaker_embed(m, &clips[i].audio, emb + (size_t)i * dim, &err)) {
+            fprintf(stderr, "bench_eval_speaker: %s: %s\n", clips[i].name, err.message);
+            exit(1);
+        }
+    }
+}
+
+static avo_speaker_model *train_on(const unsigned char *use, const avo_speaker_config *cfg, double *secs) {
+    avo_audio *set = malloc(sizeof(avo_audio) * (size_t)nclips);
+    int n = 0;
+    for (int i = 0; i < nclips; i++)
+        if (use[i]) set[n++] = clips[i].audio;
+    avo_speaker_model *m;
+    avo_error err;
+    const double t0 = avo_now_ms();
+    if (avo_speaker_model_train(set, n, cfg, &m, &err)) {
+        fprintf(stderr, "bench_eval_speaker: %s\n", err.message);
+        exit(1);
+    }
+    *secs = (avo_now_ms() - t0) / 1000.0;
+    free(set);
+    return m;
+}
+
+static void evaluate(const char *protocol, const avo_speaker_config *cfg, int llr, result *r) {
+    trial *trials = NULL;
+    int nt = 0, cap = 0, id_ok = 0, id_n = 0;
+    double train_s = 0.0;
+    unsigned char use[MAX_CLIPS], test[MAX_CLIPS];
+    const int folds = strcmp(protocol, "heldout") == 0 ? 2 : 1;
+    for (int f = 0; f < folds; f++) {
+        for (int i = 0; i < nclips; i++) {
+            if (folds == 1) {
+                use[i] = test[i] = 1;
+            } else {
+                test[i] = clips[i].spk % 2 == f;
+                use[i] = !test[i];
+            }
+        }
+        double s;
+        avo_speaker_model *m = train_on(use, cfg, &s);
+        train_s += s;
+        scorer sc = {m, malloc(sizeof(float) * (size_t)avo_speaker_model_dim(m) * nclips)};
+        embed_set(m, test, sc.emb);
+        run_trials(&sc, llr, test, &trials, &nt, &cap, &id_ok, &id_n);
+        free(sc.emb);
+        avo_speaker_model_free(m);
+    }
+    r->protocol = protocol;
+    r->components = cfg->components;
+    r->scoring = llr ? "llr" : "cosine";
+    r->eer = eer_of(trials, nt, -2);
+    r->eer_singing = eer_of(trials, nt, 1);
+    r->eer_speech = eer_of(trials, nt, 0);
+    r->genuine = r->impostor = 0;
+    for (int i = 0; i < nt; i++) {
+        r->genuine += trials[i].genuine;
+        r->impostor += !trials[i].genuine;
+    }
+    r->id_acc = id_n ? (double)id_ok / id_n : NAN;
+    r->id_trials = id_n;
+    r->seconds_train = train_s / folds;
+    free(trials);
+}
+
+static void print_row(const result *r) {
+    printf("%-8s %5d  %-7s  %6.1f%%  %6.1f%%  %6.1f%%  %6.1f%% (%d)  %5d/%-6d  %6.2f\n", r->protocol, r->components,
+           r->scoring, 100 * r->eer, 100 * r->eer_singing, 100 * r->eer_speech, 100 * r->id_acc, r->id_trials,
+           r->genuine, r->impostor, r->seconds_train);
+    fflush(stdout);
+}
+
+static cJSON *row_json(const result *r) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "ubm", r->protocol);
+    cJSON_AddNumberToObject(o, "components", r->components);
+    cJSON_AddStringToObject(o, "scoring", r->scoring);
+    cJSON_AddNumberToObject(o, "eer", r->eer);
+    if (isfinite(r->eer_singing)) cJSON_AddNumberToObject(o, "eer_singing", r->eer_singing);
+    if (isfinite(r->eer_speech)) cJSON_AddNumberToObject(o, "eer_speech", r->eer_speech);
+    cJSON_AddNumberToObject(o, "id_accuracy", r->id_acc);
+    cJSON_AddNumberToObject(o, "id_trials", r->id_trials);
+    cJSON_AddNumberToObject(o, "genuine_trials", r->genuine);
+    cJSON_AddNumberToObject(o, "impostor_trials", r->impostor);
+    cJSON_AddNumberToObject(o, "ubm_train_seconds", r->seconds_train);
+    return o;
+}
+
+int main(int argc, char **argv) {
+    const char *out_path = "bench/out/eval_speaker.json";
+    char comps[128] = "64";
+    double relevance = -1;
+    int threads = 0, with_llr = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--out") && i + 1 < argc) out_path = argv[++i];
+        else if (!strcmp(argv[i], "--components") && i + 1 < argc) snprintf(comps, sizeof comps, "%s", argv[++i]);
+        else if (!strcmp(argv[i], "--relevance") && i + 1 < argc) relevance = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-llr")) with_llr = 0;
+        else {
+            fprintf(stderr, "usage: bench_eval_speaker [--out FILE.json] [--components 32,64] [--relevance R] "
+                            "[--threads N] [--no-llr]\n");
+            return 2;
+        }
+    }
+    load_all(bench_data_dir());
+    int multi = 0;
+    for (int k = 0; k < nspeakers; k++) {
+        int c = 0;
+        for (int i = 0; i < nclips; i++) c += clips[i].spk == k;
+        multi += c > 1;
+    }
+    printf("speaker back end: %d clips, %d speakers (%d with 2+ clips)\n", nclips, nspeakers, multi);
+    printf("%-8s %5s  %-7s  %7s  %7s  %7s  %12s  %12s  %6s\n", "ubm", "K", "scoring", "EER", "EER-sing", "EER-spch",
+           "ident. (n)", "gen/imp", "train s");
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "benchmark", "eval_speaker");
+    cJSON_AddStringToObject(doc, "features", "MFCC c0-c19 + deltas, 16 kHz, 25/10 ms, energy VAD (-40 dB), CMVN");
+    cJSON_AddStringToObject(doc, "protocol",
+                            "enrol one clip, test another; heldout = UBM trained on the other half of the speakers");
+    cJSON_AddNumberToObject(doc, "clips", nclips);
+    cJSON_AddNumberToObject(doc, "speakers", nspeakers);
+    cJSON *rows = cJSON_AddArrayToObject(doc, "rows");
+    for (char *tok = strtok(comps, ","); tok; tok = strtok(NULL, ",")) {
+        avo_speaker_config cfg;
+        avo_speaker_config_default(&cfg);
+        cfg.components = atoi(tok);
+        cfg.threads = threads;
+        if (relevance > 0) cfg.relevance = relevance;
+        const char *protocols[2] = {"heldout", "all"};
+        for (int p = 0; p < 2; p++)
+            for (int llr = 0; llr <= with_llr; llr++) {
+                result r;
+                evaluate(protocols[p], &cfg, llr, &r);
+                print_row(&r);
+                cJSON_AddItemToArray(rows, row_json(&r));
+            }
+    }
+    mkdir("bench/out", 0755);
+    char *text = cJSON_Print(doc);
+    FILE *f = fopen(out_path, "w");
+    if (f) {
+        fputs(text, f);
+        fputc('\n', f);
+        fclose(f);
+        printf("wrote %s\n", out_path);
+    } else {
+        fprintf(stderr, "bench_eval_speaker: cannot write %s\n", out_path);
+    }
+    free(text);
+    cJSON_Delete(doc);
+    for (int i = 0; i < nclips; i++) avo_audio_free(&clips[i].audio);
+    return 0;
+}
