@@ -171,11 +171,114 @@ static void test_bad_inputs(void) {
     avo_audio_free(&nanbuf);
 }
 
+/* Held-out speakers: the UBM never saw them; enrol on one utterance, test on others. */
+static void test_speaker_told_apart(void) {
+    const char *held[] = {"libri_1688", "libri_2033", "nus48e_JLEE", "nus48e_MPOL"};
+    avo_speaker_config cfg;
+    avo_speaker_config_default(&cfg);
+    cfg.components = 32; /* quicker to train; the bench validates the default */
+    avo_speaker_model *m = NULL;
+    avo_error err;
+    CHECK_OK(avo_speaker_model_train_dir(avo_test_data_dir(), held, 4, &cfg, &m, &err), &err);
+    if (!m) return;
+    const char *files[4][2] = {{"speech/libri_1688-142285-0000.flac", "speech/libri_1688-142285-0002.flac"},
+                               {"speech/libri_2033-164914-0000.flac", "speech/libri_2033-164914-0002.flac"},
+                               {"singing/nus48e_JLEE_11.flac", "singing/nus48e_JLEE_15.flac"},
+                               {"singing/nus48e_MPOL_11.flac", "singing/nus48e_MPOL_20.flac"}};
+    const int dim = avo_speaker_model_dim(m);
+    CHECK(dim == 32 * 40);
+    float *v = malloc(sizeof(float) * (size_t)dim * 8);
+    for (int s = 0; s < 4; s++)
+        for (int k = 0; k < 2; k++) {
+            avo_audio a = {0};
+            load(files[s][k], &a);
+            CHECK_OK(avo_speaker_embed(m, &a, v + (size_t)(2 * s + k) * dim, &err), &err);
+            avo_audio_free(&a);
+        }
+    for (int s = 0; s < 4; s++) {
+        const int p = s ^ 1; /* the other speaker of the same domain */
+        const double same = avo_speaker_similarity(m, v + (size_t)(2 * s) * dim, v + (size_t)(2 * s + 1) * dim);
+        const double diff1 = avo_speaker_similarity(m, v + (size_t)(2 * s) * dim, v + (size_t)(2 * p + 1) * dim);
+        const double self = avo_speaker_similarity(m, v + (size_t)(2 * s) * dim, v + (size_t)(2 * s) * dim);
+        fprintf(stderr, "%s: same %.3f, other %.3f\n", held[s], same, diff1);
+        CHECK_MSG(same > diff1, "%s: same-speaker %.3f <= other-speaker %.3f", held[s], same, diff1);
+        CHECK_NEAR(self, 1.0, 1e-6);
+        CHECK(same >= 0.0 && same <= 1.0 && diff1 >= 0.0 && diff1 <= 1.0);
+    }
+    /* classic LLR agrees on one pair */
+    avo_audio e = {0}, t1 = {0}, t2 = {0};
+    load(files[0][0], &e);
+    load(files[0][1], &t1);
+    load(files[1][1], &t2);
+    double l1 = 0, l2 = 0;
+    CHECK_OK(avo_speaker_llr(m, &e, &t1, &l1, &err), &err);
+    CHECK_OK(avo_speaker_llr(m, &e, &t2, &l2, &err), &err);
+    CHECK_MSG(l1 > l2, "LLR same %.3f <= other %.3f", l1, l2);
+    /* too little sound to embed */
+    avo_audio quiet;
+    avo_audio_alloc(&quiet, 16000, 1, 4000, NULL);
+    CHECK(avo_speaker_embed(m, &quiet, v, &err) == AVO_ERR_VALIDATION);
+    avo_audio_free(&quiet);
+    avo_audio_free(&e);
+    avo_audio_free(&t1);
+    avo_audio_free(&t2);
+    free(v);
+
+    /* the full evaluation: output = one of the target's own recordings, source another singer */
+    avo_audio tgt[2] = {{0}}, src = {0};
+    load("singing/nus48e_JLEE_11.flac", &tgt[0]);
+    load("singing/nus48e_JLEE_15.flac", &tgt[1]);
+    load("singing/nus48e_MPOL_11.flac", &src);
+    avo_eval_options opt;
+    avo_eval_options_default(&opt);
+    avo_eval_result r;
+    CHECK_OK(avo_eval_run(m, &tgt[1], &src, tgt, 2, &opt, &r, &err), &err);
+    fprintf(stderr, "eval(target clip as output): sim_t %.3f sim_s %.3f self %.3f ratio %.3f mcd %.2f (src %.2f) nat %.2f\n",
+            r.sim_target, r.sim_source, r.sim_target_self, r.similarity_ratio, r.mcd_to_target_db,
+            r.mcd_source_to_target_db, r.naturalness_distance);
+    CHECK(r.classified_as_target);
+    CHECK(r.sim_target > r.sim_source_target);
+    CHECK_NEAR(r.mcd_to_target_db, 0.0, 1e-6); /* its frames are among the target's */
+    CHECK(r.mcd_source_to_target_db > 1.0);
+    CHECK(r.similarity_ratio > 1.0); /* includes sim with itself (1) */
+    /* output = source: classified as the source, melody identical */
+    CHECK_OK(avo_eval_run(m, &src, &src, tgt, 2, &opt, &r, &err), &err);
+    CHECK(!r.classified_as_target);
+    CHECK_NEAR(r.sim_source, 1.0, 1e-6);
+    CHECK_NEAR(r.f0.rmse_cents, 0.0, 1e-6);
+    CHECK_NEAR(r.f0.voicing_agreement, 1.0, 1e-9);
+    CHECK_NEAR(r.mcd_to_target_db, r.mcd_source_to_target_db, 1e-6);
+    CHECK(r.similarity_ratio < 0.5);
+    /* single target clip: its halves stand in for two clips */
+    CHECK_OK(avo_eval_run(m, &tgt[1], &src, tgt, 1, &opt, &r, &err), &err);
+    CHECK(r.classified_as_target && r.sim_target_self > 0.0);
+    /* bad inputs */
+    CHECK(avo_eval_run(m, &src, &src, tgt, 0, &opt, &r, &err) == AVO_ERR_INVALID_ARGUMENT);
+    CHECK(avo_eval_run(NULL, &src, &src, tgt, 2, &opt, &r, &err) == AVO_ERR_INVALID_ARGUMENT);
+    opt.transpose_semitones = NAN;
+    CHECK(avo_eval_run(m, &src, &src, tgt, 2, &opt, &r, &err) == AVO_ERR_INVALID_ARGUMENT);
+    avo_audio empty = {0};
+    opt.transpose_semitones = 0;
+    CHECK(avo_eval_run(m, &empty, &src, tgt, 2, &opt, &r, &err) == AVO_ERR_INVALID_AUDIO);
+    CHECK(strstr(err.message, "output") != NULL);
+    avo_audio_free(&tgt[0]);
+    avo_audio_free(&tgt[1]);
+    avo_audio_free(&src);
+    avo_speaker_model_free(m);
+
+    /* training refuses an empty folder with a message naming it */
+    CHECK(avo_speaker_model_train_dir("/nonexistent-avo", NULL, 0, &cfg, &m, &err) == AVO_ERR_NOT_FOUND);
+    CHECK(strstr(err.message, "/nonexistent-avo") != NULL);
+    cfg.components = 0;
+    CHECK(avo_speaker_model_train_dir(avo_test_data_dir(), NULL, 0, &cfg, &m, &err) == AVO_ERR_INVALID_ARGUMENT);
+}
+
 int main(void) {
     test_f0_compare_tracks();
     test_f0_estimated_offset(0);
     test_f0_estimated_offset(1);
     test_mcd_and_naturalness();
     test_bad_inputs();
+    test_speaker_told_apart();
     TEST_MAIN_END();
 }
