@@ -54,6 +54,11 @@ avo_status avo_audio_write(const char *path, const avo_audio *a, avo_audio_encod
 /* Resamples every channel with libsoxr (high quality). out is allocated. */
 avo_status avo_audio_resample(const avo_audio *in, int sample_rate, avo_audio *out, avo_error *err);
 
+/* Resamples one channel of n_in samples into exactly n_out samples (zero-padded if the resampler
+ * delivers fewer). Streams in blocks, so memory beyond the two buffers stays small. */
+avo_status avo_resample_buffer(const float *in, int64_t n_in, double in_rate, double out_rate, float *out,
+                               int64_t n_out, avo_error *err);
+
 /* Average of all channels into a new mono buffer. */
 avo_status avo_audio_to_mono(const avo_audio *in, avo_audio *out, avo_error *err);
 

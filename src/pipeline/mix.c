@@ -2,7 +2,6 @@
 #include "autovoice/mix.h"
 
 #include <math.h>
-#include <soxr.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,35 +17,66 @@ void avo_mix_config_default(avo_mix_config *cfg) {
 }
 
 /* Per-sample true-peak estimate: the largest |x| among the 4x oversampled values around each sample,
- * over all channels. */
+ * over all channels. The interpolator is a 47-tap windowed-sinc polyphase FIR, the kind BS.1770
+ * describes for true-peak meters; processed in blocks from a zero-padded copy so loops stay simple. */
+enum { TAPS_PER_PHASE = 12, PEAK_BLOCK = 32768 };
+
+static void interpolator(float h[OVERSAMPLE][TAPS_PER_PHASE]) {
+    /* Odd length: the centre tap falls on a sample, so the phases sit at offsets 0, 1/4, 1/2, 3/4. */
+    const int len = OVERSAMPLE * TAPS_PER_PHASE - 1;
+    const double centre = (len - 1) / 2.0;
+    memset(h, 0, sizeof(float) * OVERSAMPLE * TAPS_PER_PHASE);
+    for (int i = 0; i < len; i++) {
+        double t = (i - centre) / OVERSAMPLE;
+        double sinc = fabs(t) < 1e-12 ? 1.0 : sin(M_PI * t) / (M_PI * t);
+        double w = 0.5 + 0.5 * cos(2.0 * M_PI * (i - centre) / (len + 1)); /* Hann */
+        h[i % OVERSAMPLE][i / OVERSAMPLE] = (float)(sinc * w);
+    }
+}
+
 static avo_status true_peak_envelope(const avo_audio *a, float *peak, avo_error *err) {
-    const size_t n = (size_t)a->frames;
-    const size_t up_n = n * OVERSAMPLE;
-    float *up = malloc(sizeof(float) * (up_n ? up_n : 1));
-    if (!up) return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory in the limiter");
-    memset(peak, 0, sizeof(float) * n);
-    soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
-    soxr_quality_spec_t q = soxr_quality_spec(SOXR_HQ, 0);
+    float h[OVERSAMPLE][TAPS_PER_PHASE];
+    interpolator(h);
+    const int64_t n = a->frames;
+    const int half = TAPS_PER_PHASE / 2;
+    float *pad = malloc(sizeof(float) * (PEAK_BLOCK + TAPS_PER_PHASE));
+    float *acc = malloc(sizeof(float) * PEAK_BLOCK);
+    if (!pad || !acc) {
+        free(pad);
+        free(acc);
+        return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory in the limiter");
+    }
+    memset(peak, 0, sizeof(float) * (size_t)n);
     for (int c = 0; c < a->channels; c++) {
         const float *x = avo_audio_channel(a, c);
-        size_t done = 0;
-        memset(up, 0, sizeof(float) * up_n);
-        soxr_error_t e = soxr_oneshot(1.0, OVERSAMPLE, 1, x, n, NULL, up, up_n, &done, &io, &q, NULL);
-        if (e) {
-            free(up);
-            return avo_error_set(err, AVO_ERR_INTERNAL, "limiter oversampling failed: %s", e);
-        }
-        for (size_t i = 0; i < n; i++) {
-            float m = fabsf(x[i]);
-            for (int k = 0; k < OVERSAMPLE; k++) {
-                float v = fabsf(up[i * OVERSAMPLE + (size_t)k]);
-                m = v > m ? v : m;
+        for (int64_t start = 0; start < n; start += PEAK_BLOCK) {
+            const int64_t len = n - start < PEAK_BLOCK ? n - start : PEAK_BLOCK;
+            for (int64_t i = 0; i < len + TAPS_PER_PHASE; i++) {
+                int64_t src = start + i - half;
+                pad[i] = src >= 0 && src < n ? x[src] : 0.0f;
             }
-            peak[i] = m > peak[i] ? m : peak[i];
+            float *pk = peak + start;
+            for (int64_t i = 0; i < len; i++) { float v = fabsf(x[start + i]); pk[i] = v > pk[i] ? v : pk[i]; }
+            for (int p = 0; p < OVERSAMPLE; p++) {
+                memset(acc, 0, sizeof(float) * (size_t)len);
+                for (int j = 0; j < TAPS_PER_PHASE; j++) {
+                    const float hj = h[p][TAPS_PER_PHASE - 1 - j];
+                    const float *xs = pad + j + 1;
+                    for (int64_t i = 0; i < len; i++) acc[i] += hj * xs[i];
+                }
+                for (int64_t i = 0; i < len; i++) { float v = fabsf(acc[i]); pk[i] = v > pk[i] ? v : pk[i]; }
+            }
         }
     }
-    free(up);
+    free(pad);
+    free(acc);
     return AVO_OK;
+}
+
+static float max_of(const float *x, size_t n) {
+    float m = 0.0f;
+    for (size_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
 }
 
 /* out[i] = min(in[i .. i+width-1]) with a monotonic deque, O(n). */
@@ -122,11 +152,11 @@ avo_status avo_limit_true_peak(avo_audio *a, const avo_mix_config *cfg, double *
             for (size_t i = 0; i < n; i++) x[i] *= gain[i];
         }
         if (max_reduction_db) *max_reduction_db = -20.0 * log10(min_gain);
-        /* Verify with the R128 meter; trim statically if an inter-sample peak still exceeds the ceiling. */
-        double tp = 0.0;
-        st = avo_audio_true_peak(a, &tp, err);
-        if (!st && tp > cfg->ceiling_dbtp) {
-            float trim = (float)pow(10.0, (cfg->ceiling_dbtp - 0.05 - tp) / 20.0);
+        /* Verify; trim statically if an inter-sample peak still exceeds the ceiling. */
+        st = true_peak_envelope(a, peak, err);
+        const double tp = 20.0 * log10(fmax(max_of(peak, n), 1e-12));
+        if (!st && tp > cfg->ceiling_dbtp - 0.1) {
+            float trim = (float)pow(10.0, (cfg->ceiling_dbtp - 0.15 - tp) / 20.0);
             for (size_t i = 0; i < n * (size_t)a->channels; i++) a->samples[i] *= trim;
         }
     }
@@ -184,7 +214,15 @@ avo_status avo_mix(const avo_audio *converted, const avo_audio *original_vocals,
         }
         st = avo_limit_true_peak(out, cfg, &rep.limiter_max_reduction_db, err);
     }
-    if (!st) st = avo_audio_true_peak(out, &rep.output_true_peak_dbtp, err);
+    if (!st) {
+        float *peak = malloc(sizeof(float) * (size_t)(out->frames ? out->frames : 1));
+        st = peak ? true_peak_envelope(out, peak, err) : avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
+        if (!st) {
+            float m = max_of(peak, (size_t)out->frames);
+            rep.output_true_peak_dbtp = m > 0.0f ? 20.0 * log10(m) : -HUGE_VAL;
+        }
+        free(peak);
+    }
     if (st) {
         avo_audio_free(out);
         return st;
