@@ -194,18 +194,22 @@ static inline void synth_truth(const double *f0, int64_t n, int fs, double hop, 
     }
 }
 
-/* A random melody of `count` notes in [lo_hz, hi_hz] with gaps, vibrato and glides. */
+/* A random melody of `count` notes in [lo_hz, hi_hz]: a random walk of intervals up to 7 semitones
+ * (a fifth; leaps beyond that are rare in singing), with gaps, vibrato and glides. */
 static inline int synth_melody(synth_note *notes, int count, double lo_hz, double hi_hz, double vib_cents,
                                int glides, synth_rng *rng, double *total_seconds) {
     double t = 0.1;
     const double span = 1200.0 * log2(hi_hz / lo_hz);
-    double prev = 0;
+    double pos = span * (0.2 + 0.6 * synth_uniform(rng)), prev = 0;
     for (int k = 0; k < count; k++) {
         synth_note *nt = &notes[k];
         memset(nt, 0, sizeof *nt);
         nt->start = t;
         nt->dur = 0.4 + 0.8 * synth_uniform(rng);
-        nt->f0_hz = lo_hz * pow(2.0, (span * (0.1 + 0.8 * synth_uniform(rng))) / 1200.0);
+        if (k > 0) pos += 100.0 * floor(15.0 * synth_uniform(rng) - 7.0);
+        if (pos < 0.05 * span) pos = 0.05 * span + 300.0;
+        if (pos > 0.95 * span) pos = 0.95 * span - 300.0;
+        nt->f0_hz = lo_hz * pow(2.0, pos / 1200.0);
         nt->vib_hz = 5.0 + 2.0 * synth_uniform(rng);
         nt->vib_cents = vib_cents * (0.5 + 0.5 * synth_uniform(rng));
         if (glides && prev > 0 && synth_uniform(rng) < 0.7) {
@@ -213,7 +217,7 @@ static inline int synth_melody(synth_note *notes, int count, double lo_hz, doubl
             nt->glide_seconds = 0.08 + 0.15 * synth_uniform(rng);
         }
         prev = nt->f0_hz;
-        /* Legato (no gap) for glides, else a short breath. */
+        /* Legato (no gap) for some notes, else a short breath. */
         const int legato = glides && synth_uniform(rng) < 0.5;
         t += nt->dur + (legato ? 0.0 : 0.1 + 0.2 * synth_uniform(rng));
     }

@@ -132,6 +132,48 @@ static void level_gate(const f0_frame *frames, int64_t nframes, float *gate) {
     }
 }
 
+/* The difference function at lag T compares x[s, s+W) with x[s+T, s+T+W): its estimate belongs to the
+ * time s + (W + T) / 2, which is (T - tau_max - 2) / 2 samples before the frame centre. Each voiced
+ * run is resampled from those true times back onto the frame grid (log-linear, held at the ends), so
+ * glides and vibrato are not reported late by up to half the longest period. */
+static avo_status align_times(avo_f0_track *t, const f0_analyzer *an, avo_error *err) {
+    const int64_t n = t->frames;
+    double *when = malloc(sizeof(double) * (size_t)n);
+    float *src = malloc(sizeof(float) * (size_t)n);
+    if (!when || !src) {
+        free(when);
+        free(src);
+        return avo_error_set(err, AVO_ERR_NO_MEMORY, "f0: out of memory for %lld frames", (long long)n);
+    }
+    memcpy(src, t->f0_hz, sizeof(float) * (size_t)n);
+    const double hop_samples = t->hop_seconds * an->fs;
+    for (int64_t i = 0; i < n; i++)
+        when[i] = src[i] > 0 ? i + (an->fs / src[i] - an->tau_max - 2) * 0.5 / hop_samples : (double)i;
+    for (int64_t a = 0; a < n;) {
+        if (src[a] <= 0) {
+            a++;
+            continue;
+        }
+        int64_t b = a;
+        while (b + 1 < n && src[b + 1] > 0) b++;
+        int64_t j = a;
+        for (int64_t i = a; i <= b; i++) {
+            while (j < b && when[j + 1] <= (double)i) j++;
+            if ((double)i <= when[a]) t->f0_hz[i] = src[a];
+            else if (j >= b) t->f0_hz[i] = src[b];
+            else {
+                const double span = when[j + 1] - when[j];
+                const double u = span > 1e-9 ? ((double)i - when[j]) / span : 0.0;
+                t->f0_hz[i] = (float)(src[j] * pow(src[j + 1] / src[j], u < 0 ? 0 : u > 1 ? 1 : u));
+            }
+        }
+        a = b + 1;
+    }
+    free(when);
+    free(src);
+    return AVO_OK;
+}
+
 avo_status avo_f0_estimate(const float *samples, int64_t n, int sample_rate, const avo_f0_config *cfg,
                            avo_f0_track *out, avo_error *err) {
     if (out) memset(out, 0, sizeof *out);
@@ -184,6 +226,7 @@ avo_status avo_f0_estimate(const float *samples, int64_t n, int sample_rate, con
         else
             st = f0_decide_viterbi(frames, gate, nframes, hop, out, err);
     }
+    if (!st) st = align_times(out, &an, err);
     f0_analyzer_destroy(&an);
     avo_audio_free(&sig);
     free(frames);

@@ -54,9 +54,9 @@ void f0_work_free(f0_work *w);
 void f0_analyze_frame(const f0_analyzer *an, f0_work *w, const float *x, int64_t n, int64_t centre,
                       f0_frame *out);
 
-/* Probability that the period lies above aperiodicity v under pYIN's Beta(2, 18) threshold prior:
- * 1 - CDF(v). Used for candidate probabilities and for confidence. */
-double f0_beta_sf(double v);
+/* Probability that a threshold drawn from Beta(2, b) lies above aperiodicity v: 1 - CDF(v). pYIN's
+ * prior is b = 18 (mean threshold 0.1). Used for candidate probabilities and for confidence. */
+double f0_beta_sf(double v, double b);
 
 /* Frame decisions. gate[i] in [0, 1] scales voicing by level. Both fill f0_hz (Hz, 0 = unvoiced)
  * and confidence of the track. */

@@ -101,12 +101,11 @@ void f0_work_free(f0_work *w) {
     memset(w, 0, sizeof *w);
 }
 
-double f0_beta_sf(double v) {
-    /* Beta(2, 18) survival function in closed form: P(Binomial(19, v) < 2). */
+double f0_beta_sf(double v, double b) {
+    /* Beta(2, b) survival function in closed form: (1 - v)^b (1 + b v). */
     if (v <= 0) return 1.0;
     if (v >= 1) return 0.0;
-    const double q = 1.0 - v, q18 = pow(q, 18);
-    return q18 * q + 19.0 * v * q18;
+    return pow(1.0 - v, b) * (1.0 + b * v);
 }
 
 /* r(tau) and its first two derivatives at a fractional lag, from the cross spectrum (unnormalised). */
