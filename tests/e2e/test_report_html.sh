@@ -60,6 +60,23 @@ fi
 grep -q "latency.json" "$base/bad/err.txt" && grep -q "elapsed_ms" "$base/bad/err.txt" ||
     fail "error does not name file and field: $(cat "$base/bad/err.txt")"
 
+# ---- the real thing: a quick bench asking for cuda/int8 on this CPU-only build, then its report ----
+bench="$base/bench"
+"$AVO_BIN" bench --quick --device cuda --precision int8 --out "$bench" --data "$data" > "$base/bench.log" 2>&1 ||
+    fail "autovoice bench --quick failed: $(tail -5 "$base/bench.log")"
+for f in system performance_breakdown latency separation; do
+    [ -s "$bench/$f.json" ] || fail "bench wrote no $f.json"
+done
+grep -q '"requested_device":[[:space:]]*"cuda"' "$bench/latency.json" || fail "latency.json lacks the requested device"
+grep -q '"target_met":[[:space:]]*false' "$bench/latency.json" || fail "a cuda request on a CPU build must not meet the target"
+grep -q '"f0_series"' "$bench/latency.json" || fail "latency.json has no f0_series"
+"$AVO_BIN" report --in "$bench" -o "$bench/report.md" --html "$bench/report.html" || fail "report on bench output failed"
+grep -q "NOT PASSED: requested cuda, ran cpu" "$bench/report.md" || fail "bench report does not say what really ran"
+grep -q "requested int8, ran fp32" "$bench/report.md" || fail "bench report does not say which precision ran"
+for p in stages.svg f0.svg spec_source.png spec_target.png spec_output.png; do
+    [ -s "$bench/report_$p" ] || fail "bench report lacks plot report_$p"
+done
+
 # ---- the browser ----
 browser=""
 for b in chromium chromium-browser google-chrome; do
