@@ -223,13 +223,16 @@ static avo_status open_db(avo_profile_store *s, avo_error *err) {
                              "upgrade autovoice or use another --store DIR",
                              s->db_path, version, STORE_SCHEMA_VERSION);
 
-    st = exec_sql(s, "BEGIN IMMEDIATE", "creating the schema", err);
-    if (!st) st = exec_sql(s, SCHEMA_SQL, "creating the schema", err);
-    if (!st) st = exec_sql(s, "PRAGMA user_version=1", "creating the schema", err);
-    if (!st) st = exec_sql(s, "COMMIT", "creating the schema", err);
-    if (st) {
-        rollback(s);
-        return st;
+    /* Only a new database is written to: opening must leave an existing one byte-identical. */
+    if (version == 0) {
+        st = exec_sql(s, "BEGIN IMMEDIATE", "creating the schema", err);
+        if (!st) st = exec_sql(s, SCHEMA_SQL, "creating the schema", err);
+        if (!st) st = exec_sql(s, "PRAGMA user_version=1", "creating the schema", err);
+        if (!st) st = exec_sql(s, "COMMIT", "creating the schema", err);
+        if (st) {
+            rollback(s);
+            return st;
+        }
     }
     /* A table of the right name but the wrong shape (another program's file, or a damaged schema). */
     if (sqlite3_prepare_v2(s->db, "SELECT " PROFILE_COLUMNS " FROM profiles LIMIT 0", -1, &q, NULL) != SQLITE_OK)

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -221,14 +222,44 @@ static void test_round_trip(void) {
     CHECK_MSG(count_data_folders(dir) == 2, "%d data folders after delete", count_data_folders(dir));
     avo_profile_store_close(s);
 
-    /* Reopen: everything persisted. */
+    /* Durability settings that the atomicity argument relies on are in force. */
+    {
+        sqlite3 *raw = NULL;
+        char dbp[800], mode[32] = "";
+        sqlite3_stmt *q = NULL;
+        avo_test_path(dbp, sizeof dbp, dir, "profiles.db");
+        if (sqlite3_open_v2(dbp, &raw, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+            sqlite3_prepare_v2(raw, "PRAGMA journal_mode", -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+            snprintf(mode, sizeof mode, "%s", (const char *)sqlite3_column_text(q, 0));
+        sqlite3_finalize(q);
+        sqlite3_close(raw);
+        CHECK_MSG(strcmp(mode, "wal") == 0, "journal_mode '%s'", mode);
+    }
+
+    /* Reopen: everything persisted, and reading leaves the database byte-identical. */
+    char db[800];
+    void *db_before = NULL, *db_after = NULL;
+    size_t before_size = 0, after_size = 0;
+    CHECK_OK(prof_read_file(avo_test_path(db, sizeof db, dir, "profiles.db"), &db_before, &before_size, &err), &err);
     s = NULL;
     CHECK_OK(avo_profile_store_open(dir, &s, &err), &err);
-    if (!s) return;
+    if (!s) {
+        free(db_before);
+        return;
+    }
     CHECK(count_profiles(s) == 2);
     CHECK(profile_is_version(s, "bob", 3));
     CHECK_OK(avo_profile_store_get(s, "carol", &got, &err), &err);
     CHECK(got.clip_count == 9 && strcmp(got.model_path, "/models/carol.pth") == 0);
+    avo_profile_store_close(s);
+    CHECK_OK(prof_read_file(db, &db_after, &after_size, &err), &err);
+    CHECK_MSG(before_size == after_size && db_before && db_after && memcmp(db_before, db_after, before_size) == 0,
+              "profiles.db changed by open/get/list/close (%zu -> %zu bytes)", before_size, after_size);
+    free(db_before);
+    free(db_after);
+    s = NULL;
+    CHECK_OK(avo_profile_store_open(dir, &s, &err), &err);
+    if (!s) return;
 
     /* Data removed by hand behind the store's back: a clear error, and delete still cleans up. */
     char folder[800];
