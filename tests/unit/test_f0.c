@@ -106,6 +106,16 @@ static void test_vibrato_voice(void) {
             float *truth = malloc(sizeof(float) * (size_t)t.frames);
             synth_truth(f0, n, fs, 0.01, t.frames, truth);
             score s = score_track(&t, truth);
+            double conf_v = 0, conf_u = 0;
+            int nv = 0, nu = 0;
+            for (int64_t i = 0; i < t.frames; i++) {
+                if (truth[i] > 0) conf_v += t.confidence[i], nv++;
+                if (truth[i] == 0) conf_u += t.confidence[i], nu++;
+            }
+            CHECK_MSG(nv && conf_v / nv > 0.6, "%s mean confidence on voiced frames %.3f",
+                      method_name((avo_f0_method)m), nv ? conf_v / nv : 0.0);
+            CHECK_MSG(nu && conf_u / nu < 0.1, "%s mean confidence on unvoiced frames %.3f",
+                      method_name((avo_f0_method)m), nu ? conf_u / nu : 0.0);
             tot.voiced += s.voiced;
             tot.hits50 += s.hits50;
             tot.octave_errors += s.octave_errors;
@@ -151,6 +161,10 @@ static void test_unvoiced_inputs(void) {
                 bad += !(t.confidence[i] >= 0 && t.confidence[i] <= 1);
             }
             const int allowed = kind == 2 ? (int)(t.frames / 50) : 0; /* noise: under 2% */
+            double conf = 0;
+            for (int64_t i = 0; i < t.frames; i++) conf += t.confidence[i];
+            CHECK_MSG(conf / (double)t.frames < 0.15, "%s: input kind %d mean confidence %.3f",
+                      method_name((avo_f0_method)m), kind, conf / (double)t.frames);
             CHECK_MSG(voiced <= allowed, "%s: input kind %d has %d voiced frames of %lld",
                       method_name((avo_f0_method)m), kind, voiced, (long long)t.frames);
             CHECK(bad == 0);
