@@ -112,7 +112,12 @@ static avo_status read_all_frames(SNDFILE *sf, const SF_INFO *info, const char *
 static int wav_header_claims_more(SNDFILE *sf) {
     char log[4096];
     sf_command(sf, SFC_GET_LOG_INFO, log, sizeof log);
-    return strstr(log, "should be") != NULL || strstr(log, "truncated") != NULL;
+    /* libsndfile notes it as "data : <header size> (should be <real size>)". */
+    const char *data = strstr(log, "\ndata : ");
+    if (!data) return 0;
+    const char *eol = strchr(data + 1, '\n');
+    const char *should = strstr(data, "(should be");
+    return should != NULL && (eol == NULL || should < eol);
 }
 
 static avo_status check_info(const SF_INFO *info, const char *name, avo_error *err) {
@@ -140,8 +145,8 @@ avo_status avo_audio_read(const char *path, avo_audio *out, avo_error *err) {
     SNDFILE *sf = sf_open(path, SFM_READ, &info);
     if (!sf)
         return avo_error_set(err, AVO_ERR_FORMAT,
-                             "%s: not a readable audio file (%s); supported: WAV, FLAC, OGG, MP3",
-                             path, sf_strerror(NULL));
+                             "%s: not a readable audio file (unknown or damaged format); supported: WAV, FLAC, OGG, MP3",
+                             path);
     avo_status st = check_info(&info, path, err);
     if (!st && (info.format & SF_FORMAT_TYPEMASK) == SF_FORMAT_WAV && wav_header_claims_more(sf))
         st = avo_error_set(err, AVO_ERR_FORMAT,
@@ -270,6 +275,10 @@ avo_status avo_audio_write(const char *path, const avo_audio *a, avo_audio_encod
         free(tmp);
         return st;
     }
+    /* mkstemp creates 0600; give the file the permissions a plain create would. */
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(fd, 0666 & ~mask) != 0) { /* not fatal: the file is still written */ }
     SF_INFO info;
     memset(&info, 0, sizeof info);
     info.samplerate = a->sample_rate;

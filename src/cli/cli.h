@@ -2,7 +2,7 @@
 #ifndef AVO_CLI_H
 #define AVO_CLI_H
 
-#include "autovoice/common.h"
+#include "autovoice/audio.h"
 
 #include <stdio.h>
 
@@ -32,6 +32,10 @@ int cli_parse_int(const char *command, const char *option, const char *text, lon
 
 /* Checks that a file can be created at path (its folder exists and is writable). */
 avo_status cli_check_writable(const char *path, avo_error *err);
+
+/* avo_audio_read with the codec libraries' own chatter on stderr silenced: the user sees our one
+ * error line, not mpg123's warnings about a damaged tag. */
+avo_status cli_read_audio(const char *path, avo_audio *out, avo_error *err);
 
 /* Writes text to path atomically (temporary file, then rename). */
 avo_status cli_write_text_atomic(const char *path, const char *text, avo_error *err);

@@ -1,5 +1,9 @@
 #include "cli.h"
 
+#include "autovoice/audio.h"
+
+#include <fcntl.h>
+
 #include <errno.h>
 #include <libgen.h>
 #include <math.h>
@@ -97,6 +101,9 @@ avo_status cli_write_text_atomic(const char *path, const char *text, avo_error *
         free(tmp);
         return s;
     }
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(fd, 0666 & ~mask) != 0) { /* not fatal */ }
     size_t n = strlen(text);
     if (write(fd, text, n) != (ssize_t)n || write(fd, "\n", 1) != 1 || fsync(fd) != 0)
         s = avo_error_set(err, AVO_ERR_IO, "%s: write failed (%s)", path, strerror(errno));
@@ -106,4 +113,18 @@ avo_status cli_write_text_atomic(const char *path, const char *text, avo_error *
     if (s) unlink(tmp);
     free(tmp);
     return s;
+}
+
+avo_status cli_read_audio(const char *path, avo_audio *out, avo_error *err) {
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    int devnull = open("/dev/null", O_WRONLY);
+    if (saved >= 0 && devnull >= 0) dup2(devnull, STDERR_FILENO);
+    avo_status st = avo_audio_read(path, out, err);
+    if (saved >= 0) {
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+    }
+    if (devnull >= 0) close(devnull);
+    return st;
 }

@@ -189,10 +189,10 @@ int cli_convert(int argc, char **argv) {
     avo_status st = check_outputs(&a, &err);
     if (!st) st = load_target(&a, &target, &err);
     if (!st && a.vocals) {
-        st = avo_audio_read(a.vocals, &vocals, &err);
-        if (!st) st = avo_audio_read(a.accompaniment, &accompaniment, &err);
+        st = cli_read_audio(a.vocals, &vocals, &err);
+        if (!st) st = cli_read_audio(a.accompaniment, &accompaniment, &err);
     } else if (!st) {
-        st = avo_audio_read(a.song, &song, &err);
+        st = cli_read_audio(a.song, &song, &err);
     }
     cli_progress progress;
     cli_progress_init(&progress, "converting", a.quiet);

@@ -111,7 +111,7 @@ static avo_status load_clips(const profile_args *a, avo_audio *clips, int count,
     for (int i = 0; i < count; i++) {
         const char *path = a->positional[i + 2];
         avo_clip_report rep;
-        avo_status st = avo_audio_read(path, &clips[i], err);
+        avo_status st = cli_read_audio(path, &clips[i], err);
         if (!st) st = avo_profile_validate_clip(&clips[i], path, &rep, err);
         if (st) return st;
         voiced += rep.voiced_seconds;

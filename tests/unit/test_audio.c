@@ -34,6 +34,23 @@ static void test_round_trip(const char *ext, float tol) {
     avo_audio_free(&b);
 }
 
+/* Mono 24-bit with an odd frame count: the data chunk has an odd byte length, which is legal. */
+static void test_odd_length_wav(void) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/odd.wav", tmpdir);
+    avo_audio a, b;
+    avo_error err;
+    make_sine(&a, 16000, 1, 0.0, 440, 0.5f);
+    avo_audio_free(&a);
+    avo_audio_alloc(&a, 16000, 1, 11025, NULL);
+    for (int i = 0; i < 11025; i++) a.samples[i] = 0.25f * (float)sin(i * 0.05);
+    CHECK_OK(avo_audio_write(path, &a, AVO_AUDIO_WAV_PCM24, &err), &err);
+    CHECK_OK(avo_audio_read(path, &b, &err), &err);
+    CHECK(b.frames == 11025);
+    avo_audio_free(&a);
+    avo_audio_free(&b);
+}
+
 static void test_mp3_and_ogg(void) {
     /* libsndfile encodes both; decoding them back proves the readers work. */
     const struct { const char *ext; int format; } cases[] = {
@@ -167,6 +184,7 @@ int main(void) {
     avo_test_tmp_dir("test_audio", tmpdir, sizeof tmpdir);
     test_round_trip("wav", 2e-6f);
     test_round_trip("flac", 2e-6f);
+    test_odd_length_wav();
     test_mp3_and_ogg();
     test_bad_input();
     test_write_errors();
