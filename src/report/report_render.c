@@ -316,6 +316,20 @@ static int all_objects(const cJSON *arr) {
     return 1;
 }
 
+/* key/value rows for v, nested objects flattened as "a.b.c" (three levels, then summarised). */
+static void kv_flatten(out *o, const char *key, const cJSON *v, int depth) {
+    if (cJSON_IsObject(v) && depth < 3) {
+        for (const cJSON *s = v->child; s; s = s->next) {
+            char sub[200];
+            snprintf(sub, sizeof sub, "%s.%s", key, s->string ? s->string : "?");
+            kv_flatten(o, sub, s, depth + 1);
+        }
+        return;
+    }
+    char buf[160];
+    o_kv(o, key, value_text(v, buf, sizeof buf));
+}
+
 static void render_generic(out *o, const cJSON *doc) {
     int any = 0;
     for (const cJSON *m = doc->child; m; m = m->next) {
@@ -325,16 +339,7 @@ static void render_generic(out *o, const cJSON *doc) {
             o_table_begin(o, 2, head);
             any = 1;
         }
-        if (cJSON_IsObject(m)) {
-            for (const cJSON *s = m->child; s; s = s->next) {
-                char key[160], buf[160];
-                snprintf(key, sizeof key, "%s.%s", m->string, s->string ? s->string : "?");
-                o_kv(o, key, value_text(s, buf, sizeof buf));
-            }
-        } else {
-            char buf[160];
-            o_kv(o, m->string, value_text(m, buf, sizeof buf));
-        }
+        kv_flatten(o, m->string, m, 0);
     }
     if (any) o_table_end(o);
     for (const cJSON *m = doc->child; m; m = m->next) {
