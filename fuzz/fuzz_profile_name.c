@@ -37,14 +37,19 @@ static void fuzz_names(const uint8_t *data, size_t size) {
     }
     avo_profile_info info;
     memset(&info, 0, sizeof info);
-    snprintf(info.name, sizeof info.name, "%s", buf);
+    size_t name_len = strnlen(buf, sizeof info.name - 1);
+    memcpy(info.name, buf, name_len); /* truncated on purpose: the store sees a different, shorter name */
+    info.name[name_len] = '\0';
     snprintf(info.kind, sizeof info.kind, "dsp");
     avo_profile_blob b = {blob, data, size};
     avo_error err;
     avo_status st = avo_profile_store_put(store, &info, &b, 1, 1, &err);
     int name_fits = strlen(buf) < sizeof info.name;
-    if ((st == AVO_OK) != (name_ok && blob_ok && name_fits)) abort();
-    if (st != AVO_OK) return;
+    if (name_fits && (st == AVO_OK) != (name_ok && blob_ok)) abort();
+    if (st != AVO_OK || !name_fits) {
+        if (st == AVO_OK) avo_profile_store_delete(store, info.name, &err);
+        return;
+    }
     void *back = NULL;
     size_t back_size = 0;
     if (avo_profile_store_read_blob(store, buf, blob, &back, &back_size, &err) != AVO_OK) abort();
