@@ -283,6 +283,15 @@ avo_status avo_ckpt_open_memory(const void *data, size_t size, const char *name,
     return AVO_OK;
 }
 
+avo_status ckpt_parse_pickle_bytes(const uint8_t *data, size_t size, avo_error *err) {
+    avo_ckpt *c = ckpt_new("pickle");
+    if (!c) return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
+    avo_status s = ckpt_pickle_parse(c, data, size, &c->root, err);
+    if (s == AVO_OK) s = walk_tree(c, err);
+    avo_ckpt_free(c);
+    return s;
+}
+
 void avo_ckpt_free(avo_ckpt *c) {
     if (!c) return;
     if (c->zip) zip_discard(c->zip);
@@ -418,10 +427,11 @@ static const avo_ckpt_value *lookup(const avo_ckpt_value *v, const char *p, size
         return dot ? lookup(v->items[idx], dot + 1, n - sl - 1, budget) : v->items[idx];
     }
     if (v->kind != AVO_CKPT_DICT) return NULL;
-    /* Longest key first: "enc_p.encoder.attn_layers.0.conv_q.weight" is usually one key. */
+    /* Longest key first: "enc_p.encoder.attn_layers.0.conv_q.weight" is usually one key.
+     * Keys are scanned from the end so a repeated key gives its last value, as in Python. */
     for (size_t sl = n;; sl--) {
         if (sl == n || p[sl] == '.') {
-            for (size_t i = 0; i < v->count; i++) {
+            for (size_t i = v->count; i-- > 0;) {
                 if (!seg_equals(v->keys[i], p, sl)) continue;
                 if (sl == n) return v->items[i];
                 const avo_ckpt_value *r = lookup(v->items[i], p + sl + 1, n - sl - 1, budget);
@@ -678,10 +688,28 @@ static void swap_bytes(uint8_t *p, size_t n, size_t es) {
         }
 }
 
+/* Half to float without branches: shifting exponent+mantissa into place and scaling by 2^112
+ * rebiases normals and turns subnormals into exact normals; inf/NaN are selected separately. */
+static inline uint32_t half_bits_fast(uint32_t h) {
+    uint32_t em = h & 0x7fffu, bits = em << 13;
+    float f;
+    memcpy(&f, &bits, 4);
+    f *= 0x1p112f;
+    uint32_t out;
+    memcpy(&out, &f, 4);
+    out = em >= 0x7c00u ? 0x7f800000u | ((em & 0x3ffu) << 13) : out;
+    return out | ((h & 0x8000u) << 16);
+}
+
 /* Contiguous conversion loops kept simple so they vectorise. */
 static void convert_run(const uint8_t *src, avo_dtype d, float *dst, int64_t n) {
     if (d == AVO_DTYPE_F32) {
         memcpy(dst, src, (size_t)n * 4);
+    } else if (d == AVO_DTYPE_F16) {
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t bits = half_bits_fast((uint32_t)(src[2 * i] | src[2 * i + 1] << 8));
+            memcpy(&dst[i], &bits, 4);
+        }
     } else if (d == AVO_DTYPE_BF16) {
         for (int64_t i = 0; i < n; i++) {
             uint32_t bits = (uint32_t)(src[2 * i] | src[2 * i + 1] << 8) << 16;

@@ -83,6 +83,10 @@ avo_status ckpt_tensor_check(const avo_ckpt *c, avo_ckpt_tensor *t, avo_error *e
 avo_status ckpt_pickle_parse(avo_ckpt *c, const uint8_t *data, size_t size, avo_ckpt_value **root,
                              avo_error *err);
 
+/* Parses a bare pickle (no archive, storages unresolved) and walks the tree; for fuzzing the
+ * pickle machine directly. */
+avo_status ckpt_parse_pickle_bytes(const uint8_t *data, size_t size, avo_error *err);
+
 /* Format back ends: fill c->root and the storages from c->zip / the bytes. */
 avo_status ckpt_zip_load(avo_ckpt *c, avo_error *err);
 avo_status ckpt_safetensors_load(avo_ckpt *c, uint64_t file_size, avo_error *err);

@@ -87,7 +87,7 @@ typedef struct {
     size_t marks[CKPT_MAX_MARKS];
     size_t nmarks;
     avo_ckpt_value **memo;
-    size_t memo_cap;
+    size_t memo_cap, memo_count;
     avo_error *err;
 } machine;
 
@@ -170,6 +170,7 @@ static avo_status memo_put(machine *m, uint64_t idx) {
         m->memo = mm;
         m->memo_cap = cap;
     }
+    if (!m->memo[idx]) m->memo_count++;
     m->memo[idx] = v;
     return AVO_OK;
 }
@@ -575,18 +576,10 @@ static avo_status op_setitems(machine *m, bool marked) {
     if (n % 2) return corrupt(m, "SETITEMS with an odd number of values");
     avo_ckpt_value *d = top(m);
     if (!d || d->kind != AVO_CKPT_DICT) return corrupt(m, "SETITEM on something that is not a dict");
-    for (size_t i = 0; i < n; i += 2) {
-        /* Python dicts keep one value per key: a repeated string key replaces the old value. */
-        bool replaced = false;
-        if (is_str(items[i]))
-            for (size_t j = 0; j < d->count && !replaced; j++)
-                if (is_str(d->keys[j]) && d->keys[j]->len == items[i]->len &&
-                    !memcmp(d->keys[j]->str, items[i]->str, items[i]->len)) {
-                    d->items[j] = items[i + 1];
-                    replaced = true;
-                }
-        if (!replaced && !ckpt_node_push(d, items[i], items[i + 1])) return no_mem(m);
-    }
+    /* A repeated key is kept as a second entry (checking would be quadratic on hostile input);
+     * lookups take the last one, as Python's dict would. */
+    for (size_t i = 0; i < n; i += 2)
+        if (!ckpt_node_push(d, items[i], items[i + 1])) return no_mem(m);
     return AVO_OK;
 }
 
@@ -713,11 +706,8 @@ static avo_status step(machine *m, uint8_t op) {
         if (!need(m, 4)) return corrupt(m, "truncated pickle");
         m->p += 4;
         return memo_put(m, rd_le(m->p - 4, 4));
-    case 0x94: { /* MEMOIZE */
-        size_t idx = 0;
-        while (idx < m->memo_cap && m->memo[idx]) idx++;
-        return memo_put(m, idx);
-    }
+    case 0x94: /* MEMOIZE: the next index is the number of memo entries, as in Python */
+        return memo_put(m, m->memo_count);
     case 'c': return op_global(m);
     case 0x93: { /* STACK_GLOBAL */
         avo_ckpt_value *name = pop(m), *mod = pop(m);
