@@ -121,6 +121,33 @@ with open(os.path.join(OUT, "hostile", "empty.pth"), "wb") as f:
 with open(os.path.join(OUT, "hostile", "raw_os_system.pkl"), "wb") as f:
     f.write(hostile["os_system"])
 
+# Plain containers pickled by Python itself with protocols 2 and 4 (STACK_GLOBAL, MEMOIZE, FRAME,
+# SHORT_BINBYTES, sets), no tensors: checks the machine without torch.
+import pickle
+
+plain = OrderedDict([("sr", "48k"), ("f0", 1), ("neg", -123456789012), ("small_neg", -3), ("big", 2 ** 70),
+                     ("pi", 3.141592653589793), ("flag", True), ("off", False), ("none", None),
+                     ("blob", b"\x00\x01\xfe"), ("unicode", "h\u00e9llo \u4e16\u754c"),
+                     ("nested", {"list": [1, [2, [3, (4, 5)]]], "od": OrderedDict(x=1.5), 3: "int key"}),
+                     ("ids", {7, 9}), ("frozen", frozenset([4])), ("shared", None)])
+plain["shared"] = plain["nested"]["list"]
+plain_expect = {"sr": "48k", "f0": 1, "neg": -123456789012, "small_neg": -3, "pi": 3.141592653589793,
+                "flag": True, "off": False, "unicode": "h\u00e9llo \u4e16\u754c", "nested.list.1.1.1.0": 4,
+                "nested.od.x": 1.5, "nested.3": "int key", "shared.0": 1}
+for proto in (2, 4):
+    name = "plain_p%d" % proto
+    torch_like_zip(os.path.join(OUT, name + ".pth"), pickle.dumps(plain, protocol=proto))
+    with open(os.path.join(OUT, name + ".json"), "w") as f:
+        json.dump({"tensors": [], "scalars": plain_expect}, f)
+    open(os.path.join(OUT, name + ".f32"), "wb").close()
+
+# A repeated key (Python keeps the last value).
+torch_like_zip(os.path.join(OUT, "dup_key.pth"),
+               b"\x80\x02}(" + binunicode("a") + b"K\x01" + binunicode("a") + b"K\x02u.")
+with open(os.path.join(OUT, "dup_key.json"), "w") as f:
+    json.dump({"tensors": [], "scalars": {"a": 2}}, f)
+open(os.path.join(OUT, "dup_key.f32"), "wb").close()
+
 # ---- safetensors, by hand -----------------------------------------------------------------------
 
 ST_CODES = {"F32": ("f", 4), "F64": ("d", 8), "F16": ("e", 2), "I64": ("q", 8), "I32": ("i", 4),

@@ -329,6 +329,33 @@ static void test_hostile(void) {
     avo_ckpt_free(c);
 }
 
+static void test_plain_pickles(void) {
+    check_expected("plain_p2.pth", "plain_p2");
+    check_expected("plain_p4.pth", "plain_p4");
+    check_expected("dup_key.pth", "dup_key");
+    char path[800];
+    for (int proto = 2; proto <= 4; proto += 2) {
+        char name[64];
+        snprintf(name, sizeof name, "plain_p%d.pth", proto);
+        avo_ckpt *c = NULL;
+        avo_error err = {0};
+        CHECK_OK(avo_ckpt_open(fx(path, sizeof path, name), &c, &err), &err);
+        if (!c) continue;
+        CHECK(avo_ckpt_value_float(avo_ckpt_lookup(c, "big")) == ldexp(1.0, 70));
+        const avo_ckpt_value *blob = avo_ckpt_lookup(c, "blob");
+        CHECK_MSG(avo_ckpt_value_kind(blob) == AVO_CKPT_BYTES && avo_ckpt_value_size(blob) == 3 &&
+                      !memcmp(avo_ckpt_value_string(blob), "\x00\x01\xfe", 3),
+                  "protocol %d bytes", proto);
+        CHECK(avo_ckpt_value_kind(avo_ckpt_lookup(c, "none")) == AVO_CKPT_NONE);
+        CHECK(avo_ckpt_value_count(avo_ckpt_lookup(c, "ids")) == 2);
+        CHECK(avo_ckpt_value_count(avo_ckpt_lookup(c, "frozen")) == 1);
+        /* The same list object reached twice is one node. */
+        CHECK(avo_ckpt_lookup(c, "shared") == avo_ckpt_lookup(c, "nested.list"));
+        CHECK(avo_ckpt_tensor_count(c) == 0);
+        avo_ckpt_free(c);
+    }
+}
+
 static void test_safetensors(void) {
     check_expected("st_ok.safetensors", "st_ok");
     static const bad_case cases[] = {
@@ -409,6 +436,7 @@ int main(void) {
     if (torch >= 0) {
         test_hostile();
         test_safetensors();
+        test_plain_pickles();
     }
     if (torch == 1) {
         check_expected("rvc_v2.pth", "rvc_v2");
