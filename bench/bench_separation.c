@@ -50,9 +50,9 @@ static void apply_sets(avo_separator *sep) {
         p->field = (__typeof__(p->field))v;         \
         continue;                                   \
     }
-        SETP(use_repet) SETP(repet_k) SETP(repet_min_gap_s) SETP(use_hpss) SETP(hpss_time_len)
+        SETP(use_repet) SETP(repet_geo) SETP(repet_k) SETP(repet_min_gap_s) SETP(use_hpss) SETP(hpss_time_len)
         SETP(hpss_freq_len) SETP(use_side) SETP(side_gain) SETP(use_f0) SETP(lowcut_hz) SETP(mask_power)
-        SETP(iterations)
+        SETP(iterations) SETP(side_cancel) SETP(cancel_half) SETP(cancel_max_gain)
 #undef SETP
         fprintf(stderr, "unknown parameter %s\n", name);
         exit(2);

@@ -28,11 +28,15 @@ typedef struct sep_params {
     int use_repet;        /* REPET-SIM repeating-background model */
     int repet_k;          /* similar frames per frame */
     double repet_min_gap_s;
+    int repet_geo;        /* 1: geometric mean of the similar frames instead of their median */
     int use_hpss;         /* median-filter harmonic/percussive model */
     int hpss_time_len;    /* frames */
     int hpss_freq_len;    /* bins */
     int use_side;         /* stereo: side channel bounds the accompaniment in the mid */
     double side_gain;
+    int side_cancel;      /* stereo: remove from the mid what the side predicts (panned sources) */
+    int cancel_half;      /* frames either side for the prediction */
+    double cancel_max_gain;
     int use_f0;           /* predominant-melody harmonic mask */
     double lowcut_hz;     /* vocal mask is zero below this */
     double mask_power;    /* Wiener exponent */
@@ -43,6 +47,10 @@ typedef struct sep_params {
  * spectrum, or NULL for mono). */
 int sep_vocal_mask(const sep_params *p, const fftwf_complex *mid, const fftwf_complex *side, int64_t frames,
                    int bins, int n_fft, int hop, int rate, int threads, float *mask);
+
+/* Subtracts from mid the part linearly predictable from side (per bin, over +-half frames). */
+int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int64_t T, int bins, int half, double max_gain,
+                    int threads);
 
 /* Ablation hooks for benchmarks: the parameters a separator runs with (editable between runs). */
 struct avo_separator;

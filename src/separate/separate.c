@@ -31,26 +31,34 @@ void avo_separator_config_default(avo_separator_config *cfg) {
     cfg->block_seconds = 0;
 }
 
+/* Values chosen on bench_separation (constructed mixtures at 0 dB, falcon69): a wide REPET-SIM
+ * neighbourhood (30 frames >= 0.25 s apart) beat small ones by 3-4 dB; side cancellation over +-30
+ * frames (0.35 s) gave +1.6 dB; a second pass on the accompaniment estimate +1.2 dB. */
 static void params_for_preset(avo_preset preset, sep_params *p) {
     memset(p, 0, sizeof *p);
     p->use_repet = 1;
-    p->repet_k = 10;
+    p->repet_k = 30;
     p->repet_min_gap_s = 0.25;
+    p->repet_geo = 1;
     p->use_hpss = preset != AVO_PRESET_FAST;
     p->hpss_time_len = 17;
     p->hpss_freq_len = 17;
     p->use_side = 1;
     p->side_gain = 1.0;
+    p->side_cancel = 1;
+    p->cancel_half = 30;
+    p->cancel_max_gain = 4.0;
     p->use_f0 = 0;
-    p->lowcut_hz = 90.0;
+    p->lowcut_hz = 150.0;
     p->mask_power = 2.0;
-    p->iterations = 1;
+    p->iterations = preset == AVO_PRESET_FAST ? 1 : preset == AVO_PRESET_BALANCED ? 2 : 3;
 }
 
 static void describe(avo_separator *sep) {
     const sep_params *p = &sep->params;
-    snprintf(sep->method, sizeof sep->method, "centre-side%s%s%s", p->use_repet ? "+repet-sim" : "",
-             p->use_hpss ? "+hpss" : "", p->use_f0 ? "+f0-harmonic" : "");
+    snprintf(sep->method, sizeof sep->method, "%s%s%s%s x%d", p->side_cancel ? "side-cancel+centre" : "centre",
+             p->use_repet ? "+repet-sim" : "", p->use_hpss ? "+hpss" : "", p->use_f0 ? "+f0-harmonic" : "",
+             p->iterations);
 }
 
 avo_status avo_separator_create(const avo_separator_config *cfg, avo_separator **out, avo_error *err) {
@@ -125,6 +133,9 @@ static int separate_block(const avo_separator *sep, const sep_stft *st, const fl
     }
     if (sep_stft_forward(st, mid, len, M, threads)) goto done;
     if (r && sep_stft_forward(st, sidet, len, S, threads)) goto done;
+    if (r && sep->params.side_cancel &&
+        sep_side_cancel(M, S, T, st->bins, sep->params.cancel_half, sep->params.cancel_max_gain, threads))
+        goto done;
     if (sep_vocal_mask(&sep->params, M, S, T, st->bins, st->n, st->hop, rate, threads, mask)) goto done;
     for (size_t i = 0; i < nb; i++) {
         M[i][0] *= mask[i];
