@@ -2,9 +2,10 @@
  *
  * Every figure is measured before any decision, so the report is complete even for a rejected clip.
  * SNR has no clean reference, so it is estimated from the clip itself: the energy of the louder half of
- * the voiced 20 ms frames (the voice) against the mean energy of the quietest 10% of all frames (the
- * floor between phrases). A clip sung without any pause underestimates its SNR, which errs on the safe
- * side: the thresholds below are far from what a continuous phrase gives. */
+ * the voiced 20 ms frames (the voice) against the mean energy of the quietest 10% of the unvoiced
+ * frames (the floor in the pauses). A clip without pauses only yields a lower bound; it is then not
+ * rejected for noise, only warned about.
+ */
 #include "autovoice/f0.h"
 #include "profiles_internal.h"
 
@@ -24,6 +25,7 @@
 #define QUIET_PEAK 0.0316f       /* -30 dBFS: usable but worth a warning */
 #define MIN_VOICED_SECONDS 0.1   /* per clip; the profile as a whole needs AVO_PROFILE_MIN_VOICED_SECONDS */
 #define FRAME_SECONDS 0.020
+#define MIN_NOISE_FRAMES 10      /* 0.2 s of pauses to measure the background from */
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -78,20 +80,28 @@ static void f0_summary(const avo_f0_track *t, double *voiced_seconds, double *me
     free(v);
 }
 
-/* SNR estimate in dB from 20 ms frame energies and the voicing of the F0 track (see the top). */
-static double estimate_snr_db(const float *x, int64_t n, int sample_rate, const avo_f0_track *t) {
+static double mean_of(const double *v, int64_t from, int64_t to) {
+    double sum = 0.0;
+    for (int64_t k = from; k < to; k++) sum += v[k];
+    return to > from ? sum / (double)(to - from) : 0.0;
+}
+
+/* SNR estimate in dB from 20 ms frame energies and the voicing of the F0 track (see the top). The
+ * floor comes from the quietest 10% of unvoiced frames (pauses), so quiet sung notes are not taken for
+ * noise. A clip with (almost) no pauses has no floor to measure: then the quietest 10% of all frames
+ * stand in, which gives only a lower bound (*lower_bound set). */
+static double estimate_snr_db(const float *x, int64_t n, int sample_rate, const avo_f0_track *t, int *lower_bound) {
+    *lower_bound = 0;
     int64_t len = (int64_t)(FRAME_SECONDS * sample_rate);
     if (len < 1) len = 1;
     int64_t frames = n / len;
     if (frames < 1) return 0.0;
     double *all = malloc((size_t)frames * sizeof *all);
     double *voiced = malloc((size_t)frames * sizeof *voiced);
-    if (!all || !voiced) {
-        free(all);
-        free(voiced);
-        return 0.0;
-    }
-    int64_t nv = 0;
+    double *unvoiced = malloc((size_t)frames * sizeof *unvoiced);
+    double snr = 0.0;
+    if (!all || !voiced || !unvoiced) goto done;
+    int64_t nv = 0, nu = 0;
     for (int64_t k = 0; k < frames; k++) {
         const float *f = x + k * len;
         double e = 0.0;
@@ -102,30 +112,29 @@ static double estimate_snr_db(const float *x, int64_t n, int sample_rate, const 
         double centre = ((double)k + 0.5) * FRAME_SECONDS;
         int64_t j = (int64_t)floor(centre / t->hop_seconds + 0.5);
         if (j >= 0 && j < t->frames && t->f0_hz[j] > 0.0f) voiced[nv++] = e;
+        else unvoiced[nu++] = e;
     }
     qsort(all, (size_t)frames, sizeof *all, cmp_double);
-    int64_t quiet = frames / 10 > 0 ? frames / 10 : 1;
-    double noise = 0.0;
-    for (int64_t k = 0; k < quiet; k++) noise += all[k];
-    noise /= (double)quiet;
+    qsort(voiced, (size_t)nv, sizeof *voiced, cmp_double);
+    qsort(unvoiced, (size_t)nu, sizeof *unvoiced, cmp_double);
 
-    /* Without voiced frames (noise, or a clip the F0 stage cannot follow) the loudest 10% stand in. */
-    double signal = 0.0;
-    int64_t from, to;
-    const double *src;
-    if (nv > 0) {
-        qsort(voiced, (size_t)nv, sizeof *voiced, cmp_double);
-        src = voiced, from = nv / 2, to = nv;
+    double noise;
+    if (nu >= MIN_NOISE_FRAMES) {
+        noise = mean_of(unvoiced, 0, nu / 10 > 0 ? nu / 10 : 1);
     } else {
-        src = all, from = frames - quiet, to = frames;
+        noise = mean_of(all, 0, frames / 10 > 0 ? frames / 10 : 1);
+        *lower_bound = 1;
     }
-    for (int64_t k = from; k < to; k++) signal += src[k];
-    signal /= (double)(to - from);
+    /* Without voiced frames (noise, or a clip the F0 stage cannot follow) the loudest 10% stand in. */
+    double signal = nv > 0 ? mean_of(voiced, nv / 2, nv) : mean_of(all, frames - (frames / 10 > 0 ? frames / 10 : 1), frames);
+    if (signal <= 0.0) snr = 0.0;
+    else if (noise <= signal * pow(10.0, -SNR_CAP_DB / 10.0)) snr = SNR_CAP_DB;
+    else snr = 10.0 * log10(signal / noise);
+done:
     free(all);
     free(voiced);
-    if (signal <= 0.0) return 0.0;
-    if (noise <= signal * pow(10.0, -SNR_CAP_DB / 10.0)) return SNR_CAP_DB;
-    return 10.0 * log10(signal / noise);
+    free(unvoiced);
+    return snr;
 }
 
 static void add_warning(avo_clip_report *r, const char *text) {
@@ -135,7 +144,7 @@ static void add_warning(avo_clip_report *r, const char *text) {
 
 /* Measures everything; returns non-OK only when the clip cannot be measured at all. */
 static avo_status measure(const avo_audio *clip, const char *name, avo_clip_report *r, float *peak_out,
-                          avo_error *err) {
+                          int *snr_lower_bound, avo_error *err) {
     float peak = 0.0f;
     r->clipped_fraction = clipped_fraction(clip, &peak);
     *peak_out = peak;
@@ -154,7 +163,7 @@ static avo_status measure(const avo_audio *clip, const char *name, avo_clip_repo
         return avo_error_prefix(err, "validating %s", name);
     }
     f0_summary(&track, &r->voiced_seconds, &r->f0_median_hz);
-    r->snr_db = estimate_snr_db(mono, clip->frames, clip->sample_rate, &track);
+    r->snr_db = estimate_snr_db(mono, clip->frames, clip->sample_rate, &track, snr_lower_bound);
     avo_f0_track_free(&track);
     free(mono);
 
@@ -163,7 +172,10 @@ static avo_status measure(const avo_audio *clip, const char *name, avo_clip_repo
         snprintf(w, sizeof w, "clipping in %.2f%% of samples, lower the input gain", 100.0 * r->clipped_fraction);
         add_warning(r, w);
     }
-    if (r->snr_db >= SNR_REJECT_DB && r->snr_db < SNR_WARN_DB) {
+    if (*snr_lower_bound && r->snr_db < SNR_WARN_DB) {
+        snprintf(w, sizeof w, "no pauses to measure the background noise from (SNR at least %.0f dB)", r->snr_db);
+        add_warning(r, w);
+    } else if (r->snr_db >= SNR_REJECT_DB && r->snr_db < SNR_WARN_DB) {
         snprintf(w, sizeof w, "low SNR %.0f dB, a quieter room would give a cleaner voice", r->snr_db);
         add_warning(r, w);
     }
@@ -175,7 +187,8 @@ static avo_status measure(const avo_audio *clip, const char *name, avo_clip_repo
 }
 
 /* Applies the thresholds in order of what the user should fix first. */
-static avo_status decide(const avo_clip_report *r, float peak, const char *name, avo_error *err) {
+static avo_status decide(const avo_clip_report *r, float peak, int snr_lower_bound, const char *name,
+                         avo_error *err) {
     if (r->sample_rate < MIN_SAMPLE_RATE)
         return avo_error_set(err, AVO_ERR_VALIDATION,
                              "%s is sampled at %d Hz, too low for a voice profile; record or export at 16 kHz or "
@@ -191,7 +204,7 @@ static avo_status decide(const avo_clip_report *r, float peak, const char *name,
                              "%s is clipped: %.1f%% of its samples are at full scale (at most 1%% is usable); record "
                              "again with lower input gain, peaks around -6 dBFS",
                              name, 100.0 * r->clipped_fraction);
-    if (r->snr_db < SNR_REJECT_DB)
+    if (r->snr_db < SNR_REJECT_DB && !snr_lower_bound)
         return avo_error_set(err, AVO_ERR_VALIDATION,
                              "%s is too noisy: estimated SNR %.1f dB between the voice and the background (at least "
                              "%.0f dB is needed); record in a quieter room, closer to the microphone",
@@ -216,9 +229,10 @@ avo_status avo_profile_validate_clip(const avo_audio *clip, const char *name, av
     r->sample_rate = clip->sample_rate;
     r->duration_seconds = (double)clip->frames / clip->sample_rate;
     float peak = 0.0f;
+    int snr_lower_bound = 0;
     avo_status st = avo_audio_check_finite(clip, name, err);
-    if (!st) st = measure(clip, name, r, &peak, err);
-    if (!st) st = decide(r, peak, name, err);
+    if (!st) st = measure(clip, name, r, &peak, &snr_lower_bound, err);
+    if (!st) st = decide(r, peak, snr_lower_bound, name, err);
     r->usable = st == AVO_OK;
     return st;
 }

@@ -642,9 +642,37 @@ static void test_synthetic_clips(void) {
     CHECK_MSG(r.snr_db > 40, "clean tone SNR %.1f", r.snr_db);
     CHECK(r.warning[0] == '\0' && r.usable);
 
+    /* A note held without any pause: nothing to measure noise from, so not rejected for noise. */
+    CHECK_OK(avo_audio_copy(&tone, &bad, &err), &err);
+    double phase = 0.0;
+    for (int64_t i = 0; i < bad.frames; i++) {
+        phase += 2 * M_PI * 220.0 * (1.0 + 0.01 * sin(2 * M_PI * 5.0 * i / 44100.0)) / 44100.0;
+        double swell = 0.8 + 0.2 * sin(2 * M_PI * 0.5 * i / 44100.0); /* only 4 dB of level change */
+        bad.samples[i] = (float)(0.25 * (sin(phase) + 0.5 * sin(2 * phase)) * swell);
+    }
+    avo_status st = validate(&bad, "held.wav", &r, &err);
+    CHECK_MSG(st == AVO_OK && r.voiced_seconds > 5.0, "held note: %s (voiced %.2f, SNR %.1f)", err.message,
+              r.voiced_seconds, r.snr_db);
+    avo_audio_free(&bad);
+
+    /* A real phrase cut out of a song, no silence around it, must pass too. */
+    char path[1200];
+    snprintf(path, sizeof path, "%s/singing/nus48e_KENN_04.flac", avo_test_data_dir());
+    avo_audio song;
+    if (avo_audio_read(path, &song, &err) == AVO_OK) {
+        avo_audio cut = song;
+        int64_t start = (int64_t)(2.0 * song.sample_rate);
+        cut.frames = 3 * song.sample_rate; /* 2-5 s: a view into the mono buffer */
+        cut.samples = song.samples + start;
+        st = validate(&cut, "phrase.wav", &r, &err);
+        CHECK_MSG(st == AVO_OK, "3 s phrase rejected: %s (SNR %.1f, voiced %.2f)", err.message, r.snr_db,
+                  r.voiced_seconds);
+        avo_audio_free(&song);
+    }
+
     /* 8 kHz: rejected, report still filled. */
     CHECK_OK(avo_audio_resample(&tone, 8000, &bad, &err), &err);
-    avo_status st = validate(&bad, "phone.wav", &r, &err);
+    st = validate(&bad, "phone.wav", &r, &err);
     CHECK_MSG(st == AVO_ERR_VALIDATION && strstr(err.message, "phone.wav") && strstr(err.message, "16 kHz"), "%s",
               err.message);
     CHECK(!r.usable && r.sample_rate == 8000 && fabs(r.duration_seconds - 6.0) < 0.01);
