@@ -34,92 +34,145 @@ static void interpolator(float h[OVERSAMPLE][TAPS_PER_PHASE]) {
     }
 }
 
-static avo_status true_peak_envelope(const avo_audio *a, float *peak, avo_error *err) {
-    float h[OVERSAMPLE][TAPS_PER_PHASE];
-    interpolator(h);
-    const int64_t n = a->frames;
+/* True-peak estimate of samples [start, start+len) into pk[0..len): max over channels of |x| and the
+ * three interpolated points after each sample. scratch holds PEAK_BLOCK + TAPS_PER_PHASE floats, acc
+ * PEAK_BLOCK floats; len <= PEAK_BLOCK. */
+static void peak_block(const avo_audio *a, float h[OVERSAMPLE][TAPS_PER_PHASE], int64_t start, int64_t len, float *pk,
+                       float *pad, float *acc) {
     const int half = TAPS_PER_PHASE / 2;
-    float *pad = malloc(sizeof(float) * (PEAK_BLOCK + TAPS_PER_PHASE));
-    float *acc = malloc(sizeof(float) * PEAK_BLOCK);
-    if (!pad || !acc) {
-        free(pad);
-        free(acc);
-        return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory in the limiter");
-    }
-    memset(peak, 0, sizeof(float) * (size_t)n);
+    const int64_t n = a->frames;
+    memset(pk, 0, sizeof(float) * (size_t)len);
     for (int c = 0; c < a->channels; c++) {
         const float *x = avo_audio_channel(a, c);
-        for (int64_t start = 0; start < n; start += PEAK_BLOCK) {
-            const int64_t len = n - start < PEAK_BLOCK ? n - start : PEAK_BLOCK;
-            for (int64_t i = 0; i < len + TAPS_PER_PHASE; i++) {
-                int64_t src = start + i - half;
-                pad[i] = src >= 0 && src < n ? x[src] : 0.0f;
+        for (int64_t i = 0; i < len + TAPS_PER_PHASE; i++) {
+            int64_t src = start + i - half;
+            pad[i] = src >= 0 && src < n ? x[src] : 0.0f;
+        }
+        for (int64_t i = 0; i < len; i++) {
+            float v = fabsf(x[start + i]);
+            pk[i] = v > pk[i] ? v : pk[i];
+        }
+        for (int p = 0; p < OVERSAMPLE; p++) {
+            memset(acc, 0, sizeof(float) * (size_t)len);
+            for (int j = 0; j < TAPS_PER_PHASE; j++) {
+                const float hj = h[p][TAPS_PER_PHASE - 1 - j];
+                const float *xs = pad + j + 1;
+                for (int64_t i = 0; i < len; i++) acc[i] += hj * xs[i];
             }
-            float *pk = peak + start;
-            for (int64_t i = 0; i < len; i++) { float v = fabsf(x[start + i]); pk[i] = v > pk[i] ? v : pk[i]; }
-            for (int p = 0; p < OVERSAMPLE; p++) {
-                memset(acc, 0, sizeof(float) * (size_t)len);
-                for (int j = 0; j < TAPS_PER_PHASE; j++) {
-                    const float hj = h[p][TAPS_PER_PHASE - 1 - j];
-                    const float *xs = pad + j + 1;
-                    for (int64_t i = 0; i < len; i++) acc[i] += hj * xs[i];
-                }
-                for (int64_t i = 0; i < len; i++) { float v = fabsf(acc[i]); pk[i] = v > pk[i] ? v : pk[i]; }
+            for (int64_t i = 0; i < len; i++) {
+                float v = fabsf(acc[i]);
+                pk[i] = v > pk[i] ? v : pk[i];
             }
         }
     }
-    free(pad);
-    free(acc);
-    return AVO_OK;
 }
 
-static float max_of(const float *x, size_t n) {
+typedef struct peak_scratch {
+    float h[OVERSAMPLE][TAPS_PER_PHASE];
+    float *pk, *pad, *acc;
+} peak_scratch;
+
+static avo_status scratch_init(peak_scratch *s, avo_error *err) {
+    interpolator(s->h);
+    s->pk = malloc(sizeof(float) * PEAK_BLOCK);
+    s->pad = malloc(sizeof(float) * (PEAK_BLOCK + TAPS_PER_PHASE));
+    s->acc = malloc(sizeof(float) * PEAK_BLOCK);
+    if (s->pk && s->pad && s->acc) return AVO_OK;
+    free(s->pk), free(s->pad), free(s->acc);
+    return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory in the limiter");
+}
+
+static void scratch_free(peak_scratch *s) { free(s->pk), free(s->pad), free(s->acc); }
+
+/* Highest true-peak estimate of the whole signal (linear). */
+static float max_true_peak(const avo_audio *a, peak_scratch *s) {
     float m = 0.0f;
-    for (size_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    for (int64_t start = 0; start < a->frames; start += PEAK_BLOCK) {
+        const int64_t len = a->frames - start < PEAK_BLOCK ? a->frames - start : PEAK_BLOCK;
+        peak_block(a, s->h, start, len, s->pk, s->pad, s->acc);
+        for (int64_t i = 0; i < len; i++) m = s->pk[i] > m ? s->pk[i] : m;
+    }
     return m;
 }
 
-/* out[i] = min(in[i .. i+width-1]) with a monotonic deque, O(n). */
-static avo_status sliding_min_ahead(const float *in, float *out, size_t n, size_t width, avo_error *err) {
-    size_t *dq = malloc(sizeof(size_t) * (n ? n : 1));
-    if (!dq) return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory in the limiter");
-    size_t head = 0, tail = 0, next = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t end = i + width < n ? i + width : n;
-        for (; next < end; next++) {
-            while (tail > head && in[dq[tail - 1]] >= in[next]) tail--;
-            dq[tail++] = next;
-        }
-        while (dq[head] < i) head++;
-        out[i] = in[dq[head]];
-    }
-    free(dq);
-    return AVO_OK;
+/* The limiter runs as a stream with memory of one look-ahead window, not of the song:
+ *   target gain g[j] = min(1, threshold / peak[j]);
+ *   look-ahead minimum m[i] = min g[i .. i+L]   (monotonic deque over a ring of L+1);
+ *   attack a[i] = mean m[i-L .. i]             (box filter; padded with 1 before the start);
+ *   release r[i] = min(a[i], r[i-1] + (1 - r[i-1]) * coef).
+ * Each step only lowers the gain where needed, so r[i] <= g[i]: no sample exceeds the threshold.
+ * Sample i is scaled once g is known up to i+L; the peak estimate reads only samples ahead of i. */
+typedef struct limiter_stream {
+    int64_t window;        /* L + 1 */
+    int64_t *dq_index;     /* ring of indices, capacity window */
+    float *dq_value;
+    int64_t head, count;   /* deque occupies ring[head .. head+count) */
+    float *box;            /* ring of the last `window` look-ahead minima */
+    double box_sum, released, coef;
+    float min_gain;
+} limiter_stream;
+
+static void stream_push(limiter_stream *ls, int64_t j, float g) {
+    while (ls->count > 0 && ls->dq_value[(ls->head + ls->count - 1) % ls->window] >= g) ls->count--;
+    int64_t slot = (ls->head + ls->count) % ls->window;
+    ls->dq_index[slot] = j, ls->dq_value[slot] = g;
+    ls->count++;
 }
 
-/* Builds the limiter gain: look-ahead minimum, box-smoothed attack, exponential release.
- * Both smoothing steps only lower the gain where needed, so gain[i] <= target[i] holds. */
-static avo_status limiter_gain(const float *target, float *gain, size_t n, size_t lookahead, double release_coef,
-                               avo_error *err) {
-    float *ahead = malloc(sizeof(float) * (n ? n : 1));
-    if (!ahead) return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory in the limiter");
-    avo_status st = sliding_min_ahead(target, ahead, n, lookahead + 1, err);
-    if (st) {
-        free(ahead);
-        return st;
+/* Gain for sample i = j - L, once g[j] has been pushed. */
+static float stream_gain(limiter_stream *ls, int64_t i) {
+    while (ls->dq_index[ls->head] < i) ls->head = (ls->head + 1) % ls->window, ls->count--;
+    const float m = ls->dq_value[ls->head];
+    const int64_t slot = i % ls->window;
+    ls->box_sum += (double)m - ls->box[slot];
+    ls->box[slot] = m;
+    const double attack = ls->box_sum / (double)ls->window;
+    ls->released += (1.0 - ls->released) * ls->coef;
+    if (attack < ls->released) ls->released = attack;
+    const float g = (float)ls->released;
+    if (g < ls->min_gain) ls->min_gain = g;
+    return g;
+}
+
+static avo_status run_limiter(avo_audio *a, peak_scratch *s, float threshold, int64_t lookahead, double coef,
+                              float *min_gain, avo_error *err) {
+    limiter_stream ls;
+    memset(&ls, 0, sizeof ls);
+    ls.window = lookahead + 1;
+    ls.dq_index = malloc(sizeof(int64_t) * (size_t)ls.window);
+    ls.dq_value = malloc(sizeof(float) * (size_t)ls.window);
+    ls.box = malloc(sizeof(float) * (size_t)ls.window);
+    if (!ls.dq_index || !ls.dq_value || !ls.box) {
+        free(ls.dq_index), free(ls.dq_value), free(ls.box);
+        return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory in the limiter");
     }
-    double sum = 0.0, released = 1.0;
-    for (size_t i = 0; i < n; i++) {
-        sum += ahead[i];
-        if (i > lookahead) sum -= ahead[i - lookahead - 1];
-        size_t count = i < lookahead ? i + 1 : lookahead + 1;
-        /* Before the window is full, pad with 1.0 (no reduction before the signal starts). */
-        double attack = (sum + (double)(lookahead + 1 - count)) / (double)(lookahead + 1);
-        released = released + (1.0 - released) * release_coef;
-        if (attack < released) released = attack;
-        gain[i] = (float)released;
+    for (int64_t k = 0; k < ls.window; k++) ls.box[k] = 1.0f;
+    ls.box_sum = (double)ls.window;
+    ls.released = 1.0;
+    ls.coef = coef;
+    ls.min_gain = 1.0f;
+    const int64_t n = a->frames;
+    int64_t block_start = -PEAK_BLOCK;
+    for (int64_t j = 0; j < n + lookahead; j++) {
+        float g = 1.0f;
+        if (j < n) {
+            if (j >= block_start + PEAK_BLOCK) {
+                block_start = j;
+                const int64_t len = n - j < PEAK_BLOCK ? n - j : PEAK_BLOCK;
+                peak_block(a, s->h, j, len, s->pk, s->pad, s->acc);
+            }
+            const float p = s->pk[j - block_start];
+            g = p > threshold ? threshold / p : 1.0f;
+        }
+        stream_push(&ls, j, g);
+        const int64_t i = j - lookahead;
+        if (i < 0) continue;
+        const float gi = stream_gain(&ls, i);
+        if (gi < 1.0f)
+            for (int c = 0; c < a->channels; c++) avo_audio_channel(a, c)[i] *= gi;
     }
-    free(ahead);
+    *min_gain = ls.min_gain;
+    free(ls.dq_index), free(ls.dq_value), free(ls.box);
     return AVO_OK;
 }
 
@@ -129,39 +182,27 @@ avo_status avo_limit_true_peak(avo_audio *a, const avo_mix_config *cfg, double *
         avo_mix_config_default(&defaults);
         cfg = &defaults;
     }
-    const size_t n = (size_t)a->frames;
     if (max_reduction_db) *max_reduction_db = 0.0;
-    if (n == 0) return AVO_OK;
-    /* Aim slightly under the ceiling: the 4x estimate can miss inter-sample peaks by ~0.1 dB. */
+    if (a->frames == 0) return AVO_OK;
+    peak_scratch s;
+    avo_status st = scratch_init(&s, err);
+    if (st) return st;
+    /* Aim slightly under the ceiling: a 4x estimate can miss inter-sample peaks by ~0.1 dB. */
     const float threshold = (float)pow(10.0, (cfg->ceiling_dbtp - 0.15) / 20.0);
-    float *peak = malloc(sizeof(float) * n);
-    float *gain = malloc(sizeof(float) * n);
-    avo_status st = peak && gain ? AVO_OK : avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory in the limiter");
-    if (!st) st = true_peak_envelope(a, peak, err);
+    const int64_t lookahead = (int64_t)(cfg->lookahead_ms * 1e-3 * a->sample_rate + 0.5);
+    const double coef = 1.0 - exp(-1.0 / (cfg->release_ms * 1e-3 * a->sample_rate));
+    float min_gain = 1.0f;
+    if (max_true_peak(a, &s) > threshold) st = run_limiter(a, &s, threshold, lookahead, coef, &min_gain, err);
     if (!st) {
-        for (size_t i = 0; i < n; i++) peak[i] = peak[i] > threshold ? threshold / peak[i] : 1.0f;
-        size_t lookahead = (size_t)(cfg->lookahead_ms * 1e-3 * a->sample_rate + 0.5);
-        double release_coef = 1.0 - exp(-1.0 / (cfg->release_ms * 1e-3 * a->sample_rate));
-        st = limiter_gain(peak, gain, n, lookahead, release_coef, err);
-    }
-    if (!st) {
-        float min_gain = 1.0f;
-        for (size_t i = 0; i < n; i++) min_gain = gain[i] < min_gain ? gain[i] : min_gain;
-        for (int c = 0; c < a->channels; c++) {
-            float *x = avo_audio_channel(a, c);
-            for (size_t i = 0; i < n; i++) x[i] *= gain[i];
-        }
         if (max_reduction_db) *max_reduction_db = -20.0 * log10(min_gain);
         /* Verify; trim statically if an inter-sample peak still exceeds the ceiling. */
-        st = true_peak_envelope(a, peak, err);
-        const double tp = 20.0 * log10(fmax(max_of(peak, n), 1e-12));
-        if (!st && tp > cfg->ceiling_dbtp - 0.1) {
-            float trim = (float)pow(10.0, (cfg->ceiling_dbtp - 0.15 - tp) / 20.0);
-            for (size_t i = 0; i < n * (size_t)a->channels; i++) a->samples[i] *= trim;
+        const double tp = 20.0 * log10(fmax(max_true_peak(a, &s), 1e-12));
+        if (tp > cfg->ceiling_dbtp - 0.1) {
+            const float trim = (float)pow(10.0, (cfg->ceiling_dbtp - 0.15 - tp) / 20.0);
+            for (size_t i = 0; i < (size_t)a->frames * (size_t)a->channels; i++) a->samples[i] *= trim;
         }
     }
-    free(peak);
-    free(gain);
+    scratch_free(&s);
     return st;
 }
 
@@ -214,14 +255,12 @@ avo_status avo_mix(const avo_audio *converted, const avo_audio *original_vocals,
         }
         st = avo_limit_true_peak(out, cfg, &rep.limiter_max_reduction_db, err);
     }
+    peak_scratch s;
+    if (!st) st = scratch_init(&s, err);
     if (!st) {
-        float *peak = malloc(sizeof(float) * (size_t)(out->frames ? out->frames : 1));
-        st = peak ? true_peak_envelope(out, peak, err) : avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
-        if (!st) {
-            float m = max_of(peak, (size_t)out->frames);
-            rep.output_true_peak_dbtp = m > 0.0f ? 20.0 * log10(m) : -HUGE_VAL;
-        }
-        free(peak);
+        const float m = max_true_peak(out, &s);
+        rep.output_true_peak_dbtp = m > 0.0f ? 20.0 * log10(m) : -HUGE_VAL;
+        scratch_free(&s);
     }
     if (st) {
         avo_audio_free(out);
