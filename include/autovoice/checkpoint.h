@@ -17,6 +17,8 @@
  * AVO_CKPT_OBJECT values whose class name is kept and whose pickled state (a dict) is readable
  * through avo_ckpt_value_fields; nothing of the class is executed or interpreted further.
  *
+ * Tensor data stays in the file until read (the file is kept open). A key repeated in one pickled
+ * dict is kept twice; lookups give the last value, as Python would.
  * An avo_ckpt is not thread-safe (reads go through one file handle); use one per thread. */
 #ifndef AUTOVOICE_CHECKPOINT_H
 #define AUTOVOICE_CHECKPOINT_H

@@ -742,6 +742,11 @@ avo_status avo_ckpt_tensor_read_f32(avo_ckpt *c, const avo_ckpt_tensor *t, float
         expect *= t->shape[d];
     }
     size_t span = (size_t)(last - t->storage_offset + 1);
+    if (contiguous && t->dtype == AVO_DTYPE_F32) { /* straight into the caller's buffer */
+        avo_status st = ckpt_read_bytes(c, s, (uint64_t)t->storage_offset * es, span * es, dst, err);
+        if (st == AVO_OK && c->big_endian) swap_bytes((uint8_t *)dst, span * es, es);
+        return st;
+    }
     uint8_t *buf = malloc(span * es);
     if (!buf) return avo_error_set(err, AVO_ERR_NO_MEMORY, "%s: out of memory reading '%s'", c->name, t->name);
     avo_status st = ckpt_read_bytes(c, s, (uint64_t)t->storage_offset * es, span * es, buf, err);

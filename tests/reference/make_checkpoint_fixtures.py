@@ -32,7 +32,7 @@ def torch_like_zip(path, pickle_bytes, storages=None, prefix="archive"):
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
         z.writestr(prefix + "/data.pkl", pickle_bytes)
         for key, data in (storages or {}).items():
-            z.writestr(prefix + "/data/" + key, data)
+            z.writestr(prefix + ("/" + key[3:] if key.startswith("../") else "/data/" + key), data)
         z.writestr(prefix + "/version", "3\n")
 
 
@@ -100,6 +100,11 @@ for name, pk in hostile.items():
 ok_pickle = b"\x80\x02}(" + binunicode("w") + rebuild([2, 2], [1, 2]) + binunicode("sr") + binunicode("40k") + b"u."
 torch_like_zip(os.path.join(OUT, "hostile", "handmade_ok.pth"), ok_pickle,
                {"0": struct.pack("<4f", 1.0, 2.0, 3.0, 4.0)})
+# torch >= 2.1 records the byte order; a big-endian writer's storages must be swapped.
+torch_like_zip(os.path.join(OUT, "hostile", "handmade_big.pth"), ok_pickle,
+               {"0": struct.pack(">4f", 1.0, 2.0, 3.0, 4.0), "../byteorder": b"big"})
+torch_like_zip(os.path.join(OUT, "hostile", "bad_byteorder.pth"), ok_pickle,
+               {"0": struct.pack("<4f", 1.0, 2.0, 3.0, 4.0), "../byteorder": b"middle"})
 torch_like_zip(os.path.join(OUT, "hostile", "missing_storage.pth"), ok_pickle, {})
 torch_like_zip(os.path.join(OUT, "hostile", "short_storage.pth"), ok_pickle, {"0": b"\0" * 8})
 torch_like_zip(os.path.join(OUT, "hostile", "truncated_pickle.pth"), ok_pickle[: len(ok_pickle) // 2],

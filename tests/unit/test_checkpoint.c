@@ -314,19 +314,25 @@ static void test_hostile(void) {
     check_bad(cases, sizeof cases / sizeof cases[0]);
     CHECK_MSG(access(pwned, F_OK) != 0, "a hostile pickle ran code: %s exists", pwned);
 
-    /* The hand-written good archive (no torch needed): column-major 2x2 view. */
-    char path[800];
-    avo_ckpt *c = NULL;
-    avo_error err = {0};
-    CHECK_OK(avo_ckpt_open(fx(path, sizeof path, "hostile/handmade_ok.pth"), &c, &err), &err);
-    const avo_ckpt_tensor *t = NULL;
-    if (c) CHECK_OK(avo_ckpt_get_tensor(c, "w", &t, &err), &err);
-    if (t) {
-        float v[4];
-        CHECK_OK(avo_ckpt_tensor_read_f32(c, t, v, 4, &err), &err);
-        CHECK(v[0] == 1 && v[1] == 3 && v[2] == 2 && v[3] == 4);
+    /* The hand-written good archives (no torch needed): column-major 2x2 view, little and big endian. */
+    const char *good[] = {"hostile/handmade_ok.pth", "hostile/handmade_big.pth"};
+    for (int k = 0; k < 2; k++) {
+        char path[800];
+        avo_ckpt *c = NULL;
+        avo_error err = {0};
+        CHECK_OK(avo_ckpt_open(fx(path, sizeof path, good[k]), &c, &err), &err);
+        const avo_ckpt_tensor *t = NULL;
+        if (c) CHECK_OK(avo_ckpt_get_tensor(c, "w", &t, &err), &err);
+        if (t) {
+            float v[4];
+            CHECK_OK(avo_ckpt_tensor_read_f32(c, t, v, 4, &err), &err);
+            CHECK_MSG(v[0] == 1 && v[1] == 3 && v[2] == 2 && v[3] == 4, "%s: %g %g %g %g", good[k], v[0], v[1], v[2],
+                      v[3]);
+        }
+        avo_ckpt_free(c);
     }
-    avo_ckpt_free(c);
+    static const bad_case bo[] = {{"hostile/bad_byteorder.pth", AVO_ERR_FORMAT, "byteorder"}};
+    check_bad(bo, 1);
 }
 
 static void test_plain_pickles(void) {
