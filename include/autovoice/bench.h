@@ -57,8 +57,8 @@ avo_status avo_bench_run_in_child(avo_bench_child_fn fn, void *user, void *resul
 typedef struct avo_bench_timing {
     double audio_seconds;
     int runs;                              /* timed runs */
-    double stage_ms[AVO_STAGE_COUNT];      /* medians */
-    double total_ms;                       /* median */
+    double stage_ms[AVO_STAGE_COUNT];      /* of the run with the median total */
+    double total_ms;                       /* median (the lower middle run for an even count) */
     double run_total_ms[AVO_BENCH_MAX_RUNS];
     double rtf;                            /* total_ms / 1000 / audio_seconds */
     double peak_rss_mb;                    /* during these runs (inputs already built), where Linux allows */

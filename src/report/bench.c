@@ -297,10 +297,19 @@ avo_status avo_bench_time_pipeline(const avo_pipeline_config *cfg, const avo_pip
         else avo_pipeline_output_free(&o);
     }
     out->runs = runs;
-    for (int s = 0; s < AVO_STAGE_COUNT; s++) out->stage_ms[s] = avo_bench_median(stage[s], runs);
-    double totals[AVO_BENCH_MAX_RUNS];
-    memcpy(totals, out->run_total_ms, sizeof(double) * (size_t)runs);
-    out->total_ms = avo_bench_median(totals, runs);
+    /* Stages from the run with the median total (the lower one for an even count), so that they add
+     * up to the total; independent per-stage medians need not. */
+    int order[AVO_BENCH_MAX_RUNS];
+    for (int r = 0; r < runs; r++) order[r] = r;
+    for (int i = 1; i < runs; i++)
+        for (int j = i; j > 0 && out->run_total_ms[order[j]] < out->run_total_ms[order[j - 1]]; j--) {
+            int tmp = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = tmp;
+        }
+    const int mid = order[(runs - 1) / 2];
+    for (int s = 0; s < AVO_STAGE_COUNT; s++) out->stage_ms[s] = stage[s][mid];
+    out->total_ms = out->run_total_ms[mid];
     out->rtf = out->audio_seconds > 0 ? out->total_ms / 1000.0 / out->audio_seconds : 0;
     out->peak_rss_mb = avo_bench_peak_rss_mb();
     return AVO_OK;
