@@ -19,26 +19,6 @@ static int working_rate(avo_preset preset, int input_rate) {
     return input_rate < w ? input_rate : w;
 }
 
-static double median_voiced_f0(const avo_voice_params *p) {
-    float *v = malloc(sizeof(float) * (size_t)(p->frames ? p->frames : 1));
-    size_t n = 0;
-    for (int64_t t = 0; v && t < p->frames; t++)
-        if (p->f0_hz[t] > 0.0f) v[n++] = p->f0_hz[t];
-    double med = 0.0;
-    if (n) {
-        /* partial selection is enough, but sorting a few thousand values costs nothing here */
-        for (size_t i = 1; i < n; i++) {
-            float x = v[i];
-            size_t j = i;
-            while (j > 0 && v[j - 1] > x) v[j] = v[j - 1], j--;
-            v[j] = x;
-        }
-        med = v[n / 2];
-    }
-    free(v);
-    return med;
-}
-
 /* Semitones to add so the source's median lands in the target's octave, plus the user's transpose. */
 static double choose_transpose(const avo_convert_options *opt, double source_median, double target_median) {
     double t = opt->transpose_semitones;
@@ -160,101 +140,268 @@ static void mix_rms(const float *src, float *out, int64_t n, int rate, double rm
     free(g);
 }
 
-typedef struct conversion_buffers {
-    avo_audio mono, work, synth, back;
-    avo_vocoder *vocoder;
-    avo_voice_params params;
-    double *src_env, *tgt_env, *eq;
-    float *grid;
-} conversion_buffers;
+/* Long vocals are converted in blocks so memory does not grow with the song: blocks of about
+ * BLOCK_SECONDS, cut where the voice is quietest near each nominal boundary, analysed with
+ * MARGIN_SECONDS of context on each side and joined with short crossfades inside those quiet spots.
+ * Decisions that must not change from block to block (warp, equaliser, transpose) are made once
+ * from a coarse first pass over the whole song. */
+#define BLOCK_SECONDS 15.0
+#define CUT_SEARCH_SECONDS 3.0
+#define MARGIN_SECONDS 0.2
+#define CROSSFADE_SECONDS 0.010
+#define COARSE_FRAME_FACTOR 4
 
-static void buffers_free(conversion_buffers *b) {
-    avo_audio_free(&b->mono);
-    avo_audio_free(&b->work);
-    avo_audio_free(&b->synth);
-    avo_audio_free(&b->back);
-    avo_vocoder_free(b->vocoder);
-    avo_voice_params_free(&b->params);
-    free(b->src_env);
-    free(b->tgt_env);
-    free(b->eq);
-    free(b->grid);
+typedef struct conversion_plan {
+    int n;              /* grid size */
+    double top_hz;      /* highest frequency both voices cover */
+    float *grid;        /* mel grid up to top_hz */
+    double *src_env;    /* mean voiced log envelope of the source, then of the warped source */
+    double *tgt_env;    /* the target's, on the same grid */
+    double *eq;         /* equaliser (log power) on the grid */
+    double warp;        /* envelope warp ratio applied to every frame */
+    double transpose;   /* semitones applied to the melody */
+    double amount;      /* retrieval ratio in [0, 1] */
+} conversion_plan;
+
+static void plan_free(conversion_plan *p) {
+    free(p->grid);
+    free(p->src_env);
+    free(p->tgt_env);
+    free(p->eq);
 }
 
-/* Moves the analysed source toward the target: warp, equalise, transpose. */
-static avo_status shape_timbre(avo_converter *c, conversion_buffers *b, avo_error *err) {
+/* Start sample of each block (cuts[0] = 0, cuts[count] = n): each cut sits at the quietest 20 ms
+ * within CUT_SEARCH_SECONDS of its nominal place. */
+static avo_status plan_cuts(const float *x, int64_t n, int rate, int64_t **cuts, int *count, avo_error *err) {
+    const int64_t block = (int64_t)(BLOCK_SECONDS * rate), search = (int64_t)(CUT_SEARCH_SECONDS * rate);
+    const int64_t win = rate / 50;
+    int blocks = (int)((n + block - 1) / block);
+    if (blocks < 1) blocks = 1;
+    int64_t *c = malloc(sizeof(int64_t) * (size_t)(blocks + 1));
+    if (!c) return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
+    c[0] = 0;
+    for (int k = 1; k < blocks; k++) {
+        int64_t lo = k * block - search, hi = k * block + search;
+        if (lo < c[k - 1] + block / 2) lo = c[k - 1] + block / 2;
+        if (hi > n - block / 2) hi = n - block / 2;
+        int64_t best = k * block;
+        double best_energy = INFINITY;
+        for (int64_t s = lo; s + win <= hi; s += win / 2) {
+            double e = 0.0;
+            for (int64_t i = s; i < s + win; i++) e += (double)x[i] * x[i];
+            if (e < best_energy) best_energy = e, best = s + win / 2;
+        }
+        c[k] = best;
+    }
+    c[blocks] = n;
+    *cuts = c;
+    *count = blocks;
+    return AVO_OK;
+}
+
+/* F0 track for samples [start, start + len) at the vocoder's frame period, from the stage's track. */
+static avo_status slice_f0(const avo_f0_track *f0, int64_t start, int64_t len, int rate, double period,
+                           avo_f0_track *out, avo_error *err) {
+    const int64_t frames = (int64_t)((double)len / rate / period) + 1;
+    avo_status st = avo_f0_track_alloc(out, frames, period, err);
+    if (st) return st;
+    const double t0 = (double)start / rate;
+    for (int64_t i = 0; i < frames; i++) {
+        out->f0_hz[i] = avo_f0_track_at(f0, t0 + (double)i * period);
+        out->confidence[i] = out->f0_hz[i] > 0.0f ? 1.0f : 0.0f;
+    }
+    return AVO_OK;
+}
+
+/* Analyses [start, start + len) of the work signal with the given vocoder. */
+static avo_status analyse_span(avo_vocoder *voc, const avo_audio *work, const avo_f0_track *f0, double period,
+                               int64_t start, int64_t len, avo_voice_params *params, avo_error *err) {
+    avo_f0_track track = {0};
+    avo_status st = AVO_OK;
+    if (f0) st = slice_f0(f0, start, len, work->sample_rate, period, &track, err);
+    if (!st) st = avo_vocoder_analyze(voc, work->samples + start, len, f0 ? &track : NULL, params, err);
+    avo_f0_track_free(&track);
+    return st;
+}
+
+static int compare_float_values(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of the voiced F0 values of a track (0 if none). */
+static double track_median(const avo_f0_track *t) {
+    float *v = malloc(sizeof(float) * (size_t)(t->frames ? t->frames : 1));
+    size_t m = 0;
+    for (int64_t i = 0; v && i < t->frames; i++)
+        if (t->f0_hz[i] > 0.0f) v[m++] = t->f0_hz[i];
+    double med = 0.0;
+    if (m) {
+        qsort(v, m, sizeof(float), compare_float_values);
+        med = v[m / 2];
+    }
+    free(v);
+    return med;
+}
+
+/* First pass: the source's average voiced envelope at a coarse frame rate, block by block, then the
+ * warp, equaliser and transpose every block will use. */
+static avo_status make_plan(avo_converter *c, const avo_audio *work, const avo_f0_track *f0, const int64_t *cuts,
+                            int blocks, conversion_plan *plan, avo_error *err) {
     const avo_voice_analysis *target = ((dsp_state *)c->state)->target;
     const avo_convert_options *opt = &c->options;
     const int n = target->grid_size;
-    double top = target->grid_hz[n - 1];
-    if (top > 0.45 * b->params.sample_rate) top = 0.45 * b->params.sample_rate;
-    /* Grid over the band both sides know. */
-    envelope_grid(b->grid, n, target->grid_hz[0], top);
-    double *tgt_full = malloc(sizeof(double) * (size_t)n);
-    if (!tgt_full) return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
-    for (int k = 0; k < n; k++) tgt_full[k] = target->mean_log_env[k];
-    for (int k = 0; k < n; k++) b->tgt_env[k] = curve_at(target->grid_hz, tgt_full, n, b->grid[k]);
-    free(tgt_full);
-
-    double ratio = 1.0;
-    if (mean_voiced_log_envelope(&b->params, b->grid, n, b->src_env) > 0)
-        ratio = best_warp(b->grid, b->src_env, b->tgt_env, n);
-    double amount = opt->retrieval_ratio < 0 ? 0 : opt->retrieval_ratio > 1 ? 1 : opt->retrieval_ratio;
-    double applied = pow(ratio, amount) * pow(2.0, opt->formant_shift_semitones / 12.0);
-    avo_status st = AVO_OK;
-    if (fabs(applied - 1.0) > 1e-6) st = avo_voice_params_warp_envelope(&b->params, applied, err);
-    if (st) return st;
-    c->info.formant_warp_ratio = applied;
-    if (mean_voiced_log_envelope(&b->params, b->grid, n, b->src_env) > 0) {
-        equaliser_curve(b->grid, b->src_env, b->tgt_env, n, amount, b->eq);
-        apply_equaliser(&b->params, b->grid, b->eq, n, top, opt->protect);
+    plan->n = n;
+    plan->grid = calloc((size_t)n, sizeof(float));
+    plan->src_env = calloc((size_t)n, sizeof(double));
+    plan->tgt_env = calloc((size_t)n, sizeof(double));
+    plan->eq = calloc((size_t)n, sizeof(double));
+    double *acc = calloc((size_t)n, sizeof(double));
+    float *f0s = NULL;
+    size_t f0_count = 0;
+    if (!plan->grid || !plan->src_env || !plan->tgt_env || !plan->eq || !acc) {
+        free(acc);
+        return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
     }
-    st = retrieval_correct(&b->params, target, amount, top, opt->threads, err);
-    if (st) return st;
-    double t = choose_transpose(opt, median_voiced_f0(&b->params), target->summary.f0_median_hz);
-    c->info.applied_transpose_semitones = t;
-    avo_voice_params_transpose(&b->params, t);
-    return AVO_OK;
+    plan->top_hz = fmin(target->grid_hz[n - 1], 0.45 * work->sample_rate);
+    envelope_grid(plan->grid, n, target->grid_hz[0], plan->top_hz);
+    double *tgt_full = plan->eq; /* borrowed as scratch until the equaliser is computed */
+    for (int k = 0; k < n; k++) tgt_full[k] = target->mean_log_env[k];
+    for (int k = 0; k < n; k++) plan->tgt_env[k] = curve_at(target->grid_hz, tgt_full, n, plan->grid[k]);
+
+    avo_vocoder_config vcfg;
+    avo_vocoder_config_default(&vcfg, work->sample_rate);
+    vcfg.frame_period_seconds = COARSE_FRAME_FACTOR * converter_frame_period(opt->preset);
+    vcfg.threads = opt->threads;
+    avo_vocoder *coarse = NULL;
+    avo_status st = avo_vocoder_create(&vcfg, &coarse, err);
+    int64_t voiced = 0;
+    for (int b = 0; b < blocks && !st; b++) {
+        avo_voice_params p = {0};
+        st = analyse_span(coarse, work, f0, vcfg.frame_period_seconds, cuts[b], cuts[b + 1] - cuts[b], &p, err);
+        if (!st) {
+            int64_t used = mean_voiced_log_envelope(&p, plan->grid, n, acc);
+            for (int k = 0; k < n; k++) plan->src_env[k] += acc[k] * (double)used;
+            voiced += used;
+            if (!f0) { /* no stage track: collect the vocoder's own voiced F0 for the median */
+                float *grown = realloc(f0s, sizeof(float) * (f0_count + (size_t)p.frames));
+                if (grown) {
+                    f0s = grown;
+                    for (int64_t i = 0; i < p.frames; i++)
+                        if (p.f0_hz[i] > 0.0f) f0s[f0_count++] = p.f0_hz[i];
+                }
+            }
+        }
+        avo_voice_params_free(&p);
+    }
+    avo_vocoder_free(coarse);
+    double source_median = 0.0;
+    if (f0) source_median = track_median(f0);
+    else if (f0_count) {
+        qsort(f0s, f0_count, sizeof(float), compare_float_values);
+        source_median = f0s[f0_count / 2];
+    }
+    free(f0s);
+    if (!st) {
+        plan->amount = opt->retrieval_ratio < 0 ? 0 : opt->retrieval_ratio > 1 ? 1 : opt->retrieval_ratio;
+        double ratio = 1.0;
+        if (voiced > 0) {
+            for (int k = 0; k < n; k++) plan->src_env[k] /= (double)voiced;
+            ratio = best_warp(plan->grid, plan->src_env, plan->tgt_env, n);
+            /* The warped source's mean is the unwarped one read at f / warp. */
+            const double applied = pow(ratio, plan->amount) * pow(2.0, opt->formant_shift_semitones / 12.0);
+            for (int k = 0; k < n; k++) acc[k] = curve_at(plan->grid, plan->src_env, n, plan->grid[k] / applied);
+            equaliser_curve(plan->grid, acc, plan->tgt_env, n, plan->amount, plan->eq);
+        } else {
+            memset(plan->eq, 0, sizeof(double) * (size_t)n);
+        }
+        plan->warp = pow(ratio, plan->amount) * pow(2.0, opt->formant_shift_semitones / 12.0);
+        plan->transpose = choose_transpose(opt, source_median, target->summary.f0_median_hz);
+        c->info.formant_warp_ratio = plan->warp;
+        c->info.applied_transpose_semitones = plan->transpose;
+    }
+    free(acc);
+    return st;
+}
+
+/* Second pass for one block: analyse with margins, reshape, synthesise, and add it into out with
+ * crossfade ramps at the cuts (ramps of neighbouring blocks sum to one). */
+static avo_status convert_block(avo_converter *c, const conversion_plan *plan, avo_vocoder *voc, const avo_audio *work,
+                                const avo_f0_track *f0, int64_t b0, int64_t b1, float *out, avo_error *err) {
+    const avo_voice_analysis *target = ((dsp_state *)c->state)->target;
+    const avo_convert_options *opt = &c->options;
+    const int rate = work->sample_rate;
+    const int64_t margin = (int64_t)(MARGIN_SECONDS * rate), fade = (int64_t)(CROSSFADE_SECONDS * rate);
+    const int64_t a0 = b0 - margin < 0 ? 0 : b0 - margin;
+    const int64_t a1 = b1 + margin > work->frames ? work->frames : b1 + margin;
+    avo_voice_params p = {0};
+    float *synth = NULL;
+    avo_status st = analyse_span(voc, work, f0, converter_frame_period(opt->preset), a0, a1 - a0, &p, err);
+    if (!st && fabs(plan->warp - 1.0) > 1e-6) st = avo_voice_params_warp_envelope(&p, plan->warp, err);
+    if (!st) {
+        apply_equaliser(&p, plan->grid, plan->eq, plan->n, plan->top_hz, opt->protect);
+        st = retrieval_correct(&p, target, plan->amount, plan->top_hz, opt->threads, err);
+    }
+    if (!st) {
+        avo_voice_params_transpose(&p, plan->transpose);
+        synth = malloc(sizeof(float) * (size_t)(a1 - a0));
+        if (!synth) st = avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
+    }
+    if (!st) st = avo_vocoder_synthesize(voc, &p, synth, a1 - a0, err);
+    if (!st) {
+        mix_rms(work->samples + a0, synth, a1 - a0, rate, opt->rms_mix);
+        for (int64_t i = a0; i < a1; i++) {
+            double w = 1.0;
+            if (b0 > 0) w = fmin(w, fmax(0.0, (double)(i - (b0 - fade)) / (2.0 * fade)));
+            if (b1 < work->frames) w = fmin(w, fmax(0.0, (double)((b1 + fade) - i) / (2.0 * fade)));
+            out[i] += (float)w * synth[i - a0];
+        }
+    }
+    free(synth);
+    avo_voice_params_free(&p);
+    return st;
 }
 
 static avo_status dsp_run(avo_converter *c, const avo_audio *vocals, const avo_f0_track *f0, avo_audio *out,
                           avo_progress_fn progress, void *user, avo_error *err) {
     const avo_convert_options *opt = &c->options;
-    const int n = ((dsp_state *)c->state)->target->grid_size;
-    conversion_buffers b;
-    memset(&b, 0, sizeof b);
-    b.src_env = calloc((size_t)n, sizeof(double));
-    b.tgt_env = calloc((size_t)n, sizeof(double));
-    b.eq = calloc((size_t)n, sizeof(double));
-    b.grid = calloc((size_t)n, sizeof(float));
-    avo_status st = b.src_env && b.tgt_env && b.eq && b.grid ? AVO_OK
-                                                              : avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
-    if (!st) st = avo_audio_to_mono(vocals, &b.mono, err);
-    if (!st) st = avo_audio_resample(&b.mono, working_rate(opt->preset, vocals->sample_rate), &b.work, err);
+    avo_audio mono = {0}, work = {0}, synth = {0}, back = {0};
+    avo_vocoder *voc = NULL;
+    int64_t *cuts = NULL;
+    int blocks = 0;
+    conversion_plan plan;
+    memset(&plan, 0, sizeof plan);
+    avo_status st = vocals->channels == 1 ? AVO_OK : avo_audio_to_mono(vocals, &mono, err);
+    const avo_audio *src = vocals->channels == 1 ? vocals : &mono;
+    if (!st) st = avo_audio_resample(src, working_rate(opt->preset, vocals->sample_rate), &work, err);
+    avo_audio_free(&mono);
+    if (!st) st = plan_cuts(work.samples, work.frames, work.sample_rate, &cuts, &blocks, err);
+    if (!st) st = make_plan(c, &work, f0, cuts, blocks, &plan, err);
+    if (progress) progress("conversion", 0.1, user);
     if (!st) {
         avo_vocoder_config vcfg;
-        avo_vocoder_config_default(&vcfg, b.work.sample_rate);
+        avo_vocoder_config_default(&vcfg, work.sample_rate);
         vcfg.frame_period_seconds = converter_frame_period(opt->preset);
         vcfg.threads = opt->threads;
-        st = avo_vocoder_create(&vcfg, &b.vocoder, err);
+        st = avo_vocoder_create(&vcfg, &voc, err);
     }
-    if (progress) progress("conversion", 0.05, user);
-    if (!st) st = avo_vocoder_analyze(b.vocoder, b.work.samples, b.work.frames, f0, &b.params, err);
-    if (progress) progress("conversion", 0.5, user);
-    if (!st) st = shape_timbre(c, &b, err);
-    if (!st) st = avo_audio_alloc(&b.synth, b.work.sample_rate, 1, b.work.frames, err);
-    if (!st) st = avo_vocoder_synthesize(b.vocoder, &b.params, b.synth.samples, b.synth.frames, err);
-    if (progress) progress("conversion", 0.9, user);
-    if (!st) {
-        mix_rms(b.work.samples, b.synth.samples, b.work.frames, b.work.sample_rate, opt->rms_mix);
-        st = avo_audio_resample(&b.synth, vocals->sample_rate, &b.back, err);
+    if (!st) st = avo_audio_alloc(&synth, work.sample_rate, 1, work.frames, err);
+    for (int b = 0; b < blocks && !st; b++) {
+        st = convert_block(c, &plan, voc, &work, f0, cuts[b], cuts[b + 1], synth.samples, err);
+        if (progress) progress("conversion", 0.1 + 0.85 * (b + 1) / blocks, user);
     }
+    avo_audio_free(&work);
+    if (!st) st = avo_audio_resample(&synth, vocals->sample_rate, &back, err);
+    avo_audio_free(&synth);
     if (!st) st = avo_audio_alloc(out, vocals->sample_rate, 1, vocals->frames, err);
     if (!st) {
-        int64_t m = b.back.frames < out->frames ? b.back.frames : out->frames;
-        memcpy(out->samples, b.back.samples, sizeof(float) * (size_t)m);
+        int64_t m = back.frames < out->frames ? back.frames : out->frames;
+        memcpy(out->samples, back.samples, sizeof(float) * (size_t)m);
     }
-    buffers_free(&b);
+    avo_audio_free(&back);
+    avo_vocoder_free(voc);
+    plan_free(&plan);
+    free(cuts);
     if (progress && !st) progress("conversion", 1.0, user);
     return st;
 }

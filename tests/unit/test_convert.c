@@ -117,6 +117,68 @@ static void test_conversion_moves_timbre(avo_voice_analysis *target) {
     avo_audio_free(&out);
 }
 
+/* Loudness contour (50 ms RMS in dB, floored at -60) of x. */
+static void rms_contour(const float *x, int64_t n, int win, double *db, int64_t frames) {
+    for (int64_t f = 0; f < frames; f++) {
+        double e = 1e-6 * win;
+        for (int64_t i = f * win; i < (f + 1) * win && i < n; i++) e += (double)x[i] * x[i];
+        db[f] = 10.0 * log10(e / win);
+    }
+}
+
+static double correlation(const double *a, const double *b, int64_t n) {
+    double ma = 0, mb = 0, sab = 0, saa = 0, sbb = 0;
+    for (int64_t i = 0; i < n; i++) ma += a[i], mb += b[i];
+    ma /= n, mb /= n;
+    for (int64_t i = 0; i < n; i++) sab += (a[i] - ma) * (b[i] - mb), saa += (a[i] - ma) * (a[i] - ma), sbb += (b[i] - mb) * (b[i] - mb);
+    return sab / sqrt(saa * sbb + 1e-30);
+}
+
+static void test_long_input_in_blocks(avo_voice_analysis *target) {
+    /* 45 s of singing (four clips back to back) is converted in several blocks; the blocks must land
+     * where they belong: the output's loudness contour follows the source's over the whole length,
+     * and every block carries sound. */
+    const char *names[] = {"nus48e_MPOL_11.flac", "nus48e_MPOL_20.flac", "nus48e_PMAR_11.flac", "nus48e_PMAR_15.flac"};
+    avo_audio parts[4], src, out;
+    int64_t total = 0;
+    for (int i = 0; i < 4; i++) load(names[i], &parts[i]), total += parts[i].frames;
+    avo_audio_alloc(&src, parts[0].sample_rate, 1, total, NULL);
+    int64_t pos = 0;
+    for (int i = 0; i < 4; i++) {
+        memcpy(src.samples + pos, parts[i].samples, sizeof(float) * (size_t)parts[i].frames);
+        pos += parts[i].frames;
+        avo_audio_free(&parts[i]);
+    }
+    CHECK((double)total / src.sample_rate > 2.5 * 15.0);
+    avo_convert_options opt;
+    avo_convert_options_default(&opt);
+    opt.preset = AVO_PRESET_FAST;
+    avo_converter *conv = NULL;
+    avo_error err;
+    CHECK_OK(avo_converter_create_dsp(target, &opt, &conv, &err), &err);
+    CHECK_OK(avo_converter_run(conv, &src, NULL, &out, NULL, NULL, &err), &err);
+    CHECK(out.frames == src.frames);
+    const int win = src.sample_rate / 20;
+    const int64_t frames = src.frames / win;
+    double *a = malloc(sizeof(double) * (size_t)frames), *b = malloc(sizeof(double) * (size_t)frames);
+    rms_contour(src.samples, src.frames, win, a, frames);
+    rms_contour(out.samples, out.frames, win, b, frames);
+    double r = correlation(a, b, frames);
+    CHECK_MSG(r > 0.9, "loudness contours of source and output correlate only %.3f", r);
+    /* Every 5 s stretch that is loud in the source is loud in the output too. */
+    for (int64_t f = 0; f + 100 <= frames; f += 100) {
+        double ms = -1e9, mo = -1e9;
+        for (int64_t g = f; g < f + 100; g++) ms = fmax(ms, a[g]), mo = fmax(mo, b[g]);
+        if (ms > -35.0) CHECK_MSG(mo > ms - 20.0, "output nearly silent at %.0f s (%.1f dB vs source %.1f dB)",
+                                  (double)f * win / src.sample_rate, mo, ms);
+    }
+    free(a);
+    free(b);
+    avo_converter_free(conv);
+    avo_audio_free(&src);
+    avo_audio_free(&out);
+}
+
 int main(void) {
     avo_voice_analysis *target = analyse("nus48e_JLEE_11.flac", "nus48e_JLEE_15.flac");
     if (!target) TEST_MAIN_END();
@@ -126,6 +188,7 @@ int main(void) {
     CHECK(s.f0_low_hz <= s.f0_median_hz && s.f0_median_hz <= s.f0_high_hz);
     test_save_load(target);
     test_conversion_moves_timbre(target);
+    test_long_input_in_blocks(target);
     avo_voice_analysis_free(target);
     TEST_MAIN_END();
 }
