@@ -176,7 +176,7 @@ static avo_status measure(const avo_audio *clip, const char *name, avo_clip_repo
         snprintf(w, sizeof w, "no pauses to measure the background noise from (SNR at least %.0f dB)", r->snr_db);
         add_warning(r, w);
     } else if (r->snr_db >= SNR_REJECT_DB && r->snr_db < SNR_WARN_DB) {
-        snprintf(w, sizeof w, "low SNR %.0f dB, a quieter room would give a cleaner voice", r->snr_db);
+        snprintf(w, sizeof w, "low SNR %.1f dB, a quieter room would give a cleaner voice", r->snr_db);
         add_warning(r, w);
     }
     if (peak >= SILENT_PEAK && peak < QUIET_PEAK) {

@@ -1,5 +1,6 @@
 /* profiles module: store round trips, errors, persistence, concurrency, crash atomicity (a child killed
- * at every step of put/replace/delete), and clip validation on real and synthetic recordings. */
+ * at every step of put/replace/delete through the AVO_PROFILES_CRASH_AT hook, and at every write/sync
+ * SQLite makes through a VFS shim), and clip validation on real and synthetic recordings. */
 #include "autovoice/profiles.h"
 #include "profiles/profiles_internal.h"
 #include "test_util.h"
@@ -530,6 +531,221 @@ static void test_crash_atomicity(void) {
     for (size_t i = 0; i < sizeof DELETE_STEPS / sizeof *DELETE_STEPS; i++) crash_one(OP_DELETE, &DELETE_STEPS[i]);
 }
 
+/* Crashes inside SQLite itself: a VFS shim, installed as the default VFS only in the forked child,
+ * kills the child just before or just after its k-th write, sync or truncate of any database file
+ * (profiles.db, its WAL). Every k up to the number such events an operation makes is tried. */
+typedef struct shim_file {
+    sqlite3_file base;
+    sqlite3_file *real; /* allocated right after this struct */
+} shim_file;
+
+static sqlite3_vfs *shim_real;
+static long shim_events, shim_kill_at; /* kill points are numbered 1..2*events: before, after */
+static const char *shim_count_path;
+
+static void shim_event(int after) {
+    if (!after) shim_events++;
+    if (2 * shim_events - (after ? 0 : 1) == shim_kill_at) kill(getpid(), SIGKILL);
+}
+
+static int shim_close(sqlite3_file *f) {
+    shim_file *p = (shim_file *)f;
+    return p->real->pMethods ? p->real->pMethods->xClose(p->real) : SQLITE_OK;
+}
+static int shim_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o) {
+    shim_file *p = (shim_file *)f;
+    return p->real->pMethods->xRead(p->real, b, n, o);
+}
+static int shim_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o) {
+    shim_file *p = (shim_file *)f;
+    shim_event(0);
+    int rc = p->real->pMethods->xWrite(p->real, b, n, o);
+    shim_event(1);
+    return rc;
+}
+static int shim_truncate(sqlite3_file *f, sqlite3_int64 size) {
+    shim_file *p = (shim_file *)f;
+    shim_event(0);
+    int rc = p->real->pMethods->xTruncate(p->real, size);
+    shim_event(1);
+    return rc;
+}
+static int shim_sync(sqlite3_file *f, int flags) {
+    shim_file *p = (shim_file *)f;
+    shim_event(0);
+    int rc = p->real->pMethods->xSync(p->real, flags);
+    shim_event(1);
+    return rc;
+}
+static int shim_size(sqlite3_file *f, sqlite3_int64 *size) {
+    return ((shim_file *)f)->real->pMethods->xFileSize(((shim_file *)f)->real, size);
+}
+static int shim_lock(sqlite3_file *f, int l) { return ((shim_file *)f)->real->pMethods->xLock(((shim_file *)f)->real, l); }
+static int shim_unlock(sqlite3_file *f, int l) {
+    return ((shim_file *)f)->real->pMethods->xUnlock(((shim_file *)f)->real, l);
+}
+static int shim_check_lock(sqlite3_file *f, int *out) {
+    return ((shim_file *)f)->real->pMethods->xCheckReservedLock(((shim_file *)f)->real, out);
+}
+static int shim_control(sqlite3_file *f, int op, void *arg) {
+    return ((shim_file *)f)->real->pMethods->xFileControl(((shim_file *)f)->real, op, arg);
+}
+static int shim_sector(sqlite3_file *f) { return ((shim_file *)f)->real->pMethods->xSectorSize(((shim_file *)f)->real); }
+static int shim_caps(sqlite3_file *f) {
+    return ((shim_file *)f)->real->pMethods->xDeviceCharacteristics(((shim_file *)f)->real);
+}
+static int shim_shm_map(sqlite3_file *f, int pg, int sz, int extend, void volatile **pp) {
+    return ((shim_file *)f)->real->pMethods->xShmMap(((shim_file *)f)->real, pg, sz, extend, pp);
+}
+static int shim_shm_lock(sqlite3_file *f, int off, int n, int flags) {
+    return ((shim_file *)f)->real->pMethods->xShmLock(((shim_file *)f)->real, off, n, flags);
+}
+static void shim_shm_barrier(sqlite3_file *f) { ((shim_file *)f)->real->pMethods->xShmBarrier(((shim_file *)f)->real); }
+static int shim_shm_unmap(sqlite3_file *f, int del) {
+    return ((shim_file *)f)->real->pMethods->xShmUnmap(((shim_file *)f)->real, del);
+}
+
+static const sqlite3_io_methods SHIM_METHODS = {
+    2, shim_close, shim_read, shim_write, shim_truncate, shim_sync, shim_size, shim_lock, shim_unlock,
+    shim_check_lock, shim_control, shim_sector, shim_caps, shim_shm_map, shim_shm_lock, shim_shm_barrier,
+    shim_shm_unmap, NULL, NULL};
+
+static int shim_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out_flags) {
+    (void)vfs;
+    shim_file *p = (shim_file *)f;
+    p->real = (sqlite3_file *)(p + 1);
+    int rc = shim_real->xOpen(shim_real, name, p->real, flags, out_flags);
+    p->base.pMethods = p->real->pMethods ? &SHIM_METHODS : NULL;
+    return rc;
+}
+static int shim_delete(sqlite3_vfs *v, const char *n, int sync) {
+    (void)v;
+    return shim_real->xDelete(shim_real, n, sync);
+}
+static int shim_access(sqlite3_vfs *v, const char *n, int flags, int *out) {
+    (void)v;
+    return shim_real->xAccess(shim_real, n, flags, out);
+}
+static int shim_full(sqlite3_vfs *v, const char *n, int size, char *out) {
+    (void)v;
+    return shim_real->xFullPathname(shim_real, n, size, out);
+}
+static int shim_random(sqlite3_vfs *v, int n, char *out) {
+    (void)v;
+    return shim_real->xRandomness(shim_real, n, out);
+}
+static int shim_sleep(sqlite3_vfs *v, int us) {
+    (void)v;
+    return shim_real->xSleep(shim_real, us);
+}
+static int shim_time(sqlite3_vfs *v, double *t) {
+    (void)v;
+    return shim_real->xCurrentTime(shim_real, t);
+}
+static int shim_last_error(sqlite3_vfs *v, int n, char *buf) {
+    (void)v;
+    return shim_real->xGetLastError(shim_real, n, buf);
+}
+static int shim_time64(sqlite3_vfs *v, sqlite3_int64 *t) {
+    (void)v;
+    return shim_real->xCurrentTimeInt64(shim_real, t);
+}
+
+static void shim_install(long kill_at) {
+    static sqlite3_vfs shim;
+    shim_real = sqlite3_vfs_find(NULL);
+    memset(&shim, 0, sizeof shim);
+    shim.iVersion = 2;
+    shim.szOsFile = (int)sizeof(shim_file) + shim_real->szOsFile;
+    shim.mxPathname = shim_real->mxPathname;
+    shim.zName = "avo-crash-shim";
+    shim.xOpen = shim_open;
+    shim.xDelete = shim_delete;
+    shim.xAccess = shim_access;
+    shim.xFullPathname = shim_full;
+    shim.xRandomness = shim_random;
+    shim.xSleep = shim_sleep;
+    shim.xCurrentTime = shim_time;
+    shim.xGetLastError = shim_last_error;
+    shim.xCurrentTimeInt64 = shim_time64;
+    shim_events = 0;
+    shim_kill_at = kill_at;
+    sqlite3_vfs_register(&shim, 1);
+}
+
+/* Runs op in a child under the shim. Returns the child's SQLite event count (kill_at 0: just count),
+ * or -1 if it was killed. */
+static long run_shim_child(const char *dir, int op, long kill_at) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        shim_install(kill_at);
+        avo_profile_store *s = NULL;
+        avo_error e;
+        if (avo_profile_store_open(dir, &s, &e) != AVO_OK) _exit(2);
+        shim_events = 0; /* count only the operation itself, not opening */
+        avo_status st = op == OP_DELETE ? avo_profile_store_delete(s, "victim", &e)
+                                        : put_version(s, "victim", 2, op == OP_REPLACE, &e);
+        avo_profile_store_close(s); /* the WAL checkpoint on close is crashed into too */
+        FILE *f = fopen(shim_count_path, "w");
+        if (f) fprintf(f, "%ld\n", shim_events), fclose(f);
+        _exit(st == AVO_OK ? 0 : 3);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) return -1;
+    long n = -2;
+    FILE *f = fopen(shim_count_path, "r");
+    if (f && fscanf(f, "%ld", &n) != 1) n = -2;
+    if (f) fclose(f);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? n : -2;
+}
+
+static void test_crash_inside_sqlite(void) {
+    static const char *op_names[] = {"put-new", "replace", "delete"};
+    static char count_path[700];
+    snprintf(count_path, sizeof count_path, "%s/shim-count.txt", tmpdir);
+    shim_count_path = count_path;
+    for (int op = OP_PUT_NEW; op <= OP_DELETE; op++) {
+        long events = -1, tried = 0;
+        for (long k = 0; k == 0 || k <= 2 * events; k++) {
+            char dir[700];
+            fresh_dir(dir, sizeof dir, "crash-sqlite");
+            avo_profile_store *s = NULL;
+            avo_error err;
+            CHECK_OK(avo_profile_store_open(dir, &s, &err), &err);
+            if (!s) return;
+            if (op != OP_PUT_NEW) CHECK_OK(put_version(s, "victim", 1, 0, &err), &err);
+            avo_profile_store_close(s);
+
+            long r = run_shim_child(dir, op, k);
+            if (k == 0) {
+                events = r;
+                CHECK_MSG(events >= 2, "%s: counted %ld SQLite write/sync events", op_names[op], events);
+                if (events < 2) break;
+            } else {
+                CHECK_MSG(r == -1, "%s: child not killed at SQLite event point %ld", op_names[op], k);
+                tried++;
+            }
+            s = NULL;
+            CHECK_OK(avo_profile_store_open(dir, &s, &err), &err);
+            if (!s) return;
+            avo_profile_info info;
+            avo_status st = avo_profile_store_get(s, "victim", &info, &err);
+            int old_ok = op == OP_PUT_NEW ? st == AVO_ERR_NOT_FOUND : profile_is_version_q(s, "victim", 1, 1);
+            int new_ok = op == OP_DELETE ? st == AVO_ERR_NOT_FOUND : profile_is_version_q(s, "victim", 2, 1);
+            if (k == 0) CHECK_MSG(new_ok, "%s without a crash did not complete", op_names[op]);
+            else CHECK_MSG(old_ok || new_ok, "%s killed at SQLite event point %ld: neither old nor new whole",
+                           op_names[op], k);
+            CHECK_MSG(count_data_folders(dir) == (int)count_profiles(s), "%s at SQLite point %ld: leftovers",
+                      op_names[op], k);
+            avo_profile_store_close(s);
+        }
+        if (getenv("AVO_TEST_VERBOSE"))
+            fprintf(stderr, "%s: %ld SQLite events, %ld kill points tried\n", op_names[op], events, tried);
+    }
+}
+
 /* ---- clip validation ------------------------------------------------------------------------ */
 
 static avo_status validate(const avo_audio *a, const char *name, avo_clip_report *r, avo_error *err) {
@@ -754,6 +970,7 @@ int main(void) {
     test_corrupt_and_unwritable();
     test_two_stores_same_dir();
     test_crash_atomicity();
+    test_crash_inside_sqlite();
     test_real_clips_pass();
     test_synthetic_clips();
     TEST_MAIN_END();
