@@ -11,7 +11,10 @@
  *            scores trials among the other half (the honest figure: UBM never saw the speakers);
  *   all:     one UBM on every clip, as `autovoice eval` trains it (trial clips were in UBM training).
  *
- * usage: bench_eval_speaker [--out FILE.json] [--components 32,64] [--relevance R] [--threads N] [--no-llr] */
+ * Also times the evaluator as the CLI runs it (UBM training + one evaluation), medians of --speed-runs.
+ *
+ * usage: bench_eval_speaker [--out FILE.json] [--components 32,64] [--relevance R] [--threads N] [--no-llr]
+ *                           [--speed-runs N] */
 #include "autovoice/eval.h"
 #include "bench_common.h"
 
@@ -94,8 +97,16 @@ static void load_all(const char *data) {
 typedef struct trial {
     double score;
     int genuine;
-    int domain; /* 1 singing-singing, 0 speech-speech, -1 mixed */
+    int domain;    /* 1 singing-singing, 0 speech-speech, -1 mixed */
+    int same_song; /* NUS-48E clips of the same song number: same content */
 } trial;
+
+/* NUS-48E file names end in the song number; different singers share songs. */
+static int same_nus_song(const clip *a, const clip *b) {
+    if (strncmp(a->name, "nus48e_", 7) || strncmp(b->name, "nus48e_", 7)) return 0;
+    const char *x = strrchr(a->name, '_'), *y = strrchr(b->name, '_');
+    return x && y && strcmp(x, y) == 0;
+}
 
 static int cmp_score(const void *a, const void *b) {
     double x = ((const trial *)a)->score, y = ((const trial *)b)->score;
@@ -138,6 +149,8 @@ typedef struct result {
     int components;
     const char *scoring;
     double eer, eer_singing, eer_speech, id_acc;
+    double mean_genuine_singing, mean_impostor_same_song, mean_impostor_other_song; /* content bias check */
+    int same_song_trials;
     int genuine, impostor, id_trials;
     double seconds_train;
 } result;
@@ -188,6 +201,7 @@ static void run_trials(const scorer *s, int llr, const unsigned char *in_set, tr
             t->score = S[i * nclips + j];
             t->genuine = clips[i].spk == clips[j].spk;
             t->domain = clips[i].singing == clips[j].singing ? clips[i].singing : -1;
+            t->same_song = same_nus_song(&clips[i], &clips[j]);
         }
     /* identification: test clip j; enrolment = first other clip of each speaker in the set */
     for (int j = 0; j < nclips; j++) {
@@ -278,6 +292,18 @@ static void evaluate(const char *protocol, const avo_speaker_config *cfg, int ll
         r->genuine += trials[i].genuine;
         r->impostor += !trials[i].genuine;
     }
+    double sg = 0, ss = 0, so = 0;
+    int ng = 0, ns = 0, no = 0;
+    for (int i = 0; i < nt; i++) {
+        if (trials[i].domain != 1) continue;
+        if (trials[i].genuine) sg += trials[i].score, ng++;
+        else if (trials[i].same_song) ss += trials[i].score, ns++;
+        else so += trials[i].score, no++;
+    }
+    r->mean_genuine_singing = ng ? sg / ng : NAN;
+    r->mean_impostor_same_song = ns ? ss / ns : NAN;
+    r->mean_impostor_other_song = no ? so / no : NAN;
+    r->same_song_trials = ns;
     r->id_acc = id_n ? (double)id_ok / id_n : NAN;
     r->id_trials = id_n;
     r->seconds_train = train_s / folds;
@@ -285,9 +311,10 @@ static void evaluate(const char *protocol, const avo_speaker_config *cfg, int ll
 }
 
 static void print_row(const result *r) {
-    printf("%-8s %5d  %-7s  %6.1f%%  %6.1f%%  %6.1f%%  %6.1f%% (%d)  %5d/%-6d  %6.2f\n", r->protocol, r->components,
-           r->scoring, 100 * r->eer, 100 * r->eer_singing, 100 * r->eer_speech, 100 * r->id_acc, r->id_trials,
-           r->genuine, r->impostor, r->seconds_train);
+    printf("%-8s %5d  %-7s  %6.1f%%  %6.1f%%  %6.1f%%  %6.1f%% (%d)  %5d/%-6d  %6.2f   %6.3f %6.3f %6.3f (%d)\n",
+           r->protocol, r->components, r->scoring, 100 * r->eer, 100 * r->eer_singing, 100 * r->eer_speech,
+           100 * r->id_acc, r->id_trials, r->genuine, r->impostor, r->seconds_train, r->mean_genuine_singing,
+           r->mean_impostor_same_song, r->mean_impostor_other_song, r->same_song_trials);
     fflush(stdout);
 }
 
@@ -304,23 +331,79 @@ static cJSON *row_json(const result *r) {
     cJSON_AddNumberToObject(o, "genuine_trials", r->genuine);
     cJSON_AddNumberToObject(o, "impostor_trials", r->impostor);
     cJSON_AddNumberToObject(o, "ubm_train_seconds", r->seconds_train);
+    if (isfinite(r->mean_impostor_same_song)) {
+        cJSON_AddNumberToObject(o, "mean_score_genuine_singing", r->mean_genuine_singing);
+        cJSON_AddNumberToObject(o, "mean_score_impostor_same_song", r->mean_impostor_same_song);
+        cJSON_AddNumberToObject(o, "mean_score_impostor_other_song", r->mean_impostor_other_song);
+        cJSON_AddNumberToObject(o, "same_song_impostor_trials", r->same_song_trials);
+    }
     return o;
+}
+
+/* Wall time of the evaluator as the CLI runs it: UBM training on the shared folder, then one evaluation
+ * (12 s output and source, two target clips). Medians of `runs`. */
+static void time_evaluator(int runs, int threads, cJSON *doc) {
+    double train_ms[16], eval_ms[16];
+    if (runs > 16) runs = 16;
+    int src = -1, out = -1, t0 = -1, t1 = -1;
+    for (int i = 0; i < nclips; i++) {
+        if (!strcmp(clips[i].name, "nus48e_MPOL_11.flac")) src = i;
+        if (!strcmp(clips[i].name, "nus48e_JLEE_15.flac")) out = i;
+        if (!strcmp(clips[i].name, "nus48e_JLEE_11.flac")) t0 = i;
+        if (!strcmp(clips[i].name, "nus48e_ZHIY_03.flac")) t1 = i;
+    }
+    if (src < 0 || out < 0 || t0 < 0 || t1 < 0) return;
+    avo_audio targets[2] = {clips[t0].audio, clips[out].audio};
+    for (int r = 0; r < runs; r++) {
+        avo_speaker_config cfg;
+        avo_speaker_config_default(&cfg);
+        cfg.threads = threads;
+        avo_speaker_model *m;
+        avo_error err;
+        double t = avo_now_ms();
+        if (avo_speaker_model_train_dir(bench_data_dir(), NULL, 0, &cfg, &m, &err)) {
+            fprintf(stderr, "bench_eval_speaker: %s\n", err.message);
+            exit(1);
+        }
+        train_ms[r] = avo_now_ms() - t;
+        avo_eval_options opt;
+        avo_eval_options_default(&opt);
+        opt.threads = threads;
+        avo_eval_result res;
+        t = avo_now_ms();
+        if (avo_eval_run(m, &clips[out].audio, &clips[src].audio, targets, 2, &opt, &res, &err)) {
+            fprintf(stderr, "bench_eval_speaker: %s\n", err.message);
+            exit(1);
+        }
+        eval_ms[r] = avo_now_ms() - t;
+        avo_speaker_model_free(m);
+    }
+    const double tm = bench_median(train_ms, runs), em = bench_median(eval_ms, runs);
+    printf("evaluator speed (median of %d, %d threads): UBM training on the shared folder %.2f s, one evaluation "
+           "(%.1f s output) %.2f s\n", runs, threads, tm / 1000, clips[out].audio.frames / 16000.0, em / 1000);
+    cJSON *o = cJSON_AddObjectToObject(doc, "speed");
+    cJSON_AddNumberToObject(o, "runs", runs);
+    cJSON_AddNumberToObject(o, "threads", threads);
+    cJSON_AddNumberToObject(o, "ubm_train_dir_seconds_median", tm / 1000);
+    cJSON_AddNumberToObject(o, "eval_run_seconds_median", em / 1000);
+    cJSON_AddNumberToObject(o, "eval_output_seconds", clips[out].audio.frames / 16000.0);
 }
 
 int main(int argc, char **argv) {
     const char *out_path = "bench/out/eval_speaker.json";
     char comps[128] = "64";
     double relevance = -1;
-    int threads = 0, with_llr = 1;
+    int threads = 0, with_llr = 1, speed_runs = 3;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--out") && i + 1 < argc) out_path = argv[++i];
         else if (!strcmp(argv[i], "--components") && i + 1 < argc) snprintf(comps, sizeof comps, "%s", argv[++i]);
         else if (!strcmp(argv[i], "--relevance") && i + 1 < argc) relevance = atof(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-llr")) with_llr = 0;
+        else if (!strcmp(argv[i], "--speed-runs") && i + 1 < argc) speed_runs = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_eval_speaker [--out FILE.json] [--components 32,64] [--relevance R] "
-                            "[--threads N] [--no-llr]\n");
+                            "[--threads N] [--no-llr] [--speed-runs N]\n");
             return 2;
         }
     }
@@ -332,8 +415,8 @@ int main(int argc, char **argv) {
         multi += c > 1;
     }
     printf("speaker back end: %d clips, %d speakers (%d with 2+ clips)\n", nclips, nspeakers, multi);
-    printf("%-8s %5s  %-7s  %7s  %7s  %7s  %12s  %12s  %6s\n", "ubm", "K", "scoring", "EER", "EER-sing", "EER-spch",
-           "ident. (n)", "gen/imp", "train s");
+    printf("%-8s %5s  %-7s  %7s  %7s  %7s  %12s  %12s  %6s   %s\n", "ubm", "K", "scoring", "EER", "EER-sing",
+           "EER-spch", "ident. (n)", "gen/imp", "train s", "singing mean score: genuine / imp. same song / other (n)");
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "benchmark", "eval_speaker");
     cJSON_AddStringToObject(doc, "features", "MFCC c0-c19 + deltas, 16 kHz, 25/10 ms, energy VAD (-40 dB), CMVN");
@@ -357,6 +440,7 @@ int main(int argc, char **argv) {
                 cJSON_AddItemToArray(rows, row_json(&r));
             }
     }
+    if (speed_runs > 0) time_evaluator(speed_runs, threads, doc);
     mkdir("bench/out", 0755);
     char *text = cJSON_Print(doc);
     FILE *f = fopen(out_path, "w");
