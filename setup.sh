@@ -19,7 +19,7 @@ done
 PACKAGES=(build-essential cmake pkg-config clang libclang-rt-14-dev
   libsndfile1-dev libsoxr-dev libfftw3-dev libopenblas-dev libebur128-dev libcjson-dev libsqlite3-dev
   libzip-dev libmpg123-dev
-  python3 python3-numpy python3-torch)
+  python3 python3-numpy python3-torch chromium sox)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -36,6 +36,11 @@ void avo_mix_config_default(avo_mix_config *cfg);
 avo_status avo_mix(const avo_audio *converted, const avo_audio *original_vocals, const avo_audio *accompaniment,
                    const avo_mix_config *cfg, avo_audio *out, avo_mix_report *report, avo_error *err);
 
+/* The same, adding into mix (the accompaniment, overwritten with the result) without a copy.
+ * reference_lufs is the original vocals' loudness; not finite (e.g. -HUGE_VAL) leaves the level alone. */
+avo_status avo_mix_in_place(const avo_audio *converted, double reference_lufs, avo_audio *mix,
+                           const avo_mix_config *cfg, avo_mix_report *report, avo_error *err);
+
 /* The limiter alone, in place: keeps the true peak of a under ceiling_dbtp. */
 avo_status avo_limit_true_peak(avo_audio *a, const avo_mix_config *cfg, double *max_reduction_db, avo_error *err);
 

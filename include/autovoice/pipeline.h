@@ -32,6 +32,8 @@ typedef struct avo_pipeline_config {
     int threads;                   /* 0 = as many as available */
     avo_convert_options convert;   /* preset and threads are overridden by the fields above */
     int skip_separation;           /* the song is a dry vocal: no accompaniment */
+    int keep_stems;                /* 1: keep vocals, accompaniment and converted vocals in the output
+                                    * (for --stems-dir); 0 frees them as soon as they are used */
     avo_stage_timing_fn on_stage;  /* may be NULL */
     void *on_stage_user;
     avo_progress_fn progress;      /* may be NULL */
@@ -47,9 +49,9 @@ typedef struct avo_pipeline_input {
 
 typedef struct avo_pipeline_output {
     avo_audio mix;            /* the result: the song's rate, channels and length */
-    avo_audio vocals;         /* separated (or given) vocals */
-    avo_audio accompaniment;
-    avo_audio converted;      /* converted vocals, mono, the vocals' rate */
+    avo_audio vocals;         /* separated (or given) vocals; empty unless keep_stems */
+    avo_audio accompaniment;  /* empty unless keep_stems */
+    avo_audio converted;      /* converted vocals, mono, the vocals' rate; empty unless keep_stems */
     avo_f0_track source_f0;   /* F0 of the source vocals */
 } avo_pipeline_output;
 

@@ -43,5 +43,6 @@ avo_status cli_write_text_atomic(const char *path, const char *text, avo_error *
 int cli_convert(int argc, char **argv);
 int cli_profile(int argc, char **argv);
 int cli_report(int argc, char **argv);
+int cli_bench(int argc, char **argv);
 
 #endif

@@ -198,6 +198,7 @@ int cli_convert(int argc, char **argv) {
     cli_progress_init(&progress, "converting", a.quiet);
     if (!st) {
         a.cfg.progress = cli_progress_update;
+        a.cfg.keep_stems = a.stems_dir != NULL;
         a.cfg.progress_user = &progress;
         avo_pipeline_input in = {a.vocals ? &accompaniment : &song, a.vocals ? &vocals : NULL,
                                  a.vocals ? &accompaniment : NULL, target};

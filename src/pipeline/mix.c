@@ -206,25 +206,9 @@ avo_status avo_limit_true_peak(avo_audio *a, const avo_mix_config *cfg, double *
     return st;
 }
 
-/* Converted vocals at the accompaniment's rate, channel count and length. */
-static avo_status conform(const avo_audio *in, const avo_audio *like, avo_audio *out, avo_error *err) {
-    avo_audio resampled = {0}, chans = {0};
-    avo_status st = avo_audio_resample(in, like->sample_rate, &resampled, err);
-    if (!st) st = avo_audio_set_channels(&resampled, like->channels, &chans, err);
-    avo_audio_free(&resampled);
-    if (!st) st = avo_audio_alloc(out, like->sample_rate, like->channels, like->frames, err);
-    if (!st) {
-        int64_t n = chans.frames < like->frames ? chans.frames : like->frames;
-        for (int c = 0; c < like->channels; c++)
-            memcpy(avo_audio_channel(out, c), avo_audio_channel(&chans, c), sizeof(float) * (size_t)n);
-    }
-    avo_audio_free(&chans);
-    return st;
-}
-
-avo_status avo_mix(const avo_audio *converted, const avo_audio *original_vocals, const avo_audio *accompaniment,
-                   const avo_mix_config *cfg, avo_audio *out, avo_mix_report *report, avo_error *err) {
-    if (!converted || !accompaniment || !out)
+avo_status avo_mix_in_place(const avo_audio *converted, double reference_lufs, avo_audio *mix,
+                           const avo_mix_config *cfg, avo_mix_report *report, avo_error *err) {
+    if (!converted || !mix || !mix->samples)
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "mixing needs vocals and accompaniment");
     avo_mix_config defaults;
     if (!cfg) {
@@ -233,39 +217,61 @@ avo_status avo_mix(const avo_audio *converted, const avo_audio *original_vocals,
     }
     avo_mix_report rep;
     memset(&rep, 0, sizeof rep);
-    rep.original_vocals_lufs = rep.converted_vocals_lufs = -HUGE_VAL;
-    avo_status st = conform(converted, accompaniment, out, err);
-    if (st) return st;
-    if (cfg->match_loudness && original_vocals) {
-        st = avo_audio_loudness(original_vocals, &rep.original_vocals_lufs, err);
-        if (!st) st = avo_audio_loudness(out, &rep.converted_vocals_lufs, err);
-        /* Silence on either side (R128 gives -inf) leaves the level alone. */
-        if (!st && isfinite(rep.original_vocals_lufs) && isfinite(rep.converted_vocals_lufs)) {
-            double g = rep.original_vocals_lufs - rep.converted_vocals_lufs;
+    rep.original_vocals_lufs = reference_lufs;
+    rep.converted_vocals_lufs = -HUGE_VAL;
+    /* Bring the vocals to the mix's rate; mono stays mono and is added to every channel. */
+    avo_audio resampled = {0}, layout = {0};
+    const avo_audio *src = converted;
+    avo_status st = AVO_OK;
+    if (src->sample_rate != mix->sample_rate) {
+        st = avo_audio_resample(src, mix->sample_rate, &resampled, err);
+        src = &resampled;
+    }
+    if (!st && src->channels != 1 && src->channels != mix->channels) {
+        st = avo_audio_set_channels(src, mix->channels, &layout, err);
+        src = &layout;
+    }
+    if (!st && cfg->match_loudness && isfinite(reference_lufs)) {
+        st = avo_audio_loudness(src, &rep.converted_vocals_lufs, err);
+        /* R128 sums channel powers: a mono voice duplicated into n channels reads 10 log10(n) dB louder. */
+        if (src->channels == 1) rep.converted_vocals_lufs += 10.0 * log10((double)mix->channels);
+        if (!st && isfinite(rep.converted_vocals_lufs)) {
+            double g = reference_lufs - rep.converted_vocals_lufs;
             rep.vocal_gain_db = g > 24.0 ? 24.0 : g < -24.0 ? -24.0 : g;
         }
     }
     rep.vocal_gain_db += cfg->vocal_gain_db;
     if (!st) {
         const float g = (float)pow(10.0, rep.vocal_gain_db / 20.0);
-        for (int c = 0; c < out->channels; c++) {
-            float *y = avo_audio_channel(out, c);
-            const float *acc = avo_audio_channel(accompaniment, c);
-            for (int64_t i = 0; i < out->frames; i++) y[i] = y[i] * g + acc[i];
+        const int64_t n = src->frames < mix->frames ? src->frames : mix->frames;
+        for (int c = 0; c < mix->channels; c++) {
+            float *y = avo_audio_channel(mix, c);
+            const float *v = avo_audio_channel(src, src->channels == 1 ? 0 : c);
+            for (int64_t i = 0; i < n; i++) y[i] += g * v[i];
         }
-        st = avo_limit_true_peak(out, cfg, &rep.limiter_max_reduction_db, err);
+        st = avo_limit_true_peak(mix, cfg, &rep.limiter_max_reduction_db, err);
     }
+    avo_audio_free(&resampled);
+    avo_audio_free(&layout);
     peak_scratch s;
     if (!st) st = scratch_init(&s, err);
     if (!st) {
-        const float m = max_true_peak(out, &s);
+        const float m = max_true_peak(mix, &s);
         rep.output_true_peak_dbtp = m > 0.0f ? 20.0 * log10(m) : -HUGE_VAL;
         scratch_free(&s);
     }
-    if (st) {
-        avo_audio_free(out);
-        return st;
-    }
-    if (report) *report = rep;
-    return AVO_OK;
+    if (!st && report) *report = rep;
+    return st;
+}
+
+avo_status avo_mix(const avo_audio *converted, const avo_audio *original_vocals, const avo_audio *accompaniment,
+                   const avo_mix_config *cfg, avo_audio *out, avo_mix_report *report, avo_error *err) {
+    if (!converted || !accompaniment || !out)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "mixing needs vocals and accompaniment");
+    double reference = -HUGE_VAL;
+    avo_status st = original_vocals ? avo_audio_loudness(original_vocals, &reference, err) : AVO_OK;
+    if (!st) st = avo_audio_copy(accompaniment, out, err);
+    if (!st) st = avo_mix_in_place(converted, reference, out, cfg, report, err);
+    if (st) avo_audio_free(out);
+    return st;
 }

@@ -73,10 +73,19 @@ static avo_status run_separation(const avo_pipeline_config *cfg, const avo_pipel
     return st;
 }
 
+/* Mono vocals for the next stages and the original vocals' loudness for the mixer; the stereo vocals
+ * are released here unless the caller wants the stems. */
+static avo_status prepare_vocals(const avo_pipeline_config *cfg, avo_pipeline_output *out, avo_audio *mono,
+                                 double *reference_lufs, avo_error *err) {
+    avo_status st = avo_audio_loudness(&out->vocals, reference_lufs, err);
+    if (!st) st = avo_audio_to_mono(&out->vocals, mono, err);
+    if (!st && !cfg->keep_stems) avo_audio_free(&out->vocals);
+    return st;
+}
+
 static avo_status run_f0(const avo_pipeline_config *cfg, avo_pipeline_output *out, avo_run_metadata *meta,
-                         avo_audio *mono, avo_error *err) {
-    avo_status st = avo_audio_to_mono(&out->vocals, mono, err);
-    if (st) return st;
+                         const avo_audio *mono, avo_error *err) {
+    avo_status st;
     avo_f0_config fcfg;
     avo_f0_config_default(&fcfg);
     fcfg.method = avo_f0_method_for_preset(cfg->preset);
@@ -146,19 +155,29 @@ avo_status avo_pipeline_run(const avo_pipeline_config *cfg, const avo_pipeline_i
     meta->audio_duration_seconds = (double)shape->frames / shape->sample_rate;
 
     avo_audio mono = {0};
+    double reference_lufs = -HUGE_VAL;
     const double start = avo_now_ms();
     stage_clock clock = {cfg, meta, start};
     st = run_separation(cfg, in, out, meta, err);
+    if (!st) st = prepare_vocals(cfg, out, &mono, &reference_lufs, err);
     if (!st) stage_done(&clock, AVO_STAGE_SEPARATION);
     if (!st) st = run_f0(cfg, out, meta, &mono, err);
     if (!st) stage_done(&clock, AVO_STAGE_F0_EXTRACTION);
     if (!st) st = run_conversion(cfg, in, &mono, out, meta, err);
+    avo_audio_free(&mono);
     if (!st) stage_done(&clock, AVO_STAGE_CONVERSION);
     if (!st) {
         avo_mix_config mcfg;
         avo_mix_config_default(&mcfg);
         if (cfg->progress) cfg->progress("mixing", 0.0, cfg->progress_user);
-        st = avo_mix(&out->converted, &out->vocals, &out->accompaniment, &mcfg, &out->mix, &meta->mix, err);
+        if (cfg->keep_stems) {
+            st = avo_audio_copy(&out->accompaniment, &out->mix, err);
+        } else { /* the accompaniment buffer becomes the mix */
+            out->mix = out->accompaniment;
+            memset(&out->accompaniment, 0, sizeof out->accompaniment);
+        }
+        if (!st) st = avo_mix_in_place(&out->converted, reference_lufs, &out->mix, &mcfg, &meta->mix, err);
+        if (!cfg->keep_stems) avo_audio_free(&out->converted);
         if (cfg->progress && !st) cfg->progress("mixing", 1.0, cfg->progress_user);
     }
     if (!st) stage_done(&clock, AVO_STAGE_MIXING);
