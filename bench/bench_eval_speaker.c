@@ -157,13 +157,13 @@ typedef struct result {
 
 /* Scores of clip pairs (i, j) within the set mask, for one model: cosine and (optionally) LLR. */
 typedef struct scorer {
-    const avo_speaker_model *m;
+    const avo_evaluator *m;
     float *emb; /* nclips * dim, for clips in the set */
 } scorer;
 
 static double score_pair(const scorer *s, int llr, int i, int j) {
     if (!llr) {
-        const int dim = avo_speaker_model_dim(s->m);
+        const int dim = avo_speaker_dim(s->m);
         return avo_speaker_similarity(s->m, s->emb + (size_t)i * dim, s->emb + (size_t)j * dim);
     }
     double v = 0;
@@ -228,8 +228,8 @@ static void run_trials(const scorer *s, int llr, const unsigned char *in_set, tr
     free(S);
 }
 
-static void embed_set(const avo_speaker_model *m, const unsigned char *in_set, float *emb) {
-    const int dim = avo_speaker_model_dim(m);
+static void embed_set(const avo_evaluator *m, const unsigned char *in_set, float *emb) {
+    const int dim = avo_speaker_dim(m);
     for (int i = 0; i < nclips; i++) {
         if (!in_set[i]) continue;
         avo_error err;
@@ -240,15 +240,15 @@ static void embed_set(const avo_speaker_model *m, const unsigned char *in_set, f
     }
 }
 
-static avo_speaker_model *train_on(const unsigned char *use, const avo_speaker_config *cfg, double *secs) {
+static avo_evaluator *train_on(const unsigned char *use, const avo_speaker_config *cfg, double *secs) {
     avo_audio *set = malloc(sizeof(avo_audio) * (size_t)nclips);
     int n = 0;
     for (int i = 0; i < nclips; i++)
         if (use[i]) set[n++] = clips[i].audio;
-    avo_speaker_model *m;
+    avo_evaluator *m;
     avo_error err;
     const double t0 = avo_now_ms();
-    if (avo_speaker_model_train(set, n, cfg, &m, &err)) {
+    if (avo_evaluator_create(set, n, cfg, &m, &err)) {
         fprintf(stderr, "bench_eval_speaker: %s\n", err.message);
         exit(1);
     }
@@ -273,13 +273,13 @@ static void evaluate(const char *protocol, const avo_speaker_config *cfg, int ll
             }
         }
         double s;
-        avo_speaker_model *m = train_on(use, cfg, &s);
+        avo_evaluator *m = train_on(use, cfg, &s);
         train_s += s;
-        scorer sc = {m, malloc(sizeof(float) * (size_t)avo_speaker_model_dim(m) * nclips)};
+        scorer sc = {m, malloc(sizeof(float) * (size_t)avo_speaker_dim(m) * nclips)};
         embed_set(m, test, sc.emb);
         run_trials(&sc, llr, test, &trials, &nt, &cap, &id_ok, &id_n);
         free(sc.emb);
-        avo_speaker_model_free(m);
+        avo_evaluator_free(m);
     }
     r->protocol = protocol;
     r->components = cfg->components;
@@ -358,10 +358,10 @@ static void time_evaluator(int runs, int threads, cJSON *doc) {
         avo_speaker_config cfg;
         avo_speaker_config_default(&cfg);
         cfg.threads = threads;
-        avo_speaker_model *m;
+        avo_evaluator *m;
         avo_error err;
         double t = avo_now_ms();
-        if (avo_speaker_model_train_dir(bench_data_dir(), NULL, 0, &cfg, &m, &err)) {
+        if (avo_evaluator_create_from_dir(bench_data_dir(), NULL, 0, &cfg, &m, &err)) {
             fprintf(stderr, "bench_eval_speaker: %s\n", err.message);
             exit(1);
         }
@@ -376,7 +376,7 @@ static void time_evaluator(int runs, int threads, cJSON *doc) {
             exit(1);
         }
         eval_ms[r] = avo_now_ms() - t;
-        avo_speaker_model_free(m);
+        avo_evaluator_free(m);
     }
     const double tm = bench_median(train_ms, runs), em = bench_median(eval_ms, runs);
     printf("evaluator speed (median of %d, %d threads): UBM training on the shared folder %.2f s, one evaluation "

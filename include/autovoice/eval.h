@@ -3,11 +3,14 @@
  * Given the converted output, its source and the target's own recordings:
  *   - F0: RMSE in cents and Pearson correlation of log F0 between the output and the source
  *     transposed by T semitones, on frames voiced in both; voicing agreement over all frames.
- *   - Speaker similarity from a GMM-UBM back end (see avo_speaker_model below).
+ *   - Speaker similarity from a GMM-UBM back end (see avo_evaluator below).
  *   - Mel-cepstral distortion (dB) of each voiced output frame to its nearest target frame (content
  *     differs, so no DTW), and the same figure for the source as the reference.
- *   - A naturalness distance: spectral flatness and modulation-spectrum statistics of the output
- *     against the target's recordings, in dB (lower is more natural).
+ *   - A naturalness distance of the output to the target's recordings, in dB (lower is more natural):
+ *     spectral flatness (100 Hz..7 kHz; mean and spread in dB over active frames) and the modulation
+ *     spectrum of the mel-cepstral trajectories (c1..c24 in 4 groups, 3..50 Hz, Hann-windowed 320 ms
+ *     segments of continuous sound, dB). Over-smoothed, buzzy or noisy synthesis moves both. Distance =
+ *     sqrt(0.5 * mean squared modulation-spectrum difference + 0.5 * mean squared flatness difference).
  *
  * All analysis runs at 16 kHz mono (inputs of any rate and channel count are converted). */
 #ifndef AUTOVOICE_EVAL_H
@@ -35,52 +38,60 @@ typedef struct avo_eval_f0_result {
 avo_status avo_eval_f0_compare(const avo_f0_track *output, const avo_f0_track *source, double transpose_semitones,
                                avo_eval_f0_result *out, avo_error *err);
 
-/* ---- Speaker model ----
+/* ---- The evaluator context and its speaker model ----
  *
- * Features: 20 MFCC (c1..c19 plus c0) + deltas at 16 kHz, 25 ms frames every 10 ms, energy-based
- * speech activity, per-utterance cepstral mean/variance normalisation. Back end: a diagonal-covariance
- * GMM universal background model trained by EM on pooled recordings; an utterance is MAP-adapted
- * (means only) and represented by its normalised mean-offset supervector
+ * An avo_evaluator holds the FFT plans of the analysis and the speaker model; create it once (plans are
+ * not created thread-safely), then use it from any number of threads (it is only read).
+ *
+ * Speaker features: 20 MFCC (c0..c19) + deltas at 16 kHz, 25 ms frames every 10 ms, energy-based
+ * activity (frames within 40 dB of the loudest), per-utterance cepstral mean/variance normalisation.
+ * Back end: a 64-component diagonal-covariance GMM universal background model trained by EM on pooled
+ * recordings; an utterance is MAP-adapted (means only, relevance 4) and represented by its normalised
+ * mean-offset supervector
  *   s_k = sqrt(w_k) * (m_k_adapted - m_k_ubm) / sigma_k,
  * the KL-divergence-based supervector of Campbell et al. Similarity of two utterances is the cosine
- * of their supervectors clipped to [0, 1]: 1 = same recording, about 0 = unrelated speakers. The
- * scale is bounded, so "similarity ratio" = sim(output, target) / sim(target clip, other target clip)
- * compares how close the output is to the target with how close the target is to itself. */
+ * of their supervectors clipped to [0, 1]: 1 = same recording, about 0 = unrelated speakers (on the
+ * shared data: same speaker about 0.3-0.45, different speakers about 0.05-0.1). The scale is bounded, so
+ * "similarity ratio" = sim(output, target) / sim(target clip, other target clip) compares how close the
+ * output is to the target with how close the target is to itself (1 = as close as another recording of
+ * the target). bench/bench_eval_speaker measures EER and identification accuracy for this choice and for
+ * classic LLR scoring. */
 
-typedef struct avo_speaker_model avo_speaker_model;
+typedef struct avo_evaluator avo_evaluator;
 
 typedef struct avo_speaker_config {
     int components;        /* GMM components (default 64) */
     int em_iterations;     /* default 12 */
     double relevance;      /* MAP relevance factor (default 4) */
     int threads;           /* 0 = as many as available */
-    uint64_t seed;         /* k-means++ style seeding; same seed, same model (default 1) */
+    uint64_t seed;         /* seeding of the EM start; same seed and data, same model (default 1) */
 } avo_speaker_config;
 
 void avo_speaker_config_default(avo_speaker_config *cfg);
 
-/* Trains the UBM on the given recordings (at least a few seconds of speech in all). */
-avo_status avo_speaker_model_train(const avo_audio *clips, int clip_count, const avo_speaker_config *cfg,
-                                   avo_speaker_model **out, avo_error *err);
+/* Trains the UBM on the given recordings (at least a few seconds of sound in all). cfg may be NULL. */
+avo_status avo_evaluator_create(const avo_audio *clips, int clip_count, const avo_speaker_config *cfg,
+                                avo_evaluator **out, avo_error *err);
 
-/* Trains on every .flac/.wav under data_dir/singing and data_dir/speech (the shared recordings), skipping
- * files whose name starts with one of the `exclude` prefixes (may be NULL; exclude_count entries). */
-avo_status avo_speaker_model_train_dir(const char *data_dir, const char *const *exclude, int exclude_count,
-                                       const avo_speaker_config *cfg, avo_speaker_model **out, avo_error *err);
-void avo_speaker_model_free(avo_speaker_model *m);
+/* Trains on every .flac/.wav directly in data_dir/singing and data_dir/speech (the shared recordings: about
+ * 13 minutes, a few seconds of work), skipping files whose name starts with one of the `exclude` prefixes
+ * (may be NULL). */
+avo_status avo_evaluator_create_from_dir(const char *data_dir, const char *const *exclude, int exclude_count,
+                                         const avo_speaker_config *cfg, avo_evaluator **out, avo_error *err);
+void avo_evaluator_free(avo_evaluator *ev);
 
-/* Length of an utterance's supervector (components * feature dimension). */
-int avo_speaker_model_dim(const avo_speaker_model *m);
+/* Length of an utterance's supervector (components * 40). */
+int avo_speaker_dim(const avo_evaluator *ev);
 
-/* Supervector of one recording into vec[avo_speaker_model_dim(m)]. Needs at least 0.5 s of activity. */
-avo_status avo_speaker_embed(const avo_speaker_model *m, const avo_audio *clip, float *vec, avo_error *err);
+/* Supervector of one recording into vec[avo_speaker_dim(ev)]. Needs at least 0.5 s of sound. */
+avo_status avo_speaker_embed(const avo_evaluator *ev, const avo_audio *clip, float *vec, avo_error *err);
 
 /* Cosine of two supervectors clipped to [0, 1]. */
-double avo_speaker_similarity(const avo_speaker_model *m, const float *a, const float *b);
+double avo_speaker_similarity(const avo_evaluator *ev, const float *a, const float *b);
 
-/* Average log-likelihood ratio per test frame, log p(test | model adapted to enrol) - log p(test | UBM)
+/* Average log-likelihood ratio per test frame, log p(test | UBM MAP-adapted to enrol) - log p(test | UBM)
  * (classic GMM-UBM scoring; the bench compares it with the cosine). */
-avo_status avo_speaker_llr(const avo_speaker_model *m, const avo_audio *enrol, const avo_audio *test, double *llr,
+avo_status avo_speaker_llr(const avo_evaluator *ev, const avo_audio *enrol, const avo_audio *test, double *llr,
                            avo_error *err);
 
 /* ---- Full evaluation ---- */
@@ -109,7 +120,7 @@ typedef struct avo_eval_result {
 
 /* Evaluates one conversion. Target clips must be different recordings of the target voice; with a
  * single clip its two halves stand in for "two clips" in sim_target_self. */
-avo_status avo_eval_run(const avo_speaker_model *m, const avo_audio *output, const avo_audio *source,
+avo_status avo_eval_run(const avo_evaluator *ev, const avo_audio *output, const avo_audio *source,
                         const avo_audio *targets, int target_count, const avo_eval_options *opt,
                         avo_eval_result *out, avo_error *err);
 
@@ -119,12 +130,12 @@ avo_status avo_eval_run(const avo_speaker_model *m, const avo_audio *output, con
  * the references. Mel cepstrum: c1..c24 of the log-amplitude 40-band mel spectrum (DCT scaled so that
  * log|X| = c0 + 2 sum c_n cos(...)); MCD = 10/ln10 * sqrt(2 sum (dc_n)^2). voiced (a's F0 track,
  * 10 ms hop) may be NULL: then a's active frames are used. */
-avo_status avo_eval_mcd_nn(const avo_audio *a, const avo_f0_track *voiced, const avo_audio *refs, int ref_count,
-                           double *mcd_db, avo_error *err);
+avo_status avo_eval_mcd_nn(const avo_evaluator *ev, const avo_audio *a, const avo_f0_track *voiced,
+                           const avo_audio *refs, int ref_count, double *mcd_db, avo_error *err);
 
 /* Naturalness distance (dB) of `a` to the references (see top of file). */
-avo_status avo_eval_naturalness(const avo_audio *a, const avo_audio *refs, int ref_count, double *distance_db,
-                                avo_error *err);
+avo_status avo_eval_naturalness(const avo_evaluator *ev, const avo_audio *a, const avo_audio *refs, int ref_count,
+                                double *distance_db, avo_error *err);
 
 #ifdef __cplusplus
 }

@@ -147,7 +147,7 @@ static char *result_json(const eval_args *a, const avo_eval_result *r) {
     add_num(s, "mean_mcd_to_target_db", r->mcd_to_target_db);
     add_num(s, "mean_naturalness_distance", r->naturalness_distance);
     cJSON_AddStringToObject(s, "speaker_model",
-                            "GMM-UBM 64 diag components on MFCC+delta (CMVN), MAP means r=4, supervector cosine in [0,1]");
+                            "GMM-UBM, 64 diagonal components, MFCC+delta with CMVN, MAP-adapted means (r=4), supervector cosine clipped to [0,1]; UBM trained on the shared recordings at each run");
     char *text = cJSON_Print(doc);
     cJSON_Delete(doc);
     return text;
@@ -182,7 +182,7 @@ int cli_eval(int argc, char **argv) {
 
     avo_audio out = {0}, src = {0}, targets[MAX_TARGETS];
     memset(targets, 0, sizeof targets);
-    avo_speaker_model *model = NULL;
+    avo_evaluator *model = NULL;
     avo_eval_result res;
     avo_status st = avo_audio_read(a.output, &out, &err);
     if (!st) st = avo_audio_read(a.source, &src, &err);
@@ -192,7 +192,7 @@ int cli_eval(int argc, char **argv) {
         avo_speaker_config_default(&cfg);
         cfg.threads = a.opt.threads;
         /* trained at each run from the shared recordings: deterministic and a few seconds */
-        st = avo_speaker_model_train_dir(a.data_dir, NULL, 0, &cfg, &model, &err);
+        st = avo_evaluator_create_from_dir(a.data_dir, NULL, 0, &cfg, &model, &err);
     }
     if (!st) st = avo_eval_run(model, &out, &src, targets, a.target_count, &a.opt, &res, &err);
     if (!st) {
@@ -204,7 +204,7 @@ int cli_eval(int argc, char **argv) {
             free(text);
         }
     }
-    avo_speaker_model_free(model);
+    avo_evaluator_free(model);
     avo_audio_free(&out);
     avo_audio_free(&src);
     for (int i = 0; i < a.target_count; i++) avo_audio_free(&targets[i]);

@@ -29,6 +29,20 @@ typedef struct ev_frames {
     float *flatness_db; /* n, spectral flatness 100 Hz..7 kHz in dB (<= 0) */
 } ev_frames;
 
+/* The evaluator: FFT plans (created once) and the speaker model. */
+struct avo_evaluator {
+    int K, D;
+    double relevance;
+    int threads;
+    float *w;      /* K */
+    float *mean;   /* K * D */
+    float *var;    /* K * D */
+    float *ivar;   /* K * D */
+    float *gconst; /* K: log w - 0.5 (D log 2pi + sum log var) */
+    ev_frontend fe;    /* with pre-emphasis, for speaker features */
+    ev_frontend plain; /* without, for mel cepstra (MCD, naturalness) */
+};
+
 /* preemph: fold a 0.97 first-difference pre-emphasis into the filterbank (MFCC style). */
 avo_status ev_frontend_create(ev_frontend *fe, int preemph, avo_error *err);
 void ev_frontend_free(ev_frontend *fe);

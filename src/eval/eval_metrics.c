@@ -63,13 +63,13 @@ static void mcep_free(mcep_seq *s) {
     memset(s, 0, sizeof *s);
 }
 
-static avo_status mcep_of(const ev_frontend *fe, const avo_audio *a, const char *what, mcep_seq *s, avo_error *err) {
+static avo_status mcep_of(const avo_evaluator *ev, const avo_audio *a, const char *what, mcep_seq *s, avo_error *err) {
     memset(s, 0, sizeof *s);
     avo_audio m = {0};
     ev_frames fr = {0};
     avo_status st = ev_to_16k_mono(a, &m, err);
     if (!st) st = avo_audio_check_finite(&m, what, err);
-    if (!st) st = ev_analyse(fe, m.samples, m.frames, 0, &fr, err);
+    if (!st) st = ev_analyse(&ev->plain, m.samples, m.frames, ev->threads, &fr, err);
     avo_audio_free(&m);
     if (st) return avo_error_prefix(err, "%s", what);
     s->n = fr.n;
@@ -95,22 +95,19 @@ static int seq_frame_voiced(const mcep_seq *s, const avo_f0_track *v, int64_t t)
     return avo_f0_track_at(v, (double)t * EV_HOP / EV_RATE) > 0.0f && s->active[t];
 }
 
-avo_status avo_eval_mcd_nn(const avo_audio *a, const avo_f0_track *voiced, const avo_audio *refs, int ref_count,
-                           double *mcd_db, avo_error *err) {
-    if (!a || !refs || ref_count <= 0 || !mcd_db)
+avo_status avo_eval_mcd_nn(const avo_evaluator *ev, const avo_audio *a, const avo_f0_track *voiced,
+                           const avo_audio *refs, int ref_count, double *mcd_db, avo_error *err) {
+    if (!ev || !a || !refs || ref_count <= 0 || !mcd_db)
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "eval: MCD needs a recording and at least one reference");
     *mcd_db = NAN;
-    ev_frontend fe;
-    avo_status st = ev_frontend_create(&fe, 0, err);
-    if (st) return st;
     mcep_seq q = {0};
-    st = mcep_of(&fe, a, "eval: evaluated recording", &q, err);
+    avo_status st = mcep_of(ev, a, "eval: evaluated recording", &q, err);
     /* pool the references' active frames */
     int64_t cap = 0, nref = 0;
     float *pool = NULL;
     for (int r = 0; r < ref_count && !st; r++) {
         mcep_seq s;
-        st = mcep_of(&fe, &refs[r], "eval: reference recording", &s, err);
+        st = mcep_of(ev, &refs[r], "eval: reference recording", &s, err);
         if (st) break;
         if (nref + s.n > cap) {
             cap = 2 * (nref + s.n);
@@ -126,13 +123,12 @@ avo_status avo_eval_mcd_nn(const avo_audio *a, const avo_f0_track *voiced, const
             if (s.active[t]) memcpy(pool + (nref++) * EV_MCEP, s.c + t * EV_MCEP, sizeof(float) * EV_MCEP);
         mcep_free(&s);
     }
-    ev_frontend_free(&fe);
     if (!st && nref == 0) st = avo_error_set(err, AVO_ERR_VALIDATION, "eval: the reference recordings are silent");
     double sum = 0.0;
     int64_t count = 0;
     if (!st) {
         const int64_t nq = q.n;
-#pragma omp parallel for num_threads(ev_threads(0)) schedule(dynamic, 16) reduction(+ : sum, count)
+#pragma omp parallel for num_threads(ev_threads(ev->threads)) schedule(dynamic, 16) reduction(+ : sum, count)
         for (int64_t t = 0; t < nq; t++) {
             if (!seq_frame_voiced(&q, voiced, t)) continue;
             const float *x = q.c + t * EV_MCEP;
@@ -204,13 +200,13 @@ static void nat_accumulate(const mcep_seq *s, nat_stats *ns, double *fsum, doubl
     }
 }
 
-static avo_status nat_stats_of(const ev_frontend *fe, const avo_audio *clips, int count, const char *what,
+static avo_status nat_stats_of(const avo_evaluator *ev, const avo_audio *clips, int count, const char *what,
                                nat_stats *ns, avo_error *err) {
     memset(ns, 0, sizeof *ns);
     double fsum = 0.0, fsq = 0.0;
     for (int r = 0; r < count; r++) {
         mcep_seq s;
-        avo_status st = mcep_of(fe, &clips[r], what, &s, err);
+        avo_status st = mcep_of(ev, &clips[r], what, &s, err);
         if (st) return st;
         nat_accumulate(&s, ns, &fsum, &fsq);
         mcep_free(&s);
@@ -240,18 +236,14 @@ static double nat_distance(const nat_stats *a, const nat_stats *b) {
     return sqrt(0.5 * ms + 0.5 * fl);
 }
 
-avo_status avo_eval_naturalness(const avo_audio *a, const avo_audio *refs, int ref_count, double *distance_db,
-                                avo_error *err) {
-    if (!a || !refs || ref_count <= 0 || !distance_db)
+avo_status avo_eval_naturalness(const avo_evaluator *ev, const avo_audio *a, const avo_audio *refs, int ref_count,
+                                double *distance_db, avo_error *err) {
+    if (!ev || !a || !refs || ref_count <= 0 || !distance_db)
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "eval: naturalness needs a recording and references");
     *distance_db = NAN;
-    ev_frontend fe;
-    avo_status st = ev_frontend_create(&fe, 0, err);
-    if (st) return st;
     nat_stats x, r;
-    st = nat_stats_of(&fe, a, 1, "eval: evaluated recording", &x, err);
-    if (!st) st = nat_stats_of(&fe, refs, ref_count, "eval: reference recordings", &r, err);
-    ev_frontend_free(&fe);
+    avo_status st = nat_stats_of(ev, a, 1, "eval: evaluated recording", &x, err);
+    if (!st) st = nat_stats_of(ev, refs, ref_count, "eval: reference recordings", &r, err);
     if (!st) *distance_db = nat_distance(&x, &r);
     return st;
 }

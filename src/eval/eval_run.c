@@ -27,7 +27,7 @@ static avo_status slice(const avo_audio *a, int64_t from, int64_t len, avo_audio
     return st;
 }
 
-static avo_status check_inputs(const avo_speaker_model *m, const avo_audio *output, const avo_audio *source,
+static avo_status check_inputs(const avo_evaluator *m, const avo_audio *output, const avo_audio *source,
                                const avo_audio *targets, int target_count, avo_eval_result *out, avo_error *err) {
     if (!m || !output || !source || !targets || !out)
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "eval: missing model, output, source or target recordings");
@@ -47,7 +47,7 @@ static avo_status check_inputs(const avo_speaker_model *m, const avo_audio *outp
     return AVO_OK;
 }
 
-avo_status avo_eval_run(const avo_speaker_model *m, const avo_audio *output, const avo_audio *source,
+avo_status avo_eval_run(const avo_evaluator *m, const avo_audio *output, const avo_audio *source,
                         const avo_audio *targets, int target_count, const avo_eval_options *opt,
                         avo_eval_result *out, avo_error *err) {
     avo_status st = check_inputs(m, output, source, targets, target_count, out, err);
@@ -65,7 +65,7 @@ avo_status avo_eval_run(const avo_speaker_model *m, const avo_audio *output, con
     avo_audio o = {0}, s = {0};
     avo_audio *t = calloc((size_t)target_count, sizeof(avo_audio));
     avo_audio *u = calloc((size_t)units, sizeof(avo_audio));
-    const int dim = avo_speaker_model_dim(m);
+    const int dim = avo_speaker_dim(m);
     float *vo = malloc(sizeof(float) * (size_t)dim), *vs = malloc(sizeof(float) * (size_t)dim);
     float *vu = malloc(sizeof(float) * (size_t)dim * units);
     avo_f0_track fo = {0}, fs = {0};
@@ -122,10 +122,10 @@ avo_status avo_eval_run(const avo_speaker_model *m, const avo_audio *output, con
     out->similarity_ratio = out->sim_target_self > 0.0 ? out->sim_target / out->sim_target_self : NAN;
 
     /* spectrum */
-    if ((st = avo_eval_mcd_nn(&o, &fo, t, target_count, &out->mcd_to_target_db, err))) goto done;
-    if ((st = avo_eval_mcd_nn(&s, &fs, t, target_count, &out->mcd_source_to_target_db, err))) goto done;
-    if ((st = avo_eval_naturalness(&o, t, target_count, &out->naturalness_distance, err))) goto done;
-    st = avo_eval_naturalness(&s, t, target_count, &out->naturalness_source_distance, err);
+    if ((st = avo_eval_mcd_nn(m, &o, &fo, t, target_count, &out->mcd_to_target_db, err))) goto done;
+    if ((st = avo_eval_mcd_nn(m, &s, &fs, t, target_count, &out->mcd_source_to_target_db, err))) goto done;
+    if ((st = avo_eval_naturalness(m, &o, t, target_count, &out->naturalness_distance, err))) goto done;
+    st = avo_eval_naturalness(m, &s, t, target_count, &out->naturalness_source_distance, err);
 
 done:
     avo_audio_free(&o);

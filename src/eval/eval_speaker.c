@@ -15,18 +15,6 @@
 #define SPK_MAX_TRAIN_FRAMES 200000
 #define VAR_FLOOR_REL 0.01
 
-struct avo_speaker_model {
-    int K, D;
-    double relevance;
-    int threads;
-    float *w;      /* K */
-    float *mean;   /* K * D */
-    float *var;    /* K * D */
-    float *ivar;   /* K * D */
-    float *gconst; /* K: log w - 0.5 (D log 2pi + sum log var) */
-    ev_frontend fe;
-};
-
 void avo_speaker_config_default(avo_speaker_config *cfg) {
     cfg->components = 64;
     cfg->em_iterations = 12;
@@ -35,7 +23,7 @@ void avo_speaker_config_default(avo_speaker_config *cfg) {
     cfg->seed = 1;
 }
 
-void avo_speaker_model_free(avo_speaker_model *m) {
+void avo_evaluator_free(avo_evaluator *m) {
     if (!m) return;
     free(m->w);
     free(m->mean);
@@ -43,15 +31,16 @@ void avo_speaker_model_free(avo_speaker_model *m) {
     free(m->ivar);
     free(m->gconst);
     ev_frontend_free(&m->fe);
+    ev_frontend_free(&m->plain);
     free(m);
 }
 
-int avo_speaker_model_dim(const avo_speaker_model *m) { return m ? m->K * m->D : 0; }
+int avo_speaker_dim(const avo_evaluator *m) { return m ? m->K * m->D : 0; }
 
 /* ---- features ---- */
 
 /* Active frames of clip as normalised MFCC+delta rows (*n x SPK_DIM, malloc'd). */
-static avo_status spk_features(const avo_speaker_model *m, const avo_audio *clip, float **feat, int64_t *n,
+static avo_status spk_features(const avo_evaluator *m, const avo_audio *clip, float **feat, int64_t *n,
                                avo_error *err) {
     *feat = NULL;
     *n = 0;
@@ -123,7 +112,7 @@ oom:
 
 /* ---- GMM ---- */
 
-static void gmm_refresh(avo_speaker_model *m) {
+static void gmm_refresh(avo_evaluator *m) {
     const int K = m->K, D = m->D;
     for (int k = 0; k < K; k++) {
         double ld = 0.0;
@@ -136,7 +125,7 @@ static void gmm_refresh(avo_speaker_model *m) {
 }
 
 /* Per-component log(w_k N(x; mean_k)) into lp[K]; returns the log-sum. means may differ from m->mean. */
-static double gmm_frame(const avo_speaker_model *m, const float *means, const float *x, double *lp) {
+static double gmm_frame(const avo_evaluator *m, const float *means, const float *x, double *lp) {
     const int K = m->K, D = m->D;
     double top = -INFINITY;
     for (int k = 0; k < K; k++) {
@@ -155,7 +144,7 @@ static double gmm_frame(const avo_speaker_model *m, const float *means, const fl
 }
 
 /* Zeroth and first order statistics N[K], F[K*D] of feat under the UBM. */
-static void gmm_stats(const avo_speaker_model *m, const float *feat, int64_t n, double *N, double *F) {
+static void gmm_stats(const avo_evaluator *m, const float *feat, int64_t n, double *N, double *F) {
     const int K = m->K, D = m->D;
     memset(N, 0, sizeof(double) * K);
     memset(F, 0, sizeof(double) * K * D);
@@ -180,7 +169,7 @@ static uint64_t rng_next(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
-static avo_status gmm_train(avo_speaker_model *m, const float *X, int64_t n, int iterations, uint64_t seed,
+static avo_status gmm_train(avo_evaluator *m, const float *X, int64_t n, int iterations, uint64_t seed,
                             avo_error *err) {
     const int K = m->K, D = m->D, nt = ev_threads(m->threads);
     double gmean[SPK_DIM] = {0}, gvar[SPK_DIM] = {0};
@@ -258,7 +247,7 @@ static avo_status gmm_train(avo_speaker_model *m, const float *X, int64_t n, int
 
 /* ---- model creation ---- */
 
-static avo_status model_alloc(const avo_speaker_config *cfg, avo_speaker_model **out, avo_error *err) {
+static avo_status model_alloc(const avo_speaker_config *cfg, avo_evaluator **out, avo_error *err) {
     avo_speaker_config def;
     avo_speaker_config_default(&def);
     if (!cfg) cfg = &def;
@@ -267,7 +256,7 @@ static avo_status model_alloc(const avo_speaker_config *cfg, avo_speaker_model *
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT,
                              "speaker model: components must be 1..256, EM iterations 1..200, relevance > 0 "
                              "(got %d, %d, %g)", cfg->components, cfg->em_iterations, cfg->relevance);
-    avo_speaker_model *m = calloc(1, sizeof *m);
+    avo_evaluator *m = calloc(1, sizeof *m);
     if (!m) return avo_error_set(err, AVO_ERR_NO_MEMORY, "speaker model: out of memory");
     m->K = cfg->components;
     m->D = SPK_DIM;
@@ -283,8 +272,9 @@ static avo_status model_alloc(const avo_speaker_config *cfg, avo_speaker_model *
     if (!m->w || !m->gconst || !m->mean || !m->var || !m->ivar)
         st = avo_error_set(err, AVO_ERR_NO_MEMORY, "speaker model: out of memory");
     if (!st) st = ev_frontend_create(&m->fe, 1, err);
+    if (!st) st = ev_frontend_create(&m->plain, 0, err);
     if (st) {
-        avo_speaker_model_free(m);
+        avo_evaluator_free(m);
         return st;
     }
     *out = m;
@@ -305,7 +295,7 @@ static int pool_append(float **pool, int64_t *n, int64_t *cap, const float *rows
     return 0;
 }
 
-static avo_status train_pool(avo_speaker_model *m, float *pool, int64_t n, const avo_speaker_config *cfg,
+static avo_status train_pool(avo_evaluator *m, float *pool, int64_t n, const avo_speaker_config *cfg,
                              avo_error *err) {
     if (n < (int64_t)m->K * 20)
         return avo_error_set(err, AVO_ERR_VALIDATION,
@@ -324,13 +314,13 @@ static avo_status train_pool(avo_speaker_model *m, float *pool, int64_t n, const
     return gmm_train(m, pool, n, cfg->em_iterations, cfg->seed, err);
 }
 
-avo_status avo_speaker_model_train(const avo_audio *clips, int clip_count, const avo_speaker_config *cfg,
-                                   avo_speaker_model **out, avo_error *err) {
+avo_status avo_evaluator_create(const avo_audio *clips, int clip_count, const avo_speaker_config *cfg,
+                                   avo_evaluator **out, avo_error *err) {
     if (!out) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "speaker model: no output pointer");
     *out = NULL;
     if (!clips || clip_count <= 0)
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "speaker model: no training recordings");
-    avo_speaker_model *m;
+    avo_evaluator *m;
     avo_status st = model_alloc(cfg, &m, err);
     if (st) return st;
     float *pool = NULL;
@@ -350,7 +340,7 @@ avo_status avo_speaker_model_train(const avo_audio *clips, int clip_count, const
     if (!st) st = train_pool(m, pool, n, cfg, err);
     free(pool);
     if (st) {
-        avo_speaker_model_free(m);
+        avo_evaluator_free(m);
         return st;
     }
     *out = m;
@@ -370,12 +360,12 @@ static int excluded(const char *name, const char *const *exclude, int count) {
     return 0;
 }
 
-avo_status avo_speaker_model_train_dir(const char *data_dir, const char *const *exclude, int exclude_count,
-                                       const avo_speaker_config *cfg, avo_speaker_model **out, avo_error *err) {
+avo_status avo_evaluator_create_from_dir(const char *data_dir, const char *const *exclude, int exclude_count,
+                                       const avo_speaker_config *cfg, avo_evaluator **out, avo_error *err) {
     if (!out) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "speaker model: no output pointer");
     *out = NULL;
     if (!data_dir) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "speaker model: no data folder");
-    avo_speaker_model *m;
+    avo_evaluator *m;
     avo_status st = model_alloc(cfg, &m, err);
     if (st) return st;
     float *pool = NULL;
@@ -432,7 +422,7 @@ avo_status avo_speaker_model_train_dir(const char *data_dir, const char *const *
     if (!st) st = train_pool(m, pool, n, cfg, err);
     free(pool);
     if (st) {
-        avo_speaker_model_free(m);
+        avo_evaluator_free(m);
         return st;
     }
     *out = m;
@@ -441,7 +431,7 @@ avo_status avo_speaker_model_train_dir(const char *data_dir, const char *const *
 
 /* ---- scoring ---- */
 
-avo_status avo_speaker_embed(const avo_speaker_model *m, const avo_audio *clip, float *vec, avo_error *err) {
+avo_status avo_speaker_embed(const avo_evaluator *m, const avo_audio *clip, float *vec, avo_error *err) {
     if (!m || !clip || !vec) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "speaker embed: null argument");
     float *f;
     int64_t n;
@@ -469,7 +459,7 @@ avo_status avo_speaker_embed(const avo_speaker_model *m, const avo_audio *clip, 
     return AVO_OK;
 }
 
-double avo_speaker_similarity(const avo_speaker_model *m, const float *a, const float *b) {
+double avo_speaker_similarity(const avo_evaluator *m, const float *a, const float *b) {
     if (!m || !a || !b) return 0.0;
     const int n = m->K * m->D;
     double ab = 0.0, aa = 0.0, bb = 0.0;
@@ -483,7 +473,7 @@ double avo_speaker_similarity(const avo_speaker_model *m, const float *a, const 
     return c > 0.0 ? (c < 1.0 ? c : 1.0) : 0.0;
 }
 
-avo_status avo_speaker_llr(const avo_speaker_model *m, const avo_audio *enrol, const avo_audio *test, double *llr,
+avo_status avo_speaker_llr(const avo_evaluator *m, const avo_audio *enrol, const avo_audio *test, double *llr,
                            avo_error *err) {
     if (!m || !enrol || !test || !llr) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "speaker LLR: null argument");
     const int K = m->K, D = m->D;

@@ -113,7 +113,7 @@ static void load(const char *rel, avo_audio *a) {
     CHECK_OK(avo_audio_read(path, a, &err), &err);
 }
 
-static void test_mcd_and_naturalness(void) {
+static void test_mcd_and_naturalness(const avo_evaluator *ev) {
     avo_audio a = {0}, b = {0}, c = {0};
     avo_error err;
     load("singing/nus48e_JLEE_11.flac", &a);
@@ -122,14 +122,14 @@ static void test_mcd_and_naturalness(void) {
     if (!a.samples || !b.samples || !c.samples) return;
     double mcd = -1, nat = -1;
     /* identical audio: every frame finds itself */
-    CHECK_OK(avo_eval_mcd_nn(&a, NULL, &a, 1, &mcd, &err), &err);
+    CHECK_OK(avo_eval_mcd_nn(ev, &a, NULL, &a, 1, &mcd, &err), &err);
     CHECK_NEAR(mcd, 0.0, 1e-6);
-    CHECK_OK(avo_eval_naturalness(&a, &a, 1, &nat, &err), &err);
+    CHECK_OK(avo_eval_naturalness(ev, &a, &a, 1, &nat, &err), &err);
     CHECK_NEAR(nat, 0.0, 1e-6);
     /* a resampled copy is still very close; another singer is further than the same singer's other song */
     double same = 0, other = 0;
-    CHECK_OK(avo_eval_mcd_nn(&b, NULL, &a, 1, &same, &err), &err);
-    CHECK_OK(avo_eval_mcd_nn(&c, NULL, &a, 1, &other, &err), &err);
+    CHECK_OK(avo_eval_mcd_nn(ev, &b, NULL, &a, 1, &same, &err), &err);
+    CHECK_OK(avo_eval_mcd_nn(ev, &c, NULL, &a, 1, &other, &err), &err);
     fprintf(stderr, "MCD nn: same singer %.2f dB, other singer %.2f dB\n", same, other);
     CHECK(same > 1.0 && same < 15.0);
     CHECK(other > same);
@@ -139,8 +139,8 @@ static void test_mcd_and_naturalness(void) {
     for (int64_t i = 2; i < blur.frames; i++) blur.samples[i] = 0.5f * blur.samples[i] + 0.5f * blur.samples[i - 2];
     for (int64_t i = 0; i < blur.frames; i++) blur.samples[i] += 0.02f * (float)((i * 7919 % 2001) / 1000.0 - 1.0);
     double nat_blur = 0, nat_same = 0;
-    CHECK_OK(avo_eval_naturalness(&blur, &b, 1, &nat_blur, &err), &err);
-    CHECK_OK(avo_eval_naturalness(&a, &b, 1, &nat_same, &err), &err);
+    CHECK_OK(avo_eval_naturalness(ev, &blur, &b, 1, &nat_blur, &err), &err);
+    CHECK_OK(avo_eval_naturalness(ev, &a, &b, 1, &nat_same, &err), &err);
     fprintf(stderr, "naturalness: same singer %.2f dB, filtered+noisy %.2f dB\n", nat_same, nat_blur);
     CHECK(nat_blur > nat_same);
     avo_audio_free(&blur);
@@ -149,19 +149,19 @@ static void test_mcd_and_naturalness(void) {
     avo_audio_free(&c);
 }
 
-static void test_bad_inputs(void) {
+static void test_bad_inputs(const avo_evaluator *ev) {
     avo_error err;
     double v;
     avo_audio empty = {0}, silent;
     avo_audio_alloc(&silent, 16000, 1, 16000, NULL);
-    CHECK(avo_eval_mcd_nn(NULL, NULL, &silent, 1, &v, &err) == AVO_ERR_INVALID_ARGUMENT);
-    CHECK(avo_eval_mcd_nn(&silent, NULL, &silent, 0, &v, &err) == AVO_ERR_INVALID_ARGUMENT);
-    CHECK(avo_eval_mcd_nn(&empty, NULL, &silent, 1, &v, &err) != AVO_OK);
-    CHECK(avo_eval_naturalness(&silent, &silent, 1, &v, &err) != AVO_OK);
+    CHECK(avo_eval_mcd_nn(ev, NULL, NULL, &silent, 1, &v, &err) == AVO_ERR_INVALID_ARGUMENT);
+    CHECK(avo_eval_mcd_nn(ev, &silent, NULL, &silent, 0, &v, &err) == AVO_ERR_INVALID_ARGUMENT);
+    CHECK(avo_eval_mcd_nn(ev, &empty, NULL, &silent, 1, &v, &err) != AVO_OK);
+    CHECK(avo_eval_naturalness(ev, &silent, &silent, 1, &v, &err) != AVO_OK);
     avo_audio nanbuf;
     avo_audio_alloc(&nanbuf, 16000, 1, 16000, NULL);
     nanbuf.samples[100] = NAN;
-    CHECK(avo_eval_mcd_nn(&nanbuf, NULL, &nanbuf, 1, &v, &err) == AVO_ERR_INVALID_AUDIO);
+    CHECK(avo_eval_mcd_nn(ev, &nanbuf, NULL, &nanbuf, 1, &v, &err) == AVO_ERR_INVALID_AUDIO);
     CHECK(strlen(err.message) > 10);
     avo_eval_f0_result r;
     avo_f0_track t = {0};
@@ -172,20 +172,15 @@ static void test_bad_inputs(void) {
 }
 
 /* Held-out speakers: the UBM never saw them; enrol on one utterance, test on others. */
-static void test_speaker_told_apart(void) {
-    const char *held[] = {"libri_1688", "libri_2033", "nus48e_JLEE", "nus48e_MPOL"};
-    avo_speaker_config cfg;
-    avo_speaker_config_default(&cfg);
-    cfg.components = 32; /* quicker to train; the bench validates the default */
-    avo_speaker_model *m = NULL;
+static const char *held[] = {"libri_1688", "libri_2033", "nus48e_JLEE", "nus48e_MPOL"};
+
+static void test_speaker_told_apart(const avo_evaluator *m) {
     avo_error err;
-    CHECK_OK(avo_speaker_model_train_dir(avo_test_data_dir(), held, 4, &cfg, &m, &err), &err);
-    if (!m) return;
     const char *files[4][2] = {{"speech/libri_1688-142285-0000.flac", "speech/libri_1688-142285-0002.flac"},
                                {"speech/libri_2033-164914-0000.flac", "speech/libri_2033-164914-0002.flac"},
                                {"singing/nus48e_JLEE_11.flac", "singing/nus48e_JLEE_15.flac"},
                                {"singing/nus48e_MPOL_11.flac", "singing/nus48e_MPOL_20.flac"}};
-    const int dim = avo_speaker_model_dim(m);
+    const int dim = avo_speaker_dim(m);
     CHECK(dim == 32 * 40);
     float *v = malloc(sizeof(float) * (size_t)dim * 8);
     for (int s = 0; s < 4; s++)
@@ -264,21 +259,46 @@ static void test_speaker_told_apart(void) {
     avo_audio_free(&tgt[0]);
     avo_audio_free(&tgt[1]);
     avo_audio_free(&src);
-    avo_speaker_model_free(m);
+}
 
+static void test_create_errors(void) {
+    avo_speaker_config cfg;
+    avo_speaker_config_default(&cfg);
+    avo_evaluator *m = (avo_evaluator *)&cfg; /* must be reset to NULL on failure */
+    avo_error err;
     /* training refuses an empty folder with a message naming it */
-    CHECK(avo_speaker_model_train_dir("/nonexistent-avo", NULL, 0, &cfg, &m, &err) == AVO_ERR_NOT_FOUND);
+    CHECK(avo_evaluator_create_from_dir("/nonexistent-avo", NULL, 0, &cfg, &m, &err) == AVO_ERR_NOT_FOUND);
     CHECK(strstr(err.message, "/nonexistent-avo") != NULL);
+    CHECK(m == NULL);
     cfg.components = 0;
-    CHECK(avo_speaker_model_train_dir(avo_test_data_dir(), NULL, 0, &cfg, &m, &err) == AVO_ERR_INVALID_ARGUMENT);
+    CHECK(avo_evaluator_create_from_dir(avo_test_data_dir(), NULL, 0, &cfg, &m, &err) == AVO_ERR_INVALID_ARGUMENT);
+    avo_speaker_config_default(&cfg);
+    avo_audio silent;
+    avo_audio_alloc(&silent, 16000, 1, 16000, NULL);
+    CHECK(avo_evaluator_create(&silent, 1, &cfg, &m, &err) == AVO_ERR_VALIDATION);
+    CHECK(avo_evaluator_create(NULL, 0, &cfg, &m, &err) == AVO_ERR_INVALID_ARGUMENT);
+    avo_audio_free(&silent);
 }
 
 int main(void) {
     test_f0_compare_tracks();
     test_f0_estimated_offset(0);
     test_f0_estimated_offset(1);
-    test_mcd_and_naturalness();
-    test_bad_inputs();
-    test_speaker_told_apart();
+    /* one evaluator for the rest; its UBM never saw the speakers the tests tell apart */
+    avo_speaker_config cfg;
+    avo_speaker_config_default(&cfg);
+    cfg.components = 32; /* quicker to train; the bench validates the default */
+    avo_evaluator *ev = NULL;
+    avo_error err;
+    CHECK_OK(avo_evaluator_create_from_dir(avo_test_data_dir(), held, 4, &cfg, &ev, &err), &err);
+    if (ev) {
+        test_mcd_and_naturalness(ev);
+        test_bad_inputs(ev);
+        test_speaker_told_apart(ev);
+        double v;
+        CHECK(avo_eval_mcd_nn(NULL, NULL, NULL, NULL, 1, &v, &err) == AVO_ERR_INVALID_ARGUMENT);
+    }
+    avo_evaluator_free(ev);
+    test_create_errors();
     TEST_MAIN_END();
 }
