@@ -1,8 +1,13 @@
 /* Voice profiles: validation of a target's recordings and a durable store.
  *
  * The store lives in a folder (default $XDG_DATA_HOME/autovoice, else ~/.local/share/autovoice):
- * metadata in SQLite (profiles.db), analysis data as files under profiles/<name>/. Every change is
- * atomic: after a crash at any point the store holds either the old or the new profile, whole. */
+ * metadata in SQLite (profiles.db, WAL, synchronous=FULL), analysis data as files under
+ * profiles/<name>.<generation>/. Every change is atomic: after a crash at any point the store holds
+ * either the old or the new profile, whole (a put writes and syncs a fresh folder, then one transaction
+ * points the row at it, then the old folder goes; folders no row points at are removed on open).
+ * Several processes may use one store at once: writers are serialised by a lock file (.lock).
+ * A store handle is for one thread at a time. Test hook: AVO_PROFILES_CRASH_AT, see
+ * src/profiles/profiles_internal.h. */
 #ifndef AUTOVOICE_PROFILES_H
 #define AUTOVOICE_PROFILES_H
 
@@ -52,9 +57,11 @@ typedef struct avo_profile_blob {
 /* Clip validation: minimum voiced audio over all clips of a profile. */
 #define AVO_PROFILE_MIN_VOICED_SECONDS 10.0
 
-/* Checks one recording: sample rate >= 16 kHz, not silent, clipping under 1% of samples, SNR estimate
- * >= 10 dB; fills report either way. Returns AVO_ERR_VALIDATION with a message naming `name`, the
- * problem and what to do when the clip is unusable. */
+/* Checks one recording: sample rate >= 16 kHz, not silent (peak >= -60 dBFS), clipping under 1% of
+ * samples (warning over 0.1%), SNR estimate >= 10 dB (warning under 20 dB; a clip without pauses only
+ * gives a lower bound and is warned about, not rejected), some voiced audio (fast F0); fills report
+ * either way. Returns AVO_ERR_VALIDATION with a message naming `name`, the problem and what to do when
+ * the clip is unusable, AVO_ERR_INVALID_AUDIO for empty or non-finite audio. */
 avo_status avo_profile_validate_clip(const avo_audio *clip, const char *name, avo_clip_report *report,
                                      avo_error *err);
 
@@ -69,7 +76,7 @@ void avo_profile_store_close(avo_profile_store *store);
 const char *avo_profile_store_dir(const avo_profile_store *store);
 
 /* Adds or (with replace) replaces a profile with its blobs, atomically. Without replace an existing
- * name gives AVO_ERR_EXISTS. */
+ * name gives AVO_ERR_EXISTS. NaN in a double field is stored as NULL and read back as 0. */
 avo_status avo_profile_store_put(avo_profile_store *store, const avo_profile_info *info,
                                  const avo_profile_blob *blobs, int blob_count, int replace, avo_error *err);
 
@@ -77,7 +84,8 @@ avo_status avo_profile_store_put(avo_profile_store *store, const avo_profile_inf
 avo_status avo_profile_store_get(avo_profile_store *store, const char *name, avo_profile_info *out,
                                  avo_error *err);
 
-/* Reads a blob into a malloc'd buffer the caller frees. */
+/* Reads a blob into a malloc'd buffer the caller frees. A get followed by read_blob is not one
+ * snapshot: another process may replace the profile in between. */
 avo_status avo_profile_store_read_blob(avo_profile_store *store, const char *name, const char *blob_name,
                                        void **data, size_t *size, avo_error *err);
 
