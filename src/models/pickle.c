@@ -184,7 +184,7 @@ static avo_status memo_get(machine *m, uint64_t idx) {
 static avo_status pop_mark(machine *m, avo_ckpt_value ***items, size_t *n) {
     if (!m->nmarks) return corrupt(m, "missing MARK");
     size_t base = m->marks[--m->nmarks];
-    *items = m->stack + base;
+    *items = m->stack ? m->stack + base : NULL; /* no arithmetic on a NULL stack */
     *n = m->sp - base;
     m->sp = base;
     return AVO_OK;
