@@ -417,8 +417,8 @@ avo_status avo_evaluator_create_from_dir(const char *data_dir, const char *const
     }
     if (!st && files == 0)
         st = avo_error_set(err, AVO_ERR_NOT_FOUND,
-                           "speaker model: no .flac/.wav recordings under %s/singing or %s/speech; point "
-                           "AVO_TEST_DATA (or --data) at the shared data folder", data_dir, data_dir);
+                           "speaker model: no .flac/.wav recordings under %s/singing or %s/speech to train on; "
+                           "point --data (or AVO_DATA) at the shared recordings folder", data_dir, data_dir);
     if (!st) st = train_pool(m, pool, n, cfg, err);
     free(pool);
     if (st) {
