@@ -19,15 +19,28 @@ static int working_rate(avo_preset preset, int input_rate) {
     return input_rate < w ? input_rate : w;
 }
 
-/* Semitones to add so the source's median lands in the target's octave, plus the user's transpose. */
-static double choose_transpose(const avo_convert_options *opt, double source_median, double target_median) {
+/* A voice's pitch range: median and 5th/95th percentiles of voiced F0 (Hz). */
+typedef struct pitch_range {
+    double low, median, high;
+} pitch_range;
+
+/* Semitones to add: the user's transpose plus, with auto-transpose, the whole number of octaves
+ * (-2..2) that puts most of the source's range inside the target's (overlap in octaves, a small
+ * preference for smaller moves; the medians decide when nothing overlaps). Rounding the median ratio
+ * alone moves a 140 Hz tenor two octaves up to a 400 Hz soprano, far above her range. */
+static double choose_transpose(const avo_convert_options *opt, pitch_range src, pitch_range tgt) {
     double t = opt->transpose_semitones;
-    if (opt->auto_transpose && source_median > 0.0 && target_median > 0.0) {
-        double shifted = source_median * pow(2.0, t / 12.0);
-        double octaves = round(log2(target_median / shifted));
-        t += 12.0 * octaves;
+    if (!opt->auto_transpose || src.median <= 0.0 || tgt.median <= 0.0) return t;
+    int best_k = 0;
+    double best = -INFINITY;
+    for (int k = -2; k <= 2; k++) {
+        const double f = pow(2.0, t / 12.0 + k);
+        const double overlap = log2(fmin(src.high * f, tgt.high)) - log2(fmax(src.low * f, tgt.low));
+        const double miss = fabs(log2(src.median * f / tgt.median));
+        const double score = overlap > 0.0 ? overlap - 0.05 * abs(k) : -miss - 0.05 * abs(k) - 10.0;
+        if (score > best) best = score, best_k = k;
     }
-    return t;
+    return t + 12.0 * best_k;
 }
 
 /* Value of a grid-sampled curve at frequency hz (linear in frequency, clamped at the ends). */
@@ -229,19 +242,15 @@ static int compare_float_values(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Median of the voiced F0 values of a track (0 if none). */
-static double track_median(const avo_f0_track *t) {
-    float *v = malloc(sizeof(float) * (size_t)(t->frames ? t->frames : 1));
-    size_t m = 0;
-    for (int64_t i = 0; v && i < t->frames; i++)
-        if (t->f0_hz[i] > 0.0f) v[m++] = t->f0_hz[i];
-    double med = 0.0;
-    if (m) {
-        qsort(v, m, sizeof(float), compare_float_values);
-        med = v[m / 2];
-    }
-    free(v);
-    return med;
+/* Pitch range of voiced F0 values; sorts v in place. All zero if count is 0. */
+static pitch_range range_of(float *v, size_t count) {
+    pitch_range r = {0.0, 0.0, 0.0};
+    if (!count) return r;
+    qsort(v, count, sizeof(float), compare_float_values);
+    r.low = v[count / 20];
+    r.median = v[count / 2];
+    r.high = v[count - 1 - count / 20];
+    return r;
 }
 
 /* First pass: the source's average voiced envelope at a coarse frame rate, block by block, then the
@@ -295,12 +304,16 @@ static avo_status make_plan(avo_converter *c, const avo_audio *work, const avo_f
         avo_voice_params_free(&p);
     }
     avo_vocoder_free(coarse);
-    double source_median = 0.0;
-    if (f0) source_median = track_median(f0);
-    else if (f0_count) {
-        qsort(f0s, f0_count, sizeof(float), compare_float_values);
-        source_median = f0s[f0_count / 2];
+    if (f0) { /* the stage's track is the best account of the source's range */
+        float *grown = realloc(f0s, sizeof(float) * (size_t)(f0->frames ? f0->frames : 1));
+        if (grown) {
+            f0s = grown;
+            f0_count = 0;
+            for (int64_t i = 0; i < f0->frames; i++)
+                if (f0->f0_hz[i] > 0.0f) f0s[f0_count++] = f0->f0_hz[i];
+        }
     }
+    const pitch_range source_range = range_of(f0s, f0_count);
     free(f0s);
     if (!st) {
         plan->amount = opt->retrieval_ratio < 0 ? 0 : opt->retrieval_ratio > 1 ? 1 : opt->retrieval_ratio;
@@ -316,7 +329,9 @@ static avo_status make_plan(avo_converter *c, const avo_audio *work, const avo_f
             memset(plan->eq, 0, sizeof(double) * (size_t)n);
         }
         plan->warp = pow(ratio, plan->amount) * pow(2.0, opt->formant_shift_semitones / 12.0);
-        plan->transpose = choose_transpose(opt, source_median, target->summary.f0_median_hz);
+        const pitch_range target_range = {target->summary.f0_low_hz, target->summary.f0_median_hz,
+                                          target->summary.f0_high_hz};
+        plan->transpose = choose_transpose(opt, source_range, target_range);
         c->info.formant_warp_ratio = plan->warp;
         c->info.applied_transpose_semitones = plan->transpose;
     }

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { NEIGHBOURS = 8, MAX_CEPSTRA = 24, BLOCK_ROWS = 128 };
+enum { NEIGHBOURS = 4, MAX_CEPSTRA = 24, BLOCK_ROWS = 128 };
 
 typedef struct retrieval_work {
     int kc, dims;
