@@ -24,7 +24,7 @@ extern "C" {
 typedef struct avo_clip_report {
     double duration_seconds;
     double voiced_seconds;
-    double clipped_fraction;   /* share of samples at or near full scale */
+    double clipped_fraction;   /* share of samples at full scale or cut flat at the clip's peak */
     double snr_db;             /* estimated from voiced vs. quietest frames */
     double f0_median_hz;       /* 0 if nothing voiced */
     int sample_rate;

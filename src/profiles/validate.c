@@ -16,6 +16,7 @@
 
 #define MIN_SAMPLE_RATE 16000
 #define FULL_SCALE 0.999f
+#define FLAT_RUN 3               /* equal samples at the peak that betray clipping */
 #define CLIP_REJECT_FRACTION 0.01
 #define CLIP_WARN_FRACTION 0.001
 #define SNR_REJECT_DB 10.0
@@ -51,17 +52,34 @@ static void mix_to_mono(const avo_audio *a, float *out) {
     }
 }
 
-/* Share of samples (all channels) at or near full scale, and the peak. */
+/* Share of samples (all channels) that are clipped, and the peak. Clipped means at full scale, or on a
+ * flat top at the clip's own peak: FLAT_RUN or more equal samples there, which is what clipping leaves
+ * after the take was turned down. Real recordings never showed such runs (all shared clips: none). */
 static double clipped_fraction(const avo_audio *a, float *peak) {
     const int64_t n = a->frames * a->channels;
-    int64_t clipped = 0;
     float p = 0.0f;
     for (int64_t i = 0; i < n; i++) {
         float v = fabsf(a->samples[i]);
-        clipped += v >= FULL_SCALE;
         p = v > p ? v : p;
     }
     *peak = p;
+    const float flat_level = p * (1.0f - 1e-4f);
+    int64_t clipped = 0;
+    for (int c = 0; c < a->channels; c++) {
+        const float *x = avo_audio_channel(a, c);
+        int64_t run = 0, run_below = 0; /* current run at the peak, and how many of it are below full scale */
+        for (int64_t i = 0; i <= a->frames; i++) {
+            float v = i < a->frames ? fabsf(x[i]) : 0.0f;
+            clipped += v >= FULL_SCALE;
+            if (i < a->frames && p >= SILENT_PEAK && v >= flat_level) {
+                run++;
+                run_below += v < FULL_SCALE;
+                continue;
+            }
+            if (run >= FLAT_RUN) clipped += run_below;
+            run = run_below = 0;
+        }
+    }
     return n > 0 ? (double)clipped / (double)n : 0.0;
 }
 
@@ -201,8 +219,8 @@ static avo_status decide(const avo_clip_report *r, float peak, int snr_lower_bou
                              name);
     if (r->clipped_fraction > CLIP_REJECT_FRACTION)
         return avo_error_set(err, AVO_ERR_VALIDATION,
-                             "%s is clipped: %.1f%% of its samples are at full scale (at most 1%% is usable); record "
-                             "again with lower input gain, peaks around -6 dBFS",
+                             "%s is clipped: %.1f%% of its samples are cut flat at the peak (at most 1%% is usable); "
+                             "record again with lower input gain, peaks around -6 dBFS",
                              name, 100.0 * r->clipped_fraction);
     if (r->snr_db < SNR_REJECT_DB && !snr_lower_bound)
         return avo_error_set(err, AVO_ERR_VALIDATION,

@@ -919,6 +919,12 @@ static void test_synthetic_clips(void) {
                   strstr(err.message, "gain"),
               "%s", err.message);
     CHECK_MSG(r.clipped_fraction > 0.01 && !r.usable, "clipped fraction %.4f", r.clipped_fraction);
+    /* The same take turned down 6 dB afterwards: the flat tops still give it away. */
+    const double hot_fraction = r.clipped_fraction;
+    for (int64_t i = 0; i < bad.frames; i++) bad.samples[i] *= 0.5f;
+    st = validate(&bad, "hot-normalised.wav", &r, &err);
+    CHECK_MSG(st == AVO_ERR_VALIDATION && strstr(err.message, "clipped"), "turned-down clipping: %s", err.message);
+    CHECK_NEAR(r.clipped_fraction, hot_fraction, 0.002);
     avo_audio_free(&bad);
     CHECK_OK(avo_audio_copy(&tone, &bad, &err), &err);
     int64_t clicks = 0;
