@@ -331,13 +331,14 @@ avo_status avo_profile_store_open(const char *dir, avo_profile_store **out, avo_
                                s->dir, strerror(errno));
     }
     if (!rc) rc = prof_mkdirs(s->data_root, err);
-    /* Schema creation and cleanup happen under the exclusive lock, so that a put running in another
-     * process never has its temporary folder removed. */
-    if (!rc) rc = prof_lock(s->lock_fd, 1, STORE_LOCK_TIMEOUT_MS, s->dir, err);
+    /* Cleanup needs the exclusive lock, so that a put running in another process never has its
+     * temporary folder removed. If another process holds the lock right now, cleanup is left to a
+     * later open rather than waited for; the schema is safe either way (its own transaction). */
     if (!rc) {
+        int locked = prof_lock(s->lock_fd, 1, 0, s->dir, NULL) == AVO_OK;
         rc = open_db(s, err);
-        if (!rc) rc = remove_orphans(s, err);
-        prof_unlock(s->lock_fd);
+        if (!rc && locked) rc = remove_orphans(s, err);
+        if (locked) prof_unlock(s->lock_fd);
     }
     if (rc) {
         avo_profile_store_close(s);

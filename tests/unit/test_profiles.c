@@ -398,6 +398,28 @@ static void test_two_stores_same_dir(void) {
     avo_profile_store_close(a);
     avo_profile_store_close(b);
 
+    /* Opening while another process holds the writer lock neither waits nor touches folders that
+     * process may be writing; the next open cleans them up. */
+    {
+        char lock_path[800], orphan[800];
+        snprintf(lock_path, sizeof lock_path, "%s/.lock", dir);
+        snprintf(orphan, sizeof orphan, "%s/profiles/eve.999.tmp", dir);
+        CHECK(prof_mkdirs(orphan, NULL) == AVO_OK);
+        int fd = open(lock_path, O_RDWR);
+        CHECK(fd >= 0 && prof_lock(fd, 1, 0, dir, NULL) == AVO_OK);
+        a = NULL;
+        /* Were open to insist on the lock it would fail as busy: the lock stays held throughout. */
+        CHECK_OK(avo_profile_store_open(dir, &a, &err), &err);
+        CHECK(access(orphan, F_OK) == 0);
+        avo_profile_store_close(a);
+        prof_unlock(fd);
+        if (fd >= 0) close(fd);
+        a = NULL;
+        CHECK_OK(avo_profile_store_open(dir, &a, &err), &err);
+        CHECK(access(orphan, F_OK) != 0);
+        avo_profile_store_close(a);
+    }
+
     /* Several processes writing and reading at once: every profile must stay whole. */
     enum { WORKERS = 3, ROUNDS = 12 };
     pid_t pids[WORKERS];
