@@ -65,6 +65,9 @@ typedef struct avo_speaker_config {
     double relevance;      /* MAP relevance factor (default 4) */
     int threads;           /* 0 = as many as available */
     uint64_t seed;         /* seeding of the EM start; same seed and data, same model (default 1) */
+    int f0_smoothing;      /* 1 (default): average each voiced frame's power spectrum over a band one F0 wide
+                              before the mel filterbank (150 Hz on unvoiced frames), so speaker features and
+                              mel cepstra follow the spectral envelope, not the harmonics; 0: raw spectra */
 } avo_speaker_config;
 
 void avo_speaker_config_default(avo_speaker_config *cfg);

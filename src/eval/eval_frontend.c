@@ -12,6 +12,7 @@
 #define FLAT_LO_HZ 100.0
 #define FLAT_HI_HZ 7000.0
 #define POWER_FLOOR 1e-10f
+#define UNVOICED_SMOOTH_HZ 150.0f /* unvoiced frames get a fixed smoothing of about a speaking F0 */
 
 static double hz_to_mel(double hz) { return 2595.0 * log10(1.0 + hz / 700.0); }
 static double mel_to_hz(double mel) { return 700.0 * (pow(10.0, mel / 2595.0) - 1.0); }
@@ -101,16 +102,30 @@ void ev_frames_free(ev_frames *f) {
     memset(f, 0, sizeof *f);
 }
 
-/* One frame: power spectrum -> mel log power, flatness. */
-static void analyse_frame(const ev_frontend *fe, const float *buf, fftwf_complex *spec, float *pw, float *logmel,
+/* Averages pw over a rectangle `width` bins wide around each bin (edges: over the part inside). With
+ * width = F0 this removes the harmonic ripple (as CheapTrick's first step), so the mel spectrum
+ * follows the envelope rather than where the harmonics fall: an octave transposition then barely
+ * moves the cepstra. */
+static void smooth_rect(const float *pw, float width, float *out) {
+    double cum[EV_NBINS + 1]; /* cum[j] = power up to bin edge j - 0.5 */
+    cum[0] = 0.0;
+    for (int k = 0; k < EV_NBINS; k++) cum[k + 1] = cum[k] + pw[k];
+    const double half = 0.5 * width;
+    for (int k = 0; k < EV_NBINS; k++) {
+        double lo = k + 0.5 - half, hi = k + 0.5 + half; /* in cum coordinates */
+        if (lo < 0.0) lo = 0.0;
+        if (hi > EV_NBINS) hi = EV_NBINS;
+        const int il = (int)lo, ih = (int)hi;
+        const double cl = cum[il] + (il < EV_NBINS ? (lo - il) * pw[il] : 0.0);
+        const double ch = cum[ih] + (ih < EV_NBINS ? (hi - ih) * pw[ih] : 0.0);
+        out[k] = (float)((ch - cl) / (hi - lo));
+    }
+}
+
+/* One frame: power spectrum (smoothed over f0_hz when > 0) -> mel log power; flatness of the raw one. */
+static void analyse_frame(const ev_frontend *fe, const fftwf_complex *spec, float f0_hz, float *pw, float *logmel,
                           float *flat_db) {
     for (int k = 0; k < EV_NBINS; k++) pw[k] = spec[k][0] * spec[k][0] + spec[k][1] * spec[k][1];
-    (void)buf;
-    for (int m = 0; m < EV_NMEL; m++) {
-        float e = 0.0f;
-        for (int k = fe->lo[m]; k < fe->hi[m]; k++) e += fe->fb[m][k] * pw[k];
-        logmel[m] = logf(e > POWER_FLOOR ? e : POWER_FLOOR);
-    }
     const int klo = (int)(FLAT_LO_HZ * EV_NFFT / EV_RATE), khi = (int)(FLAT_HI_HZ * EV_NFFT / EV_RATE);
     double lsum = 0.0, sum = 0.0;
     for (int k = klo; k < khi; k++) {
@@ -120,10 +135,44 @@ static void analyse_frame(const ev_frontend *fe, const float *buf, fftwf_complex
     }
     const int nk = khi - klo;
     *flat_db = (float)(10.0 / M_LN10 * (lsum / nk - log(sum / nk)));
+    float sm[EV_NBINS];
+    const float *use = pw;
+    if (f0_hz > 0.0f) {
+        smooth_rect(pw, f0_hz * EV_NFFT / EV_RATE, sm);
+        use = sm;
+    }
+    for (int m = 0; m < EV_NMEL; m++) {
+        float e = 0.0f;
+        for (int k = fe->lo[m]; k < fe->hi[m]; k++) e += fe->fb[m][k] * use[k];
+        logmel[m] = logf(e > POWER_FLOOR ? e : POWER_FLOOR);
+    }
 }
 
-avo_status ev_analyse(const ev_frontend *fe, const float *x, int64_t n, int threads, ev_frames *out,
-                      avo_error *err) {
+avo_status ev_frame_f0(const float *x, int64_t n, int threads, float **f0, avo_error *err) {
+    *f0 = NULL;
+    avo_f0_config cfg;
+    avo_f0_config_default(&cfg);
+    cfg.method = AVO_F0_FAST;
+    cfg.hop_seconds = (double)EV_HOP / EV_RATE;
+    cfg.threads = threads;
+    avo_f0_track t = {0};
+    avo_status st = avo_f0_estimate(x, n, EV_RATE, &cfg, &t, err);
+    if (st) return st;
+    const int64_t T = n / EV_HOP + 1;
+    float *v = calloc((size_t)T, sizeof(float));
+    if (!v) {
+        avo_f0_track_free(&t);
+        return avo_error_set(err, AVO_ERR_NO_MEMORY, "eval: out of memory for an F0 track");
+    }
+    for (int64_t i = 0; i < T && i < t.frames; i++) v[i] = t.f0_hz[i] > 0.0f ? t.f0_hz[i] : UNVOICED_SMOOTH_HZ;
+    for (int64_t i = t.frames; i < T; i++) v[i] = UNVOICED_SMOOTH_HZ;
+    avo_f0_track_free(&t);
+    *f0 = v;
+    return AVO_OK;
+}
+
+avo_status ev_analyse(const ev_frontend *fe, const float *x, int64_t n, int threads, const float *smooth_hz,
+                      ev_frames *out, avo_error *err) {
     memset(out, 0, sizeof *out);
     if (!x || n <= 0) return avo_error_set(err, AVO_ERR_INVALID_AUDIO, "eval: empty signal");
     const int64_t T = n / EV_HOP + 1;
@@ -157,7 +206,8 @@ avo_status ev_analyse(const ev_frontend *fe, const float *x, int64_t n, int thre
                 }
                 for (int i = EV_WIN; i < EV_NFFT; i++) buf[i] = 0.0f;
                 fftwf_execute_dft_r2c(fe->plan, buf, spec);
-                analyse_frame(fe, buf, spec, pw, out->logmel + t * EV_NMEL, &out->flatness_db[t]);
+                analyse_frame(fe, spec, smooth_hz ? smooth_hz[t] : 0.0f, pw, out->logmel + t * EV_NMEL,
+                              &out->flatness_db[t]);
                 out->energy_db[t] = (float)(10.0 * log10(ms / EV_WIN + 1e-12));
             }
         }

@@ -39,6 +39,7 @@ struct avo_evaluator {
     float *var;    /* K * D */
     float *ivar;   /* K * D */
     float *gconst; /* K: log w - 0.5 (D log 2pi + sum log var) */
+    int f0_smoothing;  /* average spectra over F0 before the mel bands (see avo_speaker_config) */
     ev_frontend fe;    /* with pre-emphasis, for speaker features */
     ev_frontend plain; /* without, for mel cepstra (MCD, naturalness) */
 };
@@ -50,9 +51,14 @@ void ev_frontend_free(ev_frontend *fe);
 /* Mono at 16 kHz (a copy even when the input already is). */
 avo_status ev_to_16k_mono(const avo_audio *in, avo_audio *out, avo_error *err);
 
-/* Frames centred at i * EV_HOP, i = 0 .. n / EV_HOP (zero padding at the edges). */
-avo_status ev_analyse(const ev_frontend *fe, const float *x, int64_t n, int threads, ev_frames *out,
-                      avo_error *err);
+/* Frames centred at i * EV_HOP, i = 0 .. n / EV_HOP (zero padding at the edges). smooth_hz (may be NULL:
+ * none) gives per frame the width in Hz over which the power spectrum is averaged before the mel bands. */
+avo_status ev_analyse(const ev_frontend *fe, const float *x, int64_t n, int threads, const float *smooth_hz,
+                      ev_frames *out, avo_error *err);
+
+/* Per-frame smoothing widths for ev_analyse: the F0 (fast estimator) on voiced frames, 150 Hz elsewhere.
+ * *f0 gets n / EV_HOP + 1 values (malloc'd). */
+avo_status ev_frame_f0(const float *x, int64_t n, int threads, float **f0, avo_error *err);
 void ev_frames_free(ev_frames *f);
 
 /* Energy-based activity: louder than (loudest - 40 dB) and above -70 dBFS. active has f->n bytes. Returns

@@ -69,7 +69,10 @@ static avo_status mcep_of(const avo_evaluator *ev, const avo_audio *a, const cha
     ev_frames fr = {0};
     avo_status st = ev_to_16k_mono(a, &m, err);
     if (!st) st = avo_audio_check_finite(&m, what, err);
-    if (!st) st = ev_analyse(&ev->plain, m.samples, m.frames, ev->threads, &fr, err);
+    float *f0 = NULL;
+    if (!st && ev->f0_smoothing) st = ev_frame_f0(m.samples, m.frames, ev->threads, &f0, err);
+    if (!st) st = ev_analyse(&ev->plain, m.samples, m.frames, ev->threads, f0, &fr, err);
+    free(f0);
     avo_audio_free(&m);
     if (st) return avo_error_prefix(err, "%s", what);
     s->n = fr.n;

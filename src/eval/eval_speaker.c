@@ -21,6 +21,7 @@ void avo_speaker_config_default(avo_speaker_config *cfg) {
     cfg->relevance = 4.0;
     cfg->threads = 0;
     cfg->seed = 1;
+    cfg->f0_smoothing = 1;
 }
 
 void avo_evaluator_free(avo_evaluator *m) {
@@ -48,7 +49,10 @@ static avo_status spk_features(const avo_evaluator *m, const avo_audio *clip, fl
     ev_frames fr = {0};
     avo_status st = ev_to_16k_mono(clip, &mono, err);
     if (!st) st = avo_audio_check_finite(&mono, "speaker model input", err);
-    if (!st) st = ev_analyse(&m->fe, mono.samples, mono.frames, m->threads, &fr, err);
+    float *f0 = NULL;
+    if (!st && m->f0_smoothing) st = ev_frame_f0(mono.samples, mono.frames, m->threads, &f0, err);
+    if (!st) st = ev_analyse(&m->fe, mono.samples, mono.frames, m->threads, f0, &fr, err);
+    free(f0);
     avo_audio_free(&mono);
     if (st) return st;
     const int64_t T = fr.n;
@@ -262,6 +266,7 @@ static avo_status model_alloc(const avo_speaker_config *cfg, avo_evaluator **out
     m->D = SPK_DIM;
     m->relevance = cfg->relevance;
     m->threads = cfg->threads;
+    m->f0_smoothing = cfg->f0_smoothing != 0;
     const size_t kd = (size_t)m->K * m->D;
     m->w = calloc((size_t)m->K, sizeof(float));
     m->gconst = calloc((size_t)m->K, sizeof(float));
