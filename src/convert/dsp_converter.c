@@ -380,7 +380,7 @@ static avo_status convert_block(avo_converter *c, const conversion_plan *plan, a
 static avo_status dsp_run(avo_converter *c, const avo_audio *vocals, const avo_f0_track *f0, avo_audio *out,
                           avo_progress_fn progress, void *user, avo_error *err) {
     const avo_convert_options *opt = &c->options;
-    avo_audio mono = {0}, work = {0}, synth = {0}, back = {0};
+    avo_audio mono = {0}, work = {0}, synth = {0};
     avo_vocoder *voc = NULL;
     int64_t *cuts = NULL;
     int blocks = 0;
@@ -406,14 +406,10 @@ static avo_status dsp_run(avo_converter *c, const avo_audio *vocals, const avo_f
         if (progress) progress("conversion", 0.1 + 0.85 * (b + 1) / blocks, user);
     }
     avo_audio_free(&work);
-    if (!st) st = avo_audio_resample(&synth, vocals->sample_rate, &back, err);
-    avo_audio_free(&synth);
     if (!st) st = avo_audio_alloc(out, vocals->sample_rate, 1, vocals->frames, err);
-    if (!st) {
-        int64_t m = back.frames < out->frames ? back.frames : out->frames;
-        memcpy(out->samples, back.samples, sizeof(float) * (size_t)m);
-    }
-    avo_audio_free(&back);
+    if (!st) st = avo_resample_buffer(synth.samples, synth.frames, synth.sample_rate, vocals->sample_rate,
+                                      out->samples, out->frames, err);
+    avo_audio_free(&synth);
     avo_vocoder_free(voc);
     plan_free(&plan);
     free(cuts);

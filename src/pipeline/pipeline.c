@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *avo_stage_name(avo_stage stage) {
@@ -78,9 +79,26 @@ static avo_status run_separation(const avo_pipeline_config *cfg, const avo_pipel
 static avo_status prepare_vocals(const avo_pipeline_config *cfg, avo_pipeline_output *out, avo_audio *mono,
                                  double *reference_lufs, avo_error *err) {
     avo_status st = avo_audio_loudness(&out->vocals, reference_lufs, err);
-    if (!st) st = avo_audio_to_mono(&out->vocals, mono, err);
-    if (!st && !cfg->keep_stems) avo_audio_free(&out->vocals);
-    return st;
+    if (st || cfg->keep_stems || out->vocals.channels == 1) {
+        if (!st) st = avo_audio_to_mono(&out->vocals, mono, err);
+        return st;
+    }
+    /* Down-mix in place into channel 0 and shrink: a separate mono copy would add half a song of
+     * memory at the pipeline's busiest moment. */
+    avo_audio *v = &out->vocals;
+    float *m = v->samples;
+    const float scale = 1.0f / (float)v->channels;
+    for (int c = 1; c < v->channels; c++) {
+        const float *x = avo_audio_channel(v, c);
+        for (int64_t i = 0; i < v->frames; i++) m[i] += x[i];
+    }
+    for (int64_t i = 0; i < v->frames; i++) m[i] *= scale;
+    float *shrunk = realloc(v->samples, sizeof(float) * (size_t)(v->frames ? v->frames : 1));
+    *mono = *v;
+    mono->channels = 1;
+    mono->samples = shrunk ? shrunk : v->samples;
+    memset(v, 0, sizeof *v);
+    return AVO_OK;
 }
 
 static avo_status run_f0(const avo_pipeline_config *cfg, avo_pipeline_output *out, avo_run_metadata *meta,
