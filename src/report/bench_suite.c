@@ -340,6 +340,14 @@ static avo_status latency_child(void *user, void *result, avo_error *err) {
         config_for(opt, AVO_PRESET_FAST, &cfg);
         avo_pipeline_input in = {&song, NULL, NULL, target};
         st = avo_bench_time_pipeline(&cfg, &in, 1, job->runs, t, &last, err);
+        /* The timed runs take the production path, which frees the stems as it goes; one more,
+         * untimed run keeps them for the F0 series and the excerpts. */
+        if (!st) {
+            avo_run_metadata meta;
+            avo_pipeline_output_free(&last);
+            cfg.keep_stems = 1;
+            st = avo_pipeline_run(&cfg, &in, &last, &meta, err);
+        }
     }
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "benchmark", "latency");
