@@ -41,7 +41,9 @@ avo_status avo_eval_f0_compare(const avo_f0_track *output, const avo_f0_track *s
 /* ---- The evaluator context and its speaker model ----
  *
  * An avo_evaluator holds the FFT plans of the analysis and the speaker model; create it once (plans are
- * not created thread-safely), then use it from any number of threads (it is only read).
+ * not created thread-safely) and reuse it: the functions below only read it. They also call
+ * avo_f0_estimate, which plans its own FFTs per call, so run evaluations one at a time (each is
+ * parallel inside).
  *
  * Speaker features: 20 MFCC (c0..c19) + deltas at 16 kHz, 25 ms frames every 10 ms, energy-based
  * activity (frames within 40 dB of the loudest), per-utterance cepstral mean/variance normalisation.
