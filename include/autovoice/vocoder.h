@@ -17,8 +17,12 @@ typedef struct avo_vocoder_config {
     int fft_size;                /* 0 = chosen from sample_rate and the lowest F0 (as CheapTrick) */
     double f0_floor_hz;          /* lowest F0 the analysis window must cover; default 71 */
     int threads;                 /* 0 = as many as available */
-    double q1;                   /* CheapTrick recovery lifter weight; default -0.09 (WORLD: -0.15, which
-                                    over-sharpens formant peaks by about 1 dB on our tests) */
+    double q1;                   /* CheapTrick recovery lifter weight; default -1/24 (WORLD: -0.15). The
+                                    smoothing lifter sinc(pi f0 q) loses (pi f0 q)^2 / 6 at low quefrency
+                                    and the recovery lifter gives back -4 q1 (pi f0 q)^2: -1/24 makes the
+                                    chain flat to second order, so a smooth envelope comes back unchanged
+                                    and formant peaks do not grow with each analysis of a resynthesis
+                                    (WORLD's -0.15 sharpens them by about 1 dB) */
 } avo_vocoder_config;
 
 typedef struct avo_voice_params {
