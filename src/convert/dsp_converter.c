@@ -212,13 +212,12 @@ static avo_status plan_cuts(const float *x, int64_t n, int rate, int64_t **cuts,
     return AVO_OK;
 }
 
-/* F0 track for samples [start, start + len) at the vocoder's frame period, from the stage's track. */
-static avo_status slice_f0(const avo_f0_track *f0, int64_t start, int64_t len, int rate, double period,
+/* F0 track for len samples from t0 seconds on, at the vocoder's frame period, from the stage's track. */
+static avo_status slice_f0(const avo_f0_track *f0, double t0, int64_t len, int rate, double period,
                            avo_f0_track *out, avo_error *err) {
     const int64_t frames = (int64_t)((double)len / rate / period) + 1;
     avo_status st = avo_f0_track_alloc(out, frames, period, err);
     if (st) return st;
-    const double t0 = (double)start / rate;
     for (int64_t i = 0; i < frames; i++) {
         out->f0_hz[i] = avo_f0_track_at(f0, t0 + (double)i * period);
         out->confidence[i] = out->f0_hz[i] > 0.0f ? 1.0f : 0.0f;
@@ -226,13 +225,26 @@ static avo_status slice_f0(const avo_f0_track *f0, int64_t start, int64_t len, i
     return AVO_OK;
 }
 
-/* Analyses [start, start + len) of the work signal with the given vocoder. */
-static avo_status analyse_span(avo_vocoder *voc, const avo_audio *work, const avo_f0_track *f0, double period,
-                               int64_t start, int64_t len, avo_voice_params *params, avo_error *err) {
+/* Samples [a0, a1) of the source (rate R), resampled to the working rate: blocks are resampled one at
+ * a time so no working-rate copy of the whole song is ever held. */
+static avo_status load_segment(const avo_audio *src, int64_t a0, int64_t a1, int work_rate, avo_audio *seg,
+                               avo_error *err) {
+    const int64_t len = (int64_t)((double)(a1 - a0) * work_rate / src->sample_rate + 0.5);
+    avo_status st = avo_audio_alloc(seg, work_rate, 1, len, err);
+    if (st) return st;
+    if (work_rate == src->sample_rate) memcpy(seg->samples, src->samples + a0, sizeof(float) * (size_t)len);
+    else st = avo_resample_buffer(src->samples + a0, a1 - a0, src->sample_rate, work_rate, seg->samples, len, err);
+    if (st) avo_audio_free(seg);
+    return st;
+}
+
+/* Analyses a segment that starts t0 seconds into the song. */
+static avo_status analyse_segment(avo_vocoder *voc, const avo_audio *seg, double t0, const avo_f0_track *f0,
+                                  double period, avo_voice_params *params, avo_error *err) {
     avo_f0_track track = {0};
     avo_status st = AVO_OK;
-    if (f0) st = slice_f0(f0, start, len, work->sample_rate, period, &track, err);
-    if (!st) st = avo_vocoder_analyze(voc, work->samples + start, len, f0 ? &track : NULL, params, err);
+    if (f0) st = slice_f0(f0, t0, seg->frames, seg->sample_rate, period, &track, err);
+    if (!st) st = avo_vocoder_analyze(voc, seg->samples, seg->frames, f0 ? &track : NULL, params, err);
     avo_f0_track_free(&track);
     return st;
 }
@@ -255,8 +267,8 @@ static pitch_range range_of(float *v, size_t count) {
 
 /* First pass: the source's average voiced envelope at a coarse frame rate, block by block, then the
  * warp, equaliser and transpose every block will use. */
-static avo_status make_plan(avo_converter *c, const avo_audio *work, const avo_f0_track *f0, const int64_t *cuts,
-                            int blocks, conversion_plan *plan, avo_error *err) {
+static avo_status make_plan(avo_converter *c, const avo_audio *src, int work_rate, const avo_f0_track *f0,
+                            const int64_t *cuts, int blocks, conversion_plan *plan, avo_error *err) {
     const avo_voice_analysis *target = ((dsp_state *)c->state)->target;
     const avo_convert_options *opt = &c->options;
     const int n = target->grid_size;
@@ -272,14 +284,14 @@ static avo_status make_plan(avo_converter *c, const avo_audio *work, const avo_f
         free(acc);
         return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
     }
-    plan->top_hz = fmin(target->grid_hz[n - 1], 0.45 * work->sample_rate);
+    plan->top_hz = fmin(target->grid_hz[n - 1], 0.45 * work_rate);
     envelope_grid(plan->grid, n, target->grid_hz[0], plan->top_hz);
     double *tgt_full = plan->eq; /* borrowed as scratch until the equaliser is computed */
     for (int k = 0; k < n; k++) tgt_full[k] = target->mean_log_env[k];
     for (int k = 0; k < n; k++) plan->tgt_env[k] = curve_at(target->grid_hz, tgt_full, n, plan->grid[k]);
 
     avo_vocoder_config vcfg;
-    avo_vocoder_config_default(&vcfg, work->sample_rate);
+    avo_vocoder_config_default(&vcfg, work_rate);
     vcfg.frame_period_seconds = COARSE_FRAME_FACTOR * converter_frame_period(opt->preset);
     vcfg.threads = opt->threads;
     avo_vocoder *coarse = NULL;
@@ -287,7 +299,11 @@ static avo_status make_plan(avo_converter *c, const avo_audio *work, const avo_f
     int64_t voiced = 0;
     for (int b = 0; b < blocks && !st; b++) {
         avo_voice_params p = {0};
-        st = analyse_span(coarse, work, f0, vcfg.frame_period_seconds, cuts[b], cuts[b + 1] - cuts[b], &p, err);
+        avo_audio seg = {0};
+        st = load_segment(src, cuts[b], cuts[b + 1], work_rate, &seg, err);
+        if (!st) st = analyse_segment(coarse, &seg, (double)cuts[b] / src->sample_rate, f0, vcfg.frame_period_seconds,
+                                      &p, err);
+        avo_audio_free(&seg);
         if (!st) {
             int64_t used = mean_voiced_log_envelope(&p, plan->grid, n, acc);
             for (int k = 0; k < n; k++) plan->src_env[k] += acc[k] * (double)used;
@@ -341,17 +357,21 @@ static avo_status make_plan(avo_converter *c, const avo_audio *work, const avo_f
 
 /* Second pass for one block: analyse with margins, reshape, synthesise, and add it into out with
  * crossfade ramps at the cuts (ramps of neighbouring blocks sum to one). */
-static avo_status convert_block(avo_converter *c, const conversion_plan *plan, avo_vocoder *voc, const avo_audio *work,
-                                const avo_f0_track *f0, int64_t b0, int64_t b1, float *out, avo_error *err) {
+static avo_status convert_block(avo_converter *c, const conversion_plan *plan, avo_vocoder *voc, const avo_audio *src,
+                                int work_rate, const avo_f0_track *f0, int64_t b0, int64_t b1, float *out,
+                                avo_error *err) {
     const avo_voice_analysis *target = ((dsp_state *)c->state)->target;
     const avo_convert_options *opt = &c->options;
-    const int rate = work->sample_rate;
+    const int rate = src->sample_rate;
     const int64_t margin = (int64_t)(MARGIN_SECONDS * rate), fade = (int64_t)(CROSSFADE_SECONDS * rate);
     const int64_t a0 = b0 - margin < 0 ? 0 : b0 - margin;
-    const int64_t a1 = b1 + margin > work->frames ? work->frames : b1 + margin;
+    const int64_t a1 = b1 + margin > src->frames ? src->frames : b1 + margin;
     avo_voice_params p = {0};
-    float *synth = NULL;
-    avo_status st = analyse_span(voc, work, f0, converter_frame_period(opt->preset), a0, a1 - a0, &p, err);
+    avo_audio seg = {0};
+    float *synth = NULL, *back = NULL;
+    avo_status st = load_segment(src, a0, a1, work_rate, &seg, err);
+    if (!st)
+        st = analyse_segment(voc, &seg, (double)a0 / rate, f0, converter_frame_period(opt->preset), &p, err);
     if (!st && fabs(plan->warp - 1.0) > 1e-6) st = avo_voice_params_warp_envelope(&p, plan->warp, err);
     if (!st) {
         apply_equaliser(&p, plan->grid, plan->eq, plan->n, plan->top_hz, opt->protect);
@@ -359,20 +379,27 @@ static avo_status convert_block(avo_converter *c, const conversion_plan *plan, a
     }
     if (!st) {
         avo_voice_params_transpose(&p, plan->transpose);
-        synth = malloc(sizeof(float) * (size_t)(a1 - a0));
-        if (!synth) st = avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
+        synth = malloc(sizeof(float) * (size_t)(seg.frames ? seg.frames : 1));
+        back = malloc(sizeof(float) * (size_t)(a1 - a0));
+        if (!synth || !back) st = avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
     }
-    if (!st) st = avo_vocoder_synthesize(voc, &p, synth, a1 - a0, err);
+    if (!st) st = avo_vocoder_synthesize(voc, &p, synth, seg.frames, err);
     if (!st) {
-        mix_rms(work->samples + a0, synth, a1 - a0, rate, opt->rms_mix);
+        mix_rms(seg.samples, synth, seg.frames, work_rate, opt->rms_mix);
+        if (work_rate == rate) memcpy(back, synth, sizeof(float) * (size_t)(a1 - a0));
+        else st = avo_resample_buffer(synth, seg.frames, work_rate, rate, back, a1 - a0, err);
+    }
+    if (!st) {
         for (int64_t i = a0; i < a1; i++) {
             double w = 1.0;
             if (b0 > 0) w = fmin(w, fmax(0.0, (double)(i - (b0 - fade)) / (2.0 * fade)));
-            if (b1 < work->frames) w = fmin(w, fmax(0.0, (double)((b1 + fade) - i) / (2.0 * fade)));
-            out[i] += (float)w * synth[i - a0];
+            if (b1 < src->frames) w = fmin(w, fmax(0.0, (double)((b1 + fade) - i) / (2.0 * fade)));
+            out[i] += (float)w * back[i - a0];
         }
     }
     free(synth);
+    free(back);
+    avo_audio_free(&seg);
     avo_voice_params_free(&p);
     return st;
 }
@@ -380,7 +407,7 @@ static avo_status convert_block(avo_converter *c, const conversion_plan *plan, a
 static avo_status dsp_run(avo_converter *c, const avo_audio *vocals, const avo_f0_track *f0, avo_audio *out,
                           avo_progress_fn progress, void *user, avo_error *err) {
     const avo_convert_options *opt = &c->options;
-    avo_audio mono = {0}, work = {0}, synth = {0};
+    avo_audio mono = {0};
     avo_vocoder *voc = NULL;
     int64_t *cuts = NULL;
     int blocks = 0;
@@ -388,32 +415,27 @@ static avo_status dsp_run(avo_converter *c, const avo_audio *vocals, const avo_f
     memset(&plan, 0, sizeof plan);
     avo_status st = vocals->channels == 1 ? AVO_OK : avo_audio_to_mono(vocals, &mono, err);
     const avo_audio *src = vocals->channels == 1 ? vocals : &mono;
-    if (!st) st = avo_audio_resample(src, working_rate(opt->preset, vocals->sample_rate), &work, err);
-    avo_audio_free(&mono);
-    if (!st) st = plan_cuts(work.samples, work.frames, work.sample_rate, &cuts, &blocks, err);
-    if (!st) st = make_plan(c, &work, f0, cuts, blocks, &plan, err);
+    const int work_rate = working_rate(opt->preset, vocals->sample_rate);
+    if (!st) st = plan_cuts(src->samples, src->frames, src->sample_rate, &cuts, &blocks, err);
+    if (!st) st = make_plan(c, src, work_rate, f0, cuts, blocks, &plan, err);
     if (progress) progress("conversion", 0.1, user);
     if (!st) {
         avo_vocoder_config vcfg;
-        avo_vocoder_config_default(&vcfg, work.sample_rate);
+        avo_vocoder_config_default(&vcfg, work_rate);
         vcfg.frame_period_seconds = converter_frame_period(opt->preset);
         vcfg.threads = opt->threads;
         st = avo_vocoder_create(&vcfg, &voc, err);
     }
-    if (!st) st = avo_audio_alloc(&synth, work.sample_rate, 1, work.frames, err);
-    for (int b = 0; b < blocks && !st; b++) {
-        st = convert_block(c, &plan, voc, &work, f0, cuts[b], cuts[b + 1], synth.samples, err);
-        if (progress) progress("conversion", 0.1 + 0.85 * (b + 1) / blocks, user);
-    }
-    avo_audio_free(&work);
     if (!st) st = avo_audio_alloc(out, vocals->sample_rate, 1, vocals->frames, err);
-    if (!st) st = avo_resample_buffer(synth.samples, synth.frames, synth.sample_rate, vocals->sample_rate,
-                                      out->samples, out->frames, err);
-    avo_audio_free(&synth);
+    for (int b = 0; b < blocks && !st; b++) {
+        st = convert_block(c, &plan, voc, src, work_rate, f0, cuts[b], cuts[b + 1], out->samples, err);
+        if (progress) progress("conversion", 0.1 + 0.9 * (b + 1) / blocks, user);
+    }
+    if (st) avo_audio_free(out);
+    avo_audio_free(&mono);
     avo_vocoder_free(voc);
     plan_free(&plan);
     free(cuts);
-    if (progress && !st) progress("conversion", 1.0, user);
     return st;
 }
 
