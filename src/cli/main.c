@@ -11,6 +11,8 @@ static void print_help(FILE *out) {
             "  autovoice convert SONG --profile NAME -o OUT [options]   convert a song to a voice\n"
             "  autovoice profile create NAME CLIP... [--force]          make a voice profile from recordings\n"
             "  autovoice profile list | show NAME | delete NAME         manage voice profiles\n"
+            "  autovoice eval --output OUT --source SRC --target-clips T1 [T2...] [--transpose N] [--json FILE]\n"
+            "                                                       score a conversion: melody, voice, naturalness\n"
             "  autovoice bench [--device cpu|cuda] [--precision fp32|fp16|int8] [--out DIR] [--quick]\n"
             "                                                       measure speed, memory and quality\n"
             "  autovoice report --in DIR -o report.md [--html report.html]   validation report from benchmark JSON\n"
@@ -38,6 +40,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "profile") == 0) return cli_profile(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0) return cli_report(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0) return cli_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "eval") == 0) return cli_eval(argc - 1, argv + 1);
     fprintf(stderr, "autovoice: unknown command '%s' (see 'autovoice --help')\n", cmd);
     return CLI_USAGE;
 }
