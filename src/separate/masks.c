@@ -74,141 +74,166 @@ static void median_freq(const float *mag, int64_t T, int bins, int len, float *o
     }
 }
 
-/* REPET-SIM: for every frame, the median of the k most similar frames (cosine similarity of
- * band-summed magnitudes, at least `gap` frames apart) models the repeating background. */
-static int repet_sim(const float *mag, int64_t T, int bins, int n_fft, int rate, int k, int gap, int geo,
-                     float *model, int threads) {
+/* Picks, for frame t, up to k frames most similar to it (best local maxima of its similarity row s,
+ * t itself included, at least gap frames apart). Returns how many. */
+static int repet_neighbours(const float *s, int64_t T, int64_t t, int k, int gap, int *sel) {
+    int cand[256];
+    float cs[256];
+    int nc = 0;
+    const int cap = 4 * k < 256 ? 4 * k : 256;
+    for (int64_t j = 0; j < T; j++) {
+        const float v = s[j];
+        if (nc == cap && v <= cs[nc - 1]) continue;
+        if ((j > 0 && s[j - 1] > v) || (j + 1 < T && s[j + 1] > v)) continue;
+        int i = nc < cap ? nc++ : cap - 1;
+        while (i > 0 && cs[i - 1] < v) {
+            cs[i] = cs[i - 1];
+            cand[i] = cand[i - 1];
+            i--;
+        }
+        cs[i] = v;
+        cand[i] = (int)j;
+    }
+    int ns = 0;
+    for (int i = 0; i < nc && ns < k; i++) {
+        int ok = 1;
+        for (int q = 0; q < ns && ok; q++) ok = abs(cand[i] - sel[q]) >= gap;
+        if (ok) sel[ns++] = cand[i];
+    }
+    if (ns == 0) sel[ns++] = (int)t;
+    return ns;
+}
+
+/* Background model of frame t from its neighbours sel[0..ns): their geometric mean (mean of lg, the
+ * log magnitudes) or median, never above the frame itself. */
+static void repet_model_frame(const float *mag, const float *lg, int bins, int64_t t, const int *sel, int ns, int geo,
+                              float *model) {
+    float *mt = model + t * bins;
+    const float *x = mag + t * bins;
+    if (geo) {
+        memset(mt, 0, sizeof(float) * (size_t)bins);
+        for (int q = 0; q < ns; q++) {
+            const float *l = lg + (int64_t)sel[q] * bins;
+            for (int f = 0; f < bins; f++) mt[f] += l[f];
+        }
+        const float inv = 1.0f / (float)ns;
+        for (int f = 0; f < bins; f++) {
+            const float m = expf(mt[f] * inv);
+            mt[f] = m < x[f] ? m : x[f];
+        }
+        return;
+    }
+    float vals[64];
+    for (int f = 0; f < bins; f++) {
+        for (int q = 0; q < ns; q++) vals[q] = mag[(int64_t)sel[q] * bins + f];
+        const float m = small_median(vals, ns);
+        mt[f] = m < x[f] ? m : x[f];
+    }
+}
+
+/* REPET-SIM: for every frame, the geometric mean (or median) of the k most similar frames (cosine
+ * similarity of band-summed magnitudes, at least `gap` frames apart) models the repeating background.
+ * With stride 2 only even frames search; frame t + 1 takes the neighbours of t shifted by one frame,
+ * which at a 12 ms hop is the same place in the repeat. This halves the similarity matrix. */
+static int repet_sim(const float *mag, int64_t T, int bins, int n_fft, int rate, int k, int gap, int geo, int stride,
+                     float *model, sep_work *w, int threads) {
     /* Features: magnitudes below ~6 kHz summed in pairs of bins; enough to tell frames apart. */
     int fmax = (int)(6000.0 * n_fft / rate);
     if (fmax > bins) fmax = bins;
     const int d = (fmax + 1) / 2;
-    float *feat = malloc(sizeof(float) * (size_t)T * (size_t)d);
-    float *sim = malloc(sizeof(float) * (size_t)T * (size_t)T);
-    if (!feat || !sim) {
-        free(feat);
-        free(sim);
-        return -1;
-    }
+    float *feat = w->feat, *sim = w->sim, *lg = w->lg;
+    if (stride != 2) stride = 1;
+#pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t t = 0; t < T; t++) {
         float *ft = feat + t * d;
-        double norm = 0;
+        const float *m = mag + t * bins;
+        float norm = 0;
         for (int i = 0; i < d; i++) {
-            float s = mag[t * bins + 2 * i] + (2 * i + 1 < fmax ? mag[t * bins + 2 * i + 1] : 0.0f);
+            const float s = m[2 * i] + (2 * i + 1 < fmax ? m[2 * i + 1] : 0.0f);
             ft[i] = s;
-            norm += (double)s * s;
+            norm += s * s;
         }
-        const float g = norm > 0 ? (float)(1.0 / sqrt(norm)) : 0.0f;
+        const float g = norm > 0 ? 1.0f / sqrtf(norm) : 0.0f;
         for (int i = 0; i < d; i++) ft[i] *= g;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, d, 1.0f, feat, d, feat, d, 0.0f, sim,
-                (int)T);
-    free(feat);
-    /* The geometric mean (a mean of logs) is nearly as robust to sparse vocal peaks as the median
-     * and, unlike it, vectorises: a peak 20 dB up in one of 30 frames moves it by 0.7 dB. */
-    float *lg = geo ? malloc(sizeof(float) * (size_t)T * (size_t)bins) : NULL;
-    if (geo && !lg) {
-        free(sim);
-        return -1;
-    }
-    if (geo)
-        for (size_t i = 0; i < (size_t)T * (size_t)bins; i++) lg[i] = logf(mag[i] + 1e-12f);
-    if (k > 64) k = 64;
-#pragma omp parallel num_threads(threads)
-    {
-        int cand[256], sel[64];
-        float cs[256], vals[64];
-#pragma omp for schedule(dynamic, 16)
-        for (int64_t t = 0; t < T; t++) {
-            const float *s = sim + t * T;
-            /* Keep the best local maxima of the similarity row (frame t itself included). */
-            int nc = 0;
-            const int cap = 4 * k < 256 ? 4 * k : 256;
-            for (int64_t j = 0; j < T; j++) {
-                const float v = s[j];
-                if ((j > 0 && s[j - 1] > v) || (j + 1 < T && s[j + 1] > v)) continue;
-                if (nc == cap && v <= cs[nc - 1]) continue;
-                int i = nc < cap ? nc++ : cap - 1;
-                while (i > 0 && cs[i - 1] < v) {
-                    cs[i] = cs[i - 1];
-                    cand[i] = cand[i - 1];
-                    i--;
-                }
-                cs[i] = v;
-                cand[i] = (int)j;
-            }
-            int ns = 0;
-            for (int i = 0; i < nc && ns < k; i++) {
-                int ok = 1;
-                for (int q = 0; q < ns && ok; q++) ok = abs(cand[i] - sel[q]) >= gap;
-                if (ok) sel[ns++] = cand[i];
-            }
-            if (ns == 0) sel[ns++] = (int)t;
-            if (geo) {
-                float *mt = model + t * bins;
-                const float *x = mag + t * bins;
-                memset(mt, 0, sizeof(float) * (size_t)bins);
-                for (int q = 0; q < ns; q++) {
-                    const float *l = lg + (int64_t)sel[q] * bins;
-                    for (int f = 0; f < bins; f++) mt[f] += l[f];
-                }
-                const float inv = 1.0f / (float)ns;
-                for (int f = 0; f < bins; f++) {
-                    const float m = expf(mt[f] * inv);
-                    mt[f] = m < x[f] ? m : x[f];
-                }
-                continue;
-            }
-            for (int f = 0; f < bins; f++) {
-                for (int q = 0; q < ns; q++) vals[q] = mag[(int64_t)sel[q] * bins + f];
-                const float m = small_median(vals, ns);
-                const float x = mag[t * bins + f];
-                model[t * bins + f] = m < x ? m : x;
-            }
+        /* The geometric mean (a mean of logs) is nearly as robust to sparse vocal peaks as the median
+         * and, unlike it, vectorises: a peak 20 dB up in one of 30 frames moves it by 0.7 dB. */
+        if (geo) {
+            float *l = lg + t * bins;
+            for (int f = 0; f < bins; f++) l[f] = logf(m[f] + 1e-12f);
         }
     }
-    free(sim);
-    free(lg);
+    /* Rows of the searching frames only: with stride 2 the even rows of feat, via a doubled lda. */
+    const int64_t R = (T + stride - 1) / stride;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)T, d, 1.0f, feat, d * stride, feat, d, 0.0f, sim,
+                (int)T);
+    if (k > 64) k = 64;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 8)
+    for (int64_t r = 0; r < R; r++) {
+        int sel[64];
+        const int64_t t = r * stride;
+        const int ns = repet_neighbours(sim + r * T, T, t, k, gap, sel);
+        repet_model_frame(mag, lg, bins, t, sel, ns, geo, model);
+        if (stride == 2 && t + 1 < T) {
+            for (int q = 0; q < ns; q++) sel[q] = sel[q] + 1 < T ? sel[q] + 1 : (int)T - 1;
+            repet_model_frame(mag, lg, bins, t + 1, sel, ns, geo, model);
+        }
+    }
     return 0;
 }
+
+#define CANCEL_TILE 16
 
 int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int64_t T, int bins, int half, double max_gain,
                     int threads) {
     /* For each bin, the least-squares prediction of the mid from the side over +-half frames: any source
      * that is not centre-panned appears in both, the centre vocal only in the mid. Box sums via
-     * running totals along time. */
+     * running totals along time, CANCEL_TILE neighbouring bins at a time so that each frame's access
+     * is one contiguous run instead of a stride of a whole spectrum. */
     const double eps = 1e-12;
+    const int ntiles = (bins + CANCEL_TILE - 1) / CANCEL_TILE;
     int failed = 0;
 #pragma omp parallel num_threads(threads)
     {
-        double *cr = malloc(sizeof(double) * (size_t)(T + 1) * 3);
+        double *cr = malloc(sizeof(double) * (size_t)(T + 1) * 3 * CANCEL_TILE);
         if (!cr) {
 #pragma omp atomic write
             failed = 1;
         } else {
+            double *ci = cr + (size_t)(T + 1) * CANCEL_TILE, *cs = ci + (size_t)(T + 1) * CANCEL_TILE;
 #pragma omp for schedule(static)
-            for (int f = 0; f < bins; f++) {
-                double *ci = cr + (T + 1), *cs = cr + 2 * (T + 1);
-                cr[0] = ci[0] = cs[0] = 0;
+            for (int tile = 0; tile < ntiles; tile++) {
+                const int f0 = tile * CANCEL_TILE;
+                const int nf = bins - f0 < CANCEL_TILE ? bins - f0 : CANCEL_TILE;
+                for (int j = 0; j < CANCEL_TILE; j++) cr[j] = ci[j] = cs[j] = 0;
                 for (int64_t t = 0; t < T; t++) {
-                    const float *m = mid[t * bins + f], *s = side[t * bins + f];
-                    /* M S* */
-                    cr[t + 1] = cr[t] + (double)m[0] * s[0] + (double)m[1] * s[1];
-                    ci[t + 1] = ci[t] + (double)m[1] * s[0] - (double)m[0] * s[1];
-                    cs[t + 1] = cs[t] + (double)s[0] * s[0] + (double)s[1] * s[1];
+                    const fftwf_complex *m = mid + t * bins + f0, *s = side + t * bins + f0;
+                    const double *pr = cr + t * CANCEL_TILE, *pi = ci + t * CANCEL_TILE, *ps = cs + t * CANCEL_TILE;
+                    double *nr = cr + (t + 1) * CANCEL_TILE, *ni = ci + (t + 1) * CANCEL_TILE,
+                           *ns = cs + (t + 1) * CANCEL_TILE;
+                    for (int j = 0; j < nf; j++) {
+                        /* M S* */
+                        nr[j] = pr[j] + (double)m[j][0] * s[j][0] + (double)m[j][1] * s[j][1];
+                        ni[j] = pi[j] + (double)m[j][1] * s[j][0] - (double)m[j][0] * s[j][1];
+                        ns[j] = ps[j] + (double)s[j][0] * s[j][0] + (double)s[j][1] * s[j][1];
+                    }
                 }
                 for (int64_t t = 0; t < T; t++) {
                     const int64_t a = t - half < 0 ? 0 : t - half, b = t + half + 1 > T ? T : t + half + 1;
-                    const double ss = cs[b] - cs[a];
-                    double hr = (cr[b] - cr[a]) / (ss + eps), hi = (ci[b] - ci[a]) / (ss + eps);
-                    const double mag = sqrt(hr * hr + hi * hi);
-                    if (mag > max_gain) {
-                        hr *= max_gain / mag;
-                        hi *= max_gain / mag;
+                    fftwf_complex *m = mid + t * bins + f0;
+                    const fftwf_complex *s = side + t * bins + f0;
+                    for (int j = 0; j < nf; j++) {
+                        const double ss = cs[b * CANCEL_TILE + j] - cs[a * CANCEL_TILE + j] + eps;
+                        double hr = (cr[b * CANCEL_TILE + j] - cr[a * CANCEL_TILE + j]) / ss;
+                        double hi = (ci[b * CANCEL_TILE + j] - ci[a * CANCEL_TILE + j]) / ss;
+                        const double g2 = hr * hr + hi * hi;
+                        if (g2 > max_gain * max_gain) {
+                            const double sc = max_gain / sqrt(g2);
+                            hr *= sc;
+                            hi *= sc;
+                        }
+                        m[j][0] -= (float)(hr * s[j][0] - hi * s[j][1]);
+                        m[j][1] -= (float)(hr * s[j][1] + hi * s[j][0]);
                     }
-                    float *m = mid[t * bins + f];
-                    const float *s = side[t * bins + f];
-                    m[0] -= (float)(hr * s[0] - hi * s[1]);
-                    m[1] -= (float)(hr * s[1] + hi * s[0]);
                 }
             }
         }
@@ -218,25 +243,18 @@ int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int64_t T, in
 }
 
 int sep_vocal_mask(const sep_params *p, const fftwf_complex *mid, const fftwf_complex *side, int64_t T, int bins,
-                   int n_fft, int hop, int rate, int threads, float *mask) {
-    const size_t n = (size_t)T * (size_t)bins;
+                   int n_fft, int hop, int rate, int threads, sep_work *w) {
+    const int64_t n = T * (int64_t)bins;
     const int iters = p->iterations < 1 ? 1 : p->iterations;
-    float *mag = malloc(sizeof(float) * n);
-    float *acc = malloc(sizeof(float) * n);
-    float *tmp = malloc(sizeof(float) * n);
-    float *share = p->use_hpss ? malloc(sizeof(float) * n) : NULL;
-    float *rest = iters > 1 ? malloc(sizeof(float) * n) : NULL;
-    int rc = 0;
-    if (!mag || !acc || !tmp || (p->use_hpss && !share) || (iters > 1 && !rest)) {
-        rc = -1;
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++) mag[i] = sqrtf(mid[i][0] * mid[i][0] + mid[i][1] * mid[i][1]);
+    float *mag = w->mag, *acc = w->acc, *tmp = w->tmp, *share = w->share, *rest = w->rest, *mask = w->mask;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < n; i++) mag[i] = sqrtf(mid[i][0] * mid[i][0] + mid[i][1] * mid[i][1]);
     if (p->use_hpss) {
         /* Percussive share of each bin, from frequency- against time-median filtering. */
         median_time(mag, T, bins, p->hpss_time_len, tmp, threads);
         median_freq(mag, T, bins, p->hpss_freq_len, share, threads);
-        for (size_t i = 0; i < n; i++) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int64_t i = 0; i < n; i++) {
             const float h2 = tmp[i] * tmp[i], p2 = share[i] * share[i];
             share[i] = p2 / (h2 + p2 + 1e-20f);
         }
@@ -245,41 +263,39 @@ int sep_vocal_mask(const sep_params *p, const fftwf_complex *mid, const fftwf_co
     const int cut = (int)(p->lowcut_hz * n_fft / rate);
     int gap = (int)(p->repet_min_gap_s * rate / hop + 0.5);
     if (gap < 1) gap = 1;
+    const int use_side = side && p->use_side;
+    const float sg = (float)p->side_gain;
     for (int it = 0; it < iters; it++) {
         /* Later passes model the background from the accompaniment estimate of the previous pass, so
          * the vocals no longer pull the repeating model up. */
         const float *src = mag;
         if (it > 0) {
-            for (size_t i = 0; i < n; i++) rest[i] = mag[i] * (1.0f - mask[i]);
+#pragma omp parallel for num_threads(threads) schedule(static)
+            for (int64_t i = 0; i < n; i++) rest[i] = mag[i] * (1.0f - mask[i]);
             src = rest;
         }
-        memset(acc, 0, sizeof(float) * n);
         if (p->use_repet) {
-            if (repet_sim(src, T, bins, n_fft, rate, p->repet_k, gap, p->repet_geo, acc, threads)) {
-                rc = -1;
-                goto done;
-            }
+            if (repet_sim(src, T, bins, n_fft, rate, p->repet_k, gap, p->repet_geo, p->repet_stride, acc, w, threads))
+                return -1;
+        } else {
+            memset(acc, 0, sizeof(float) * (size_t)n);
         }
-        if (side && p->use_side) {
-            const float g = (float)p->side_gain;
-            for (size_t i = 0; i < n; i++) {
-                const float sm = g * sqrtf(side[i][0] * side[i][0] + side[i][1] * side[i][1]);
-                if (sm > acc[i]) acc[i] = sm;
-            }
-        }
-        if (p->use_hpss) {
-            for (size_t i = 0; i < n; i++) {
-                const float a = mag[i] * share[i];
-                if (a > acc[i]) acc[i] = a;
-            }
-        }
-        /* Soft mask from the two magnitude models. */
+        /* Accompaniment model = the largest of the cues; soft mask from the two magnitude models. */
+#pragma omp parallel for num_threads(threads) schedule(static)
         for (int64_t t = 0; t < T; t++) {
             for (int f = 0; f < bins; f++) {
-                const size_t i = (size_t)t * bins + f;
-                float v = mag[i] - acc[i];
+                const int64_t i = t * bins + f;
+                float a = acc[i];
+                if (use_side) {
+                    const float sm = sg * sqrtf(side[i][0] * side[i][0] + side[i][1] * side[i][1]);
+                    a = sm > a ? sm : a;
+                }
+                if (p->use_hpss) {
+                    const float ph = mag[i] * share[i];
+                    a = ph > a ? ph : a;
+                }
+                float v = mag[i] - a;
                 if (v < 0) v = 0;
-                const float a = acc[i];
                 float m;
                 if (pw == 2.0f) {
                     const float v2 = v * v, a2 = a * a;
@@ -292,11 +308,48 @@ int sep_vocal_mask(const sep_params *p, const fftwf_complex *mid, const fftwf_co
             }
         }
     }
-done:
-    free(mag);
-    free(acc);
-    free(tmp);
-    free(share);
-    free(rest);
-    return rc;
+    return 0;
+}
+
+static void *grow(void *p, size_t bytes, int fft) {
+    if (fft) {
+        fftwf_free(p);
+        return fftwf_malloc(bytes);
+    }
+    free(p);
+    return malloc(bytes);
+}
+
+int sep_work_reserve(sep_work *w, int64_t len, int64_t frames, int bins) {
+    if (len <= w->cap_len && frames <= w->cap_frames && bins <= w->cap_bins && w->sim) return 0;
+    if (len < w->cap_len) len = w->cap_len;
+    if (frames < w->cap_frames) frames = w->cap_frames;
+    if (bins < w->cap_bins) bins = w->cap_bins;
+    const size_t n = (size_t)frames * (size_t)bins, fl = sizeof(float);
+    int ok = 1;
+    ok &= !!(w->mid = grow(w->mid, fl * (size_t)len, 0));
+    ok &= !!(w->side = grow(w->side, fl * (size_t)len, 0));
+    ok &= !!(w->M = grow(w->M, sizeof(fftwf_complex) * n, 1));
+    ok &= !!(w->S = grow(w->S, sizeof(fftwf_complex) * n, 1));
+    float **bufs[] = {&w->mask, &w->mag, &w->acc, &w->tmp, &w->share, &w->rest, &w->lg, &w->feat};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ok &= !!(*bufs[i] = grow(*bufs[i], fl * n, 0));
+    ok &= !!(w->sim = grow(w->sim, fl * (size_t)frames * (size_t)frames, 0));
+    if (!ok) {
+        sep_work_free(w);
+        return -1;
+    }
+    w->cap_len = len;
+    w->cap_frames = frames;
+    w->cap_bins = bins;
+    return 0;
+}
+
+void sep_work_free(sep_work *w) {
+    free(w->mid);
+    free(w->side);
+    fftwf_free(w->M);
+    fftwf_free(w->S);
+    float *bufs[] = {w->mask, w->mag, w->acc, w->tmp, w->share, w->rest, w->lg, w->feat, w->sim};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    memset(w, 0, sizeof *w);
 }

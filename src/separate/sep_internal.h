@@ -37,16 +37,33 @@ typedef struct sep_params {
     int side_cancel;      /* stereo: remove from the mid what the side predicts (panned sources) */
     int cancel_half;      /* frames either side for the prediction */
     double cancel_max_gain;
+    int repet_stride;     /* 2: neighbours searched for even frames only; odd frames reuse them shifted by one */
     int use_f0;           /* predominant-melody harmonic mask */
     double lowcut_hz;     /* vocal mask is zero below this */
     double mask_power;    /* Wiener exponent */
     int iterations;       /* re-estimation passes */
 } sep_params;
 
-/* Computes the vocal mask (T x bins, in [0, 1]) for one block from the mid spectrum (and the side
- * spectrum, or NULL for mono). */
+/* Working memory of one block, kept in the separator between blocks and runs: large buffers that are
+ * freshly mapped on every call cost more in page faults than the arithmetic done in them. */
+typedef struct sep_work {
+    int64_t cap_len, cap_frames; /* sizes the buffers were allocated for */
+    int cap_bins;
+    float *mid, *side;           /* cap_len time samples */
+    fftwf_complex *M, *S;        /* cap_frames * cap_bins */
+    float *mask, *mag, *acc, *tmp, *share, *rest, *lg; /* cap_frames * cap_bins */
+    float *feat;                 /* cap_frames * cap_bins (features use at most bins / 2 + 1 per frame) */
+    float *sim;                  /* ceil(cap_frames / 2) * cap_frames, or cap_frames^2 for stride 1 */
+} sep_work;
+
+/* Makes sure w holds buffers for len samples, frames x bins spectra. Returns 0 or -1 (no memory). */
+int sep_work_reserve(sep_work *w, int64_t len, int64_t frames, int bins);
+void sep_work_free(sep_work *w);
+
+/* Computes the vocal mask (T x bins, in [0, 1], into w->mask) for one block from the mid spectrum
+ * (and the side spectrum, or NULL for mono). */
 int sep_vocal_mask(const sep_params *p, const fftwf_complex *mid, const fftwf_complex *side, int64_t frames,
-                   int bins, int n_fft, int hop, int rate, int threads, float *mask);
+                   int bins, int n_fft, int hop, int rate, int threads, sep_work *w);
 
 /* Subtracts from mid the part linearly predictable from side (per bin, over +-half frames). */
 int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int64_t T, int bins, int half, double max_gain,

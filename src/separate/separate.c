@@ -21,6 +21,7 @@ struct avo_separator {
     avo_separator_config cfg;
     sep_params params;
     sep_stft stft[SEP_NPLANS]; /* one per FFT size, so any sample rate finds its plan */
+    sep_work work;             /* block buffers, reused across blocks and runs */
     char method[96];
 };
 
@@ -48,6 +49,7 @@ static void params_for_preset(avo_preset preset, sep_params *p) {
     p->side_cancel = 1;
     p->cancel_half = 30;
     p->cancel_max_gain = 4.0;
+    p->repet_stride = 2;
     p->use_f0 = 0;
     p->lowcut_hz = 150.0;
     p->mask_power = 2.0;
@@ -94,6 +96,7 @@ avo_status avo_separator_create(const avo_separator_config *cfg, avo_separator *
 void avo_separator_free(avo_separator *sep) {
     if (!sep) return;
     for (int i = 0; i < SEP_NPLANS; i++) sep_stft_free(&sep->stft[i]);
+    sep_work_free(&sep->work);
     free(sep);
 }
 
@@ -112,18 +115,16 @@ static const sep_stft *stft_for_rate(const avo_separator *sep, int rate) {
 
 /* Vocal estimate for channels of one block x[c] (len samples) into v (len samples, the centre vocal).
  * For stereo, mid and side are formed here; more than two channels never reach this function. */
-static int separate_block(const avo_separator *sep, const sep_stft *st, const float *l, const float *r, int64_t len,
+static int separate_block(avo_separator *sep, const sep_stft *st, const float *l, const float *r, int64_t len,
                           int rate, int threads, float *v) {
     const int64_t T = sep_stft_frames(st, len);
-    const size_t nb = (size_t)T * (size_t)st->bins;
-    float *mid = malloc(sizeof(float) * (size_t)len);
-    float *sidet = r ? malloc(sizeof(float) * (size_t)len) : NULL;
-    fftwf_complex *M = fftwf_alloc_complex(nb);
-    fftwf_complex *S = r ? fftwf_alloc_complex(nb) : NULL;
-    float *mask = malloc(sizeof(float) * nb);
-    int rc = -1;
-    if (!mid || !M || !mask || (r && (!sidet || !S))) goto done;
+    const int64_t nb = T * (int64_t)st->bins;
+    sep_work *w = &sep->work;
+    if (sep_work_reserve(w, len, T, st->bins)) return -1;
+    float *mid = w->mid, *sidet = w->side;
+    fftwf_complex *M = w->M, *S = r ? w->S : NULL;
     if (r) {
+#pragma omp parallel for num_threads(threads) schedule(static)
         for (int64_t i = 0; i < len; i++) {
             mid[i] = 0.5f * (l[i] + r[i]);
             sidet[i] = 0.5f * (l[i] - r[i]);
@@ -131,25 +132,19 @@ static int separate_block(const avo_separator *sep, const sep_stft *st, const fl
     } else {
         memcpy(mid, l, sizeof(float) * (size_t)len);
     }
-    if (sep_stft_forward(st, mid, len, M, threads)) goto done;
-    if (r && sep_stft_forward(st, sidet, len, S, threads)) goto done;
+    if (sep_stft_forward(st, mid, len, M, threads)) return -1;
+    if (r && sep_stft_forward(st, sidet, len, S, threads)) return -1;
     if (r && sep->params.side_cancel &&
         sep_side_cancel(M, S, T, st->bins, sep->params.cancel_half, sep->params.cancel_max_gain, threads))
-        goto done;
-    if (sep_vocal_mask(&sep->params, M, S, T, st->bins, st->n, st->hop, rate, threads, mask)) goto done;
-    for (size_t i = 0; i < nb; i++) {
+        return -1;
+    if (sep_vocal_mask(&sep->params, M, S, T, st->bins, st->n, st->hop, rate, threads, w)) return -1;
+    const float *mask = w->mask;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < nb; i++) {
         M[i][0] *= mask[i];
         M[i][1] *= mask[i];
     }
-    if (sep_stft_inverse(st, M, len, v, threads)) goto done;
-    rc = 0;
-done:
-    free(mid);
-    free(sidet);
-    fftwf_free(M);
-    fftwf_free(S);
-    free(mask);
-    return rc;
+    return sep_stft_inverse(st, M, len, v, threads);
 }
 
 avo_status avo_separator_run(avo_separator *sep, const avo_audio *mixture, avo_audio *vocals,
@@ -218,6 +213,7 @@ avo_status avo_separator_run(avo_separator *sep, const avo_audio *mixture, avo_a
         if (start + len >= N) break;
     }
     free(v);
+#pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t i = 0; i < (int64_t)C * N; i++) accompaniment->samples[i] = mixture->samples[i] - vocals->samples[i];
     return AVO_OK;
 }
