@@ -60,6 +60,8 @@ static double worst_of(const double *v, int n, int highest) {
 }
 
 /* Converts source to the target profile and evaluates against the held-out target clip. */
+static double g_protect = -1.0; /* bench option: override the default consonant protection */
+
 static int run_pair(const avo_evaluator *ev, const char *src_name, const avo_audio *src, const char *tgt_name,
                     const avo_voice_analysis *profile, const avo_audio *held_out, avo_preset preset, summary *s,
                     cJSON *pairs) {
@@ -73,6 +75,7 @@ static int run_pair(const avo_evaluator *ev, const char *src_name, const avo_aud
     avo_convert_options_default(&opt);
     opt.preset = preset;
     opt.auto_transpose = 1;
+    if (g_protect >= 0.0) opt.protect = g_protect;
     avo_converter *conv = NULL;
     avo_audio out = {0};
     double t0 = avo_now_ms();
@@ -181,6 +184,7 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--out") && i + 1 < argc) out_path = argv[++i];
         else if (!strcmp(argv[i], "--preset") && i + 1 < argc) avo_preset_parse(argv[++i], &preset);
         else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--protect") && i + 1 < argc) g_protect = atof(argv[++i]);
         else {
             fprintf(stderr, "usage: %s [--out FILE.json] [--preset P] [--quick]\n", argv[0]);
             return 2;
