@@ -37,6 +37,8 @@ static void work_free(voc_work *w) {
     fftwf_free(w->c);
     fftwf_free(w->cum);
     fftwf_free(w->win);
+    fftwf_free(w->dwave);
+    fftwf_free(w->dspec);
 }
 
 static int work_alloc(voc_work *w, int max_fft) {
@@ -51,7 +53,10 @@ static int work_alloc(voc_work *w, int max_fft) {
     w->c = fftwf_malloc(sizeof(float) * nb);
     w->cum = fftwf_malloc(sizeof(double) * (size_t)(2 * max_fft + 8));
     w->win = fftwf_malloc(sizeof(float) * (size_t)(max_fft + 2));
-    return w->wave && w->wave2 && w->spec && w->spec2 && w->spec3 && w->a && w->b && w->c && w->cum && w->win;
+    w->dwave = fftwf_malloc(sizeof(float) * (size_t)max_fft);
+    w->dspec = fftwf_malloc(sizeof(fftwf_complex) * nb);
+    return w->wave && w->wave2 && w->spec && w->spec2 && w->spec3 && w->a && w->b && w->c && w->cum && w->win &&
+           w->dwave && w->dspec;
 }
 
 void avo_vocoder_free(avo_vocoder *v) {
@@ -61,7 +66,6 @@ void avo_vocoder_free(avo_vocoder *v) {
     free(v->work);
     if (v->r2c) fftwf_destroy_plan(v->r2c);
     if (v->c2r) fftwf_destroy_plan(v->c2r);
-    if (v->dct) fftwf_destroy_plan(v->dct);
     if (v->d4c_r2c) fftwf_destroy_plan(v->d4c_r2c);
     if (v->lt_r2c) fftwf_destroy_plan(v->lt_r2c);
     fftwf_free(v->dc_remover);
@@ -78,10 +82,9 @@ static int make_plans(avo_vocoder *v) {
     const unsigned flags = FFTW_MEASURE;
     v->r2c = fftwf_plan_dft_r2c_1d(v->fft_size, w->wave, w->spec, flags);
     v->c2r = fftwf_plan_dft_c2r_1d(v->fft_size, w->spec, w->wave, flags);
-    v->dct = fftwf_plan_r2r_1d(v->bins, w->a, w->b, FFTW_REDFT00, flags);
     v->d4c_r2c = fftwf_plan_dft_r2c_1d(v->d4c_fft, w->wave, w->spec, flags);
     v->lt_r2c = fftwf_plan_dft_r2c_1d(v->lt_fft, w->wave, w->spec, flags);
-    return v->r2c && v->c2r && v->dct && v->d4c_r2c && v->lt_r2c;
+    return v->r2c && v->c2r && v->d4c_r2c && v->lt_r2c;
 }
 
 avo_status avo_vocoder_create(const avo_vocoder_config *cfg, avo_vocoder **out, avo_error *err) {

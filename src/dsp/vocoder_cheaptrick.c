@@ -34,7 +34,7 @@ void voc_envelope_frame(const avo_vocoder *v, voc_work *w, const float *x, int64
 
     /* Cepstrum of the even log spectrum = DCT-I / fft. */
     float *cep = w->b;
-    fftwf_execute_r2r(v->dct, p, cep);
+    voc_dct1(v, w, p, cep);
     const double q1 = v->cfg.q1;
     const double theta = 2.0 * M_PI * f0c / fs; /* rotation per quefrency sample, for cos(2 pi f0 q) */
     const double ct = cos(theta), st = sin(theta);
@@ -50,6 +50,6 @@ void voc_envelope_frame(const avo_vocoder *v, voc_work *w, const float *x, int64
         double recover = (1.0 - 2.0 * q1) + 2.0 * q1 * c;
         cep[k] *= (float)(smooth * recover / fft);
     }
-    fftwf_execute_r2r(v->dct, cep, p);
+    voc_dct1(v, w, cep, p);
     for (int k = 0; k <= half; k++) env[k] = expf(p[k]);
 }

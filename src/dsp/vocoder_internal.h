@@ -22,6 +22,8 @@ typedef struct voc_work {
     float *a, *b, *c;      /* max_fft/2+1 each: spectra on bins */
     double *cum;           /* max_fft + extra: cumulative sums for smoothing */
     float *win;            /* max_fft: window */
+    float *dwave;          /* max_fft: mirrored input of voc_dct1 */
+    fftwf_complex *dspec;  /* max_fft/2+1: its transform */
 } voc_work;
 
 struct avo_vocoder {
@@ -42,7 +44,6 @@ struct avo_vocoder {
     int max_fft;
     fftwf_plan r2c;       /* fft_size, real -> complex */
     fftwf_plan c2r;       /* fft_size, complex -> real (unnormalised) */
-    fftwf_plan dct;       /* fft_size/2+1 DCT-I: the DFT of an even real sequence */
     fftwf_plan d4c_r2c;   /* d4c_fft */
     fftwf_plan lt_r2c;    /* lt_fft */
 
@@ -63,9 +64,15 @@ void voc_dc_correction(float *power, double f0, int fs, int fft_size, float *tmp
 void voc_linear_smoothing(float *spec, double width, int fs, int fft_size, double *cum);
 /* Deterministic Gaussian noise: fills out[n] from a counter-based generator keyed by seed. */
 void voc_gauss_fill(float *out, int n, uint64_t seed);
+/* Uniform noise of unit variance from the same kind of generator (safeguard noise). */
+void voc_uniform_fill(float *out, int n, uint64_t seed);
 void voc_cos_window(float *win, int half, double a, double c0, double c1, double c2);
 void voc_windowed(const float *x, int64_t n, int64_t origin, int half, const float *win, float *wave,
                   double noise_amp, uint64_t seed);
+/* DCT-I of bins = fft_size/2+1 values (out[k] = in[0] + (-1)^k in[half] + 2 sum in[j] cos(pi j k / half)):
+ * the DFT of the even sequence, through the real transform of the mirrored input. About 2.5x
+ * faster than FFTW's own REDFT00, which pads and copies. out may be in. */
+void voc_dct1(const avo_vocoder *v, voc_work *w, const float *in, float *out);
 /* Minimum-phase spectrum (bins complex values) of the amplitude exp(log_amp). log_amp is destroyed. */
 void voc_min_phase(const avo_vocoder *v, voc_work *w, float *log_amp, fftwf_complex *out);
 

@@ -157,6 +157,15 @@ static void pulse_response(const avo_vocoder *v, voc_work *w, const avo_voice_pa
     voc_min_phase(v, w, loga, w->spec2);
     const int ns = pl->period < fft ? pl->period : fft;
     voc_gauss_fill(w->wave, ns, seed);
+    {
+        /* zero mean: a burst's mean has the same rectangle spectrum and phase in every pulse,
+         * which would survive the flattening below as a low-frequency component coherent from
+         * pulse to pulse */
+        double mean = 0.0;
+        for (int j = 0; j < ns; j++) mean += w->wave[j];
+        mean /= ns > 0 ? ns : 1;
+        for (int j = 0; j < ns; j++) w->wave[j] -= (float)mean;
+    }
     for (int j = ns; j < fft; j++) w->wave[j] = 0.0f;
     fftwf_execute_dft_r2c(v->r2c, w->wave, w->spec3);
     const float level = sqrtf((float)ns); /* the expected magnitude of unit-variance noise of ns samples */
@@ -164,7 +173,7 @@ static void pulse_response(const avo_vocoder *v, voc_work *w, const avo_voice_pa
     for (int k = 1; k < bins; k++) {
         const float nr = w->spec3[k][0], ni = w->spec3[k][1];
         const float m2 = nr * nr + ni * ni;
-        const float g = m2 > 0.0f ? level / sqrtf(m2) : 0.0f;
+        const float g = !pl->voiced ? 1.0f : m2 > 0.0f ? level / sqrtf(m2) : 0.0f;
         const float hr = w->spec2[k][0] * g, hi = w->spec2[k][1] * g;
         w->spec2[k][0] = hr * nr - hi * ni;
         w->spec2[k][1] = hr * ni + hi * nr;

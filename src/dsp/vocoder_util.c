@@ -26,14 +26,6 @@ void voc_dc_correction(float *p, double f0, int fs, int fft_size, float *tmp) {
     for (int i = 0; i < count; i++) p[i] += tmp[i];
 }
 
-static inline double cum_at(const double *cum, int m, double pos) {
-    int i = (int)floor(pos);
-    if (i < 0) return cum[0];
-    if (i >= m - 1) return cum[m - 1];
-    double fr = pos - i;
-    return cum[i] + (cum[i + 1] - cum[i]) * fr;
-}
-
 /* Replaces spec (bins values) by its average over a rectangular band of `width` Hz centred on each
  * bin, with the spectrum mirrored at 0 and Nyquist. Integrates with a running sum in double so
  * that narrow widths keep their precision. cum: at least fft_size/2 + 2*(fft_size/2) + 2 doubles. */
@@ -48,13 +40,20 @@ void voc_linear_smoothing(float *spec, double width, int fs, int fft_size, doubl
     for (int i = 0; i < b; i++) cum[i] = (acc += spec[b - i] * df);
     for (int i = b; i < half + b; i++) cum[i] = (acc += spec[i - b] * df);
     for (int i = half + b; i < m; i++) cum[i] = (acc += spec[half - (i - half - b)] * df);
-    /* cum[i] is the integral up to the upper edge of mirrored bin i, at (i - b + 0.5) * df Hz. */
+    /* cum[i] is the integral up to the upper edge of mirrored bin i, at (i - b + 0.5) * df Hz. Bin k
+     * averages between positions start + k and start + k + w_bins: integer steps with a fixed
+     * fraction, so both ends interpolate with constant weights (a loop that vectorises).
+     * start >= (b - 1) / 2 >= 0 and the upper end stays below m - 1: no index needs clamping. */
     const double w_bins = width / df;
     const double start = b - 0.5 - 0.5 * w_bins;
+    const int i_lo = (int)floor(start), i_hi = (int)floor(start + w_bins);
+    const double f_lo = start - i_lo, f_hi = start + w_bins - i_hi;
+    const double inv = 1.0 / width;
+    const double *lo = cum + i_lo, *hi = cum + i_hi;
     for (int k = 0; k <= half; k++) {
-        double lo = cum_at(cum, m, start + k);
-        double hi = cum_at(cum, m, start + k + w_bins);
-        spec[k] = (float)((hi - lo) / width);
+        const double a = lo[k] + (lo[k + 1] - lo[k]) * f_lo;
+        const double c = hi[k] + (hi[k + 1] - hi[k]) * f_hi;
+        spec[k] = (float)((c - a) * inv);
     }
 }
 
@@ -66,17 +65,37 @@ static inline uint64_t splitmix64(uint64_t z) {
 }
 
 /* Box-Muller on a counter-based generator: the noise of a pulse or frame depends only on its seed,
- * so results do not change with the number of threads. */
+ * so results do not change with the number of threads. Single precision is plenty for noise. */
 void voc_gauss_fill(float *out, int n, uint64_t seed) {
-    uint64_t key = splitmix64(seed);
+    const uint64_t key = splitmix64(seed);
     for (int i = 0; i < n; i += 2) {
-        uint64_t r = splitmix64(key + (uint64_t)i);
-        double u1 = ((r >> 11) + 1.0) * (1.0 / 9007199254740993.0); /* (0, 1] */
-        double u2 = (double)(splitmix64(r) >> 11) * (1.0 / 9007199254740992.0);
-        double rad = sqrt(-2.0 * log(u1));
-        out[i] = (float)(rad * cos(2.0 * M_PI * u2));
-        if (i + 1 < n) out[i + 1] = (float)(rad * sin(2.0 * M_PI * u2));
+        const uint64_t r = splitmix64(key + (uint64_t)i);
+        const float u1 = ((float)(r >> 40) + 1.0f) * (1.0f / 16777216.0f); /* (0, 1] */
+        const float u2 = (float)((r >> 16) & 0xffffff) * (1.0f / 16777216.0f);
+        const float rad = sqrtf(-2.0f * logf(u1));
+        const float ang = 6.28318530717958647692f * u2;
+        out[i] = rad * cosf(ang);
+        if (i + 1 < n) out[i + 1] = rad * sinf(ang);
     }
+}
+
+/* Uniform noise of unit variance (amplitude sqrt 3), cheap: for safeguard noise, whose only job is
+ * to keep the spectra of digital silence away from zero. */
+void voc_uniform_fill(float *out, int n, uint64_t seed) {
+    uint64_t z = splitmix64(seed);
+    for (int i = 0; i < n; i++) {
+        z = z * 6364136223846793005ULL + 1442695040888963407ULL; /* LCG: its top bits are good enough */
+        out[i] = ((float)(z >> 40) * (1.0f / 8388608.0f) - 1.0f) * 1.7320508f;
+    }
+}
+
+void voc_dct1(const avo_vocoder *v, voc_work *w, const float *in, float *out) {
+    const int n = v->fft_size, half = n / 2;
+    float *m = w->dwave;
+    for (int k = 0; k <= half; k++) m[k] = in[k];
+    for (int k = 1; k < half; k++) m[n - k] = in[k];
+    fftwf_execute_dft_r2c(v->r2c, m, w->dspec);
+    for (int k = 0; k <= half; k++) out[k] = w->dspec[k][0];
 }
 
 /* The real cepstrum of an even log spectrum is its DCT-I (the DFT of the mirrored sequence), half
@@ -85,7 +104,7 @@ void voc_gauss_fill(float *out, int n, uint64_t seed) {
 void voc_min_phase(const avo_vocoder *v, voc_work *w, float *log_amp, fftwf_complex *out) {
     const int n = v->fft_size, half = n / 2;
     float *cep = w->c;
-    fftwf_execute_r2r(v->dct, log_amp, cep);
+    voc_dct1(v, w, log_amp, cep);
     const float scale = 1.0f / (float)n;
     float *causal = w->wave2;
     causal[0] = cep[0] * scale;
@@ -121,7 +140,7 @@ void voc_windowed(const float *x, int64_t n, int64_t origin, int half, const flo
                   double noise_amp, uint64_t seed) {
     const int len = 2 * half + 1;
     if (noise_amp > 0.0) {
-        voc_gauss_fill(wave, len, seed);
+        voc_uniform_fill(wave, len, seed);
         for (int j = 0; j < len; j++) wave[j] *= (float)noise_amp;
     } else {
         for (int j = 0; j < len; j++) wave[j] = 0.0f;
