@@ -8,10 +8,13 @@
  * Scores: BSS Eval v4 SDR (museval images mode, 1 s windows and hops, median over windows) and SI-SDR of
  * vocals and accompaniment; per condition and preset the median and the worst over clips.
  * Speed: seconds to separate a 30 s stereo 44.1 kHz song (clips over the looped accompaniment at 0 dB),
- * median of 5 runs, per preset. Memory (--memory): peak RSS of a child process separating a 10 min song.
+ * median of 5 runs, per preset. Memory (--memory): peak RSS of a child process separating a 10 min song;
+ * the child is this program re-executed (/proc/self/exe --memory-child PRESET), not a fork, because a
+ * forked copy of a process whose OpenMP/OpenBLAS thread pools exist hangs on their locks.
  *
  * usage: bench_separation [--out FILE.json] [--presets fast,balanced,quality] [--vars -6,0,6] [--threads N]
- *                         [--no-speed] [--memory] [--set P=V ...]   (--set edits internal parameters, for ablations) */
+ *                         [--no-speed] [--memory] [--set P=V ...]   (--set edits internal parameters, for ablations)
+ * Default output bench/out/separation_bench.json (`autovoice bench` writes its own separation.json). */
 #include "autovoice/sdr.h"
 #include "autovoice/separate.h"
 #include "bench_common.h"
@@ -20,8 +23,11 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <math.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #define MAX_CLIPS 64
 #define MAX_SETS 16
@@ -53,6 +59,7 @@ static void apply_sets(avo_separator *sep) {
         SETP(use_repet) SETP(repet_geo) SETP(repet_k) SETP(repet_min_gap_s) SETP(use_hpss) SETP(hpss_time_len)
         SETP(hpss_freq_len) SETP(use_side) SETP(side_gain) SETP(use_f0) SETP(lowcut_hz) SETP(mask_power)
         SETP(iterations) SETP(side_cancel) SETP(cancel_half) SETP(cancel_max_gain) SETP(repet_stride)
+        SETP(f0_floor) SETP(f0_boost) SETP(f0_width) SETP(f0_max_hz) SETP(f0_min_conf)
 #undef SETP
         fprintf(stderr, "unknown parameter %s\n", name);
         exit(2);
@@ -182,8 +189,89 @@ static void add_condition(cJSON *arr, const char *set, double var_db, const char
     fflush(stdout);
 }
 
+/* --memory-child: separates a 10 min song with one preset and prints "base peak seconds" on stdout. */
+static int memory_child(avo_preset preset, int threads, int max_clips) {
+    avo_audio acc_src;
+    bench_falcon_accompaniment(&acc_src);
+    char names[MAX_CLIPS][128];
+    int nclips = list_clips(names);
+    if (nclips > max_clips) nclips = max_clips;
+    avo_audio song;
+    build_song(600.0, &acc_src, names, nclips, &song);
+    avo_audio_free(&acc_src);
+    avo_audio ev, ea;
+    avo_audio_alloc(&ev, 44100, 2, song.frames, NULL);
+    avo_audio_alloc(&ea, 44100, 2, song.frames, NULL);
+    memset(ev.samples, 0, sizeof(float) * (size_t)(2 * song.frames));
+    memset(ea.samples, 0, sizeof(float) * (size_t)(2 * song.frames));
+    const double base = bench_peak_rss_mb();
+    avo_audio_free(&ev);
+    avo_audio_free(&ea);
+    avo_separator *sep = make_sep(preset, threads);
+    const double t0 = avo_now_ms();
+    avo_error err;
+    if (avo_separator_run(sep, &song, &ev, &ea, NULL, NULL, &err)) bench_die(&err);
+    const double secs = (avo_now_ms() - t0) / 1000.0;
+    printf("%.3f %.3f %.3f\n", base, bench_peak_rss_mb(), secs);
+    avo_separator_free(sep);
+    avo_audio_free(&ev);
+    avo_audio_free(&ea);
+    avo_audio_free(&song);
+    return 0;
+}
+
+/* Runs `argv[0] --memory-child` for one preset (with this run's --threads, --clips and --set) and reads
+ * its three numbers. Returns 0 or -1. */
+static int spawn_memory_child(const char *preset, int threads, int max_clips, double r[3]) {
+    char th[32], cl[32];
+    snprintf(th, sizeof th, "%d", threads);
+    snprintf(cl, sizeof cl, "%d", max_clips);
+    char *args[8 + 2 * MAX_SETS];
+    int na = 0;
+    args[na++] = "bench_separation";
+    args[na++] = "--memory-child";
+    args[na++] = (char *)preset;
+    args[na++] = "--threads";
+    args[na++] = th;
+    args[na++] = "--clips";
+    args[na++] = cl;
+    for (int i = 0; i < g_nsets; i++) {
+        args[na++] = "--set";
+        args[na++] = (char *)g_sets[i];
+    }
+    args[na] = NULL;
+    int fd[2];
+    if (pipe(fd)) return -1;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fd[0]);
+    pid_t pid;
+    const int rc = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, args, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fd[1]);
+    if (rc) {
+        close(fd[0]);
+        fprintf(stderr, "memory: cannot start /proc/self/exe: %s\n", strerror(rc));
+        return -1;
+    }
+    char buf[256] = {0};
+    size_t got = 0;
+    ssize_t k;
+    while (got + 1 < sizeof buf && (k = read(fd[0], buf + got, sizeof buf - 1 - got)) > 0) got += (size_t)k;
+    close(fd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || sscanf(buf, "%lf %lf %lf", &r[0], &r[1], &r[2]) != 3) {
+        fprintf(stderr, "memory: child for %s failed (status %d)\n", preset, status);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    const char *out_path = "bench/out/separation.json";
+    const char *out_path = "bench/out/separation_bench.json";
+    const char *child_preset = NULL;
     char presets_arg[128] = "fast,balanced,quality", vars_arg[64] = "-6,0,6";
     int threads = 0, do_speed = 1, do_memory = 0, max_clips = MAX_CLIPS;
     for (int i = 1; i < argc; i++) {
@@ -194,12 +282,18 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--clips") && i + 1 < argc) max_clips = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-speed")) do_speed = 0;
         else if (!strcmp(argv[i], "--memory")) do_memory = 1;
+        else if (!strcmp(argv[i], "--memory-child") && i + 1 < argc) child_preset = argv[++i];
         else if (!strcmp(argv[i], "--set") && i + 1 < argc && g_nsets < MAX_SETS) g_sets[g_nsets++] = argv[++i];
         else {
             fprintf(stderr, "usage: %s [--out FILE] [--presets LIST] [--vars LIST] [--threads N] [--clips N] "
                             "[--no-speed] [--memory] [--set P=V]\n", argv[0]);
             return 2;
         }
+    }
+    if (child_preset) {
+        avo_preset cp;
+        if (avo_preset_parse(child_preset, &cp) != AVO_OK) return 2;
+        return memory_child(cp, threads, max_clips);
     }
     avo_preset presets[3];
     int npresets = 0;
@@ -309,33 +403,8 @@ int main(int argc, char **argv) {
         cJSON *mem = cJSON_AddArrayToObject(root, "memory");
         printf("\nmemory: 10 min stereo 44.1 kHz song\n");
         for (int pi = 0; pi < npresets; pi++) {
-            int fd[2];
-            if (pipe(fd)) break;
-            pid_t pid = fork();
-            if (pid == 0) {
-                close(fd[0]);
-                avo_audio song;
-                build_song(600.0, &acc_src, names, nclips, &song);
-                avo_audio ev, ea;
-                avo_audio_alloc(&ev, 44100, 2, song.frames, NULL);
-                avo_audio_alloc(&ea, 44100, 2, song.frames, NULL);
-                memset(ev.samples, 0, sizeof(float) * (size_t)(2 * song.frames));
-                memset(ea.samples, 0, sizeof(float) * (size_t)(2 * song.frames));
-                const double base = bench_peak_rss_mb();
-                avo_audio_free(&ev);
-                avo_audio_free(&ea);
-                avo_separator *sep = make_sep(presets[pi], threads);
-                const double t0 = avo_now_ms();
-                avo_separator_run(sep, &song, &ev, &ea, NULL, NULL, NULL);
-                double r[3] = {base, bench_peak_rss_mb(), (avo_now_ms() - t0) / 1000.0};
-                if (write(fd[1], r, sizeof r) != sizeof r) _exit(1);
-                _exit(0);
-            }
-            close(fd[1]);
             double r[3] = {0, 0, 0};
-            if (read(fd[0], r, sizeof r) != sizeof r) fprintf(stderr, "memory child failed\n");
-            close(fd[0]);
-            waitpid(pid, NULL, 0);
+            if (spawn_memory_child(avo_preset_name(presets[pi]), threads, max_clips, r)) continue;
             printf("  %-9s peak RSS %.0f MB (buffers alone %.0f MB, separator working memory %.0f MB), %.1f s\n",
                    avo_preset_name(presets[pi]), r[1], r[0], r[1] - r[0], r[2]);
             cJSON *o = cJSON_CreateObject();

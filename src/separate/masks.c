@@ -311,6 +311,29 @@ int sep_vocal_mask(const sep_params *p, const fftwf_complex *mid, const fftwf_co
     return 0;
 }
 
+void sep_f0_comb(const sep_params *p, const float *f0_hz, const float *conf, int64_t T, int bins, int n_fft, int rate,
+                 int threads, float *mask) {
+    const float bin_hz = (float)rate / (float)n_fft, floor_g = (float)p->f0_floor, boost = (float)p->f0_boost;
+    int fmax = (int)(p->f0_max_hz / bin_hz);
+    if (fmax > bins) fmax = bins;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        const float f0 = f0_hz[t];
+        if (!(f0 > 0) || conf[t] < (float)p->f0_min_conf) continue;
+        float *m = mask + t * bins;
+        for (int f = 1; f < fmax; f++) {
+            const float fr = (float)f * bin_hz;
+            float k = floorf(fr / f0 + 0.5f);
+            if (k < 1) k = 1;
+            /* Width in bins: the window's main lobe plus the vibrato spread, which grows with k. */
+            const float d = (fr - k * f0) / bin_hz, wd = (float)p->f0_width + 0.01f * k * f0 / bin_hz;
+            const float c = expf(-0.5f * d * d / (wd * wd));
+            const float on = boost == 1.0f ? m[f] : powf(m[f], boost);
+            m[f] = c * on + (1.0f - c) * floor_g * m[f];
+        }
+    }
+}
+
 static void *grow(void *p, size_t bytes, int fft) {
     if (fft) {
         fftwf_free(p);

@@ -39,6 +39,11 @@ typedef struct sep_params {
     double cancel_max_gain;
     int repet_stride;     /* 2: neighbours searched for even frames only; odd frames reuse them shifted by one */
     int use_f0;           /* predominant-melody harmonic mask */
+    double f0_floor;      /* mask gain between harmonics in voiced frames */
+    double f0_boost;      /* mask exponent on harmonics (< 1 raises the mask there) */
+    double f0_width;      /* harmonic half-width, bins (plus 1 % of the harmonic's frequency) */
+    double f0_max_hz;     /* harmonics are shaped up to this frequency */
+    double f0_min_conf;   /* frames whose F0 confidence is below this are left alone */
     double lowcut_hz;     /* vocal mask is zero below this */
     double mask_power;    /* Wiener exponent */
     int iterations;       /* re-estimation passes */
@@ -64,6 +69,10 @@ void sep_work_free(sep_work *w);
  * (and the side spectrum, or NULL for mono). */
 int sep_vocal_mask(const sep_params *p, const fftwf_complex *mid, const fftwf_complex *side, int64_t frames,
                    int bins, int n_fft, int hop, int rate, int threads, sep_work *w);
+
+/* Harmonic comb on the mask in voiced frames: f0_hz[t] (0 = unvoiced) and conf[t] per STFT frame. */
+void sep_f0_comb(const sep_params *p, const float *f0_hz, const float *conf, int64_t T, int bins, int n_fft, int rate,
+                 int threads, float *mask);
 
 /* Subtracts from mid the part linearly predictable from side (per bin, over +-half frames). */
 int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int64_t T, int bins, int half, double max_gain,

@@ -6,6 +6,7 @@
  * A soft mask (sep_vocal_mask) keeps the vocal part of the mid. Blocks overlap and the vocal
  * estimates are cross-faded; accompaniment = mixture - vocals sample for sample. */
 #include "autovoice/separate.h"
+#include "autovoice/f0.h"
 #include "separate/sep_internal.h"
 
 #include <math.h>
@@ -51,6 +52,11 @@ static void params_for_preset(avo_preset preset, sep_params *p) {
     p->cancel_max_gain = 4.0;
     p->repet_stride = 2;
     p->use_f0 = 0;
+    p->f0_floor = 0.3;
+    p->f0_boost = 0.7;
+    p->f0_width = 1.0;
+    p->f0_max_hz = 5000.0;
+    p->f0_min_conf = 0.3;
     p->lowcut_hz = 150.0;
     p->mask_power = 2.0;
     p->iterations = preset == AVO_PRESET_FAST ? 1 : preset == AVO_PRESET_BALANCED ? 2 : 3;
@@ -113,6 +119,39 @@ static const sep_stft *stft_for_rate(const avo_separator *sep, int rate) {
     return &sep->stft[lg - SEP_MIN_FFT_LOG2];
 }
 
+/* Shapes the mask with the lead vocal's harmonics: F0 of the current vocal estimate (written to v, as
+ * scratch), then a comb along its harmonics. The estimate's accompaniment leakage is far weaker than
+ * the vocal, so the melody tracker follows the voice rather than the instruments. */
+static int apply_f0(avo_separator *sep, const sep_stft *st, int64_t len, int rate, int threads, float *v) {
+    sep_work *w = &sep->work;
+    const int64_t T = sep_stft_frames(st, len), nb = T * (int64_t)st->bins;
+    const float *mask = w->mask;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < nb; i++) {
+        w->S[i][0] = w->M[i][0] * mask[i];
+        w->S[i][1] = w->M[i][1] * mask[i];
+    }
+    if (sep_stft_inverse(st, w->S, len, v, threads)) return -1;
+    avo_f0_config fc;
+    avo_f0_config_default(&fc);
+    fc.method = AVO_F0_FAST;
+    fc.hop_seconds = (double)st->hop / rate; /* one F0 frame per STFT frame, both centred on t * hop */
+    fc.f0_min_hz = 70;
+    fc.f0_max_hz = 1000;
+    fc.threads = threads;
+    avo_f0_track tr;
+    if (avo_f0_estimate(v, len, rate, &fc, &tr, NULL)) return -1;
+    /* Frame counts agree up to rounding of the hop; frames past the track's end count as unvoiced. */
+    float *f0 = w->tmp, *conf = w->tmp + T;
+    for (int64_t t = 0; t < T; t++) {
+        f0[t] = t < tr.frames ? tr.f0_hz[t] : 0.0f;
+        conf[t] = t < tr.frames ? tr.confidence[t] : 0.0f;
+    }
+    avo_f0_track_free(&tr);
+    sep_f0_comb(&sep->params, f0, conf, T, st->bins, st->n, rate, threads, w->mask);
+    return 0;
+}
+
 /* Vocal estimate for channels of one block x[c] (len samples) into v (len samples, the centre vocal).
  * For stereo, mid and side are formed here; more than two channels never reach this function. */
 static int separate_block(avo_separator *sep, const sep_stft *st, const float *l, const float *r, int64_t len,
@@ -138,6 +177,7 @@ static int separate_block(avo_separator *sep, const sep_stft *st, const float *l
         sep_side_cancel(M, S, T, st->bins, sep->params.cancel_half, sep->params.cancel_max_gain, threads))
         return -1;
     if (sep_vocal_mask(&sep->params, M, S, T, st->bins, st->n, st->hop, rate, threads, w)) return -1;
+    if (sep->params.use_f0 && apply_f0(sep, st, len, rate, threads, v)) return -1;
     const float *mask = w->mask;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t i = 0; i < nb; i++) {
