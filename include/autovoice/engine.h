@@ -1,0 +1,182 @@
+/* Neural inference engine: tensors, a per-run arena, and the operators that RVC v2 and
+ * so-vits-svc 4.x models are built from, behind a back-end interface (CPU now, CUDA later).
+ *
+ * Tensors are contiguous row-major arrays of up to 4 dimensions. Activations follow the VITS
+ * layout of one utterance: [channels, time] (no batch dimension). Weights keep PyTorch's layouts
+ * (nn.Linear [out, in], nn.Conv1d [out, in/groups, k], nn.ConvTranspose1d [in, out/groups, k]) so
+ * they can be read from a checkpoint with avo_ckpt_tensor_read_f32 unchanged.
+ *
+ * Memory: every tensor made during a run comes from an avo_arena, a bump allocator owned by the
+ * caller and reset between runs. The arena keeps its largest size across resets, so after the first
+ * run nothing is allocated from the system in the hot path. Arena memory belongs to a back end
+ * (host memory for the CPU one); tensors do not own their data.
+ *
+ * Operators: each avo_op_* checks shapes (the same for every back end), allocates its result from
+ * the arena when out->data is NULL (otherwise out must already have the result's shape; elementwise
+ * ops may then write in place, out == x), and dispatches to the back end's function table.
+ * A back end is not thread-safe: use one per thread, or serialise calls; it threads internally. */
+#ifndef AUTOVOICE_ENGINE_H
+#define AUTOVOICE_ENGINE_H
+
+#include "autovoice/checkpoint.h" /* avo_dtype */
+#include "autovoice/common.h"
+
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AVO_TENSOR_MAX_DIMS 4
+
+/* dtype is one of avo_dtype; the operators take AVO_DTYPE_F32 only for now. AVO_DTYPE_I8 uses
+ * scale (value = scale * int8), AVO_DTYPE_I32 carries indices, AVO_DTYPE_BOOL masks. */
+typedef struct avo_tensor {
+    avo_dtype dtype;
+    int ndim;
+    int64_t shape[AVO_TENSOR_MAX_DIMS];
+    float scale; /* AVO_DTYPE_I8 only */
+    void *data;  /* arena (or caller) memory of the back end that made it */
+} avo_tensor;
+
+int64_t avo_tensor_numel(const avo_tensor *t);
+static inline float *avo_tensor_f32(const avo_tensor *t) { return (float *)t->data; }
+
+/* A tensor header over caller memory (shape[0..ndim-1]); nothing is copied. */
+avo_tensor avo_tensor_view(avo_dtype dtype, int ndim, const int64_t *shape, void *data);
+/* Shorthands for f32 views of 1 and 2 dims. */
+avo_tensor avo_tensor_view1(float *data, int64_t n0);
+avo_tensor avo_tensor_view2(float *data, int64_t n0, int64_t n1);
+
+/* ---- back end ------------------------------------------------------------------------------- */
+
+typedef struct avo_backend avo_backend;
+typedef struct avo_arena avo_arena;
+
+/* The CPU back end (OpenBLAS + OpenMP). n_threads <= 0 means all cores. */
+avo_status avo_backend_cpu_create(int n_threads, avo_backend **out, avo_error *err);
+void avo_backend_free(avo_backend *be);
+const char *avo_backend_name(const avo_backend *be);
+/* Whether tensor data of this back end can be read by the host (true for the CPU back end). */
+bool avo_backend_host_memory(const avo_backend *be);
+
+/* ---- arena ---------------------------------------------------------------------------------- */
+
+/* initial_bytes is a first guess; the arena grows when a run needs more and keeps the peak size
+ * as one block after the next reset. */
+avo_status avo_arena_create(avo_backend *be, size_t initial_bytes, avo_arena **out, avo_error *err);
+void avo_arena_free(avo_arena *a);
+/* Forgets every tensor made since creation (or the last reset). */
+void avo_arena_reset(avo_arena *a);
+size_t avo_arena_used(const avo_arena *a); /* bytes handed out since the last reset */
+size_t avo_arena_peak(const avo_arena *a); /* largest avo_arena_used seen */
+/* Marks and rewinds free temporaries inside a run (a stack discipline). */
+typedef struct avo_arena_mark { size_t chunk, offset, used; } avo_arena_mark;
+avo_arena_mark avo_arena_get_mark(const avo_arena *a);
+void avo_arena_rewind(avo_arena *a, avo_arena_mark m);
+
+/* Raw aligned (64-byte) memory from the arena. */
+avo_status avo_arena_alloc(avo_arena *a, size_t bytes, void **out, avo_error *err);
+/* A new tensor of the given shape (contents undefined). */
+avo_status avo_tensor_new(avo_arena *a, avo_dtype dtype, int ndim, const int64_t *shape, avo_tensor *out,
+                          avo_error *err);
+/* Copies host floats in / out (works for every back end). */
+avo_status avo_tensor_from_host(avo_arena *a, int ndim, const int64_t *shape, const float *src, avo_tensor *out,
+                                avo_error *err);
+avo_status avo_tensor_to_host(avo_arena *a, const avo_tensor *t, float *dst, int64_t count, avo_error *err);
+
+/* ---- weights (load time) -------------------------------------------------------------------- */
+
+/* torch.nn.utils.weight_norm(dim=0) folding: w[o] = g[o] * v[o] / ||v[o]|| for each of out_ch rows of
+ * per_ch values (g has out_ch values, as in weight_g of shape [out, 1, 1]). w may alias v. */
+void avo_weight_norm_fold(const float *g, const float *v, int64_t out_ch, int64_t per_ch, float *w);
+
+/* ---- operators ------------------------------------------------------------------------------ */
+
+typedef enum avo_act {
+    AVO_ACT_RELU = 0,
+    AVO_ACT_LEAKY_RELU, /* alpha = negative slope */
+    AVO_ACT_GELU,       /* exact (erf) form, as F.gelu's default */
+    AVO_ACT_TANH,
+    AVO_ACT_SIGMOID,
+    AVO_ACT_SOFTPLUS /* beta 1, threshold 20, as F.softplus */
+} avo_act;
+
+typedef struct avo_conv1d_params {
+    int stride, padding, dilation, groups; /* 0 is read as 1 (padding as 0) */
+} avo_conv1d_params;
+
+typedef struct avo_conv_transpose1d_params {
+    int stride, padding, output_padding, groups, dilation; /* 0 is read as 1 (paddings as 0) */
+} avo_conv_transpose1d_params;
+
+typedef enum avo_pool { AVO_POOL_MAX = 0, AVO_POOL_AVG } avo_pool;
+typedef enum avo_upsample { AVO_UPSAMPLE_NEAREST = 0, AVO_UPSAMPLE_LINEAR } avo_upsample;
+
+/* x [..., in] * w[out, in]^T + b[out] (b may be NULL) -> [..., out]. */
+avo_status avo_op_linear(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
+                         avo_tensor *out, avo_error *err);
+
+/* x [Cin, T], w [Cout, Cin/groups, K], b [Cout] or NULL -> [Cout, Tout] as nn.Conv1d. */
+avo_status avo_op_conv1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
+                         const avo_conv1d_params *p, avo_tensor *out, avo_error *err);
+
+/* x [Cin, T], w [Cin, Cout/groups, K], b [Cout] or NULL -> [Cout, Tout] as nn.ConvTranspose1d:
+ * Tout = (T-1)*stride - 2*padding + dilation*(K-1) + output_padding + 1. */
+avo_status avo_op_conv_transpose1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
+                                   const avo_tensor *b, const avo_conv_transpose1d_params *p, avo_tensor *out,
+                                   avo_error *err);
+
+/* VITS LayerNorm: x [C, T] normalised over C at each time step, then gamma[C], beta[C]. */
+avo_status avo_op_layer_norm(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *gamma,
+                             const avo_tensor *beta, float eps, avo_tensor *out, avo_error *err);
+
+/* nn.GroupNorm on x [C, T]: statistics over (C/groups) x T; gamma/beta [C] (both NULL: no affine). */
+avo_status avo_op_group_norm(avo_backend *be, avo_arena *a, const avo_tensor *x, int groups, const avo_tensor *gamma,
+                             const avo_tensor *beta, float eps, avo_tensor *out, avo_error *err);
+
+/* Elementwise activation; alpha is the leaky ReLU slope (ignored otherwise). */
+avo_status avo_op_act(avo_backend *be, avo_arena *a, const avo_tensor *x, avo_act act, float alpha, avo_tensor *out,
+                      avo_error *err);
+
+/* x + y and x * y. y has x's shape, or is [C] / [C, 1] against x [C, T] (broadcast over time). */
+avo_status avo_op_add(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *y, avo_tensor *out,
+                      avo_error *err);
+avo_status avo_op_mul(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *y, avo_tensor *out,
+                      avo_error *err);
+
+/* VITS relative-position multi-head self-attention core (attentions.MultiHeadAttention.attention
+ * without the 1x1 projections, dropout or mask: every frame is valid). q, k, v [C, T] after
+ * conv_q/conv_k/conv_v; emb_rel_k / emb_rel_v [1 or heads, 2*window+1, C/heads]; window 0 means
+ * plain attention (embeddings may then be NULL). Result [C, T], to be passed to conv_o. */
+avo_status avo_op_rel_attention(avo_backend *be, avo_arena *a, const avo_tensor *q, const avo_tensor *k,
+                                const avo_tensor *v, const avo_tensor *emb_rel_k, const avo_tensor *emb_rel_v,
+                                int heads, int window, avo_tensor *out, avo_error *err);
+
+/* table [N, D], ids (AVO_DTYPE_I32, n values in [0, N)) -> [n, D]. */
+avo_status avo_op_embedding(avo_backend *be, avo_arena *a, const avo_tensor *table, const avo_tensor *ids,
+                            avo_tensor *out, avo_error *err);
+
+/* x [C, T] -> [C, t_out] as F.interpolate(size=t_out, mode="nearest" | "linear", align_corners=False). */
+avo_status avo_op_upsample(avo_backend *be, avo_arena *a, const avo_tensor *x, int64_t t_out, avo_upsample mode,
+                           avo_tensor *out, avo_error *err);
+
+/* x [C, T] -> [C, (T + 2*padding - kernel)/stride + 1] as nn.MaxPool1d / nn.AvgPool1d
+ * (avg counts padding, as count_include_pad=True). stride 0 means stride = kernel. */
+avo_status avo_op_pool1d(avo_backend *be, avo_arena *a, const avo_tensor *x, avo_pool kind, int kernel, int stride,
+                         int padding, avo_tensor *out, avo_error *err);
+
+/* Bidirectional one-layer GRU as nn.GRU(bidirectional=True, batch_first=True) for one sequence:
+ * x [T, In] -> [T, 2H] (forward then backward half). Weights per direction d (0 forward, 1 reverse):
+ * w_ih[d] [3H, In], w_hh[d] [3H, H], b_ih[d], b_hh[d] [3H] (NULL biases are zero), gate order r, z, n.
+ * Initial state is zero. */
+typedef struct avo_gru_weights {
+    const avo_tensor *w_ih[2], *w_hh[2], *b_ih[2], *b_hh[2];
+} avo_gru_weights;
+avo_status avo_op_bigru(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_gru_weights *w, avo_tensor *out,
+                        avo_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

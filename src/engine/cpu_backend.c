@@ -1,0 +1,549 @@
+/* CPU back end: OpenBLAS sgemm for the matrix work, OpenMP over channels/time for the rest.
+ * Convolutions go through im2col + sgemm, except when each output channel reads one input channel
+ * (depthwise), where a direct loop over time is faster and needs no scratch. */
+#include "engine/engine_internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct cpu_impl {
+    int dummy;
+} cpu_impl;
+
+static int nthreads(const avo_backend *be) { return be->n_threads; }
+
+static void *cpu_alloc(avo_backend *be, size_t bytes) {
+    (void)be;
+    void *p = NULL;
+    if (posix_memalign(&p, ARENA_ALIGN, bytes ? bytes : ARENA_ALIGN)) return NULL;
+    return p;
+}
+static void cpu_free(avo_backend *be, void *p) {
+    (void)be;
+    free(p);
+}
+static void cpu_copy_in(avo_backend *be, void *dst, const float *src, size_t n) {
+    (void)be;
+    memcpy(dst, src, n * sizeof(float));
+}
+static void cpu_copy_out(avo_backend *be, float *dst, const void *src, size_t n) {
+    (void)be;
+    memcpy(dst, src, n * sizeof(float));
+}
+static void cpu_destroy(avo_backend *be) {
+    free(be->impl);
+    free(be);
+}
+
+/* Each row of y (rows x n) starts as bias[row] or 0. */
+static void fill_rows(float *y, int64_t rows, int64_t n, const float *bias, int nt) {
+#pragma omp parallel for num_threads(nt) if (rows * n > 32768)
+    for (int64_t r = 0; r < rows; r++) {
+        float v = bias ? bias[r] : 0.0f;
+        float *yr = y + r * n;
+        for (int64_t i = 0; i < n; i++) yr[i] = v;
+    }
+}
+
+/* ---- linear --------------------------------------------------------------------------------- */
+
+static avo_status cpu_linear(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
+                             const avo_tensor *b, avo_tensor *y, avo_error *err) {
+    (void)a;
+    (void)err;
+    int64_t in = w->shape[1], out = w->shape[0], rows = avo_tensor_numel(x) / (in ? in : 1);
+    float *Y = avo_tensor_f32(y);
+    const float *B = b ? avo_tensor_f32(b) : NULL;
+    if (B) {
+#pragma omp parallel for num_threads(nthreads(be)) if (rows * out > 32768)
+        for (int64_t r = 0; r < rows; r++) memcpy(Y + r * out, B, (size_t)out * sizeof(float));
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)in, 1.0f, avo_tensor_f32(x), (int)in,
+                avo_tensor_f32(w), (int)in, B ? 1.0f : 0.0f, Y, (int)out);
+    return AVO_OK;
+}
+
+/* ---- conv1d --------------------------------------------------------------------------------- */
+
+/* First and one-past-last output index t with 0 <= t*s + off < n. */
+static void valid_range(int64_t off, int64_t s, int64_t n, int64_t tout, int64_t *lo, int64_t *hi) {
+    int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
+    int64_t h = n - off <= 0 ? 0 : (n - off + s - 1) / s;
+    if (h > tout) h = tout;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+static void conv_direct_depthwise(const avo_backend *be, const float *X, const float *W, const float *B, float *Y,
+                                  int64_t cout, int64_t cog, int64_t t, int64_t k, int64_t tout,
+                                  const avo_conv1d_params *p) {
+    int64_t s = p->stride, d = p->dilation, pad = p->padding;
+#pragma omp parallel for num_threads(nthreads(be)) if (cout * tout * k > 65536)
+    for (int64_t o = 0; o < cout; o++) {
+        const float *xr = X + (o / cog) * t;
+        const float *wr = W + o * k;
+        float *yr = Y + o * tout;
+        float bias = B ? B[o] : 0.0f;
+        for (int64_t i = 0; i < tout; i++) yr[i] = bias;
+        for (int64_t kk = 0; kk < k; kk++) {
+            int64_t off = kk * d - pad, lo, hi;
+            valid_range(off, s, t, tout, &lo, &hi);
+            float wv = wr[kk];
+            if (s == 1) {
+                const float *xs = xr + off;
+                for (int64_t i = lo; i < hi; i++) yr[i] += wv * xs[i];
+            } else {
+                for (int64_t i = lo; i < hi; i++) yr[i] += wv * xr[i * s + off];
+            }
+        }
+    }
+}
+
+/* cols[(c*k + kk), i] = x[c, i*s + kk*d - pad] (0 outside). */
+static void im2col(const avo_backend *be, const float *X, int64_t cin, int64_t t, int64_t k, int64_t tout,
+                   const avo_conv1d_params *p, float *cols) {
+    int64_t s = p->stride, d = p->dilation, pad = p->padding;
+#pragma omp parallel for num_threads(nthreads(be)) if (cin * k * tout > 65536)
+    for (int64_t row = 0; row < cin * k; row++) {
+        int64_t c = row / k, kk = row % k, off = kk * d - pad, lo, hi;
+        const float *xr = X + c * t;
+        float *cr = cols + row * tout;
+        valid_range(off, s, t, tout, &lo, &hi);
+        for (int64_t i = 0; i < lo; i++) cr[i] = 0.0f;
+        if (s == 1)
+            memcpy(cr + lo, xr + lo + off, (size_t)(hi - lo) * sizeof(float));
+        else
+            for (int64_t i = lo; i < hi; i++) cr[i] = xr[i * s + off];
+        for (int64_t i = hi; i < tout; i++) cr[i] = 0.0f;
+    }
+}
+
+static avo_status cpu_conv1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
+                             const avo_tensor *b, const avo_conv1d_params *p, avo_tensor *y, avo_error *err) {
+    int64_t cin = x->shape[0], t = x->shape[1], cout = w->shape[0], k = w->shape[2], tout = y->shape[1];
+    int64_t g = p->groups, cig = cin / g, cog = cout / g;
+    const float *X = avo_tensor_f32(x), *W = avo_tensor_f32(w), *B = b ? avo_tensor_f32(b) : NULL;
+    float *Y = avo_tensor_f32(y);
+    if (cig == 1) {
+        conv_direct_depthwise(be, X, W, B, Y, cout, cog, t, k, tout, p);
+        return AVO_OK;
+    }
+    fill_rows(Y, cout, tout, B, nthreads(be));
+    bool plain = k == 1 && p->stride == 1 && p->padding == 0; /* x is already the column matrix */
+    float *cols = NULL;
+    if (!plain) {
+        avo_status st = engine_scratch(a, cig * k * tout, &cols, err);
+        if (st) return st;
+    }
+    for (int64_t gi = 0; gi < g; gi++) {
+        const float *Xg = X + gi * cig * t;
+        if (!plain) im2col(be, Xg, cig, t, k, tout, p, cols);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cog, (int)tout, (int)(cig * k), 1.0f,
+                    W + gi * cog * cig * k, (int)(cig * k), plain ? Xg : cols, (int)tout, 1.0f, Y + gi * cog * tout,
+                    (int)tout);
+    }
+    return AVO_OK;
+}
+
+/* ---- transposed conv1d ---------------------------------------------------------------------- */
+
+static avo_status cpu_conv_transpose1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
+                                       const avo_tensor *b, const avo_conv_transpose1d_params *p, avo_tensor *y,
+                                       avo_error *err) {
+    int64_t cin = x->shape[0], t = x->shape[1], k = w->shape[2], cout = y->shape[0], tout = y->shape[1];
+    int64_t g = p->groups, cig = cin / g, cog = cout / g, s = p->stride, d = p->dilation, pad = p->padding;
+    const float *X = avo_tensor_f32(x), *W = avo_tensor_f32(w), *B = b ? avo_tensor_f32(b) : NULL;
+    float *Y = avo_tensor_f32(y);
+    float *cols = NULL;
+    avo_status st = engine_scratch(a, cog * k * t, &cols, err);
+    if (st) return st;
+    fill_rows(Y, cout, tout, B, nthreads(be));
+    for (int64_t gi = 0; gi < g; gi++) {
+        /* cols[(o*k + kk), i] = sum_c w[c, o, kk] x[c, i]: each input frame's contribution per tap */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(cog * k), (int)t, (int)cig, 1.0f,
+                    W + gi * cig * cog * k, (int)(cog * k), X + gi * cig * t, (int)t, 0.0f, cols, (int)t);
+        /* col2im: tap kk of frame i lands on output i*s + kk*d - pad; one thread per output channel */
+#pragma omp parallel for num_threads(nthreads(be)) if (cog * k * t > 65536)
+        for (int64_t o = 0; o < cog; o++) {
+            float *yr = Y + (gi * cog + o) * tout;
+            for (int64_t kk = 0; kk < k; kk++) {
+                int64_t off = kk * d - pad, lo, hi;
+                valid_range(off, s, tout, t, &lo, &hi);
+                const float *cr = cols + (o * k + kk) * t;
+                if (s == 1) {
+                    float *ys = yr + off;
+                    for (int64_t i = lo; i < hi; i++) ys[i] += cr[i];
+                } else {
+                    for (int64_t i = lo; i < hi; i++) yr[i * s + off] += cr[i];
+                }
+            }
+        }
+    }
+    return AVO_OK;
+}
+
+/* ---- normalisation -------------------------------------------------------------------------- */
+
+#define LN_BLOCK 256
+
+static avo_status cpu_layer_norm(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *gamma,
+                                 const avo_tensor *beta, float eps, avo_tensor *y, avo_error *err) {
+    (void)a;
+    (void)err;
+    int64_t c = x->shape[0], t = x->shape[1];
+    const float *X = avo_tensor_f32(x), *G = gamma ? avo_tensor_f32(gamma) : NULL, *Bt = beta ? avo_tensor_f32(beta) : NULL;
+    float *Y = avo_tensor_f32(y);
+    int64_t nblocks = (t + LN_BLOCK - 1) / LN_BLOCK;
+    /* Blocks of time steps: channel-outer loops keep the inner loop contiguous and vectorisable. */
+#pragma omp parallel for num_threads(nthreads(be)) if (c * t > 32768)
+    for (int64_t bl = 0; bl < nblocks; bl++) {
+        float mean[LN_BLOCK], rstd[LN_BLOCK];
+        int64_t t0 = bl * LN_BLOCK, n = t - t0 < LN_BLOCK ? t - t0 : LN_BLOCK;
+        for (int64_t i = 0; i < n; i++) mean[i] = rstd[i] = 0.0f;
+        for (int64_t ch = 0; ch < c; ch++) {
+            const float *xr = X + ch * t + t0;
+            for (int64_t i = 0; i < n; i++) mean[i] += xr[i];
+        }
+        for (int64_t i = 0; i < n; i++) mean[i] /= (float)c;
+        for (int64_t ch = 0; ch < c; ch++) {
+            const float *xr = X + ch * t + t0;
+            for (int64_t i = 0; i < n; i++) {
+                float dv = xr[i] - mean[i];
+                rstd[i] += dv * dv;
+            }
+        }
+        for (int64_t i = 0; i < n; i++) rstd[i] = 1.0f / sqrtf(rstd[i] / (float)c + eps);
+        for (int64_t ch = 0; ch < c; ch++) {
+            const float *xr = X + ch * t + t0;
+            float *yr = Y + ch * t + t0;
+            float gv = G ? G[ch] : 1.0f, bv = Bt ? Bt[ch] : 0.0f;
+            for (int64_t i = 0; i < n; i++) yr[i] = (xr[i] - mean[i]) * rstd[i] * gv + bv;
+        }
+    }
+    return AVO_OK;
+}
+
+static avo_status cpu_group_norm(avo_backend *be, avo_arena *a, const avo_tensor *x, int groups,
+                                 const avo_tensor *gamma, const avo_tensor *beta, float eps, avo_tensor *y,
+                                 avo_error *err) {
+    (void)a;
+    (void)err;
+    int64_t c = x->shape[0], t = x->shape[1], cg = c / groups, n = cg * t;
+    const float *X = avo_tensor_f32(x), *G = gamma ? avo_tensor_f32(gamma) : NULL, *Bt = beta ? avo_tensor_f32(beta) : NULL;
+    float *Y = avo_tensor_f32(y);
+#pragma omp parallel for num_threads(nthreads(be)) if (c * t > 32768)
+    for (int g = 0; g < groups; g++) {
+        const float *xg = X + g * n;
+        double sum = 0, sq = 0;
+        for (int64_t i = 0; i < n; i++) sum += xg[i];
+        double mean = sum / (double)n;
+        for (int64_t i = 0; i < n; i++) sq += (xg[i] - mean) * (xg[i] - mean);
+        float m = (float)mean, r = (float)(1.0 / sqrt(sq / (double)n + eps));
+        for (int64_t ch = g * cg; ch < (g + 1) * cg; ch++) {
+            float sc = r * (G ? G[ch] : 1.0f), sh = (Bt ? Bt[ch] : 0.0f) - m * sc;
+            const float *xr = X + ch * t;
+            float *yr = Y + ch * t;
+            for (int64_t i = 0; i < t; i++) yr[i] = xr[i] * sc + sh;
+        }
+    }
+    return AVO_OK;
+}
+
+/* ---- elementwise ---------------------------------------------------------------------------- */
+
+#define EW_CHUNK 16384
+
+static avo_status cpu_act(avo_backend *be, const avo_tensor *x, avo_act act, float alpha, avo_tensor *y,
+                          avo_error *err) {
+    (void)err;
+    int64_t n = avo_tensor_numel(x), nch = (n + EW_CHUNK - 1) / EW_CHUNK;
+    const float *X = avo_tensor_f32(x);
+    float *Y = avo_tensor_f32(y);
+#pragma omp parallel for num_threads(nthreads(be)) if (n > 2 * EW_CHUNK)
+    for (int64_t ch = 0; ch < nch; ch++) {
+        int64_t i0 = ch * EW_CHUNK, i1 = i0 + EW_CHUNK < n ? i0 + EW_CHUNK : n;
+        switch (act) {
+        case AVO_ACT_RELU:
+            for (int64_t i = i0; i < i1; i++) Y[i] = X[i] > 0.0f ? X[i] : 0.0f;
+            break;
+        case AVO_ACT_LEAKY_RELU:
+            for (int64_t i = i0; i < i1; i++) Y[i] = X[i] > 0.0f ? X[i] : X[i] * alpha;
+            break;
+        case AVO_ACT_GELU:
+            for (int64_t i = i0; i < i1; i++) Y[i] = 0.5f * X[i] * (1.0f + erff(X[i] * 0.70710678118654752f));
+            break;
+        case AVO_ACT_TANH:
+            for (int64_t i = i0; i < i1; i++) Y[i] = tanhf(X[i]);
+            break;
+        case AVO_ACT_SIGMOID:
+            for (int64_t i = i0; i < i1; i++) Y[i] = 1.0f / (1.0f + expf(-X[i]));
+            break;
+        case AVO_ACT_SOFTPLUS:
+            for (int64_t i = i0; i < i1; i++) Y[i] = X[i] > 20.0f ? X[i] : log1pf(expf(X[i]));
+            break;
+        }
+    }
+    return AVO_OK;
+}
+
+static avo_status cpu_binary(avo_backend *be, int op, const avo_tensor *x, const avo_tensor *y, avo_tensor *out,
+                             avo_error *err) {
+    (void)err;
+    int64_t n = avo_tensor_numel(x), ny = avo_tensor_numel(y);
+    const float *X = avo_tensor_f32(x), *Yv = avo_tensor_f32(y);
+    float *O = avo_tensor_f32(out);
+    if (ny == n) {
+#pragma omp parallel for num_threads(nthreads(be)) if (n > 2 * EW_CHUNK)
+        for (int64_t ch = 0; ch < (n + EW_CHUNK - 1) / EW_CHUNK; ch++) {
+            int64_t i0 = ch * EW_CHUNK, i1 = i0 + EW_CHUNK < n ? i0 + EW_CHUNK : n;
+            if (op == 0)
+                for (int64_t i = i0; i < i1; i++) O[i] = X[i] + Yv[i];
+            else
+                for (int64_t i = i0; i < i1; i++) O[i] = X[i] * Yv[i];
+        }
+        return AVO_OK;
+    }
+    int64_t inner = n / ny; /* y broadcasts over everything after x's first dimension */
+#pragma omp parallel for num_threads(nthreads(be)) if (n > 2 * EW_CHUNK)
+    for (int64_t r = 0; r < ny; r++) {
+        const float *xr = X + r * inner;
+        float *orow = O + r * inner, v = Yv[r];
+        if (op == 0)
+            for (int64_t i = 0; i < inner; i++) orow[i] = xr[i] + v;
+        else
+            for (int64_t i = 0; i < inner; i++) orow[i] = xr[i] * v;
+    }
+    return AVO_OK;
+}
+
+/* ---- relative-position attention ------------------------------------------------------------ */
+
+/* Per head h, with Q, K, V the head's [kc, T] rows and E_k, E_v its [2w+1, kc] embeddings:
+ *   S[i, j] = (Q[:, i] . K[:, j] + [|j-i| <= w] Q[:, i] . E_k[j-i+w]) / sqrt(kc)
+ *   P = softmax over j;  O[:, i] = sum_j P[i, j] V[:, j] + sum_{|j-i|<=w} P[i, j] E_v[j-i+w]
+ * which is what VITS's rel_to_abs / abs_to_rel reshapes compute (offsets past the window weigh 0). */
+static avo_status cpu_rel_attention(avo_backend *be, avo_arena *a, const avo_tensor *q, const avo_tensor *k,
+                                    const avo_tensor *v, const avo_tensor *ek, const avo_tensor *ev, int heads,
+                                    int window, avo_tensor *out, avo_error *err) {
+    int64_t c = q->shape[0], t = q->shape[1], kc = c / heads, nr = 2 * (int64_t)window + 1;
+    float *S = NULL, *R = NULL;
+    avo_status st = engine_scratch(a, t * t, &S, err);
+    if (!st && window > 0) st = engine_scratch(a, t * nr, &R, err);
+    if (st) return st;
+    float scale = 1.0f / sqrtf((float)kc);
+    int nt = nthreads(be);
+    for (int h = 0; h < heads; h++) {
+        const float *Q = avo_tensor_f32(q) + h * kc * t, *K = avo_tensor_f32(k) + h * kc * t,
+                    *V = avo_tensor_f32(v) + h * kc * t;
+        float *O = avo_tensor_f32(out) + h * kc * t;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)t, (int)t, (int)kc, scale, Q, (int)t, K, (int)t, 0.0f,
+                    S, (int)t);
+        const float *Ek = NULL, *Ev = NULL;
+        if (window > 0) {
+            Ek = avo_tensor_f32(ek) + (ek->shape[0] == 1 ? 0 : h * nr * kc);
+            Ev = avo_tensor_f32(ev) + (ev->shape[0] == 1 ? 0 : h * nr * kc);
+            /* R[i, r] = Q[:, i] . E_k[r] / sqrt(kc) */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)t, (int)nr, (int)kc, scale, Q, (int)t, Ek, (int)kc,
+                        0.0f, R, (int)nr);
+        }
+#pragma omp parallel for num_threads(nt) if (t * t > 65536)
+        for (int64_t i = 0; i < t; i++) {
+            float *srow = S + i * t;
+            if (window > 0) {
+                float *rrow = R + i * nr;
+                for (int64_t r = 0; r < nr; r++) {
+                    int64_t j = i + r - window;
+                    if (j >= 0 && j < t) srow[j] += rrow[r];
+                }
+            }
+            float mx = srow[0];
+            for (int64_t j = 1; j < t; j++) mx = srow[j] > mx ? srow[j] : mx;
+            float sum = 0.0f;
+            for (int64_t j = 0; j < t; j++) {
+                srow[j] = expf(srow[j] - mx);
+                sum += srow[j];
+            }
+            float inv = 1.0f / sum;
+            for (int64_t j = 0; j < t; j++) srow[j] *= inv;
+            if (window > 0) { /* R becomes the band of P around the diagonal, by offset */
+                float *rrow = R + i * nr;
+                for (int64_t r = 0; r < nr; r++) {
+                    int64_t j = i + r - window;
+                    rrow[r] = j >= 0 && j < t ? srow[j] : 0.0f;
+                }
+            }
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)kc, (int)t, (int)t, 1.0f, V, (int)t, S, (int)t, 0.0f, O,
+                    (int)t);
+        if (window > 0)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)kc, (int)t, (int)nr, 1.0f, Ev, (int)kc, R, (int)nr,
+                        1.0f, O, (int)t);
+    }
+    return AVO_OK;
+}
+
+/* ---- lookup, resampling, pooling ------------------------------------------------------------ */
+
+static avo_status cpu_embedding(avo_backend *be, const avo_tensor *table, const avo_tensor *ids, avo_tensor *out,
+                                avo_error *err) {
+    (void)be;
+    int64_t n = avo_tensor_numel(ids), rows = table->shape[0], d = table->shape[1];
+    const int32_t *idv = ids->data;
+    for (int64_t i = 0; i < n; i++) {
+        if (idv[i] < 0 || idv[i] >= rows)
+            return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "embedding: id %d at %lld is outside [0, %lld)", (int)idv[i],
+                                 (long long)i, (long long)rows);
+        memcpy(avo_tensor_f32(out) + i * d, avo_tensor_f32(table) + (int64_t)idv[i] * d, (size_t)d * sizeof(float));
+    }
+    return AVO_OK;
+}
+
+static avo_status cpu_upsample(avo_backend *be, const avo_tensor *x, avo_upsample mode, avo_tensor *out,
+                               avo_error *err) {
+    (void)err;
+    int64_t c = x->shape[0], tin = x->shape[1], tout = out->shape[1];
+    /* The source position in float, as PyTorch computes it, so indices agree exactly. */
+    float scale = (float)tin / (float)tout;
+#pragma omp parallel for num_threads(nthreads(be)) if (c * tout > 65536)
+    for (int64_t ch = 0; ch < c; ch++) {
+        const float *xr = avo_tensor_f32(x) + ch * tin;
+        float *yr = avo_tensor_f32(out) + ch * tout;
+        for (int64_t i = 0; i < tout; i++) {
+            if (mode == AVO_UPSAMPLE_NEAREST) {
+                int64_t s = tout == tin ? i : (int64_t)floorf((float)i * scale);
+                yr[i] = xr[s < tin - 1 ? s : tin - 1];
+            } else {
+                float src = scale * ((float)i + 0.5f) - 0.5f;
+                if (src < 0.0f) src = 0.0f;
+                int64_t i0 = (int64_t)src, i1 = i0 + (i0 < tin - 1 ? 1 : 0);
+                float l1 = src - (float)i0;
+                yr[i] = (1.0f - l1) * xr[i0] + l1 * xr[i1];
+            }
+        }
+    }
+    return AVO_OK;
+}
+
+static avo_status cpu_pool1d(avo_backend *be, const avo_tensor *x, avo_pool kind, int kernel, int stride, int padding,
+                             avo_tensor *out, avo_error *err) {
+    (void)err;
+    int64_t c = x->shape[0], t = x->shape[1], tout = out->shape[1];
+#pragma omp parallel for num_threads(nthreads(be)) if (c * tout * kernel > 65536)
+    for (int64_t ch = 0; ch < c; ch++) {
+        const float *xr = avo_tensor_f32(x) + ch * t;
+        float *yr = avo_tensor_f32(out) + ch * tout;
+        for (int64_t i = 0; i < tout; i++) {
+            int64_t s0 = i * stride - padding, s1 = s0 + kernel;
+            if (s0 < 0) s0 = 0;
+            if (s1 > t) s1 = t;
+            if (kind == AVO_POOL_MAX) {
+                float m = -INFINITY;
+                for (int64_t j = s0; j < s1; j++) m = xr[j] > m ? xr[j] : m;
+                yr[i] = m;
+            } else {
+                float s = 0.0f;
+                for (int64_t j = s0; j < s1; j++) s += xr[j];
+                yr[i] = s / (float)kernel;
+            }
+        }
+    }
+    return AVO_OK;
+}
+
+/* ---- bidirectional GRU ---------------------------------------------------------------------- */
+
+static float sigm(float v) { return 1.0f / (1.0f + expf(-v)); }
+
+/* One direction: gx [T, 3H] holds W_ih x_t + b_ih; out has row stride ostride. */
+static void gru_direction(const float *gx, const float *whh, const float *bhh, int64_t t, int64_t h, bool reverse,
+                          float *hs, float *gh, float *out, int64_t ostride) {
+    for (int64_t i = 0; i < h; i++) hs[i] = 0.0f;
+    for (int64_t step = 0; step < t; step++) {
+        int64_t ti = reverse ? t - 1 - step : step;
+        for (int64_t j = 0; j < 3 * h; j++) {
+            const float *wr = whh + j * h;
+            float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+            for (int64_t i = 0; i < h; i++) s += wr[i] * hs[i];
+            gh[j] = s + (bhh ? bhh[j] : 0.0f);
+        }
+        const float *g = gx + ti * 3 * h;
+        float *o = out + ti * ostride;
+        for (int64_t i = 0; i < h; i++) {
+            float r = sigm(g[i] + gh[i]);
+            float z = sigm(g[h + i] + gh[h + i]);
+            float n = tanhf(g[2 * h + i] + r * gh[2 * h + i]);
+            hs[i] = (1.0f - z) * n + z * hs[i];
+            o[i] = hs[i];
+        }
+    }
+}
+
+static avo_status cpu_bigru(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_gru_weights *w,
+                            avo_tensor *out, avo_error *err) {
+    int64_t t = x->shape[0], in = x->shape[1], h = w->w_hh[0]->shape[1];
+    float *gx = NULL, *state = NULL;
+    avo_status st = engine_scratch(a, 2 * t * 3 * h, &gx, err);
+    if (!st) st = engine_scratch(a, 2 * 4 * h, &state, err);
+    if (st) return st;
+    /* Input projections for all frames at once: the only part that is not sequential. */
+    for (int d = 0; d < 2; d++) {
+        float *g = gx + d * t * 3 * h;
+        const float *bih = w->b_ih[d] ? avo_tensor_f32(w->b_ih[d]) : NULL;
+        for (int64_t i = 0; i < t; i++) {
+            float *gr = g + i * 3 * h;
+            for (int64_t j = 0; j < 3 * h; j++) gr[j] = bih ? bih[j] : 0.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)t, (int)(3 * h), (int)in, 1.0f, avo_tensor_f32(x),
+                    (int)in, avo_tensor_f32(w->w_ih[d]), (int)in, 1.0f, g, (int)(3 * h));
+    }
+    int nt = nthreads(be) >= 2 ? 2 : 1;
+    /* The two directions are independent recurrences: one thread each. */
+#pragma omp parallel for num_threads(nt)
+    for (int d = 0; d < 2; d++)
+        gru_direction(gx + d * t * 3 * h, avo_tensor_f32(w->w_hh[d]), w->b_hh[d] ? avo_tensor_f32(w->b_hh[d]) : NULL, t,
+                      h, d == 1, state + d * 4 * h, state + d * 4 * h + h, avo_tensor_f32(out) + d * h, 2 * h);
+    return AVO_OK;
+}
+
+static const avo_backend_ops cpu_ops = {
+    .name = "cpu",
+    .host_memory = true,
+    .mem_alloc = cpu_alloc,
+    .mem_free = cpu_free,
+    .copy_in = cpu_copy_in,
+    .copy_out = cpu_copy_out,
+    .destroy = cpu_destroy,
+    .linear = cpu_linear,
+    .conv1d = cpu_conv1d,
+    .conv_transpose1d = cpu_conv_transpose1d,
+    .layer_norm = cpu_layer_norm,
+    .group_norm = cpu_group_norm,
+    .act = cpu_act,
+    .binary = cpu_binary,
+    .rel_attention = cpu_rel_attention,
+    .embedding = cpu_embedding,
+    .upsample = cpu_upsample,
+    .pool1d = cpu_pool1d,
+    .bigru = cpu_bigru,
+};
+
+avo_status avo_backend_cpu_create(int n_threads, avo_backend **out, avo_error *err) {
+    *out = NULL;
+    avo_backend *be = calloc(1, sizeof *be);
+    cpu_impl *impl = calloc(1, sizeof *impl);
+    if (!be || !impl) {
+        free(be);
+        free(impl);
+        return avo_error_set(err, AVO_ERR_NO_MEMORY, "engine: out of memory creating the CPU back end");
+    }
+    be->ops = &cpu_ops;
+    be->n_threads = n_threads > 0 ? n_threads : omp_get_num_procs();
+    be->impl = impl;
+    *out = be;
+    return AVO_OK;
+}

@@ -1,0 +1,500 @@
+/* Engine front end: tensors, the arena, and the avo_op_* wrappers that check shapes, allocate
+ * results and dispatch to the back end. Shape rules live here so every back end shares them. */
+#include "engine/engine_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int64_t avo_tensor_numel(const avo_tensor *t) {
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    return n;
+}
+
+avo_tensor avo_tensor_view(avo_dtype dtype, int ndim, const int64_t *shape, void *data) {
+    avo_tensor t;
+    memset(&t, 0, sizeof t);
+    t.dtype = dtype;
+    t.ndim = ndim < 0 ? 0 : ndim > AVO_TENSOR_MAX_DIMS ? AVO_TENSOR_MAX_DIMS : ndim;
+    for (int i = 0; i < t.ndim; i++) t.shape[i] = shape[i];
+    t.scale = 1.0f;
+    t.data = data;
+    return t;
+}
+
+avo_tensor avo_tensor_view1(float *data, int64_t n0) { return avo_tensor_view(AVO_DTYPE_F32, 1, &n0, data); }
+
+avo_tensor avo_tensor_view2(float *data, int64_t n0, int64_t n1) {
+    int64_t s[2] = {n0, n1};
+    return avo_tensor_view(AVO_DTYPE_F32, 2, s, data);
+}
+
+/* ---- back end ------------------------------------------------------------------------------- */
+
+void avo_backend_free(avo_backend *be) {
+    if (be && be->ops->destroy) be->ops->destroy(be);
+}
+
+const char *avo_backend_name(const avo_backend *be) { return be ? be->ops->name : "none"; }
+
+bool avo_backend_host_memory(const avo_backend *be) { return be && be->ops->host_memory; }
+
+/* ---- arena ---------------------------------------------------------------------------------- */
+
+static size_t align_up(size_t n) { return (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1); }
+
+static bool arena_add_chunk(avo_arena *a, size_t size) {
+    if (a->nchunks >= ARENA_MAX_CHUNKS) return false;
+    void *p = a->be->ops->mem_alloc(a->be, size);
+    if (!p) return false;
+    a->chunks[a->nchunks].base = p;
+    a->chunks[a->nchunks].size = size;
+    a->nchunks++;
+    return true;
+}
+
+avo_status avo_arena_create(avo_backend *be, size_t initial_bytes, avo_arena **out, avo_error *err) {
+    *out = NULL;
+    if (!be) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "arena: no back end given");
+    avo_arena *a = calloc(1, sizeof *a);
+    if (!a) return avo_error_set(err, AVO_ERR_NO_MEMORY, "arena: out of memory");
+    a->be = be;
+    size_t size = align_up(initial_bytes < (1u << 20) ? (1u << 20) : initial_bytes);
+    if (!arena_add_chunk(a, size)) {
+        free(a);
+        return avo_error_set(err, AVO_ERR_NO_MEMORY, "arena: cannot allocate %zu MB of %s memory", size >> 20,
+                             be->ops->name);
+    }
+    *out = a;
+    return AVO_OK;
+}
+
+void avo_arena_free(avo_arena *a) {
+    if (!a) return;
+    for (size_t i = 0; i < a->nchunks; i++) a->be->ops->mem_free(a->be, a->chunks[i].base);
+    free(a);
+}
+
+void avo_arena_reset(avo_arena *a) {
+    /* A run that needed several chunks gets one block of its peak size, so the next run of the same
+     * size allocates nothing. */
+    if (a->nchunks > 1) {
+        size_t total = align_up(a->peak + a->peak / 8);
+        for (size_t i = 0; i < a->nchunks; i++) a->be->ops->mem_free(a->be, a->chunks[i].base);
+        a->nchunks = 0;
+        if (!arena_add_chunk(a, total)) arena_add_chunk(a, 1u << 20); /* next alloc will grow again */
+    }
+    a->cur = 0;
+    a->off = 0;
+    a->used = 0;
+}
+
+size_t avo_arena_used(const avo_arena *a) { return a->used; }
+size_t avo_arena_peak(const avo_arena *a) { return a->peak; }
+
+avo_arena_mark avo_arena_get_mark(const avo_arena *a) {
+    avo_arena_mark m = {a->cur, a->off, a->used};
+    return m;
+}
+
+void avo_arena_rewind(avo_arena *a, avo_arena_mark m) {
+    a->cur = m.chunk;
+    a->off = m.offset;
+    a->used = m.used;
+}
+
+avo_status avo_arena_alloc(avo_arena *a, size_t bytes, void **out, avo_error *err) {
+    size_t n = align_up(bytes ? bytes : 1);
+    while (a->cur < a->nchunks) {
+        arena_chunk *c = &a->chunks[a->cur];
+        if (c->size - a->off >= n) {
+            *out = c->base + a->off;
+            a->off += n;
+            a->used += n;
+            if (a->used > a->peak) a->peak = a->used;
+            return AVO_OK;
+        }
+        if (a->cur + 1 >= a->nchunks) break;
+        a->used += c->size - a->off; /* the unused tail counts as used until a rewind */
+        a->cur++;
+        a->off = 0;
+    }
+    size_t last = a->nchunks ? a->chunks[a->nchunks - 1].size : 0;
+    size_t size = align_up(n > last * 2 ? n : last * 2);
+    if (!arena_add_chunk(a, size) && !arena_add_chunk(a, n))
+        return avo_error_set(err, AVO_ERR_NO_MEMORY,
+                             "arena: cannot grow by %zu MB (%zu MB in use on %s); use shorter input", size >> 20,
+                             a->used >> 20, a->be->ops->name);
+    if (a->nchunks > 1 && a->cur < a->nchunks - 1) a->used += a->chunks[a->cur].size - a->off;
+    a->cur = a->nchunks - 1;
+    a->off = n;
+    a->used += n;
+    if (a->used > a->peak) a->peak = a->used;
+    *out = a->chunks[a->cur].base;
+    return AVO_OK;
+}
+
+avo_status engine_scratch(avo_arena *a, int64_t count, float **out, avo_error *err) {
+    void *p = NULL;
+    avo_status st = avo_arena_alloc(a, (size_t)(count > 0 ? count : 1) * sizeof(float), &p, err);
+    *out = p;
+    return st;
+}
+
+avo_status avo_tensor_new(avo_arena *a, avo_dtype dtype, int ndim, const int64_t *shape, avo_tensor *out,
+                          avo_error *err) {
+    if (ndim < 0 || ndim > AVO_TENSOR_MAX_DIMS)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "tensor: %d dimensions (at most %d)", ndim,
+                             AVO_TENSOR_MAX_DIMS);
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 0) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "tensor: negative dimension");
+    *out = avo_tensor_view(dtype, ndim, shape, NULL);
+    return avo_arena_alloc(a, (size_t)avo_tensor_numel(out) * avo_dtype_size(dtype), &out->data, err);
+}
+
+avo_status avo_tensor_from_host(avo_arena *a, int ndim, const int64_t *shape, const float *src, avo_tensor *out,
+                                avo_error *err) {
+    avo_status st = avo_tensor_new(a, AVO_DTYPE_F32, ndim, shape, out, err);
+    if (st) return st;
+    a->be->ops->copy_in(a->be, out->data, src, (size_t)avo_tensor_numel(out));
+    return AVO_OK;
+}
+
+avo_status avo_tensor_to_host(avo_arena *a, const avo_tensor *t, float *dst, int64_t count, avo_error *err) {
+    if (t->dtype != AVO_DTYPE_F32 || count != avo_tensor_numel(t))
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "tensor_to_host: %lld f32 values asked for a %s tensor of %lld",
+                             (long long)count, avo_dtype_name(t->dtype), (long long)avo_tensor_numel(t));
+    a->be->ops->copy_out(a->be, dst, t->data, (size_t)count);
+    return AVO_OK;
+}
+
+/* ---- weights -------------------------------------------------------------------------------- */
+
+void avo_weight_norm_fold(const float *g, const float *v, int64_t out_ch, int64_t per_ch, float *w) {
+    for (int64_t o = 0; o < out_ch; o++) {
+        const float *vo = v + o * per_ch;
+        double ss = 0;
+        for (int64_t i = 0; i < per_ch; i++) ss += (double)vo[i] * vo[i];
+        /* torch divides by the norm with no epsilon; an all-zero row stays zero here instead of NaN */
+        float s = ss > 0 ? (float)(g[o] / sqrt(ss)) : 0.0f;
+        float *wo = w + o * per_ch;
+        for (int64_t i = 0; i < per_ch; i++) wo[i] = vo[i] * s;
+    }
+}
+
+/* ---- shape checks --------------------------------------------------------------------------- */
+
+static const char *shape_str(const avo_tensor *t, char *buf, size_t n) {
+    size_t k = 0;
+    k += (size_t)snprintf(buf + k, n - k, "[");
+    for (int i = 0; i < t->ndim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, i ? ", %lld" : "%lld", (long long)t->shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+    return buf;
+}
+
+static avo_status need_f32(const char *op, const char *name, const avo_tensor *t, int ndim, avo_error *err) {
+    char b[96];
+    if (!t || !t->data)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "%s: tensor '%s' is missing", op, name);
+    if (t->dtype != AVO_DTYPE_F32)
+        return avo_error_set(err, AVO_ERR_UNSUPPORTED, "%s: tensor '%s' is %s; only f32 is supported", op, name,
+                             avo_dtype_name(t->dtype));
+    if (ndim > 0 && t->ndim != ndim)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "%s: tensor '%s' has shape %s, expected %d dimensions", op,
+                             name, shape_str(t, b, sizeof b), ndim);
+    return AVO_OK;
+}
+
+static avo_status need_len(const char *op, const char *name, const avo_tensor *t, int64_t n, avo_error *err) {
+    if (!t) return AVO_OK;
+    avo_status st = need_f32(op, name, t, 0, err);
+    if (st) return st;
+    if (avo_tensor_numel(t) != n)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "%s: tensor '%s' has %lld values, expected %lld", op, name,
+                             (long long)avo_tensor_numel(t), (long long)n);
+    return AVO_OK;
+}
+
+/* Allocates out with shape unless the caller gave memory; then its shape must match. */
+static avo_status prepare_out(const char *op, avo_arena *a, int ndim, const int64_t *shape, avo_tensor *out,
+                              avo_error *err) {
+    if (!out) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "%s: no output tensor", op);
+    if (!out->data) return avo_tensor_new(a, AVO_DTYPE_F32, ndim, shape, out, err);
+    avo_tensor want = avo_tensor_view(AVO_DTYPE_F32, ndim, shape, NULL);
+    bool same = out->ndim == ndim && out->dtype == AVO_DTYPE_F32;
+    for (int i = 0; same && i < ndim; i++) same = out->shape[i] == shape[i];
+    if (!same) {
+        char b1[96], b2[96];
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "%s: output has shape %s, the result is %s", op,
+                             shape_str(out, b1, sizeof b1), shape_str(&want, b2, sizeof b2));
+    }
+    return AVO_OK;
+}
+
+#define TRY(expr)                       \
+    do {                                \
+        avo_status st_ = (expr);        \
+        if (st_ != AVO_OK) return st_; \
+    } while (0)
+
+static avo_status need_args(const char *op, avo_backend *be, avo_arena *a, avo_error *err) {
+    if (!be || !a) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "%s: back end or arena missing", op);
+    if (a->be != be)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "%s: the arena belongs to another back end", op);
+    return AVO_OK;
+}
+
+/* Runs a back-end call and gives its scratch back to the arena (the output stays below the mark). */
+#define DISPATCH(call)                                     \
+    do {                                                   \
+        avo_arena_mark m_ = avo_arena_get_mark(a);         \
+        avo_status st_ = (call);                           \
+        avo_arena_rewind(a, m_);                           \
+        return st_;                                        \
+    } while (0)
+
+avo_status avo_op_linear(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
+                         avo_tensor *out, avo_error *err) {
+    const char *op = "linear";
+    TRY(need_args(op, be, a, err));
+    TRY(need_f32(op, "x", x, 0, err));
+    TRY(need_f32(op, "weight", w, 2, err));
+    if (x->ndim < 1 || x->shape[x->ndim - 1] != w->shape[1])
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "linear: input's last dimension is not the weight's %lld",
+                             (long long)w->shape[1]);
+    TRY(need_len(op, "bias", b, w->shape[0], err));
+    int64_t shape[AVO_TENSOR_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = w->shape[0];
+    TRY(prepare_out(op, a, x->ndim, shape, out, err));
+    DISPATCH(be->ops->linear(be, a, x, w, b, out, err));
+}
+
+static void conv_defaults(avo_conv1d_params *p) {
+    if (p->stride <= 0) p->stride = 1;
+    if (p->dilation <= 0) p->dilation = 1;
+    if (p->groups <= 0) p->groups = 1;
+    if (p->padding < 0) p->padding = 0;
+}
+
+avo_status avo_op_conv1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
+                         const avo_conv1d_params *params, avo_tensor *out, avo_error *err) {
+    const char *op = "conv1d";
+    TRY(need_args(op, be, a, err));
+    TRY(need_f32(op, "x", x, 2, err));
+    TRY(need_f32(op, "weight", w, 3, err));
+    avo_conv1d_params p = {0, 0, 0, 0};
+    if (params) p = *params;
+    conv_defaults(&p);
+    int64_t cin = x->shape[0], t = x->shape[1], cout = w->shape[0], k = w->shape[2];
+    if (cin % p.groups || cout % p.groups || w->shape[1] * p.groups != cin)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT,
+                             "conv1d: %lld input channels, weight [%lld, %lld, %lld] and groups %d do not fit",
+                             (long long)cin, (long long)cout, (long long)w->shape[1], (long long)k, p.groups);
+    TRY(need_len(op, "bias", b, cout, err));
+    int64_t span = (int64_t)p.dilation * (k - 1) + 1;
+    int64_t tout = (t + 2 * (int64_t)p.padding - span) / p.stride + 1;
+    if (t + 2 * (int64_t)p.padding < span || tout <= 0)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "conv1d: input of %lld frames is shorter than the kernel span %lld",
+                             (long long)t, (long long)span);
+    int64_t shape[2] = {cout, tout};
+    TRY(prepare_out(op, a, 2, shape, out, err));
+    DISPATCH(be->ops->conv1d(be, a, x, w, b, &p, out, err));
+}
+
+avo_status avo_op_conv_transpose1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
+                                   const avo_tensor *b, const avo_conv_transpose1d_params *params, avo_tensor *out,
+                                   avo_error *err) {
+    const char *op = "conv_transpose1d";
+    TRY(need_args(op, be, a, err));
+    TRY(need_f32(op, "x", x, 2, err));
+    TRY(need_f32(op, "weight", w, 3, err));
+    avo_conv_transpose1d_params p = {0, 0, 0, 0, 0};
+    if (params) p = *params;
+    if (p.stride <= 0) p.stride = 1;
+    if (p.dilation <= 0) p.dilation = 1;
+    if (p.groups <= 0) p.groups = 1;
+    if (p.padding < 0) p.padding = 0;
+    if (p.output_padding < 0) p.output_padding = 0;
+    int64_t cin = x->shape[0], t = x->shape[1], k = w->shape[2], cout = w->shape[1] * p.groups;
+    if (w->shape[0] != cin || cin % p.groups)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT,
+                             "conv_transpose1d: %lld input channels do not fit weight [%lld, %lld, %lld], groups %d",
+                             (long long)cin, (long long)w->shape[0], (long long)w->shape[1], (long long)k, p.groups);
+    if (p.output_padding >= p.stride && p.output_padding >= p.dilation)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "conv_transpose1d: output_padding %d must be below stride or dilation",
+                             p.output_padding);
+    TRY(need_len(op, "bias", b, cout, err));
+    int64_t tout = (t - 1) * p.stride - 2 * (int64_t)p.padding + (int64_t)p.dilation * (k - 1) + p.output_padding + 1;
+    if (tout <= 0 || t <= 0)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "conv_transpose1d: %lld frames give no output", (long long)t);
+    int64_t shape[2] = {cout, tout};
+    TRY(prepare_out(op, a, 2, shape, out, err));
+    DISPATCH(be->ops->conv_transpose1d(be, a, x, w, b, &p, out, err));
+}
+
+avo_status avo_op_layer_norm(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *gamma,
+                             const avo_tensor *beta, float eps, avo_tensor *out, avo_error *err) {
+    const char *op = "layer_norm";
+    TRY(need_args(op, be, a, err));
+    TRY(need_f32(op, "x", x, 2, err));
+    TRY(need_len(op, "gamma", gamma, x->shape[0], err));
+    TRY(need_len(op, "beta", beta, x->shape[0], err));
+    TRY(prepare_out(op, a, 2, x->shape, out, err));
+    DISPATCH(be->ops->layer_norm(be, a, x, gamma, beta, eps, out, err));
+}
+
+avo_status avo_op_group_norm(avo_backend *be, avo_arena *a, const avo_tensor *x, int groups, const avo_tensor *gamma,
+                             const avo_tensor *beta, float eps, avo_tensor *out, avo_error *err) {
+    const char *op = "group_norm";
+    TRY(need_args(op, be, a, err));
+    TRY(need_f32(op, "x", x, 2, err));
+    if (groups <= 0 || x->shape[0] % groups)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "group_norm: %lld channels do not split into %d groups",
+                             (long long)x->shape[0], groups);
+    TRY(need_len(op, "gamma", gamma, x->shape[0], err));
+    TRY(need_len(op, "beta", beta, x->shape[0], err));
+    TRY(prepare_out(op, a, 2, x->shape, out, err));
+    DISPATCH(be->ops->group_norm(be, a, x, groups, gamma, beta, eps, out, err));
+}
+
+avo_status avo_op_act(avo_backend *be, avo_arena *a, const avo_tensor *x, avo_act act, float alpha, avo_tensor *out,
+                      avo_error *err) {
+    const char *op = "activation";
+    TRY(need_args(op, be, a, err));
+    TRY(need_f32(op, "x", x, 0, err));
+    if ((int)act < 0 || act > AVO_ACT_SOFTPLUS)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "activation: unknown kind %d", (int)act);
+    TRY(prepare_out(op, a, x->ndim, x->shape, out, err));
+    return be->ops->act(be, x, act, alpha, out, err);
+}
+
+static avo_status binary(int kind, avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *y,
+                         avo_tensor *out, avo_error *err) {
+    const char *op = kind ? "mul" : "add";
+    TRY(need_args(op, be, a, err));
+    TRY(need_f32(op, "x", x, 0, err));
+    TRY(need_f32(op, "y", y, 0, err));
+    int64_t nx = avo_tensor_numel(x), ny = avo_tensor_numel(y);
+    bool same = x->ndim == y->ndim;
+    for (int i = 0; same && i < x->ndim; i++) same = x->shape[i] == y->shape[i];
+    bool bcast = x->ndim >= 2 && ny == x->shape[0] && (y->ndim == 1 || (y->ndim == 2 && y->shape[1] == 1));
+    if (!same && !bcast) {
+        char b1[96], b2[96];
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "%s: shapes %s and %s do not match", op,
+                             shape_str(x, b1, sizeof b1), shape_str(y, b2, sizeof b2));
+    }
+    (void)nx;
+    TRY(prepare_out(op, a, x->ndim, x->shape, out, err));
+    return be->ops->binary(be, kind, x, y, out, err);
+}
+
+avo_status avo_op_add(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *y, avo_tensor *out,
+                      avo_error *err) {
+    return binary(0, be, a, x, y, out, err);
+}
+
+avo_status avo_op_mul(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *y, avo_tensor *out,
+                      avo_error *err) {
+    return binary(1, be, a, x, y, out, err);
+}
+
+avo_status avo_op_rel_attention(avo_backend *be, avo_arena *a, const avo_tensor *q, const avo_tensor *k,
+                                const avo_tensor *v, const avo_tensor *emb_rel_k, const avo_tensor *emb_rel_v,
+                                int heads, int window, avo_tensor *out, avo_error *err) {
+    const char *op = "rel_attention";
+    TRY(need_args(op, be, a, err));
+    TRY(need_f32(op, "q", q, 2, err));
+    TRY(need_f32(op, "k", k, 2, err));
+    TRY(need_f32(op, "v", v, 2, err));
+    int64_t c = q->shape[0], t = q->shape[1];
+    if (k->shape[0] != c || v->shape[0] != c || k->shape[1] != t || v->shape[1] != t)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "rel_attention: q, k and v must share one [C, T] shape");
+    if (heads <= 0 || c % heads)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "rel_attention: %lld channels do not split into %d heads",
+                             (long long)c, heads);
+    if (window < 0) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "rel_attention: negative window");
+    if (window > 0) {
+        int64_t kc = c / heads;
+        const avo_tensor *e[2] = {emb_rel_k, emb_rel_v};
+        for (int i = 0; i < 2; i++) {
+            TRY(need_f32(op, i ? "emb_rel_v" : "emb_rel_k", e[i], 3, err));
+            if ((e[i]->shape[0] != 1 && e[i]->shape[0] != heads) || e[i]->shape[1] != 2 * (int64_t)window + 1 ||
+                e[i]->shape[2] != kc)
+                return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT,
+                                     "rel_attention: %s must be [1 or %d, %d, %lld] for window %d", i ? "emb_rel_v" : "emb_rel_k",
+                                     heads, 2 * window + 1, (long long)kc, window);
+        }
+    }
+    TRY(prepare_out(op, a, 2, q->shape, out, err));
+    DISPATCH(be->ops->rel_attention(be, a, q, k, v, emb_rel_k, emb_rel_v, heads, window, out, err));
+}
+
+avo_status avo_op_embedding(avo_backend *be, avo_arena *a, const avo_tensor *table, const avo_tensor *ids,
+                            avo_tensor *out, avo_error *err) {
+    const char *op = "embedding";
+    TRY(need_args(op, be, a, err));
+    TRY(need_f32(op, "table", table, 2, err));
+    if (!ids || !ids->data || ids->dtype != AVO_DTYPE_I32)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "embedding: ids must be an i32 tensor");
+    int64_t shape[2] = {avo_tensor_numel(ids), table->shape[1]};
+    TRY(prepare_out(op, a, 2, shape, out, err));
+    return be->ops->embedding(be, table, ids, out, err);
+}
+
+avo_status avo_op_upsample(avo_backend *be, avo_arena *a, const avo_tensor *x, int64_t t_out, avo_upsample mode,
+                           avo_tensor *out, avo_error *err) {
+    const char *op = "upsample";
+    TRY(need_args(op, be, a, err));
+    TRY(need_f32(op, "x", x, 2, err));
+    if (t_out <= 0 || x->shape[1] <= 0 || (mode != AVO_UPSAMPLE_NEAREST && mode != AVO_UPSAMPLE_LINEAR))
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "upsample: bad length or mode");
+    int64_t shape[2] = {x->shape[0], t_out};
+    TRY(prepare_out(op, a, 2, shape, out, err));
+    return be->ops->upsample(be, x, mode, out, err);
+}
+
+avo_status avo_op_pool1d(avo_backend *be, avo_arena *a, const avo_tensor *x, avo_pool kind, int kernel, int stride,
+                         int padding, avo_tensor *out, avo_error *err) {
+    const char *op = "pool1d";
+    TRY(need_args(op, be, a, err));
+    TRY(need_f32(op, "x", x, 2, err));
+    if (stride <= 0) stride = kernel;
+    if (kernel <= 0 || padding < 0 || padding * 2 > kernel || (kind != AVO_POOL_MAX && kind != AVO_POOL_AVG))
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT,
+                             "pool1d: kernel %d, padding %d (at most half the kernel) or kind not valid", kernel, padding);
+    int64_t tout = (x->shape[1] + 2 * (int64_t)padding - kernel) / stride + 1;
+    if (x->shape[1] + 2 * (int64_t)padding < kernel || tout <= 0)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "pool1d: input shorter than the kernel");
+    int64_t shape[2] = {x->shape[0], tout};
+    TRY(prepare_out(op, a, 2, shape, out, err));
+    return be->ops->pool1d(be, x, kind, kernel, stride, padding, out, err);
+}
+
+avo_status avo_op_bigru(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_gru_weights *w, avo_tensor *out,
+                        avo_error *err) {
+    const char *op = "bigru";
+    TRY(need_args(op, be, a, err));
+    TRY(need_f32(op, "x", x, 2, err));
+    if (!w) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "bigru: no weights");
+    int64_t in = x->shape[1];
+    TRY(need_f32(op, "weight_hh", w->w_hh[0], 2, err));
+    int64_t h = w->w_hh[0]->shape[1];
+    for (int d = 0; d < 2; d++) {
+        TRY(need_f32(op, "weight_ih", w->w_ih[d], 2, err));
+        TRY(need_f32(op, "weight_hh", w->w_hh[d], 2, err));
+        if (w->w_ih[d]->shape[0] != 3 * h || w->w_ih[d]->shape[1] != in || w->w_hh[d]->shape[0] != 3 * h ||
+            w->w_hh[d]->shape[1] != h)
+            return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT,
+                                 "bigru: direction %d weights do not fit input size %lld, hidden %lld", d, (long long)in,
+                                 (long long)h);
+        TRY(need_len(op, "bias_ih", w->b_ih[d], 3 * h, err));
+        TRY(need_len(op, "bias_hh", w->b_hh[d], 3 * h, err));
+    }
+    int64_t shape[2] = {x->shape[0], 2 * h};
+    TRY(prepare_out(op, a, 2, shape, out, err));
+    DISPATCH(be->ops->bigru(be, a, x, w, out, err));
+}
