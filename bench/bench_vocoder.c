@@ -6,14 +6,25 @@
  *   MCD  (dB): avo_voice_params_distance, 24 mel-cepstral coefficients c1..c24 (c0 excluded), all-pass
  *        warping alpha = avo_mel_alpha(rate), frames voiced in the F0, mean over frames;
  *   LSD  (dB): RMS over bins of 10 log10(P/P'), mean over the same frames;
- *   F0 error (cents RMSE): avo_f0_estimate on the output against the analysis F0, frames voiced in both
- *        and 2+ frames from a voicing edge; also without gross errors (> 50 cents).
+ *   F0 error (cents RMSE): avo_f0_estimate (the same accurate method and hop that made the analysis
+ *        F0) on the output against the analysis F0, frames voiced in both and 2+ frames from a voicing
+ *        edge; also without gross errors (> 50 cents). The output's pulses follow the analysis F0
+ *        exactly (see test_vocoder's pulse trains), so this measures the estimator on a signal whose
+ *        F0 is known. Control "fixed filter": the same F0 and aperiodicity with one envelope for the
+ *        whole clip (the mean log envelope of its voiced frames): the estimator's error without the
+ *        waveform changes from period to period that a moving vocal tract brings.
  * WORLD's figures use WORLD's own analysis for both passes. Time: analysis + synthesis (F0 excluded),
- * median of --runs runs; ours with 1 and 2 threads, WORLD single-threaded.
+ * median of --runs runs, wall clock and process CPU time (user + system of all threads: on a shared
+ * machine wall time depends on the load, CPU time much less); ours with 1 and 2 threads, WORLD
+ * single-threaded.
+ *
+ * Converter configurations: a 30 s vocal made of the singing clips in name order, each resampled to
+ * the rate (libsoxr), joined end to end, analysed and synthesised at 24 kHz / 10 ms (fast preset),
+ * 32 kHz / 5 ms (balanced) and 48 kHz / 5 ms (quality).
  *
  * WORLD is loaded at run time: AVO_WORLD_LIB=/path/to/libworld.so (built outside this repository).
  *
- * usage: bench_vocoder [--out FILE.json] [--runs N] [--limit N] [--data DIR] */
+ * usage: bench_vocoder [--out FILE.json] [--runs N] [--limit N] [--data DIR] [--no-clips] [--no-configs] */
 #include "autovoice/audio.h"
 #include "autovoice/vocoder.h"
 
@@ -26,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 /* WORLD's C API (extern "C" in its headers); only the pieces used here. */
 typedef struct {
@@ -72,9 +84,16 @@ static const double FRAME_PERIOD = 0.005;
 enum { MCD_ORDER = 24, MAX_RUNS = 15 };
 
 typedef struct result {
-    double mcd, lsd, f0_cents, f0_fine, t1_ms, t2_ms;
+    double mcd, lsd, f0_cents, f0_fine, f0_fixed, t1_ms, t2_ms, c1_ms, c2_ms;
     int measured;
 } result;
+
+/* CPU time of the whole process (all threads), ms. */
+static double cpu_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -121,30 +140,53 @@ static double f0_error_cents(const float *y, int64_t n, int fs, const avo_voice_
     return used ? sqrt(s / (double)used) : NAN;
 }
 
-static result run_ours(const avo_audio *a, const avo_f0_track *f0, int runs) {
+/* Every frame's envelope replaced by the mean log envelope of the voiced frames. */
+static void fix_envelope(avo_voice_params *p) {
+    const int bins = p->bins;
+    double *acc = calloc((size_t)bins, sizeof(double));
+    int64_t used = 0;
+    for (int64_t t = 0; t < p->frames; t++) {
+        if (!(p->f0_hz[t] > 0)) continue;
+        for (int k = 0; k < bins; k++) acc[k] += log(p->envelope[t * bins + k] + 1e-30);
+        used++;
+    }
+    if (used)
+        for (int64_t t = 0; t < p->frames; t++)
+            for (int k = 0; k < bins; k++) p->envelope[t * bins + k] = (float)exp(acc[k] / (double)used);
+    free(acc);
+}
+
+/* Round trip, F0 error and times of our vocoder at one configuration. mcd/f0 only when measure. */
+static result run_ours_at(const avo_audio *a, const avo_f0_track *f0, double frame_period, int runs, int measure) {
     result r = {0};
     avo_error err;
     const int64_t n = a->frames;
     float *y = malloc(sizeof(float) * (size_t)n);
-    double times[2][MAX_RUNS];
+    double times[2][MAX_RUNS], cpu[2][MAX_RUNS];
     for (int th = 1; th <= 2; th++) {
         avo_vocoder_config cfg;
         avo_vocoder_config_default(&cfg, a->sample_rate);
+        cfg.frame_period_seconds = frame_period;
         cfg.threads = th;
         avo_vocoder *v;
         if (avo_vocoder_create(&cfg, &v, &err)) die("vocoder create", &err);
         for (int k = 0; k < runs; k++) {
             avo_voice_params p;
-            double t0 = avo_now_ms();
+            double t0 = avo_now_ms(), c0 = cpu_ms();
             if (avo_vocoder_analyze(v, a->samples, n, f0, &p, &err)) die("analyze", &err);
             if (avo_vocoder_synthesize(v, &p, y, n, &err)) die("synthesize", &err);
             times[th - 1][k] = avo_now_ms() - t0;
-            if (th == 1 && k == 0) {
+            cpu[th - 1][k] = cpu_ms() - c0;
+            if (measure && th == 1 && k == 0) {
                 avo_voice_params q;
                 if (avo_vocoder_analyze(v, y, n, f0, &q, &err)) die("re-analyze", &err);
                 if (avo_voice_params_distance(&p, &q, MCD_ORDER, &r.mcd, &r.lsd, NULL, &err)) die("distance", &err);
                 r.f0_cents = f0_error_cents(y, n, a->sample_rate, &p, &r.f0_fine);
                 avo_voice_params_free(&q);
+                double unused;
+                fix_envelope(&p);
+                if (avo_vocoder_synthesize(v, &p, y, n, &err)) die("synthesize", &err);
+                r.f0_fixed = f0_error_cents(y, n, a->sample_rate, &p, &unused);
             }
             avo_voice_params_free(&p);
         }
@@ -152,9 +194,15 @@ static result run_ours(const avo_audio *a, const avo_f0_track *f0, int runs) {
     }
     r.t1_ms = median(times[0], runs);
     r.t2_ms = median(times[1], runs);
+    r.c1_ms = median(cpu[0], runs);
+    r.c2_ms = median(cpu[1], runs);
     r.measured = 1;
     free(y);
     return r;
+}
+
+static result run_ours(const avo_audio *a, const avo_f0_track *f0, int runs) {
+    return run_ours_at(a, f0, FRAME_PERIOD, runs, 1);
 }
 
 /* WORLD's envelope/aperiodicity rows as double** views of one block. */
@@ -178,8 +226,9 @@ static void world_analyse(const world_api *w, const double *x, int n, int fs, co
     w->d4c(x, n, fs, tpos, f0d, frames, co->fft_size, dopt, ap);
 }
 
-static result run_world(const world_api *w, const avo_audio *a, const avo_voice_params *ours, int runs) {
+static result run_world(const world_api *w, const avo_audio *a, const avo_voice_params *ours, int runs, int measure) {
     result r = {0};
+    const double FRAME = ours->frame_period_seconds;
     const int fs = a->sample_rate, n = (int)a->frames, frames = (int)ours->frames;
     world_ct_option co;
     w->init_ct(fs, &co);
@@ -192,26 +241,38 @@ static result run_world(const world_api *w, const avo_audio *a, const avo_voice_
     double *tpos = malloc(sizeof(double) * (size_t)frames), *f0d = malloc(sizeof(double) * (size_t)frames);
     for (int i = 0; i < n; i++) x[i] = a->samples[i];
     for (int i = 0; i < frames; i++) {
-        tpos[i] = i * FRAME_PERIOD;
+        tpos[i] = i * FRAME;
         f0d[i] = ours->f0_hz[i];
     }
     double **sp = rows_alloc(frames, bins), **ap = rows_alloc(frames, bins);
-    double times[MAX_RUNS];
+    double times[MAX_RUNS], cpu[MAX_RUNS];
     for (int k = 0; k < runs; k++) {
-        double t0 = avo_now_ms();
+        double t0 = avo_now_ms(), c0 = cpu_ms();
         world_analyse(w, x, n, fs, tpos, f0d, frames, &co, &dopt, sp, ap);
         w->synthesis(f0d, frames, (const double *const *)sp, (const double *const *)ap, co.fft_size,
-                     FRAME_PERIOD * 1000.0, fs, n, y);
+                     FRAME * 1000.0, fs, n, y);
         times[k] = avo_now_ms() - t0;
+        cpu[k] = cpu_ms() - c0;
     }
     r.t1_ms = r.t2_ms = median(times, runs);
+    r.c1_ms = r.c2_ms = median(cpu, runs);
+    r.measured = 1;
+    if (!measure) {
+        rows_free(sp);
+        rows_free(ap);
+        free(x);
+        free(y);
+        free(tpos);
+        free(f0d);
+        return r;
+    }
     /* Round trip with WORLD's own analysis; distances with the same code as ours. */
     double **sp2 = rows_alloc(frames, bins), **ap2 = rows_alloc(frames, bins);
     world_analyse(w, y, n, fs, tpos, f0d, frames, &co, &dopt, sp2, ap2);
     avo_voice_params p, q;
     avo_error err;
-    if (avo_voice_params_alloc(&p, fs, co.fft_size, frames, FRAME_PERIOD, &err) ||
-        avo_voice_params_alloc(&q, fs, co.fft_size, frames, FRAME_PERIOD, &err))
+    if (avo_voice_params_alloc(&p, fs, co.fft_size, frames, FRAME, &err) ||
+        avo_voice_params_alloc(&q, fs, co.fft_size, frames, FRAME, &err))
         die("params", &err);
     for (int i = 0; i < frames; i++) {
         p.f0_hz[i] = q.f0_hz[i] = ours->f0_hz[i];
@@ -224,7 +285,6 @@ static result run_world(const world_api *w, const avo_audio *a, const avo_voice_
     float *yf = malloc(sizeof(float) * (size_t)n);
     for (int i = 0; i < n; i++) yf[i] = (float)y[i];
     r.f0_cents = f0_error_cents(yf, n, fs, &p, &r.f0_fine);
-    r.measured = 1;
     avo_voice_params_free(&p);
     avo_voice_params_free(&q);
     rows_free(sp);
@@ -276,8 +336,11 @@ static void add_result(cJSON *obj, const char *key, const result *r) {
     cJSON_AddNumberToObject(o, "lsd_db", r->lsd);
     cJSON_AddNumberToObject(o, "f0_rmse_cents", isfinite(r->f0_cents) ? r->f0_cents : -1);
     cJSON_AddNumberToObject(o, "f0_rmse_cents_without_gross", isfinite(r->f0_fine) ? r->f0_fine : -1);
+    cJSON_AddNumberToObject(o, "f0_rmse_cents_fixed_filter", isfinite(r->f0_fixed) ? r->f0_fixed : -1);
     cJSON_AddNumberToObject(o, "time_1_thread_ms", r->t1_ms);
     cJSON_AddNumberToObject(o, "time_2_threads_ms", r->t2_ms);
+    cJSON_AddNumberToObject(o, "cpu_1_thread_ms", r->c1_ms);
+    cJSON_AddNumberToObject(o, "cpu_2_threads_ms", r->c2_ms);
 }
 
 static void mkdirs_for(const char *path) {
@@ -291,18 +354,77 @@ static void mkdirs_for(const char *path) {
         }
 }
 
+static avo_f0_track f0_of(const avo_audio *a, double hop) {
+    avo_f0_config fc;
+    avo_f0_config_default(&fc);
+    fc.method = AVO_F0_ACCURATE;
+    fc.hop_seconds = hop;
+    avo_f0_track f0;
+    avo_error err;
+    if (avo_f0_estimate(a->samples, a->frames, a->sample_rate, &fc, &f0, &err)) die("F0", &err);
+    return f0;
+}
+
+/* Our analysis of a (1 thread) as the F0 both vocoders use (resampled to the frames). */
+static avo_voice_params ours_params(const avo_audio *a, const avo_f0_track *f0, double frame_period) {
+    avo_vocoder_config cfg;
+    avo_vocoder_config_default(&cfg, a->sample_rate);
+    cfg.frame_period_seconds = frame_period;
+    cfg.threads = 1;
+    avo_vocoder *v;
+    avo_voice_params p;
+    avo_error err;
+    if (avo_vocoder_create(&cfg, &v, &err) || avo_vocoder_analyze(v, a->samples, a->frames, f0, &p, &err))
+        die("analysis", &err);
+    avo_vocoder_free(v);
+    return p;
+}
+
+/* 30 s of singing at `rate`: the singing clips in name order, resampled and joined. */
+static avo_audio long_vocal(const char *data, char **clips, int nclips, int rate, double seconds) {
+    avo_audio out = {0};
+    avo_error err;
+    const int64_t want = (int64_t)(seconds * rate);
+    out.sample_rate = rate;
+    out.channels = 1;
+    out.samples = calloc((size_t)want, sizeof(float));
+    int64_t have = 0;
+    for (int pass = 0; have < want && pass < 8; pass++)
+        for (int c = 0; c < nclips && have < want; c++) {
+            if (strncmp(clips[c], "singing/", 8)) continue;
+            char path[1200];
+            snprintf(path, sizeof path, "%s/%s", data, clips[c]);
+            avo_audio raw, m;
+            if (avo_audio_read(path, &raw, &err) || avo_audio_to_mono(&raw, &m, &err)) die(path, &err);
+            int64_t len = (int64_t)((double)m.frames * rate / m.sample_rate);
+            if (len > want - have) len = want - have;
+            if (avo_resample_buffer(m.samples, m.frames, m.sample_rate, rate, out.samples + have, len, &err))
+                die(path, &err);
+            have += len;
+            avo_audio_free(&raw);
+            avo_audio_free(&m);
+        }
+    out.frames = have;
+    return out;
+}
+
+enum { COLS = 16 };
+
 int main(int argc, char **argv) {
     const char *out_path = "bench/out/vocoder.json";
     const char *data = getenv("AVO_TEST_DATA");
     if (!data || !*data) data = "../shared/data";
-    int runs = 3, limit = 1 << 30;
+    int runs = 3, limit = 1 << 30, do_clips = 1, do_configs = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--out") && i + 1 < argc) out_path = argv[++i];
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--limit") && i + 1 < argc) limit = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--data") && i + 1 < argc) data = argv[++i];
+        else if (!strcmp(argv[i], "--no-clips")) do_clips = 0;
+        else if (!strcmp(argv[i], "--no-configs")) do_configs = 0;
         else {
-            fprintf(stderr, "usage: %s [--out FILE.json] [--runs N] [--limit N] [--data DIR]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--out FILE.json] [--runs N] [--limit N] [--data DIR] [--no-clips] [--no-configs]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -315,29 +437,34 @@ int main(int argc, char **argv) {
     if (!have_world) printf("WORLD was not measured (set AVO_WORLD_LIB to a libworld.so to compare)\n");
 
     char **clips;
-    int nclips = list_clips(data, &clips);
-    if (nclips == 0) {
+    int nclips_all = list_clips(data, &clips);
+    if (nclips_all == 0) {
         fprintf(stderr, "bench: no clips under %s/singing or %s/speech\n", data, data);
         return 1;
     }
-    if (nclips > limit) nclips = limit;
+    int nclips = nclips_all > limit ? limit : nclips_all;
+    if (!do_clips) nclips = 0;
 
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "benchmark", "vocoder");
     cJSON_AddStringToObject(root, "method",
                             "analysis->synthesis->re-analysis with the same F0 (avo_f0_estimate accurate, 5 ms); "
                             "MCD over c1..c24 (c0 excluded) of all-pass-warped mel cepstra, voiced frames; LSD RMS "
-                            "over bins; F0 error = cents RMSE of avo_f0_estimate on the output; time = analysis + "
-                            "synthesis, median of runs");
+                            "over bins; F0 error = cents RMSE of avo_f0_estimate (same method and hop) on the output "
+                            "against the analysis F0, frames 2+ from voicing edges; fixed filter = the same with one "
+                            "envelope for the whole clip; time = analysis + synthesis (F0 excluded), median of runs, "
+                            "wall clock and process CPU time (all threads)");
     cJSON_AddNumberToObject(root, "runs", runs);
     cJSON_AddBoolToObject(root, "world_measured", have_world);
     cJSON *arr = cJSON_AddArrayToObject(root, "clips");
 
-    double *col[12];
-    for (int c = 0; c < 12; c++) col[c] = malloc(sizeof(double) * (size_t)nclips);
+    double *col[COLS];
+    for (int c = 0; c < COLS; c++) col[c] = malloc(sizeof(double) * (size_t)(nclips > 0 ? nclips : 1));
     int nw = 0;
-    printf("%-36s %5s %6s | %6s %6s %6s %8s %8s | %6s %6s %6s %8s | %6s %6s\n", "clip", "kHz", "sec", "MCD", "LSD",
-           "cents", "1t ms", "2t ms", "W MCD", "W LSD", "W cent", "W ms", "x1t", "x2t");
+    if (nclips)
+        printf("%-36s %5s %6s | %6s %6s %6s %6s %7s %7s %7s | %6s %6s %6s %7s %7s | %5s %5s %5s\n", "clip", "kHz", "sec",
+               "MCD", "LSD", "cents", "fixed", "1t ms", "2t ms", "1t cpu", "W MCD", "W LSD", "W cent", "W ms", "W cpu",
+               "x1t", "x2t", "xcpu");
     for (int c = 0; c < nclips; c++) {
         char path[1200];
         snprintf(path, sizeof path, "%s/%s", data, clips[c]);
@@ -346,34 +473,22 @@ int main(int argc, char **argv) {
         if (avo_audio_read(path, &raw, &err)) die(path, &err);
         if (avo_audio_to_mono(&raw, &a, &err)) die(path, &err);
         avo_audio_free(&raw);
-        avo_f0_config fc;
-        avo_f0_config_default(&fc);
-        fc.method = AVO_F0_ACCURATE;
-        fc.hop_seconds = FRAME_PERIOD;
-        avo_f0_track f0;
-        if (avo_f0_estimate(a.samples, a.frames, a.sample_rate, &fc, &f0, &err)) die(path, &err);
+        avo_f0_track f0 = f0_of(&a, FRAME_PERIOD);
 
         result ours = run_ours(&a, &f0, runs);
         result wr = {0};
         if (have_world) {
             /* WORLD gets exactly the F0 our vocoder analysed with (resampled to its frames). */
-            avo_vocoder_config cfg;
-            avo_vocoder_config_default(&cfg, a.sample_rate);
-            cfg.threads = 1;
-            avo_vocoder *v;
-            avo_voice_params p;
-            if (avo_vocoder_create(&cfg, &v, &err) || avo_vocoder_analyze(v, a.samples, a.frames, &f0, &p, &err))
-                die(path, &err);
-            wr = run_world(&world, &a, &p, runs);
+            avo_voice_params p = ours_params(&a, &f0, FRAME_PERIOD);
+            wr = run_world(&world, &a, &p, runs, 1);
             avo_voice_params_free(&p);
-            avo_vocoder_free(v);
         }
         const double secs = (double)a.frames / a.sample_rate;
-        printf("%-36s %5.1f %6.2f | %6.3f %6.3f %6.2f %8.1f %8.1f", clips[c], a.sample_rate / 1000.0, secs, ours.mcd,
-               ours.lsd, ours.f0_cents, ours.t1_ms, ours.t2_ms);
+        printf("%-36s %5.1f %6.2f | %6.3f %6.3f %6.2f %6.2f %7.1f %7.1f %7.1f", clips[c], a.sample_rate / 1000.0, secs,
+               ours.mcd, ours.lsd, ours.f0_cents, ours.f0_fixed, ours.t1_ms, ours.t2_ms, ours.c1_ms);
         if (wr.measured)
-            printf(" | %6.3f %6.3f %6.2f %8.1f | %6.2f %6.2f\n", wr.mcd, wr.lsd, wr.f0_cents, wr.t1_ms,
-                   wr.t1_ms / ours.t1_ms, wr.t1_ms / ours.t2_ms);
+            printf(" | %6.3f %6.3f %6.2f %7.1f %7.1f | %5.2f %5.2f %5.2f\n", wr.mcd, wr.lsd, wr.f0_cents, wr.t1_ms,
+                   wr.c1_ms, wr.t1_ms / ours.t1_ms, wr.t1_ms / ours.t2_ms, wr.c1_ms / ours.c1_ms);
         else
             printf(" | %6s\n", "-");
         fflush(stdout);
@@ -388,8 +503,11 @@ int main(int argc, char **argv) {
         col[1][c] = ours.lsd;
         col[2][c] = isfinite(ours.f0_cents) ? ours.f0_cents : 0;
         col[10][c] = isfinite(ours.f0_fine) ? ours.f0_fine : 0;
+        col[12][c] = isfinite(ours.f0_fixed) ? ours.f0_fixed : 0;
         col[3][c] = ours.t1_ms / secs;
         col[4][c] = ours.t2_ms / secs;
+        col[13][c] = ours.c1_ms / secs;
+        col[14][c] = ours.c2_ms / secs;
         if (wr.measured) {
             col[5][nw] = wr.mcd;
             col[6][nw] = wr.lsd;
@@ -397,40 +515,108 @@ int main(int argc, char **argv) {
             col[11][nw] = isfinite(wr.f0_fine) ? wr.f0_fine : 0;
             col[8][nw] = wr.t1_ms / ours.t1_ms;
             col[9][nw] = wr.t1_ms / ours.t2_ms;
+            col[15][nw] = wr.c1_ms / ours.c1_ms;
             nw++;
         }
         avo_f0_track_free(&f0);
         avo_audio_free(&a);
     }
-    double worst_mcd = 0;
-    for (int c = 0; c < nclips; c++) worst_mcd = col[0][c] > worst_mcd ? col[0][c] : worst_mcd;
-    cJSON *med = cJSON_AddObjectToObject(root, "median");
-    cJSON *mo = cJSON_AddObjectToObject(med, "ours");
-    cJSON_AddNumberToObject(mo, "mcd_db", median(col[0], nclips));
-    cJSON_AddNumberToObject(mo, "max_mcd_db", worst_mcd);
-    cJSON_AddNumberToObject(mo, "lsd_db", median(col[1], nclips));
-    cJSON_AddNumberToObject(mo, "f0_rmse_cents", median(col[2], nclips));
-    cJSON_AddNumberToObject(mo, "f0_rmse_cents_without_gross", median(col[10], nclips));
-    cJSON_AddNumberToObject(mo, "ms_per_audio_second_1_thread", median(col[3], nclips));
-    cJSON_AddNumberToObject(mo, "ms_per_audio_second_2_threads", median(col[4], nclips));
-    printf("\nmedian ours: MCD %.3f dB (max %.3f), LSD %.3f dB, F0 %.2f cents (%.2f without gross), %.1f / %.1f ms per audio second (1/2 "
-           "threads)\n",
-           median(col[0], nclips), worst_mcd, median(col[1], nclips), median(col[2], nclips), median(col[10], nclips),
-           median(col[3], nclips),
-           median(col[4], nclips));
-    if (nw) {
-        cJSON *wo = cJSON_AddObjectToObject(med, "world");
-        cJSON_AddNumberToObject(wo, "mcd_db", median(col[5], nw));
-        cJSON_AddNumberToObject(wo, "lsd_db", median(col[6], nw));
-        cJSON_AddNumberToObject(wo, "f0_rmse_cents", median(col[7], nw));
-        cJSON_AddNumberToObject(wo, "f0_rmse_cents_without_gross", median(col[11], nw));
-        cJSON_AddNumberToObject(med, "speedup_vs_world_1_thread", median(col[8], nw));
-        cJSON_AddNumberToObject(med, "speedup_vs_world_2_threads", median(col[9], nw));
-        printf("median WORLD: MCD %.3f dB, LSD %.3f dB, F0 %.2f cents (%.2f without gross); speed-up ours vs WORLD %.2fx (1 thread), "
-               "%.2fx (2 threads)\n",
-               median(col[5], nw), median(col[6], nw), median(col[7], nw), median(col[11], nw), median(col[8], nw),
-               median(col[9], nw));
+    if (nclips) {
+        double worst_mcd = 0;
+        for (int c = 0; c < nclips; c++) worst_mcd = col[0][c] > worst_mcd ? col[0][c] : worst_mcd;
+        cJSON *med = cJSON_AddObjectToObject(root, "median");
+        cJSON *mo = cJSON_AddObjectToObject(med, "ours");
+        cJSON_AddNumberToObject(mo, "mcd_db", median(col[0], nclips));
+        cJSON_AddNumberToObject(mo, "max_mcd_db", worst_mcd);
+        cJSON_AddNumberToObject(mo, "lsd_db", median(col[1], nclips));
+        cJSON_AddNumberToObject(mo, "f0_rmse_cents", median(col[2], nclips));
+        cJSON_AddNumberToObject(mo, "f0_rmse_cents_without_gross", median(col[10], nclips));
+        cJSON_AddNumberToObject(mo, "f0_rmse_cents_fixed_filter", median(col[12], nclips));
+        cJSON_AddNumberToObject(mo, "ms_per_audio_second_1_thread", median(col[3], nclips));
+        cJSON_AddNumberToObject(mo, "ms_per_audio_second_2_threads", median(col[4], nclips));
+        cJSON_AddNumberToObject(mo, "cpu_ms_per_audio_second_1_thread", median(col[13], nclips));
+        cJSON_AddNumberToObject(mo, "cpu_ms_per_audio_second_2_threads", median(col[14], nclips));
+        printf("\nmedian ours: MCD %.3f dB (max %.3f), LSD %.3f dB, F0 %.2f cents (%.2f without gross, %.2f fixed filter), "
+               "%.1f / %.1f ms per audio second (1/2 threads), CPU %.1f / %.1f ms per audio second\n",
+               median(col[0], nclips), worst_mcd, median(col[1], nclips), median(col[2], nclips), median(col[10], nclips),
+               median(col[12], nclips), median(col[3], nclips), median(col[4], nclips), median(col[13], nclips),
+               median(col[14], nclips));
+        if (nw) {
+            cJSON *wo = cJSON_AddObjectToObject(med, "world");
+            cJSON_AddNumberToObject(wo, "mcd_db", median(col[5], nw));
+            cJSON_AddNumberToObject(wo, "lsd_db", median(col[6], nw));
+            cJSON_AddNumberToObject(wo, "f0_rmse_cents", median(col[7], nw));
+            cJSON_AddNumberToObject(wo, "f0_rmse_cents_without_gross", median(col[11], nw));
+            cJSON_AddNumberToObject(med, "speedup_vs_world_1_thread", median(col[8], nw));
+            cJSON_AddNumberToObject(med, "speedup_vs_world_2_threads", median(col[9], nw));
+            cJSON_AddNumberToObject(med, "speedup_vs_world_cpu_time_1_thread", median(col[15], nw));
+            printf("median WORLD: MCD %.3f dB, LSD %.3f dB, F0 %.2f cents (%.2f without gross); speed-up ours vs WORLD "
+                   "%.2fx (1 thread), %.2fx (2 threads), %.2fx (CPU time, 1 thread)\n",
+                   median(col[5], nw), median(col[6], nw), median(col[7], nw), median(col[11], nw), median(col[8], nw),
+                   median(col[9], nw), median(col[15], nw));
+        }
     }
+
+    if (do_configs) {
+        static const struct {
+            const char *preset;
+            int rate;
+            double frame;
+        } configs[] = {{"fast", 24000, 0.010}, {"balanced", 32000, 0.005}, {"quality", 48000, 0.005}};
+        cJSON *carr = cJSON_AddArrayToObject(root, "converter_configurations");
+        printf("\n30 s vocal (singing clips joined), analysis + synthesis, median of %d runs\n", runs);
+        printf("%-9s %6s %6s | %6s | %8s %8s %8s %8s | %8s %8s | %5s %5s\n", "preset", "kHz", "frame", "MCD", "1t ms",
+               "2t ms", "1t cpu", "2t cpu", "W ms", "W cpu", "x1t", "x2t");
+        for (int k = 0; k < 3; k++) {
+            avo_audio a = long_vocal(data, clips, nclips_all, configs[k].rate, 30.0);
+            avo_f0_track f0 = f0_of(&a, configs[k].frame);
+            result ours = run_ours_at(&a, &f0, configs[k].frame, runs, 0);
+            /* MCD of the round trip at this configuration (1 thread, once). */
+            avo_voice_params p = ours_params(&a, &f0, configs[k].frame), q;
+            avo_vocoder_config cfg;
+            avo_vocoder_config_default(&cfg, a.sample_rate);
+            cfg.frame_period_seconds = configs[k].frame;
+            cfg.threads = 1;
+            avo_vocoder *v;
+            avo_error err;
+            float *y = malloc(sizeof(float) * (size_t)a.frames);
+            if (avo_vocoder_create(&cfg, &v, &err) || avo_vocoder_synthesize(v, &p, y, a.frames, &err) ||
+                avo_vocoder_analyze(v, y, a.frames, &f0, &q, &err) ||
+                avo_voice_params_distance(&p, &q, MCD_ORDER, &ours.mcd, &ours.lsd, NULL, &err))
+                die("configuration round trip", &err);
+            result wr = {0};
+            if (have_world) wr = run_world(&world, &a, &p, runs, 0);
+            printf("%-9s %6.1f %6.3f | %6.3f | %8.1f %8.1f %8.1f %8.1f", configs[k].preset, configs[k].rate / 1000.0,
+                   configs[k].frame, ours.mcd, ours.t1_ms, ours.t2_ms, ours.c1_ms, ours.c2_ms);
+            if (wr.measured)
+                printf(" | %8.1f %8.1f | %5.2f %5.2f\n", wr.t1_ms, wr.c1_ms, wr.t1_ms / ours.t1_ms, wr.t1_ms / ours.t2_ms);
+            else
+                printf(" | %8s\n", "-");
+            fflush(stdout);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "preset", configs[k].preset);
+            cJSON_AddNumberToObject(o, "sample_rate", configs[k].rate);
+            cJSON_AddNumberToObject(o, "frame_period_seconds", configs[k].frame);
+            cJSON_AddNumberToObject(o, "seconds", (double)a.frames / a.sample_rate);
+            cJSON_AddNumberToObject(o, "mcd_db", ours.mcd);
+            cJSON_AddNumberToObject(o, "time_1_thread_ms", ours.t1_ms);
+            cJSON_AddNumberToObject(o, "time_2_threads_ms", ours.t2_ms);
+            cJSON_AddNumberToObject(o, "cpu_1_thread_ms", ours.c1_ms);
+            cJSON_AddNumberToObject(o, "cpu_2_threads_ms", ours.c2_ms);
+            if (wr.measured) {
+                cJSON_AddNumberToObject(o, "world_time_ms", wr.t1_ms);
+                cJSON_AddNumberToObject(o, "world_cpu_ms", wr.c1_ms);
+            }
+            cJSON_AddItemToArray(carr, o);
+            avo_voice_params_free(&p);
+            avo_voice_params_free(&q);
+            avo_vocoder_free(v);
+            free(y);
+            avo_f0_track_free(&f0);
+            avo_audio_free(&a);
+        }
+    }
+
     mkdirs_for(out_path);
     char *json = cJSON_Print(root);
     FILE *f = fopen(out_path, "w");
@@ -442,8 +628,8 @@ int main(int argc, char **argv) {
     printf("wrote %s\n", out_path);
     free(json);
     cJSON_Delete(root);
-    for (int c = 0; c < nclips; c++) free(clips[c]);
+    for (int c = 0; c < nclips_all; c++) free(clips[c]);
     free(clips);
-    for (int c = 0; c < 12; c++) free(col[c]);
+    for (int c = 0; c < COLS; c++) free(col[c]);
     return 0;
 }

@@ -7,6 +7,8 @@
 
 /* Power floor: -140 dB re full scale, keeps log() finite on digital silence. */
 #define ENVELOPE_FLOOR 1e-14f
+/* Dynamic range kept below each frame's peak: 90 dB. */
+#define ENVELOPE_RANGE 1e-9f
 
 void voc_envelope_frame(const avo_vocoder *v, voc_work *w, const float *x, int64_t n, double t, double f0,
                         float *env) {
@@ -30,7 +32,14 @@ void voc_envelope_frame(const avo_vocoder *v, voc_work *w, const float *x, int64
     for (int k = 0; k <= half; k++) p[k] = w->spec[k][0] * w->spec[k][0] + w->spec[k][1] * w->spec[k][1];
     voc_dc_correction(p, f0c, fs, fft, w->c);
     voc_linear_smoothing(p, f0c * 2.0 / 3.0, fs, fft, w->cum);
-    for (int k = 0; k <= half; k++) p[k] = logf(p[k] + ENVELOPE_FLOOR);
+    /* Nothing 90 dB under the frame's strongest band is audible, and the synthesis cannot render
+     * it: responses that change from pulse to pulse leak about that much into empty bands (the
+     * top of an upsampled or low-passed recording). Flooring there keeps a re-analysis of the
+     * output consistent with the parameters instead of reading leakage as 50 dB of change. */
+    float peak = 0.0f;
+    for (int k = 0; k <= half; k++) peak = fmaxf(peak, p[k]);
+    const float floor_p = fmaxf(peak * ENVELOPE_RANGE, ENVELOPE_FLOOR);
+    for (int k = 0; k <= half; k++) p[k] = logf(fmaxf(p[k], floor_p));
 
     /* Cepstrum of the even log spectrum = DCT-I / fft. */
     float *cep = w->b;
