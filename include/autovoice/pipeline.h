@@ -57,6 +57,7 @@ typedef struct avo_pipeline_output {
 
 typedef struct avo_run_metadata {
     char version[32];
+    char input[1024];             /* the song's file name, filled in by the caller (may stay empty) */
     char preset[16];
     int threads;
     double audio_duration_seconds;

@@ -203,6 +203,7 @@ int cli_convert(int argc, char **argv) {
         avo_pipeline_input in = {a.vocals ? &accompaniment : &song, a.vocals ? &vocals : NULL,
                                  a.vocals ? &accompaniment : NULL, target};
         st = avo_pipeline_run(&a.cfg, &in, &out, &meta, &err);
+        if (!st) snprintf(meta.input, sizeof meta.input, "%s", a.vocals ? a.vocals : a.song);
     }
     cli_progress_finish(&progress);
     if (!st) st = write_result(&a, &out, &meta, &err);

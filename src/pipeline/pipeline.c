@@ -4,6 +4,8 @@
 #include "autovoice/separate.h"
 
 #include <cjson/cJSON.h>
+#include <fftw3.h>
+#include <sndfile.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,7 +247,12 @@ avo_status avo_run_metadata_to_json(const avo_run_metadata *meta, char **json, a
     if (isfinite(meta->mix.output_true_peak_dbtp)) cJSON_AddNumberToObject(mix, "output_true_peak_dbtp", meta->mix.output_true_peak_dbtp);
     else cJSON_AddNullToObject(mix, "output_true_peak_dbtp");
     cJSON_AddNumberToObject(mix, "limiter_max_reduction_db", meta->mix.limiter_max_reduction_db);
+    cJSON_AddStringToObject(root, "input", meta->input);
     cJSON_AddStringToObject(root, "version", meta->version);
+    cJSON *versions = cJSON_AddObjectToObject(root, "versions");
+    cJSON_AddStringToObject(versions, "autovoice", meta->version);
+    cJSON_AddStringToObject(versions, "libsndfile", sf_version_string());
+    cJSON_AddStringToObject(versions, "fftw", fftwf_version);
     *json = cJSON_Print(root);
     cJSON_Delete(root);
     return *json ? AVO_OK : avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
