@@ -128,6 +128,9 @@ static avo_status load_clips(const profile_args *a, avo_audio *clips, int count,
         }
         cli_progress_update("reading", (i + 1.0) / count * 0.3, progress);
     }
+    if (voiced >= AVO_PROFILE_MIN_VOICED_SECONDS && voiced < 60.0 && !a->quiet)
+        fprintf(stderr, "autovoice: warning: only %.1f s of voiced audio; the profile will work, but a few "
+                        "minutes of recordings give a closer likeness\n", voiced);
     if (voiced < AVO_PROFILE_MIN_VOICED_SECONDS)
         return avo_error_set(err, AVO_ERR_VALIDATION,
                              "the recordings hold only %.1f s of voiced audio; a profile needs at least %.0f s "
