@@ -35,7 +35,11 @@ void avo_separator_config_default(avo_separator_config *cfg) {
 
 /* Values chosen on bench_separation (constructed mixtures at 0 dB, falcon69): a wide REPET-SIM
  * neighbourhood (30 frames >= 0.25 s apart) beat small ones by 3-4 dB; side cancellation over +-30
- * frames (0.35 s) gave +1.6 dB; a second pass on the accompaniment estimate +1.2 dB. */
+ * frames (0.35 s) gave +1.6 dB; a second pass on the accompaniment estimate +1.2 dB. Searching
+ * neighbours on even frames only (stride 2) cost nothing (+0.1 dB). The F0 comb (fast preset, 0 dB):
+ * vocals 6.8 -> 8.2 dB, accompaniment 7.6 -> 8.9 dB; nearly all of it from raising the mask on the
+ * harmonics (boost 0.7 -> 0.05 went 7.2 -> 8.2 dB), 0.4 dB from the floor between them (1 -> 0.3);
+ * a softer Wiener mask alone (power 1) lost 0.2 dB, so the gain is the comb's, not just softness. */
 static void params_for_preset(avo_preset preset, sep_params *p) {
     memset(p, 0, sizeof *p);
     p->use_repet = 1;
@@ -51,9 +55,9 @@ static void params_for_preset(avo_preset preset, sep_params *p) {
     p->cancel_half = 30;
     p->cancel_max_gain = 4.0;
     p->repet_stride = 2;
-    p->use_f0 = 0;
+    p->use_f0 = 1;
     p->f0_floor = 0.3;
-    p->f0_boost = 0.7;
+    p->f0_boost = 0.05;
     p->f0_width = 1.0;
     p->f0_max_hz = 5000.0;
     p->f0_min_conf = 0.3;
