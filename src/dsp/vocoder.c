@@ -39,6 +39,8 @@ static void work_free(voc_work *w) {
     fftwf_free(w->win);
     fftwf_free(w->dwave);
     fftwf_free(w->dspec);
+    fftwf_free(w->resp);
+    fftwf_free(w->logs);
 }
 
 static int work_alloc(voc_work *w, int max_fft) {
@@ -55,8 +57,10 @@ static int work_alloc(voc_work *w, int max_fft) {
     w->win = fftwf_malloc(sizeof(float) * (size_t)(max_fft + 2));
     w->dwave = fftwf_malloc(sizeof(float) * (size_t)max_fft);
     w->dspec = fftwf_malloc(sizeof(fftwf_complex) * nb);
+    w->resp = fftwf_malloc(sizeof(float) * (size_t)max_fft);
+    w->logs = fftwf_malloc(sizeof(float) * 4 * nb);
     return w->wave && w->wave2 && w->spec && w->spec2 && w->spec3 && w->a && w->b && w->c && w->cum && w->win &&
-           w->dwave && w->dspec;
+           w->dwave && w->dspec && w->resp && w->logs;
 }
 
 void avo_vocoder_free(avo_vocoder *v) {

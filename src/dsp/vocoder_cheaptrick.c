@@ -47,15 +47,20 @@ void voc_envelope_frame(const avo_vocoder *v, voc_work *w, const float *x, int64
     const double q1 = v->cfg.q1;
     const double theta = 2.0 * M_PI * f0c / fs; /* rotation per quefrency sample, for cos(2 pi f0 q) */
     const double ct = cos(theta), st = sin(theta);
-    double c = 1.0, s = 0.0; /* cos, sin of theta * k */
+    const double ch = cos(0.5 * theta), sh = sin(0.5 * theta);
+    double c = 1.0, s = 0.0;   /* cos, sin of theta * k */
+    double hs = 0.0, hc = 1.0; /* sin, cos of theta * k / 2 (rotations: no sin() per bin) */
     cep[0] *= 1.0f / (float)fft;
     for (int k = 1; k <= half; k++) {
         double nc = c * ct - s * st;
         s = s * ct + c * st;
         c = nc;
+        double nhc = hc * ch - hs * sh;
+        hs = hs * ch + hc * sh;
+        hc = nhc;
         /* smoothing lifter: sinc(f0 q), the transform of the F0-wide rectangular smoothing in the log domain */
         double xk = 0.5 * theta * k;
-        double smooth = sin(xk) / xk;
+        double smooth = hs / xk;
         double recover = (1.0 - 2.0 * q1) + 2.0 * q1 * c;
         cep[k] *= (float)(smooth * recover / fft);
     }

@@ -24,6 +24,10 @@ typedef struct voc_work {
     float *win;            /* max_fft: window */
     float *dwave;          /* max_fft: mirrored input of voc_dct1 */
     fftwf_complex *dspec;  /* max_fft/2+1: its transform */
+    float *resp;           /* fft_size: one pulse response (synthesis) */
+    float *logs;           /* 4 * bins: two frames of 0.5 ln(envelope) and ln(aperiodicity) */
+    int64_t log_frame[2];  /* the frames held in logs, -1 for none */
+    int log_next;          /* the slot to fill next */
 } voc_work;
 
 struct avo_vocoder {

@@ -16,9 +16,7 @@
  *   energy stays in its period, but its short-time spectrum lacks the chi-square ripple of
  *   Gaussian noise, which a re-analysis would read as envelope detail.
  *
- * Pulses go in blocks of a fixed size: per block the log tables of the frames it spans, the
- * responses, then the overlap-add, each in parallel; a block's size does not depend on the
- * number of threads, so neither does the output. */
+ */
 #include "vocoder_internal.h"
 
 #include <math.h>
@@ -29,7 +27,7 @@
 #include <omp.h>
 #endif
 
-enum { SYNTH_BLOCK = 256 }; /* pulses per block: fixed, so the output does not depend on threads */
+enum { SYNTH_SEGMENT = 128 }; /* pulses per segment: fixed, so the output does not depend on threads */
 
 typedef struct pulse {
     int64_t index;   /* sample at or just before the pulse */
@@ -103,13 +101,9 @@ static avo_status find_pulses(const avo_voice_params *p, int fs, int64_t n, doub
     return AVO_OK;
 }
 
-/* Log tables for frames [first, first + count): 0.5 ln(envelope) and ln(aperiodicity) (clamped to
- * [0.001, 1]), so that a pulse interpolates between frames without logarithms of its own. */
-typedef struct log_tables {
-    float *half_log_env, *log_ap;
-    int64_t first;
-} log_tables;
-
+/* 0.5 ln(envelope) and ln(aperiodicity) (clamped to [0.001, 1]) of one frame, so that a pulse
+ * interpolates between frames without logarithms of its own. Each thread keeps the last two frames
+ * it computed: consecutive pulses mostly share them. */
 static void frame_logs(const avo_voice_params *p, int64_t f, float *le, float *la) {
     const int bins = p->bins;
     const float *env = p->envelope + f * bins, *ap = p->aperiodicity + f * bins;
@@ -119,9 +113,22 @@ static void frame_logs(const avo_voice_params *p, int64_t f, float *le, float *l
     }
 }
 
+static void cached_logs(const avo_voice_params *p, voc_work *w, int64_t f, const float **le, const float **la) {
+    const int bins = p->bins;
+    int slot = w->log_frame[0] == f ? 0 : w->log_frame[1] == f ? 1 : -1;
+    if (slot < 0) {
+        slot = w->log_next;
+        w->log_next ^= 1;
+        w->log_frame[slot] = f;
+        frame_logs(p, f, w->logs + (size_t)slot * 2 * bins, w->logs + ((size_t)slot * 2 + 1) * bins);
+    }
+    *le = w->logs + (size_t)slot * 2 * bins;
+    *la = w->logs + ((size_t)slot * 2 + 1) * bins;
+}
+
 /* Response of one pulse (fft_size samples, the pulse at fft_size/2) into out. */
-static void pulse_response(const avo_vocoder *v, voc_work *w, const avo_voice_params *p, const log_tables *lt,
-                           double lowest, const pulse *pl, uint64_t seed, float *out) {
+static void pulse_response(const avo_vocoder *v, voc_work *w, const avo_voice_params *p, double lowest,
+                           const pulse *pl, uint64_t seed, float *out) {
     const int fft = v->fft_size, half = fft / 2, bins = v->bins;
     const double t = (double)pl->index / v->fs;
     double pos = t / p->frame_period_seconds;
@@ -136,8 +143,9 @@ static void pulse_response(const avo_vocoder *v, voc_work *w, const avo_voice_pa
         else if (!v0 && v1) r = 1.0f;
     }
     const float q = 1.0f - r;
-    const float *le0 = lt->half_log_env + (f0i - lt->first) * bins, *le1 = lt->half_log_env + (f1i - lt->first) * bins;
-    const float *la0 = lt->log_ap + (f0i - lt->first) * bins, *la1 = lt->log_ap + (f1i - lt->first) * bins;
+    const float *le0, *le1, *la0, *la1;
+    cached_logs(p, w, f0i, &le0, &la0);
+    cached_logs(p, w, f1i, &le1, &la1);
 
     float *logp = w->a, *loga = w->b;
     int periodic = 0;
@@ -211,11 +219,6 @@ static void pulse_response(const avo_vocoder *v, voc_work *w, const avo_voice_pa
         for (int j = 0; j < fft; j++) out[j] -= dc * v->dc_remover[j];
 }
 
-static int64_t frame_of(const avo_voice_params *p, int fs, int64_t index) {
-    int64_t f = (int64_t)floor((double)index / fs / p->frame_period_seconds);
-    return f < 0 ? 0 : f > p->frames - 1 ? p->frames - 1 : f;
-}
-
 avo_status avo_vocoder_synthesize(avo_vocoder *v, const avo_voice_params *params, float *y, int64_t n,
                                   avo_error *err) {
     if (!v || !params || (!y && n > 0) || n < 0)
@@ -239,66 +242,72 @@ avo_status avo_vocoder_synthesize(avo_vocoder *v, const avo_voice_params *params
         return st;
     }
 
-    const int fft = v->fft_size, half = fft / 2, bins = v->bins;
+    const int fft = v->fft_size, half = fft / 2;
     const int nt = v->threads;
-    /* Frames a block spans: the most over all blocks, for the log tables. */
-    int64_t table_frames = 0;
-    for (int64_t b0 = 0; b0 < pulses.count; b0 += SYNTH_BLOCK) {
-        const int64_t last = (b0 + SYNTH_BLOCK < pulses.count ? b0 + SYNTH_BLOCK : pulses.count) - 1;
-        const int64_t span = frame_of(params, v->fs, pulses.p[last].index) -
-                             frame_of(params, v->fs, pulses.p[b0].index) + 2;
-        if (span > table_frames) table_frames = span;
-    }
-    float *resp = fftwf_malloc(sizeof(float) * (size_t)(SYNTH_BLOCK * fft));
-    float *tables = malloc(sizeof(float) * (size_t)(2 * table_frames * bins));
-    if (!resp || !tables) {
-        fftwf_free(resp);
-        free(tables);
+    /* Segments of SYNTH_SEGMENT pulses, each overlap-added into its own span of a scratch buffer in
+     * pulse order, then the spans added into y in segment order: one parallel region with a single
+     * barrier (barriers are what a loaded machine makes expensive), and the same output for any
+     * number of threads. */
+    const int64_t nseg = (pulses.count + SYNTH_SEGMENT - 1) / SYNTH_SEGMENT;
+    int64_t *span_at = malloc(sizeof(int64_t) * (size_t)(nseg + 1));
+    if (!span_at) {
         free(pulses.p);
         return avo_error_set(err, AVO_ERR_NO_MEMORY, "vocoder synthesis: out of memory");
     }
-    log_tables lt = {tables, tables + table_frames * bins, 0};
-    for (int64_t b0 = 0; b0 < pulses.count; b0 += SYNTH_BLOCK) {
-        const int64_t cnt = pulses.count - b0 < SYNTH_BLOCK ? pulses.count - b0 : SYNTH_BLOCK;
-        const pulse *bp = pulses.p + b0;
-        lt.first = frame_of(params, v->fs, bp[0].index);
-        int64_t fend = frame_of(params, v->fs, bp[cnt - 1].index) + 2;
-        if (fend > params->frames) fend = params->frames;
-        const int64_t nf = fend - lt.first;
-        /* Output span of the block, split into chunks that threads add to independently. */
-        const int64_t out_lo = bp[0].index - half < 0 ? 0 : bp[0].index - half;
-        const int64_t out_hi = bp[cnt - 1].index + half < n ? bp[cnt - 1].index + half : n;
-        const int64_t chunk = 4096, nchunks = out_hi > out_lo ? (out_hi - out_lo + chunk - 1) / chunk : 0;
+    span_at[0] = 0;
+    for (int64_t g = 0; g < nseg; g++) {
+        const int64_t first = g * SYNTH_SEGMENT, last = (first + SYNTH_SEGMENT < pulses.count ? first + SYNTH_SEGMENT : pulses.count) - 1;
+        span_at[g + 1] = span_at[g] + pulses.p[last].index - pulses.p[first].index + fft;
+    }
+    const int64_t span_total = span_at[nseg];
+    float *spans = malloc(sizeof(float) * (size_t)(span_total > 0 ? span_total : 1));
+    if (!spans) {
+        free(span_at);
+        free(pulses.p);
+        return avo_error_set(err, AVO_ERR_NO_MEMORY, "vocoder synthesis: out of memory for %lld samples",
+                             (long long)span_total);
+    }
+    const int64_t chunk = 8192, nchunks = (n + chunk - 1) / chunk;
 #pragma omp parallel num_threads(nt)
-        {
-            int tid = 0;
+    {
+        int tid = 0;
 #ifdef _OPENMP
-            tid = omp_get_thread_num();
+        tid = omp_get_thread_num();
 #endif
+        voc_work *w = &v->work[tid];
+        w->log_frame[0] = w->log_frame[1] = -1;
+        w->log_next = 0;
+        float *resp = w->resp;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t g = 0; g < nseg; g++) {
+            const int64_t first = g * SYNTH_SEGMENT;
+            const int64_t end = first + SYNTH_SEGMENT < pulses.count ? first + SYNTH_SEGMENT : pulses.count;
+            float *span = spans + span_at[g];
+            const int64_t origin = pulses.p[first].index; /* span[0] is sample origin - half */
+            memset(span, 0, sizeof(float) * (size_t)(span_at[g + 1] - span_at[g]));
+            for (int64_t k = first; k < end; k++) {
+                pulse_response(v, w, params, lowest, &pulses.p[k], (uint64_t)k + 0x5eedULL, resp);
+                float *dst = span + (pulses.p[k].index - origin);
+                for (int j = 0; j < fft; j++) dst[j] += resp[j];
+            }
+        }
+        /* Output chunks: each sample receives the spans covering it in segment order. */
 #pragma omp for schedule(static)
-            for (int64_t f = 0; f < nf; f++)
-                frame_logs(params, lt.first + f, lt.half_log_env + f * bins, lt.log_ap + f * bins);
-#pragma omp for schedule(dynamic, 4)
-            for (int64_t k = 0; k < cnt; k++)
-                pulse_response(v, &v->work[tid], params, &lt, lowest, &bp[k], (uint64_t)(b0 + k) + 0x5eedULL,
-                               resp + k * fft);
-            /* Each output sample receives the responses in pulse order whatever the threads. */
-#pragma omp for schedule(static)
-            for (int64_t c = 0; c < nchunks; c++) {
-                const int64_t c_lo = out_lo + c * chunk, c_hi = c_lo + chunk < out_hi ? c_lo + chunk : out_hi;
-                for (int64_t k = 0; k < cnt; k++) {
-                    const int64_t offset = bp[k].index - half;
-                    const int64_t lo = (c_lo > offset ? c_lo : offset) - offset;
-                    const int64_t hi = (c_hi < offset + fft ? c_hi : offset + fft) - offset;
-                    const float *r = resp + k * fft;
-                    float *dst = y + offset;
-                    for (int64_t j = lo; j < hi; j++) dst[j] += r[j];
-                }
+        for (int64_t c = 0; c < nchunks; c++) {
+            const int64_t c_lo = c * chunk, c_hi = c_lo + chunk < n ? c_lo + chunk : n;
+            for (int64_t g = 0; g < nseg; g++) {
+                const int64_t s_lo = pulses.p[g * SYNTH_SEGMENT].index - half;
+                const int64_t s_hi = s_lo + (span_at[g + 1] - span_at[g]);
+                if (s_hi <= c_lo) continue;
+                if (s_lo >= c_hi) break; /* spans start in increasing order */
+                const int64_t lo = s_lo > c_lo ? s_lo : c_lo, hi = s_hi < c_hi ? s_hi : c_hi;
+                const float *src = spans + span_at[g] - s_lo;
+                for (int64_t j = lo; j < hi; j++) y[j] += src[j];
             }
         }
     }
-    fftwf_free(resp);
-    free(tables);
+    free(spans);
+    free(span_at);
     free(pulses.p);
     return AVO_OK;
 }
