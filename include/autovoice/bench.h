@@ -93,9 +93,28 @@ void avo_bench_options_default(avo_bench_options *opt);
 avo_status avo_bench_stage_cases(const avo_bench_options *opt, const char *name, const double *song_seconds,
                                  int song_count, char **json, avo_error *err);
 
-/* The whole suite: performance_breakdown.json, latency.json, separation.json and system.json in
+/* The whole suite: performance_breakdown.json, latency.json, separation.json, quality.json and system.json in
  * opt->out_dir (plus excerpts/ with short WAV excerpts for spectrograms). */
 avo_status avo_bench_run_suite(const avo_bench_options *opt, avo_error *err);
+
+/* Conversion quality benchmark (quality.json): DSP conversions between the shared singers and speech
+ * profiles, scored by the evaluator (autovoice/eval.h). */
+typedef enum avo_bench_quality_scope {
+    AVO_QUALITY_QUICK = 0, /* three pairs, for tests */
+    AVO_QUALITY_STANDARD,  /* every singer once as a source, plus two speech profiles */
+    AVO_QUALITY_ALL        /* every ordered singer pair plus five speech profiles */
+} avo_bench_quality_scope;
+
+typedef struct avo_bench_quality_options {
+    const char *data_dir;
+    avo_preset preset;
+    double protect;                /* < 0: the converter's default */
+    avo_bench_quality_scope scope;
+    FILE *log;                     /* summary table, may be NULL */
+} avo_bench_quality_options;
+
+void avo_bench_quality_options_default(avo_bench_quality_options *opt);
+avo_status avo_bench_quality(const avo_bench_quality_options *opt, char **json, avo_error *err);
 
 /* system.json: CPU model, cores, memory, OS, compiler, build type, library versions. malloc'd. */
 avo_status avo_bench_system_json(char **json, avo_error *err);

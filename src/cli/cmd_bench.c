@@ -101,7 +101,7 @@ int cli_bench(int argc, char **argv) {
             fprintf(opt.log, "autovoice bench: requested %s/%s, output %s%s\n", opt.requested_device, opt.requested_precision,
                     opt.out_dir, opt.quick ? " (quick)" : "");
         st = avo_bench_run_suite(&opt, &err);
-        if (!st && opt.log) fprintf(opt.log, "wrote %s/{system,performance_breakdown,latency,separation}.json\n", opt.out_dir);
+        if (!st && opt.log) fprintf(opt.log, "wrote %s/{system,performance_breakdown,latency,separation,quality}.json\n", opt.out_dir);
     }
     free(clips);
     if (rc) return rc;

@@ -494,6 +494,34 @@ static avo_status run_separation(const avo_bench_options *opt, avo_error *err) {
     return wst;
 }
 
+/* quality.json: conversions between the shared singers scored by the evaluator; a failure is written
+ * into the file so the report says what was not measured. */
+static avo_status run_quality(const avo_bench_options *opt, avo_error *err) {
+    avo_bench_quality_options q;
+    avo_bench_quality_options_default(&q);
+    q.data_dir = data_dir_of(opt);
+    q.scope = opt->quick ? AVO_QUALITY_QUICK : AVO_QUALITY_STANDARD;
+    q.log = opt->log;
+    if (opt->log) fprintf(opt->log, "conversion quality (%s pairs):\n", opt->quick ? "3" : "standard set of");
+    char *json = NULL;
+    avo_error qerr;
+    avo_error_clear(&qerr);
+    if (avo_bench_quality(&q, &json, &qerr) == AVO_OK) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/quality.json", opt->out_dir);
+        avo_status st = report_write_file(path, json, strlen(json), err);
+        free(json);
+        return st;
+    }
+    if (opt->log) fprintf(opt->log, "quality: failed: %s\n", qerr.message);
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "benchmark", "quality");
+    cJSON_AddStringToObject(doc, "not_measured", qerr.message);
+    avo_status st = write_json(opt->out_dir, "quality.json", doc, err);
+    cJSON_Delete(doc);
+    return st;
+}
+
 /* ---- the suite ---- */
 
 avo_status avo_bench_run_suite(const avo_bench_options *opt, avo_error *err) {
@@ -545,5 +573,6 @@ avo_status avo_bench_run_suite(const avo_bench_options *opt, avo_error *err) {
         }
     }
     if (!st) st = run_separation(opt, err);
+    if (!st) st = run_quality(opt, err);
     return st;
 }
