@@ -14,7 +14,12 @@
  * Operators: each avo_op_* checks shapes (the same for every back end), allocates its result from
  * the arena when out->data is NULL (otherwise out must already have the result's shape; elementwise
  * ops may then write in place, out == x), and dispatches to the back end's function table.
- * A back end is not thread-safe: use one per thread, or serialise calls; it threads internally. */
+ * A back end is not thread-safe: use one per thread, or serialise calls; it threads internally.
+ *
+ * CPU threads: GEMMs are threaded by OpenBLAS (its own pthreads), everything else by OpenMP. Idle
+ * OpenMP threads spin after each parallel region and take the cores OpenBLAS's threads need: with
+ * 16 threads the GEMM-based ops ran 10-30x slower. Processes that use the CPU back end should run
+ * with OMP_WAIT_POLICY=passive (it is read when the process starts, so set it before exec). */
 #ifndef AUTOVOICE_ENGINE_H
 #define AUTOVOICE_ENGINE_H
 

@@ -458,20 +458,22 @@ static avo_status cpu_pool1d(avo_backend *be, const avo_tensor *x, avo_pool kind
 
 static float sigm(float v) { return 1.0f / (1.0f + expf(-v)); }
 
-/* One direction: gx [T, 3H] holds W_ih x_t + b_ih; out has row stride ostride. */
-static void gru_direction(const float *gx, const float *whh, const float *bhh, int64_t t, int64_t h, bool reverse,
+/* One direction: gx [T, 3H] holds W_ih x_t + b_ih; wt is W_hh transposed ([H, 3H]) so the
+ * recurrent product is a sum of contiguous axpys (vectorises without a reduction); out has row
+ * stride ostride. */
+static void gru_direction(const float *gx, const float *wt, const float *bhh, int64_t t, int64_t h, bool reverse,
                           float *hs, float *gh, float *out, int64_t ostride) {
+    int64_t h3 = 3 * h;
     for (int64_t i = 0; i < h; i++) hs[i] = 0.0f;
     for (int64_t step = 0; step < t; step++) {
         int64_t ti = reverse ? t - 1 - step : step;
-        for (int64_t j = 0; j < 3 * h; j++) {
-            const float *wr = whh + j * h;
-            float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-            for (int64_t i = 0; i < h; i++) s += wr[i] * hs[i];
-            gh[j] = s + (bhh ? bhh[j] : 0.0f);
+        for (int64_t j = 0; j < h3; j++) gh[j] = bhh ? bhh[j] : 0.0f;
+        for (int64_t k = 0; k < h; k++) {
+            const float *wr = wt + k * h3;
+            float hk = hs[k];
+            for (int64_t j = 0; j < h3; j++) gh[j] += wr[j] * hk;
         }
-        const float *g = gx + ti * 3 * h;
+        const float *g = gx + ti * h3;
         float *o = out + ti * ostride;
         for (int64_t i = 0; i < h; i++) {
             float r = sigm(g[i] + gh[i]);
@@ -485,28 +487,33 @@ static void gru_direction(const float *gx, const float *whh, const float *bhh, i
 
 static avo_status cpu_bigru(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_gru_weights *w,
                             avo_tensor *out, avo_error *err) {
-    int64_t t = x->shape[0], in = x->shape[1], h = w->w_hh[0]->shape[1];
-    float *gx = NULL, *state = NULL;
-    avo_status st = engine_scratch(a, 2 * t * 3 * h, &gx, err);
+    int64_t t = x->shape[0], in = x->shape[1], h = w->w_hh[0]->shape[1], h3 = 3 * h;
+    float *gx = NULL, *state = NULL, *wt = NULL;
+    avo_status st = engine_scratch(a, 2 * t * h3, &gx, err);
     if (!st) st = engine_scratch(a, 2 * 4 * h, &state, err);
+    if (!st) st = engine_scratch(a, 2 * h3 * h, &wt, err);
     if (st) return st;
     /* Input projections for all frames at once: the only part that is not sequential. */
     for (int d = 0; d < 2; d++) {
-        float *g = gx + d * t * 3 * h;
-        const float *bih = w->b_ih[d] ? avo_tensor_f32(w->b_ih[d]) : NULL;
-        for (int64_t i = 0; i < t; i++) {
-            float *gr = g + i * 3 * h;
-            for (int64_t j = 0; j < 3 * h; j++) gr[j] = bih ? bih[j] : 0.0f;
+        float *g = gx + d * t * h3;
+        fill_rows(g, t, h3, NULL, 1);
+        if (w->b_ih[d]) {
+            const float *bih = avo_tensor_f32(w->b_ih[d]);
+            for (int64_t i = 0; i < t; i++) memcpy(g + i * h3, bih, (size_t)h3 * sizeof(float));
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)t, (int)(3 * h), (int)in, 1.0f, avo_tensor_f32(x),
-                    (int)in, avo_tensor_f32(w->w_ih[d]), (int)in, 1.0f, g, (int)(3 * h));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)t, (int)h3, (int)in, 1.0f, avo_tensor_f32(x), (int)in,
+                    avo_tensor_f32(w->w_ih[d]), (int)in, 1.0f, g, (int)h3);
+        const float *whh = avo_tensor_f32(w->w_hh[d]);
+        float *wtd = wt + d * h3 * h;
+        for (int64_t j = 0; j < h3; j++)
+            for (int64_t k = 0; k < h; k++) wtd[k * h3 + j] = whh[j * h + k];
     }
     int nt = nthreads(be) >= 2 ? 2 : 1;
     /* The two directions are independent recurrences: one thread each. */
 #pragma omp parallel for num_threads(nt)
     for (int d = 0; d < 2; d++)
-        gru_direction(gx + d * t * 3 * h, avo_tensor_f32(w->w_hh[d]), w->b_hh[d] ? avo_tensor_f32(w->b_hh[d]) : NULL, t,
-                      h, d == 1, state + d * 4 * h, state + d * 4 * h + h, avo_tensor_f32(out) + d * h, 2 * h);
+        gru_direction(gx + d * t * h3, wt + d * h3 * h, w->b_hh[d] ? avo_tensor_f32(w->b_hh[d]) : NULL, t, h, d == 1,
+                      state + d * 4 * h, state + d * 4 * h + h, avo_tensor_f32(out) + d * h, 2 * h);
     return AVO_OK;
 }
 
