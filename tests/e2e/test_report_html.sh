@@ -64,7 +64,7 @@ grep -q "latency.json" "$base/bad/err.txt" && grep -q "elapsed_ms" "$base/bad/er
 bench="$base/bench"
 "$AVO_BIN" bench --quick --device cuda --precision int8 --out "$bench" --data "$data" > "$base/bench.log" 2>&1 ||
     fail "autovoice bench --quick failed: $(tail -5 "$base/bench.log")"
-for f in system performance_breakdown latency separation; do
+for f in system performance_breakdown latency separation quality; do
     [ -s "$bench/$f.json" ] || fail "bench wrote no $f.json"
 done
 grep -q '"requested_device":[[:space:]]*"cuda"' "$bench/latency.json" || fail "latency.json lacks the requested device"
