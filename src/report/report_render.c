@@ -613,6 +613,54 @@ static void section_generic(out *o, doc_kind kind, const char *title, const char
     render_generic(o, d->json);
 }
 
+/* Quality: one row per set of pairs (the summary), then the pairs themselves as a table. */
+static void section_quality(out *o) {
+    o_heading(o, 2, "Quality");
+    const report_doc *d = find_doc(o->r, DOC_QUALITY);
+    if (!d) {
+        o_not_measured(o, "quality", "quality.json not found (it comes from the quality evaluator).");
+        return;
+    }
+    const cJSON *j = d->json;
+    if (get(j, "not_measured") && !get(j, "summary")) {
+        o_not_measured(o, "quality", str(j, "not_measured", ""));
+        return;
+    }
+    const cJSON *sum = get(j, "summary");
+    if (!cJSON_IsObject(sum)) {
+        section_generic(o, DOC_QUALITY, "Quality (raw)", "quality", "");
+        return;
+    }
+    char line[600];
+    snprintf(line, sizeof line, "From %s, preset %s, %s. Protocol: %s.", d->name, str(j, "preset", "?"),
+             str(j, "scope", "?"), str(j, "protocol", "(not recorded)"));
+    o_para(o, line);
+    const char *head[] = {"Set", "Pairs", "F0 RMSE (cents, median / worst)", "F0 corr (median / worst)",
+                          "Classified as target", "Similarity ratio (median)", "MCD to target dB (source)",
+                          "Naturalness dist. dB (source)"};
+    o_table_begin(o, 8, head);
+    for (const cJSON *k = sum->child; k; k = k->next) {
+        char b[7][64];
+        if (num(k, "pairs", 0) <= 0) continue;
+        snprintf(b[0], 64, "%.0f", num(k, "pairs", 0));
+        snprintf(b[1], 64, "%.1f / %.1f", num(k, "f0_rmse_cents_median", NAN), num(k, "f0_rmse_cents_worst", NAN));
+        snprintf(b[2], 64, "%.3f / %.3f", num(k, "f0_corr_median", NAN), num(k, "f0_corr_worst", NAN));
+        snprintf(b[3], 64, "%.0f%%", 100.0 * num(k, "classified_as_target_rate", NAN));
+        snprintf(b[4], 64, "%.2f", num(k, "similarity_ratio_median", NAN));
+        snprintf(b[5], 64, "%.2f (%.2f)", num(k, "mcd_to_target_db_median", NAN), num(k, "mcd_source_to_target_db_median", NAN));
+        snprintf(b[6], 64, "%.2f (%.2f)", num(k, "naturalness_distance_median", NAN),
+                 num(k, "naturalness_source_distance_median", NAN));
+        const char *cells[8] = {k->string, b[0], b[1], b[2], b[3], b[4], b[5], b[6]};
+        o_row(o, 8, cells);
+    }
+    o_table_end(o);
+    const cJSON *pairs = get(j, "pairs");
+    if (cJSON_IsArray(pairs) && cJSON_GetArraySize(pairs) > 0) {
+        o_para(o, "Pairs:");
+        render_object_table(o, pairs);
+    }
+}
+
 static void section_separation(out *o) {
     o_heading(o, 2, "Separation");
     const report_doc *d = find_doc(o->r, DOC_SEPARATION);
@@ -747,8 +795,7 @@ static void render_all(const avo_report *r, out *o) {
     section_rtf(o);
     section_latency(o);
     section_precision(o);
-    section_generic(o, DOC_QUALITY, "Quality", "quality",
-                    "quality.json not found (it comes from the quality evaluator).");
+    section_quality(o);
     section_separation(o);
     section_generic(o, DOC_F0, "F0 estimation", "F0 estimation", "f0.json not found (run bench/bench_f0).");
     section_generic(o, DOC_VOCODER, "Vocoder", "vocoder", "vocoder.json not found (run bench/bench_vocoder).");

@@ -360,8 +360,31 @@ static void test_both_perf_kept(void) {
     avo_report_free(r);
 }
 
+static void test_quality_table(void) {
+    /* The quality section turns the summary into one row per set; the numbers come from the input. */
+    avo_report *r = NULL;
+    avo_error err;
+    avo_report_create(&r, &err);
+    const char *q = "{\"benchmark\":\"quality\",\"preset\":\"balanced\",\"scope\":\"standard\",\"protocol\":\"p\","
+                    "\"pairs\":[{\"source\":\"NJAT\",\"target\":\"JLEE\",\"f0_rmse_cents\":12.5}],"
+                    "\"summary\":{\"cross_gender\":{\"pairs\":8,\"f0_rmse_cents_median\":13.25,\"f0_rmse_cents_worst\":41.5,"
+                    "\"f0_corr_median\":0.998,\"f0_corr_worst\":0.951,\"classified_as_target_rate\":0.875,"
+                    "\"similarity_ratio_median\":0.66,\"mcd_to_target_db_median\":1.81,\"mcd_source_to_target_db_median\":3.3,"
+                    "\"naturalness_distance_median\":2.1,\"naturalness_source_distance_median\":1.9}}}";
+    CHECK_OK(avo_report_add_json(r, "quality.json", q, strlen(q), &err), &err);
+    char *md = NULL, *html = NULL;
+    CHECK_OK(avo_report_render(r, "q_", &md, &html, &err), &err);
+    CHECK_MSG(md && strstr(md, "| cross\\_gender | 8 | 13.2 / 41.5 | 0.998 / 0.951 | 88% | 0.66 | 1.81 (3.30) | 2.10 (1.90) |"),
+              "quality row missing:\n%s", md ? strstr(md, "## Quality") : "(none)");
+    CHECK(md && strstr(md, "NJAT") && strstr(md, "JLEE"));
+    free(md);
+    free(html);
+    avo_report_free(r);
+}
+
 int main(void) {
     avo_test_tmp_dir("report", tmpdir, sizeof tmpdir);
+    test_quality_table();
     test_full_report();
     test_latency_verdicts();
     test_empty_dir();
