@@ -80,6 +80,14 @@ def randomise(ctor, seed):
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=g))
                 m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
+            if isinstance(m, R.FeatureExtractor):  # keep activations O(1) through 7 GELU convs
+                for layer in m.conv_layers:
+                    w = layer[0].weight
+                    fan_in = w.shape[1] * w.shape[2]
+                    w.copy_(torch.randn(w.shape, generator=g) * math.sqrt(2.0 / fan_in))
+            if isinstance(m, R.SourceModuleHnNSF):  # let the sine reach the generator, not just the bias
+                m.l_linear.weight.copy_(1 + 0.5 * torch.rand(1, 1, generator=g))
+                m.l_linear.bias.copy_(0.05 * torch.randn(1, generator=g))
             if isinstance(m, R.ChannelLayerNorm):
                 m.gamma.copy_(1 + 0.1 * torch.randn(m.gamma.shape, generator=g))
                 m.beta.copy_(0.1 * torch.randn(m.beta.shape, generator=g))
@@ -231,8 +239,9 @@ def run_full(args):
     gold.put("rmvpe_f0", f0, "decoded f0 in Hz, 0 = unvoiced [T]", "float64")
     models["rmvpe.pt"] = {"params": R.count_params(rm), "seconds": time.time() - t}
 
-    # The RVC pipeline's glue: features at 50 Hz repeated to 100 Hz, p_len = N // 160 frames.
-    p_len = wav.shape[1] // 160
+    # The RVC pipeline's glue: features at 50 Hz repeated to 100 Hz, p_len = N // 160 frames, cut to
+    # the feature count when that is shorter (the pipeline's reflect padding usually prevents this).
+    p_len = min(wav.shape[1] // 160, 2 * feats12.shape[1])
     phone = F.interpolate(feats12.transpose(1, 2), scale_factor=2).transpose(1, 2)[:, :p_len]
     cases = {"e2e": f0[:p_len]}
     tt = np.arange(p_len) / 100.0  # a sung contour with vibrato and an unvoiced gap
@@ -323,7 +332,9 @@ def selfcheck(args):
                        ("encoder.layer_norm.weight", (768,)), ("layer_norm.weight", (512,)),
                        ("final_proj.weight", (256, 768)), ("label_embs_concat", (504, 256))):
         check(key in sd and tuple(sd[key].shape) == shape, "hubert key %s %s" % (key, shape))
-    check(len(sd) == 211, "hubert state_dict has 211 entries (got %d)" % len(sd))
+    # mask_emb, label_embs_concat, 7 convs + GroupNorm (9), layer_norm (2), post_extract_proj (2),
+    # pos_conv bias/g/v (3), 12 layers x 16, encoder.layer_norm (2), final_proj (2): 214
+    check(len(sd) == 214, "hubert state_dict has 214 entries (got %d)" % len(sd))
     del hub, sd
 
     rm = R.E2E(4, 1, (2, 2))
