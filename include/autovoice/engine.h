@@ -96,6 +96,14 @@ avo_status avo_tensor_to_host(avo_arena *a, const avo_tensor *t, float *dst, int
  * per_ch values (g has out_ch values, as in weight_g of shape [out, 1, 1]). w may alias v. */
 void avo_weight_norm_fold(const float *g, const float *v, int64_t out_ch, int64_t per_ch, float *w);
 
+/* Weights live in an arena that is never reset (one per loaded model), apart from the per-run one.
+ * Reads tensor path of the checkpoint (any stored dtype, converted to f32) into a. */
+avo_status avo_tensor_load(avo_arena *a, avo_ckpt *ckpt, const char *path, avo_tensor *out, avo_error *err);
+
+/* Loads prefix.weight, or folds prefix.weight_g / prefix.weight_v (torch weight_norm, dim=0) when the
+ * module was saved with weight norm, so model code need not know which. */
+avo_status avo_tensor_load_weight(avo_arena *a, avo_ckpt *ckpt, const char *prefix, avo_tensor *out, avo_error *err);
+
 /* ---- operators ------------------------------------------------------------------------------ */
 
 typedef enum avo_act {

@@ -257,6 +257,20 @@ for i, (t, fin, h) in enumerate([(19, 12, 8), (1, 5, 3), (120, 64, 32)]):
             ts["%s%d" % (nm, d)] = getattr(gru, "%s_l0%s" % (nm, suffix))
     add_case("bigru_%d" % i, "bigru", {}, ts)
 
+# ---- loading through the checkpoint reader: weight-norm pairs folded, f16 converted ----------------
+wn = nn.utils.weight_norm(nn.Conv1d(5, 7, 3))
+with torch.no_grad():
+    wn.weight_g.copy_(torch.rand_like(wn.weight_g) + 0.5)
+    wn(torch.zeros(1, 5, 3))  # recompute .weight from g and v
+lin = nn.Linear(6, 4)
+sd = {"model.dec.conv.weight_g": wn.weight_g.detach(), "model.dec.conv.weight_v": wn.weight_v.detach(),
+      "model.dec.conv.bias": wn.bias.detach(), "model.enc.lin.weight": lin.weight.detach().half(),
+      "model.enc.lin.bias": lin.bias.detach()}
+torch.save({"weight": sd, "config": [5, 7]}, os.path.join(OUT, "engine_weights.pth"))
+add_case("ckpt_0", "ckpt_load", {"file": "engine_weights.pth", "prefix": "weight.model.dec.conv"}, {"y": wn.weight})
+add_case("ckpt_1", "ckpt_load", {"file": "engine_weights.pth", "prefix": "weight.model.enc.lin"},
+         {"y": lin.weight.detach().half().float()})
+
 with open(os.path.join(OUT, "index.json"), "w") as f:
     json.dump({"torch": torch.__version__, "cases": CASES}, f, indent=1)
 print("wrote %d cases to %s" % (len(CASES), OUT))

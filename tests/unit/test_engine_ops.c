@@ -246,6 +246,19 @@ static double run_case(const cJSON *c) {
         load(c, "x", &x);
         avo_gru_weights gw = {{&t[0], &t[4]}, {&t[1], &t[5]}, {&t[2], &t[6]}, {&t[3], &t[7]}};
         st = avo_op_bigru(be, arena, &x, &gw, &y, &err);
+    } else if (!strcmp(op, "ckpt_load")) {
+        char path[900];
+        snprintf(path, sizeof path, "%s/%s", refdir, pstr(c, "file"));
+        avo_ckpt *ck = NULL;
+        st = avo_ckpt_open(path, &ck, &err);
+        if (!st) {
+            avo_tensor none = {0};
+            avo_error e2 = {0};
+            CHECK(avo_tensor_load_weight(arena, ck, "weight.model.missing", &none, &e2) == AVO_ERR_NOT_FOUND);
+            CHECK(strstr(e2.message, "weight.model.missing") != NULL);
+            st = avo_tensor_load_weight(arena, ck, pstr(c, "prefix"), &y, &err);
+        }
+        avo_ckpt_free(ck);
     } else {
         CHECK_MSG(0, "unknown op %s", op);
         return INFINITY;
