@@ -516,6 +516,18 @@ def selfcheck(args):
     check(err < 2e-5, "sine source matches closed form (max err %.2e)" % err)
     check(np.abs(e[~voiced]).max() == 0.0, "sine source silent when unvoiced and noise-free")
 
+    # The wrap bookkeeping only adds integers to the phase, so for any f0 track the source must equal
+    # 0.1 sin(2 pi cumsum(frac(f0[n // upp] / sr))) computed in float64.
+    fr = np.arange(60)
+    f0v = 180 * 2 ** (0.4 * np.sin(fr / 7.0)) + 3.7 * fr
+    f0v[25:31] = 0
+    e = R.sine_excitation(torch.tensor(f0v, dtype=torch.float32)[None], upp, sr)[0, :, 0].double().numpy()
+    inc = np.repeat(np.mod(f0v.astype(np.float32).astype(np.float64) / sr, 1.0), upp)
+    expect = 0.1 * np.sin(2 * np.pi * np.cumsum(inc))
+    voiced = np.repeat(f0v > 0, upp)
+    err = np.abs(e[voiced] - expect[voiced]).max()
+    check(err < 1e-4, "sine source follows the float64 phase of a varying f0 (max err %.2e)" % err)
+
     # 6. mel filterbank: slaney-normalised triangles have unit area in Hz
     fb = R.mel_filterbank_htk(16000, 1024, 128, 30.0, 8000.0).astype(np.float64)
     area = fb.sum(1) * (16000 / 1024)
@@ -523,6 +535,40 @@ def selfcheck(args):
           % float(np.abs(area[40:] - 1).max()))
     peak_hz = fb.argmax(1) * 16000 / 1024
     check(np.all(np.diff(peak_hz) >= 0) and peak_hz[-1] > 7500, "mel filter peaks rise to 8 kHz")
+
+    # 6b. mel front end against a numpy DFT of reflect-padded, periodic-Hann-windowed frames
+    x = np.random.RandomState(4).randn(4000).astype(np.float64) * 0.1
+    mel_t = R.RmvpeMel()(torch.from_numpy(x.astype(np.float32))[None])[0].double().numpy()
+    xp = np.pad(x, (512, 512), mode="reflect")
+    win = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(1024) / 1024)
+    ok_mel = mel_t.shape == (128, 4000 // 160 + 1)
+    worst = 0.0
+    for k in (0, 1, 12, mel_t.shape[1] - 1):
+        mag = np.abs(np.fft.rfft(xp[k * 160:k * 160 + 1024] * win))
+        ref_col = np.log(np.maximum(fb @ mag, 1e-5))
+        worst = max(worst, float(np.abs(ref_col - mel_t[:, k]).max()))
+    check(ok_mel and worst < 1e-3, "log-mel == numpy DFT reference (max %.2e)" % worst)
+
+    # 6c. HuBERT post-LN layer against torch.nn.TransformerEncoderLayer with the same weights
+    torch.manual_seed(8)
+    mine = R.EncoderLayer(64, 128, 4).eval()
+    ref_layer = torch.nn.TransformerEncoderLayer(64, 4, 128, dropout=0.0, activation="gelu", batch_first=True,
+                                                 norm_first=False).eval()
+    with torch.no_grad():
+        a = mine.self_attn
+        ref_layer.self_attn.in_proj_weight.copy_(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]))
+        ref_layer.self_attn.in_proj_bias.copy_(torch.cat([a.q_proj.bias, a.k_proj.bias, a.v_proj.bias]))
+        ref_layer.self_attn.out_proj.weight.copy_(a.out_proj.weight)
+        ref_layer.self_attn.out_proj.bias.copy_(a.out_proj.bias)
+        for dst, src_ in ((ref_layer.linear1, mine.fc1), (ref_layer.linear2, mine.fc2),
+                          (ref_layer.norm1, mine.self_attn_layer_norm), (ref_layer.norm2, mine.final_layer_norm)):
+            dst.weight.copy_(src_.weight + 0.1 * torch.randn(src_.weight.shape))
+            src_.weight.copy_(dst.weight)
+            dst.bias.copy_(src_.bias + 0.1 * torch.randn(src_.bias.shape))
+            src_.bias.copy_(dst.bias)
+        x = torch.randn(2, 17, 64)
+        d = float((mine(x) - ref_layer(x)).abs().max())
+    check(d < 1e-5, "HuBERT layer == torch TransformerEncoderLayer (max %.2e)" % d)
 
     # 7. pitch coarse mapping: 50 Hz -> 1, 1100 Hz -> 255, 0 -> 1
     pc = R.rvc_pitch_coarse(np.array([0.0, 50.0, 1100.0, 2000.0]))
