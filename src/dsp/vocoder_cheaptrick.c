@@ -39,7 +39,8 @@ void voc_envelope_frame(const avo_vocoder *v, voc_work *w, const float *x, int64
     float peak = 0.0f;
     for (int k = 0; k <= half; k++) peak = fmaxf(peak, p[k]);
     const float floor_p = fmaxf(peak * ENVELOPE_RANGE, ENVELOPE_FLOOR);
-    for (int k = 0; k <= half; k++) p[k] = logf(fmaxf(p[k], floor_p));
+#pragma omp simd
+    for (int k = 0; k <= half; k++) p[k] = voc_logf(voc_maxf(p[k], floor_p));
 
     /* Cepstrum of the even log spectrum = DCT-I / fft. */
     float *cep = w->b;
@@ -65,5 +66,6 @@ void voc_envelope_frame(const avo_vocoder *v, voc_work *w, const float *x, int64
         cep[k] *= (float)(smooth * recover / fft);
     }
     voc_dct1(v, w, cep, p);
-    for (int k = 0; k <= half; k++) env[k] = expf(p[k]);
+#pragma omp simd
+    for (int k = 0; k <= half; k++) env[k] = voc_expf(p[k]);
 }

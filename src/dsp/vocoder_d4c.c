@@ -159,6 +159,6 @@ void voc_aperiodicity_frame(const avo_vocoder *v, voc_work *w, const float *x, i
             y1 = coarse[seg];
         }
         double y = x1 > x0 ? y0 + (y1 - y0) * (f - x0) / (x1 - x0) : y1;
-        ap[k] = expf((float)(y * ln10_20));
+        ap[k] = voc_expf((float)(y * ln10_20));
     }
 }

@@ -107,9 +107,10 @@ static avo_status find_pulses(const avo_voice_params *p, int fs, int64_t n, doub
 static void frame_logs(const avo_voice_params *p, int64_t f, float *le, float *la) {
     const int bins = p->bins;
     const float *env = p->envelope + f * bins, *ap = p->aperiodicity + f * bins;
+#pragma omp simd
     for (int k = 0; k < bins; k++) {
-        le[k] = 0.5f * logf(fabsf(env[k]) + 1e-30f);
-        la[k] = logf(fminf(fmaxf(ap[k], 0.001f), 1.0f));
+        le[k] = 0.5f * voc_logf(fabsf(env[k]) + 1e-30f);
+        la[k] = voc_logf(voc_minf(voc_maxf(ap[k], 0.001f), 1.0f));
     }
 }
 
@@ -150,10 +151,11 @@ static void pulse_response(const avo_vocoder *v, voc_work *w, const avo_voice_pa
     float *logp = w->a, *loga = w->b;
     int periodic = 0;
     if (pl->voiced) {
+#pragma omp simd
         for (int k = 0; k < bins; k++) {
             const float le = q * le0[k] + r * le1[k], la = q * la0[k] + r * la1[k];
-            const float a2 = expf(2.0f * la);
-            logp[k] = le + 0.5f * logf(fmaxf(1.0f - a2, 1e-12f));
+            const float a2 = voc_expf(2.0f * la);
+            logp[k] = le + 0.5f * voc_logf(voc_maxf(1.0f - a2, 1e-12f));
             loga[k] = le + la;
         }
         periodic = q * la0[0] + r * la1[0] < 0.5f * logf(0.999f);
@@ -181,7 +183,7 @@ static void pulse_response(const avo_vocoder *v, voc_work *w, const avo_voice_pa
     for (int k = 1; k < bins; k++) {
         const float nr = w->spec3[k][0], ni = w->spec3[k][1];
         const float m2 = nr * nr + ni * ni;
-        const float g = !pl->voiced ? 1.0f : m2 > 0.0f ? level / sqrtf(m2) : 0.0f;
+        const float g = !pl->voiced ? 1.0f : m2 > 0.0f ? level / sqrtf(m2) : 0.0f; /* phase-only */
         const float hr = w->spec2[k][0] * g, hi = w->spec2[k][1] * g;
         w->spec2[k][0] = hr * nr - hi * ni;
         w->spec2[k][1] = hr * ni + hi * nr;

@@ -112,11 +112,21 @@ void voc_min_phase(const avo_vocoder *v, voc_work *w, float *log_amp, fftwf_comp
     causal[half] = cep[half] * scale;
     for (int k = half + 1; k < n; k++) causal[k] = 0.0f;
     fftwf_execute_dft_r2c(v->r2c, causal, out);
+    float *re = w->c, *im = w->wave2; /* free again (cepstrum, causal input): split parts so the loop vectorises */
     for (int k = 0; k <= half; k++) {
-        float mag = expf(out[k][0]);
-        float ph = out[k][1];
-        out[k][0] = mag * cosf(ph);
-        out[k][1] = mag * sinf(ph);
+        re[k] = out[k][0];
+        im[k] = out[k][1];
+    }
+#pragma omp simd
+    for (int k = 0; k <= half; k++) {
+        const float mag = voc_expf(re[k]);
+        const voc_sc sc = voc_sincosf(im[k]);
+        re[k] = mag * sc.c;
+        im[k] = mag * sc.s;
+    }
+    for (int k = 0; k <= half; k++) {
+        out[k][0] = re[k];
+        out[k][1] = im[k];
     }
 }
 
