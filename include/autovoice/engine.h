@@ -53,6 +53,12 @@ avo_tensor avo_tensor_view(avo_dtype dtype, int ndim, const int64_t *shape, void
 avo_tensor avo_tensor_view1(float *data, int64_t n0);
 avo_tensor avo_tensor_view2(float *data, int64_t n0, int64_t n1);
 
+/* Rows [start, start+count) of dimension 0 as a view (same memory): channel slices of [C, T]
+ * tensors, and concatenation without copies by giving row views of one tensor as op outputs. */
+avo_tensor avo_tensor_rows(const avo_tensor *t, int64_t start, int64_t count);
+/* The same data with another shape of the same number of elements. */
+avo_status avo_tensor_reshape(const avo_tensor *t, int ndim, const int64_t *shape, avo_tensor *out, avo_error *err);
+
 /* ---- back end ------------------------------------------------------------------------------- */
 
 typedef struct avo_backend avo_backend;
@@ -178,6 +184,11 @@ avo_status avo_op_upsample(avo_backend *be, avo_arena *a, const avo_tensor *x, i
  * (avg counts padding, as count_include_pad=True). stride 0 means stride = kernel. */
 avo_status avo_op_pool1d(avo_backend *be, avo_arena *a, const avo_tensor *x, avo_pool kind, int kernel, int stride,
                          int padding, avo_tensor *out, avo_error *err);
+
+/* x [A, B] -> [B, A] (between the [T, C] of linear/GRU layers and the [C, T] of convolutions). */
+avo_status avo_op_transpose(avo_backend *be, avo_arena *a, const avo_tensor *x, avo_tensor *out, avo_error *err);
+/* out = x (any shape; out may be a row view of a larger tensor). */
+avo_status avo_op_copy(avo_backend *be, avo_arena *a, const avo_tensor *x, avo_tensor *out, avo_error *err);
 
 /* Bidirectional one-layer GRU as nn.GRU(bidirectional=True, batch_first=True) for one sequence:
  * x [T, In] -> [T, 2H] (forward then backward half). Weights per direction d (0 forward, 1 reverse):

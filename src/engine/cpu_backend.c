@@ -454,6 +454,33 @@ static avo_status cpu_pool1d(avo_backend *be, const avo_tensor *x, avo_pool kind
     return AVO_OK;
 }
 
+/* ---- layout ---------------------------------------------------------------------------------- */
+
+#define TR_BLOCK 32
+
+static avo_status cpu_transpose(avo_backend *be, const avo_tensor *x, avo_tensor *out, avo_error *err) {
+    (void)err;
+    int64_t r = x->shape[0], c = x->shape[1], nb = (r + TR_BLOCK - 1) / TR_BLOCK;
+    const float *X = avo_tensor_f32(x);
+    float *Y = avo_tensor_f32(out);
+    /* Square blocks keep both the reads and the writes within a few cache lines. */
+#pragma omp parallel for num_threads(nthreads(be)) if (r * c > 65536)
+    for (int64_t bi = 0; bi < nb; bi++)
+        for (int64_t j0 = 0; j0 < c; j0 += TR_BLOCK) {
+            int64_t i1 = (bi + 1) * TR_BLOCK < r ? (bi + 1) * TR_BLOCK : r, j1 = j0 + TR_BLOCK < c ? j0 + TR_BLOCK : c;
+            for (int64_t i = bi * TR_BLOCK; i < i1; i++)
+                for (int64_t j = j0; j < j1; j++) Y[j * r + i] = X[i * c + j];
+        }
+    return AVO_OK;
+}
+
+static avo_status cpu_copy(avo_backend *be, const avo_tensor *x, avo_tensor *out, avo_error *err) {
+    (void)be;
+    (void)err;
+    if (out->data != x->data) memmove(out->data, x->data, (size_t)avo_tensor_numel(x) * sizeof(float));
+    return AVO_OK;
+}
+
 /* ---- bidirectional GRU ---------------------------------------------------------------------- */
 
 static float sigm(float v) { return 1.0f / (1.0f + expf(-v)); }
@@ -542,6 +569,8 @@ static const avo_backend_ops cpu_ops = {
     .embedding = cpu_embedding,
     .upsample = cpu_upsample,
     .pool1d = cpu_pool1d,
+    .transpose = cpu_transpose,
+    .copy = cpu_copy,
     .bigru = cpu_bigru,
 };
 

@@ -31,6 +31,28 @@ avo_tensor avo_tensor_view2(float *data, int64_t n0, int64_t n1) {
     return avo_tensor_view(AVO_DTYPE_F32, 2, s, data);
 }
 
+avo_tensor avo_tensor_rows(const avo_tensor *t, int64_t start, int64_t count) {
+    avo_tensor v = *t;
+    int64_t inner = t->ndim > 0 && t->shape[0] > 0 ? avo_tensor_numel(t) / t->shape[0] : 0;
+    if (t->ndim < 1 || start < 0 || count < 0 || start + count > t->shape[0]) {
+        v.data = NULL; /* refused by every op as a missing tensor */
+        return v;
+    }
+    v.shape[0] = count;
+    v.data = (char *)t->data + (size_t)(start * inner) * avo_dtype_size(t->dtype);
+    return v;
+}
+
+avo_status avo_tensor_reshape(const avo_tensor *t, int ndim, const int64_t *shape, avo_tensor *out, avo_error *err) {
+    avo_tensor v = avo_tensor_view(t->dtype, ndim, shape, t->data);
+    if (ndim < 0 || ndim > AVO_TENSOR_MAX_DIMS || avo_tensor_numel(&v) != avo_tensor_numel(t))
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "reshape: %lld values do not fit the new shape",
+                             (long long)avo_tensor_numel(t));
+    v.scale = t->scale;
+    *out = v;
+    return AVO_OK;
+}
+
 /* ---- back end ------------------------------------------------------------------------------- */
 
 void avo_backend_free(avo_backend *be) {
@@ -472,6 +494,21 @@ avo_status avo_op_pool1d(avo_backend *be, avo_arena *a, const avo_tensor *x, avo
     int64_t shape[2] = {x->shape[0], tout};
     TRY(prepare_out(op, a, 2, shape, out, err));
     return be->ops->pool1d(be, x, kind, kernel, stride, padding, out, err);
+}
+
+avo_status avo_op_transpose(avo_backend *be, avo_arena *a, const avo_tensor *x, avo_tensor *out, avo_error *err) {
+    TRY(need_args("transpose", be, a, err));
+    TRY(need_f32("transpose", "x", x, 2, err));
+    int64_t shape[2] = {x->shape[1], x->shape[0]};
+    TRY(prepare_out("transpose", a, 2, shape, out, err));
+    return be->ops->transpose(be, x, out, err);
+}
+
+avo_status avo_op_copy(avo_backend *be, avo_arena *a, const avo_tensor *x, avo_tensor *out, avo_error *err) {
+    TRY(need_args("copy", be, a, err));
+    TRY(need_f32("copy", "x", x, 0, err));
+    TRY(prepare_out("copy", a, x->ndim, x->shape, out, err));
+    return be->ops->copy(be, x, out, err);
 }
 
 avo_status avo_op_bigru(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_gru_weights *w, avo_tensor *out,

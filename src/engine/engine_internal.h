@@ -39,6 +39,8 @@ typedef struct avo_backend_ops {
     avo_status (*upsample)(avo_backend *be, const avo_tensor *x, avo_upsample mode, avo_tensor *out, avo_error *err);
     avo_status (*pool1d)(avo_backend *be, const avo_tensor *x, avo_pool kind, int kernel, int stride, int padding,
                          avo_tensor *out, avo_error *err);
+    avo_status (*transpose)(avo_backend *be, const avo_tensor *x, avo_tensor *out, avo_error *err);
+    avo_status (*copy)(avo_backend *be, const avo_tensor *x, avo_tensor *out, avo_error *err);
     avo_status (*bigru)(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_gru_weights *w, avo_tensor *out,
                         avo_error *err);
 } avo_backend_ops;

@@ -359,6 +359,40 @@ static void test_small_known(void) {
     CHECK(avo_op_conv1d(be, arena, &xt, &wt, NULL, &p, &wrong, &err) == AVO_ERR_INVALID_ARGUMENT);
 }
 
+/* transpose, row views as outputs (concatenation), reshape */
+static void test_layout(void) {
+    avo_error err = {0};
+    avo_arena_reset(arena);
+    float xd[5 * 70];
+    for (int i = 0; i < 5 * 70; i++) xd[i] = (float)(i * 7 % 31) - 15.0f;
+    avo_tensor x = avo_tensor_view2(xd, 5, 70), y = {0}, z = {0};
+    CHECK_OK(avo_op_transpose(be, arena, &x, &y, &err), &err);
+    CHECK(y.ndim == 2 && y.shape[0] == 70 && y.shape[1] == 5);
+    int bad = 0;
+    for (int i = 0; i < 5 && y.data; i++)
+        for (int j = 0; j < 70; j++) bad += avo_tensor_f32(&y)[j * 5 + i] != xd[i * 70 + j];
+    CHECK(bad == 0);
+    /* concat [x; relu(x)] along channels by writing into row views of one [10, 70] tensor */
+    int64_t s2[2] = {10, 70};
+    CHECK_OK(avo_tensor_new(arena, AVO_DTYPE_F32, 2, s2, &z, &err), &err);
+    avo_tensor top = avo_tensor_rows(&z, 0, 5), bottom = avo_tensor_rows(&z, 5, 5);
+    CHECK_OK(avo_op_copy(be, arena, &x, &top, &err), &err);
+    CHECK_OK(avo_op_act(be, arena, &x, AVO_ACT_RELU, 0, &bottom, &err), &err);
+    bad = 0;
+    for (int i = 0; i < 5 * 70 && z.data; i++) {
+        bad += avo_tensor_f32(&z)[i] != xd[i];
+        bad += avo_tensor_f32(&z)[350 + i] != (xd[i] > 0 ? xd[i] : 0);
+    }
+    CHECK(bad == 0);
+    avo_tensor out_of_range = avo_tensor_rows(&z, 8, 5), r = {0};
+    CHECK(out_of_range.data == NULL);
+    int64_t s3[3] = {2, 5, 70};
+    CHECK_OK(avo_tensor_reshape(&z, 3, s3, &r, &err), &err);
+    CHECK(r.data == z.data && r.ndim == 3);
+    int64_t s4[2] = {3, 70};
+    CHECK(avo_tensor_reshape(&z, 2, s4, &r, &err) == AVO_ERR_INVALID_ARGUMENT);
+}
+
 int main(void) {
     avo_error err = {0};
     avo_test_tmp_dir("engine_ops", refdir, sizeof refdir);
@@ -368,6 +402,7 @@ int main(void) {
     CHECK(strcmp(avo_backend_name(be), "cpu") == 0 && avo_backend_host_memory(be));
     test_arena();
     test_small_known();
+    test_layout();
     int torch = make_cases();
     CHECK(torch >= 0);
     if (torch == 1) {
