@@ -142,23 +142,18 @@ void voc_aperiodicity_frame(const avo_vocoder *v, voc_work *w, const float *x, i
     /* Linear interpolation in dB between band centres, -60 dB at DC and 0 dB at Nyquist. */
     const double df = (double)fs / v->fft_size;
     const double ny = fs / 2.0;
-    const double ln10_20 = log(10.0) / 20.0;
-    for (int k = 0; k < bins; k++) {
-        double f = k * df;
-        int seg = (int)(f / VOC_D4C_BAND_HZ);
-        double x0, x1, y0, y1;
-        if (seg >= nb) {
-            x0 = nb * VOC_D4C_BAND_HZ;
-            x1 = ny;
-            y0 = nb > 0 ? coarse[nb - 1] : -60.0;
-            y1 = 0.0;
-        } else {
-            x0 = seg * VOC_D4C_BAND_HZ;
-            x1 = x0 + VOC_D4C_BAND_HZ;
-            y0 = seg == 0 ? -60.0 : coarse[seg - 1];
-            y1 = coarse[seg];
-        }
-        double y = x1 > x0 ? y0 + (y1 - y0) * (f - x0) / (x1 - x0) : y1;
-        ap[k] = voc_expf((float)(y * ln10_20));
+    const float ln10_20 = (float)(log(10.0) / 20.0);
+    /* Segment by segment: the level in dB is linear in the bin, then one vectorised exp pass. */
+    float *level = w->c;
+    int k = 0;
+    for (int seg = 0; seg <= nb && k < bins; seg++) {
+        const double x0 = seg * VOC_D4C_BAND_HZ, x1 = seg < nb ? x0 + VOC_D4C_BAND_HZ : ny;
+        const double y0 = seg == 0 ? -60.0 : coarse[seg - 1], y1 = seg < nb ? coarse[seg] : 0.0;
+        const double slope = x1 > x0 ? (y1 - y0) / (x1 - x0) : 0.0;
+        /* bins whose frequency is below x1 (the last segment takes the rest, Nyquist included) */
+        const int end = seg < nb ? (int)ceil(x1 / df - 1e-9) : bins;
+        for (; k < end && k < bins; k++) level[k] = (float)(y0 + slope * (k * df - x0)) * ln10_20;
     }
+#pragma omp simd
+    for (int j = 0; j < bins; j++) ap[j] = voc_expf(level[j]);
 }
