@@ -2,6 +2,7 @@
  * song with known stems, silence, very short inputs, and block joins. */
 #include "autovoice/sdr.h"
 #include "autovoice/separate.h"
+#include "separate/sep_internal.h"
 #include "test_util.h"
 
 #include <stdint.h>
@@ -13,6 +14,8 @@ static float lcg(uint32_t *s) {
 
 /* Centre vocal: a sung tone with 5.5 Hz vibrato (+-3 %), 20 harmonics falling 6 dB/octave, in 1.6 s
  * phrases with 0.4 s rests and a different note each phrase. Identical in both channels. */
+static int g_notes = 8; /* distinct notes the melody cycles through */
+
 static void make_voice(avo_audio *v, int rate, int channels, double seconds) {
     avo_audio_alloc(v, rate, channels, (int64_t)(seconds * rate), NULL);
     const double notes[] = {220.0, 246.9, 261.6, 293.7, 329.6, 293.7, 261.6, 196.0};
@@ -21,7 +24,7 @@ static void make_voice(avo_audio *v, int rate, int channels, double seconds) {
     for (int64_t i = 0; i < v->frames; i++) {
         const double t = (double)i / rate, pt = fmod(t, 2.0);
         const int phrase = (int)(t / 2.0);
-        const double f0 = notes[phrase % 8] * (1.0 + 0.03 * sin(2 * M_PI * 5.5 * t));
+        const double f0 = notes[phrase % g_notes] * (1.0 + 0.03 * sin(2 * M_PI * 5.5 * t));
         phase += 2 * M_PI * f0 / rate;
         double env = pt < 1.6 ? fmin(1.0, fmin(pt / 0.05, (1.6 - pt) / 0.05)) : 0.0;
         double s = 0;
@@ -258,9 +261,67 @@ static void test_blocks(void) {
     avo_audio_free(&a2);
 }
 
+/* vocals and accompaniment SDR of the fast preset on mix, with one cue switched off (cue 0: none). */
+static void sdr_without(const avo_audio *mix, const avo_audio *voc, const avo_audio *acc, int cue, double med[2]) {
+    avo_separator *sep = make_sep(AVO_PRESET_FAST, 0);
+    sep_params *p = sep_separator_params(sep);
+    if (cue == 1) p->use_repet = 0;
+    if (cue == 2) p->side_cancel = 0, p->use_side = 0;
+    if (cue == 3) p->use_f0 = 0;
+    sep_separator_params_changed(sep);
+    avo_audio ev, ea;
+    avo_error err;
+    med[0] = med[1] = NAN;
+    CHECK_OK(avo_separator_run(sep, mix, &ev, &ea, NULL, NULL, &err), &err);
+    avo_audio refs[2] = {*voc, *acc}, ests[2] = {ev, ea};
+    CHECK_OK(avo_bss_eval_sdr(refs, ests, 2, mix->sample_rate, mix->sample_rate, NULL, med, &err), &err);
+    avo_separator_free(sep);
+    avo_audio_free(&ev);
+    avo_audio_free(&ea);
+}
+
+/* Each cue must carry weight: switching it off must cost vocals SDR where that cue is the one that
+ * can work, so a cue that silently stops working (a broken similarity search, a side prediction that
+ * subtracts nothing, an F0 comb that never fires) fails here even while totals stay above the bars.
+ * Mono song: only the repetition can find the loop. Stereo song: every loop part is off centre, so the
+ * side channel does most of the work. Mono voice over white noise: nothing repeats exactly and
+ * nothing is panned; only the harmonic comb can tell voice from noise between the harmonics. */
+static void test_each_cue_matters(void) {
+    static const char *names[] = {"all cues", "no REPET-SIM", "no side channel", "no F0 comb"};
+    const struct {
+        int channels, noise, notes, cue;
+        double min_drop;
+    } cases[] = {{1, 0, 8, 1, 3.0}, {2, 0, 8, 2, 3.0}, {1, 1, 2, 3, 1.0}, {1, 0, 2, 3, 1.0}};
+    for (int k = 0; k < 4; k++) {
+        avo_audio mix, voc, acc;
+        g_notes = cases[k].notes;
+        make_song(44100, cases[k].channels, 10.0, 0.0, &mix, &voc, &acc);
+        g_notes = 8;
+        if (cases[k].noise) {
+            uint32_t seed = 7;
+            for (int64_t i = 0; i < mix.frames; i++) {
+                mix.samples[i] -= acc.samples[i];
+                acc.samples[i] = 0.35f * lcg(&seed);
+                mix.samples[i] += acc.samples[i];
+            }
+        }
+        double all[2], off[2];
+        sdr_without(&mix, &voc, &acc, 0, all);
+        sdr_without(&mix, &voc, &acc, cases[k].cue, off);
+        fprintf(stderr, "fast, %d ch, %d notes%s: all cues vocals %.2f dB; %s: vocals %.2f dB\n", cases[k].channels,
+                cases[k].notes, cases[k].noise ? " over noise" : "", all[0], names[cases[k].cue], off[0]);
+        CHECK_MSG(off[0] < all[0] - cases[k].min_drop, "%s: vocals SDR %.2f is not %.0f dB under all cues' %.2f",
+                  names[cases[k].cue], off[0], cases[k].min_drop, all[0]);
+        avo_audio_free(&mix);
+        avo_audio_free(&voc);
+        avo_audio_free(&acc);
+    }
+}
+
 int main(void) {
     test_shapes_and_null();
     test_synthetic_known_truth();
+    test_each_cue_matters();
     test_silence_and_short();
     test_bad_input();
     test_blocks();
