@@ -103,22 +103,35 @@ static void conv_direct_depthwise(const avo_backend *be, const float *X, const f
     }
 }
 
-/* cols[(c*k + kk), i] = x[c, i*s + kk*d - pad] (0 outside). */
+/* Column scratch is capped so long inputs (vocoder stages run at the audio rate) are processed in
+ * time tiles instead of one im2col matrix of channels x kernel x samples. */
+#define COLS_MAX_FLOATS (2 << 20)
+
+static int64_t tile_len(int64_t rows, int64_t total) {
+    int64_t n = COLS_MAX_FLOATS / (rows > 0 ? rows : 1);
+    if (n < 256) n = 256;
+    return n < total ? n : total;
+}
+
+/* cols[(c*k + kk), i - i0] = x[c, i*s + kk*d - pad] (0 outside) for output frames i0 <= i < i0 + n. */
 static void im2col(const avo_backend *be, const float *X, int64_t cin, int64_t t, int64_t k, int64_t tout,
-                   const avo_conv1d_params *p, float *cols) {
+                   const avo_conv1d_params *p, int64_t i0, int64_t n, float *cols) {
     int64_t s = p->stride, d = p->dilation, pad = p->padding;
-#pragma omp parallel for num_threads(nthreads(be)) if (cin * k * tout > 65536)
+#pragma omp parallel for num_threads(nthreads(be)) if (cin * k * n > 65536)
     for (int64_t row = 0; row < cin * k; row++) {
         int64_t c = row / k, kk = row % k, off = kk * d - pad, lo, hi;
         const float *xr = X + c * t;
-        float *cr = cols + row * tout;
+        float *cr = cols + row * n - i0;
         valid_range(off, s, t, tout, &lo, &hi);
-        for (int64_t i = 0; i < lo; i++) cr[i] = 0.0f;
+        if (lo < i0) lo = i0;
+        if (hi > i0 + n) hi = i0 + n;
+        if (hi < lo) hi = lo;
+        for (int64_t i = i0; i < lo && i < i0 + n; i++) cr[i] = 0.0f;
         if (s == 1)
             memcpy(cr + lo, xr + lo + off, (size_t)(hi - lo) * sizeof(float));
         else
             for (int64_t i = lo; i < hi; i++) cr[i] = xr[i * s + off];
-        for (int64_t i = hi; i < tout; i++) cr[i] = 0.0f;
+        for (int64_t i = hi > i0 ? hi : i0; i < i0 + n; i++) cr[i] = 0.0f;
     }
 }
 
@@ -134,17 +147,26 @@ static avo_status cpu_conv1d(avo_backend *be, avo_arena *a, const avo_tensor *x,
     }
     fill_rows(Y, cout, tout, B, nthreads(be));
     bool plain = k == 1 && p->stride == 1 && p->padding == 0; /* x is already the column matrix */
+    int64_t tile = tile_len(cig * k, tout);
     float *cols = NULL;
     if (!plain) {
-        avo_status st = engine_scratch(a, cig * k * tout, &cols, err);
+        avo_status st = engine_scratch(a, cig * k * tile, &cols, err);
         if (st) return st;
     }
     for (int64_t gi = 0; gi < g; gi++) {
-        const float *Xg = X + gi * cig * t;
-        if (!plain) im2col(be, Xg, cig, t, k, tout, p, cols);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cog, (int)tout, (int)(cig * k), 1.0f,
-                    W + gi * cog * cig * k, (int)(cig * k), plain ? Xg : cols, (int)tout, 1.0f, Y + gi * cog * tout,
-                    (int)tout);
+        const float *Xg = X + gi * cig * t, *Wg = W + gi * cog * cig * k;
+        float *Yg = Y + gi * cog * tout;
+        if (plain) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cog, (int)tout, (int)cig, 1.0f, Wg, (int)cig, Xg,
+                        (int)t, 1.0f, Yg, (int)tout);
+            continue;
+        }
+        for (int64_t i0 = 0; i0 < tout; i0 += tile) {
+            int64_t n = tout - i0 < tile ? tout - i0 : tile;
+            im2col(be, Xg, cig, t, k, tout, p, i0, n, cols);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)cog, (int)n, (int)(cig * k), 1.0f, Wg,
+                        (int)(cig * k), cols, (int)n, 1.0f, Yg + i0, (int)tout);
+        }
     }
     return AVO_OK;
 }
@@ -158,31 +180,34 @@ static avo_status cpu_conv_transpose1d(avo_backend *be, avo_arena *a, const avo_
     int64_t g = p->groups, cig = cin / g, cog = cout / g, s = p->stride, d = p->dilation, pad = p->padding;
     const float *X = avo_tensor_f32(x), *W = avo_tensor_f32(w), *B = b ? avo_tensor_f32(b) : NULL;
     float *Y = avo_tensor_f32(y);
+    int64_t tile = tile_len(cog * k, t);
     float *cols = NULL;
-    avo_status st = engine_scratch(a, cog * k * t, &cols, err);
+    avo_status st = engine_scratch(a, cog * k * tile, &cols, err);
     if (st) return st;
     fill_rows(Y, cout, tout, B, nthreads(be));
-    for (int64_t gi = 0; gi < g; gi++) {
-        /* cols[(o*k + kk), i] = sum_c w[c, o, kk] x[c, i]: each input frame's contribution per tap */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(cog * k), (int)t, (int)cig, 1.0f,
-                    W + gi * cig * cog * k, (int)(cog * k), X + gi * cig * t, (int)t, 0.0f, cols, (int)t);
-        /* col2im: tap kk of frame i lands on output i*s + kk*d - pad; one thread per output channel */
-#pragma omp parallel for num_threads(nthreads(be)) if (cog * k * t > 65536)
-        for (int64_t o = 0; o < cog; o++) {
-            float *yr = Y + (gi * cog + o) * tout;
-            for (int64_t kk = 0; kk < k; kk++) {
-                int64_t off = kk * d - pad, lo, hi;
-                valid_range(off, s, tout, t, &lo, &hi);
-                const float *cr = cols + (o * k + kk) * t;
-                if (s == 1) {
-                    float *ys = yr + off;
-                    for (int64_t i = lo; i < hi; i++) ys[i] += cr[i];
-                } else {
-                    for (int64_t i = lo; i < hi; i++) yr[i * s + off] += cr[i];
+    for (int64_t gi = 0; gi < g; gi++)
+        for (int64_t i0 = 0; i0 < t; i0 += tile) { /* tiles of input frames; overlaps simply add */
+            int64_t n = t - i0 < tile ? t - i0 : tile;
+            /* cols[(o*k + kk), i] = sum_c w[c, o, kk] x[c, i0 + i]: each input frame's contribution per tap */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(cog * k), (int)n, (int)cig, 1.0f,
+                        W + gi * cig * cog * k, (int)(cog * k), X + gi * cig * t + i0, (int)t, 0.0f, cols, (int)n);
+            /* col2im: tap kk of frame i lands on output i*s + kk*d - pad; one thread per output channel */
+#pragma omp parallel for num_threads(nthreads(be)) if (cog * k * n > 65536)
+            for (int64_t o = 0; o < cog; o++) {
+                float *yr = Y + (gi * cog + o) * tout;
+                for (int64_t kk = 0; kk < k; kk++) {
+                    int64_t off = kk * d - pad + i0 * s, lo, hi;
+                    valid_range(off, s, tout, n, &lo, &hi);
+                    const float *cr = cols + (o * k + kk) * n;
+                    if (s == 1) {
+                        float *ys = yr + off;
+                        for (int64_t i = lo; i < hi; i++) ys[i] += cr[i];
+                    } else {
+                        for (int64_t i = lo; i < hi; i++) yr[i * s + off] += cr[i];
+                    }
                 }
             }
         }
-    }
     return AVO_OK;
 }
 
@@ -326,13 +351,20 @@ static avo_status cpu_binary(avo_backend *be, int op, const avo_tensor *x, const
  *   S[i, j] = (Q[:, i] . K[:, j] + [|j-i| <= w] Q[:, i] . E_k[j-i+w]) / sqrt(kc)
  *   P = softmax over j;  O[:, i] = sum_j P[i, j] V[:, j] + sum_{|j-i|<=w} P[i, j] E_v[j-i+w]
  * which is what VITS's rel_to_abs / abs_to_rel reshapes compute (offsets past the window weigh 0). */
+/* Score rows are computed for blocks of queries (softmax is per row, so blocks are exact) to keep
+ * the scratch at about ATT_MAX_FLOATS instead of T x T. */
+#define ATT_MAX_FLOATS (4 << 20)
+
 static avo_status cpu_rel_attention(avo_backend *be, avo_arena *a, const avo_tensor *q, const avo_tensor *k,
                                     const avo_tensor *v, const avo_tensor *ek, const avo_tensor *ev, int heads,
                                     int window, avo_tensor *out, avo_error *err) {
     int64_t c = q->shape[0], t = q->shape[1], kc = c / heads, nr = 2 * (int64_t)window + 1;
+    int64_t qb = ATT_MAX_FLOATS / (t > 0 ? t : 1);
+    if (qb < 64) qb = 64;
+    if (qb > t) qb = t;
     float *S = NULL, *R = NULL;
-    avo_status st = engine_scratch(a, t * t, &S, err);
-    if (!st && window > 0) st = engine_scratch(a, t * nr, &R, err);
+    avo_status st = engine_scratch(a, qb * t, &S, err);
+    if (!st && window > 0) st = engine_scratch(a, qb * nr, &R, err);
     if (st) return st;
     float scale = 1.0f / sqrtf((float)kc);
     int nt = nthreads(be);
@@ -340,48 +372,52 @@ static avo_status cpu_rel_attention(avo_backend *be, avo_arena *a, const avo_ten
         const float *Q = avo_tensor_f32(q) + h * kc * t, *K = avo_tensor_f32(k) + h * kc * t,
                     *V = avo_tensor_f32(v) + h * kc * t;
         float *O = avo_tensor_f32(out) + h * kc * t;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)t, (int)t, (int)kc, scale, Q, (int)t, K, (int)t, 0.0f,
-                    S, (int)t);
         const float *Ek = NULL, *Ev = NULL;
         if (window > 0) {
             Ek = avo_tensor_f32(ek) + (ek->shape[0] == 1 ? 0 : h * nr * kc);
             Ev = avo_tensor_f32(ev) + (ev->shape[0] == 1 ? 0 : h * nr * kc);
-            /* R[i, r] = Q[:, i] . E_k[r] / sqrt(kc) */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)t, (int)nr, (int)kc, scale, Q, (int)t, Ek, (int)kc,
-                        0.0f, R, (int)nr);
         }
-#pragma omp parallel for num_threads(nt) if (t * t > 65536)
-        for (int64_t i = 0; i < t; i++) {
-            float *srow = S + i * t;
-            if (window > 0) {
-                float *rrow = R + i * nr;
-                for (int64_t r = 0; r < nr; r++) {
-                    int64_t j = i + r - window;
-                    if (j >= 0 && j < t) srow[j] += rrow[r];
+        for (int64_t i0 = 0; i0 < t; i0 += qb) {
+            int64_t bq = t - i0 < qb ? t - i0 : qb;
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)bq, (int)t, (int)kc, scale, Q + i0, (int)t, K, (int)t,
+                        0.0f, S, (int)t);
+            if (window > 0) /* R[i, r] = Q[:, i] . E_k[r] / sqrt(kc) */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)bq, (int)nr, (int)kc, scale, Q + i0, (int)t, Ek,
+                            (int)kc, 0.0f, R, (int)nr);
+#pragma omp parallel for num_threads(nt) if (bq * t > 65536)
+            for (int64_t ii = 0; ii < bq; ii++) {
+                int64_t i = i0 + ii;
+                float *srow = S + ii * t;
+                if (window > 0) {
+                    float *rrow = R + ii * nr;
+                    for (int64_t r = 0; r < nr; r++) {
+                        int64_t j = i + r - window;
+                        if (j >= 0 && j < t) srow[j] += rrow[r];
+                    }
+                }
+                float mx = srow[0];
+                for (int64_t j = 1; j < t; j++) mx = srow[j] > mx ? srow[j] : mx;
+                float sum = 0.0f;
+                for (int64_t j = 0; j < t; j++) {
+                    srow[j] = expf(srow[j] - mx);
+                    sum += srow[j];
+                }
+                float inv = 1.0f / sum;
+                for (int64_t j = 0; j < t; j++) srow[j] *= inv;
+                if (window > 0) { /* R becomes the band of P around the diagonal, by offset */
+                    float *rrow = R + ii * nr;
+                    for (int64_t r = 0; r < nr; r++) {
+                        int64_t j = i + r - window;
+                        rrow[r] = j >= 0 && j < t ? srow[j] : 0.0f;
+                    }
                 }
             }
-            float mx = srow[0];
-            for (int64_t j = 1; j < t; j++) mx = srow[j] > mx ? srow[j] : mx;
-            float sum = 0.0f;
-            for (int64_t j = 0; j < t; j++) {
-                srow[j] = expf(srow[j] - mx);
-                sum += srow[j];
-            }
-            float inv = 1.0f / sum;
-            for (int64_t j = 0; j < t; j++) srow[j] *= inv;
-            if (window > 0) { /* R becomes the band of P around the diagonal, by offset */
-                float *rrow = R + i * nr;
-                for (int64_t r = 0; r < nr; r++) {
-                    int64_t j = i + r - window;
-                    rrow[r] = j >= 0 && j < t ? srow[j] : 0.0f;
-                }
-            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)kc, (int)bq, (int)t, 1.0f, V, (int)t, S, (int)t, 0.0f,
+                        O + i0, (int)t);
+            if (window > 0)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)kc, (int)bq, (int)nr, 1.0f, Ev, (int)kc, R, (int)nr,
+                            1.0f, O + i0, (int)t);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)kc, (int)t, (int)t, 1.0f, V, (int)t, S, (int)t, 0.0f, O,
-                    (int)t);
-        if (window > 0)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)kc, (int)t, (int)nr, 1.0f, Ev, (int)kc, R, (int)nr,
-                        1.0f, O, (int)t);
     }
     return AVO_OK;
 }

@@ -76,6 +76,7 @@ CONV = [  # cin, cout, k, stride, pad, dil, groups, T, bias
     (192, 192, 5, 1, 2, 1, 1, 101, True),
     (16, 16, 3, 1, 5, 5, 16, 40, True),  # depthwise dilated (WaveNet style)
     (12, 6, 1, 2, 0, 1, 3, 13, True),    # kernel 1, stride 2, groups 3
+    (8, 4, 3, 1, 2, 2, 2, 200003, True), # long enough to be split into time tiles
 ]
 for i, (cin, cout, k, s, p, d, g, t, bias) in enumerate(CONV):
     conv = nn.Conv1d(cin, cout, k, stride=s, padding=p, dilation=d, groups=g, bias=bias)
@@ -93,6 +94,7 @@ CONVT = [  # cin, cout, k, stride, pad, output_padding, groups, dilation, T
     (8, 8, 1, 1, 0, 0, 1, 1, 5),     # kernel 1
     (4, 4, 10, 5, 3, 1, 1, 1, 13),   # odd stride, output_padding
     (3, 3, 3, 2, 1, 1, 1, 2, 6),     # dilation 2
+    (8, 4, 4, 2, 1, 0, 1, 1, 150001),  # long enough to be split into input tiles
 ]
 for i, (cin, cout, k, s, p, op, g, d, t) in enumerate(CONVT):
     conv = nn.ConvTranspose1d(cin, cout, k, stride=s, padding=p, output_padding=op, groups=g, dilation=d)
@@ -212,7 +214,8 @@ class RelMHA(nn.Module):
         return self.conv_o(out)
 
 
-for i, (c, heads, window, t) in enumerate([(192, 2, 4, 23), (192, 2, 10, 57), (192, 2, 10, 7), (16, 2, 0, 11), (192, 2, 10, 11)]):
+for i, (c, heads, window, t) in enumerate([(192, 2, 4, 23), (192, 2, 10, 57), (192, 2, 10, 7), (16, 2, 0, 11), (192, 2, 10, 11),
+                                         (16, 2, 4, 2100)]):  # long: scores in blocks of queries
     m = RelMHA(c, heads, window)
     x = f32(c, t)
     y = m.double()(x.double()[None])[0]
