@@ -2,13 +2,19 @@
 """Random-weight checkpoints in the upstream formats, golden inputs/outputs, and a self-check.
 
 usage:
-  make_random_models.py OUTDIR [--wav FILE] [--data DIR] [--seconds S] [--offset S]
+  make_random_models.py OUTDIR [--wav FILE] [--data DIR] [--seconds S] [--offset S] [--fp32]
       Builds RVC v2 40k and 48k synthesizers, RMVPE and HuBERT base at their real sizes with seeded
       random weights, saves rvc_v2_40k.pth, rvc_v2_48k.pth, rmvpe.pt, hubert_base.pt into OUTDIR, runs
       the conversion chain on S seconds of a real 16 kHz clip and writes golden tensors as raw
       little-endian float32 (OUTDIR/golden/NAME.f32) indexed by OUTDIR/golden/index.json.
       The clip is FILE (16-bit PCM WAV at 16 kHz), or else the first nus48e_*.flac under DIR/singing
       (DIR defaults to $AVO_TEST_DATA or /work/shared/data), decoded with sox into OUTDIR.
+      All three are stored in fp16 like the published files (whose sizes, about 189 MB and 181 MB, are
+      those of these parameter counts in fp16); --fp32 stores hubert_base.pt and rmvpe.pt in float32. Weights are rounded to fp16
+      values before the golden run when stored in fp16 (RVC .pth files always are).
+  make_random_models.py --verify OUTDIR
+      Reloads the checkpoints of a full run (strict) and recomputes its golden outputs from its golden
+      inputs; every output must agree to 1e-5 of its peak.
   make_random_models.py --selfcheck OUTDIR
       Checks that can fail (exit 1): parameter counts and key shapes of the real configs; save, reload
       with strict=True into fresh models and identical outputs (small configs, to keep it fast);
@@ -129,8 +135,22 @@ def load_rvc(path):
     return m.eval(), cpt
 
 
-def save_hubert(model, cfg, path):
-    torch.save({"model": model.state_dict(), "cfg": {"model": cfg, "task": {"_name": "hubert_pretraining",
+def to_fp16_values(model):
+    """Rounds float parameters and buffers to fp16-representable values (model stays float32)."""
+    with torch.no_grad():
+        for t in list(model.parameters()) + list(model.buffers()):
+            if t.is_floating_point():
+                t.copy_(t.half().float())
+    return model
+
+
+def half_state(model):
+    return collections.OrderedDict((k, v.half() if v.is_floating_point() else v)
+                                   for k, v in model.state_dict().items())
+
+
+def save_hubert(model, cfg, path, fp16=False):
+    torch.save({"model": half_state(model) if fp16 else model.state_dict(), "cfg": {"model": cfg, "task": {"_name": "hubert_pretraining",
                                                                              "sample_rate": 16000,
                                                                              "normalize": False}},
                 "args": None}, path)
@@ -139,13 +159,14 @@ def save_hubert(model, cfg, path):
 def load_hubert(path):
     cpt = torch.load(path, map_location="cpu")
     m = hubert_from_cfg(cpt["cfg"]["model"])
-    m.load_state_dict(cpt["model"], strict=True)
+    m.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in cpt["model"].items()}, strict=True)
     return m.eval()
 
 
 def load_rmvpe(path, **kw):
     m = R.E2E(**kw)
-    m.load_state_dict(torch.load(path, map_location="cpu"), strict=True)
+    sd = torch.load(path, map_location="cpu")
+    m.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=True)
     return m.eval()
 
 
@@ -217,7 +238,9 @@ def run_full(args):
 
     t = time.time()
     hub = randomise(R.HubertBase, 1000)
-    save_hubert(hub, R.hubert_cfg(), os.path.join(out, "hubert_base.pt"))
+    if args.fp16:
+        to_fp16_values(hub)
+    save_hubert(hub, R.hubert_cfg(), os.path.join(out, "hubert_base.pt"), args.fp16)
     taps = {}
     feats12 = hub.extract(wav, 12, taps)
     gold.put("hubert_conv_features", taps["conv_features"][0], "feature encoder output [T, 512]")
@@ -229,7 +252,9 @@ def run_full(args):
 
     t = time.time()
     rm = randomise(lambda: R.E2E(4, 1, (2, 2)), 2000)
-    torch.save(rm.state_dict(), os.path.join(out, "rmvpe.pt"))
+    if args.fp16:
+        to_fp16_values(rm)
+    torch.save(half_state(rm) if args.fp16 else rm.state_dict(), os.path.join(out, "rmvpe.pt"))
     mel = R.RmvpeMel()(wav)
     sal = R.rmvpe_salience(rm, mel)
     f0, cents = R.decode_salience(sal[0].numpy(), 0.03)
@@ -277,7 +302,7 @@ def run_full(args):
             gold.put("rvc_phone", phone[0], "synthesizer input: v2 features repeated x2 [T, 768]")
         models[os.path.basename(path)] = {"params": R.count_params(net), "seconds": time.time() - t,
                                           "config": cfg}
-    gold.finish(source_clip=os.path.basename(orig), offset_s=args.offset, seconds=len(audio) / 16000.0,
+    gold.finish(fp16_hubert_rmvpe=bool(args.fp16), source_clip=os.path.basename(orig), offset_s=args.offset, seconds=len(audio) / 16000.0,
                 p_len=p_len, sid=0, rmvpe_threshold=0.03, checkpoints=models,
                 cases={"e2e": "f0 from the random RMVPE, as the pipeline would use it",
                        "contour": "synthetic sung f0 with an unvoiced gap 0.5-0.7 s"})
@@ -423,6 +448,11 @@ def selfcheck(args):
     check(mel.shape == (1, 128, len(audio) // 160 + 1), "rmvpe mel frames %s" % (tuple(mel.shape),))
     s1, s2 = R.rmvpe_salience(rm, mel), R.rmvpe_salience(rm2, mel)
     check(torch.equal(s1, s2) and s1.shape == (1, mel.shape[2], 360), "rmvpe reload: identical salience")
+    to_fp16_values(rm)
+    torch.save(half_state(rm), path)
+    s3 = R.rmvpe_salience(load_rmvpe(path, **SMALL_RMVPE), mel)
+    check(torch.equal(R.rmvpe_salience(rm, mel), s3) and not torch.equal(s1, s3),
+          "rmvpe fp16 file: reload identical to the rounded model")
     sd = dict(torch.load(path))
     sd["extra.weight"] = torch.zeros(1)
     try:
@@ -578,20 +608,70 @@ def selfcheck(args):
     return 1 if failures else 0
 
 
+def read_golden(folder):
+    ix = json.load(open(os.path.join(folder, "index.json")))
+    def get(name):
+        e = ix["tensors"][name]
+        return torch.from_numpy(np.fromfile(os.path.join(folder, e["file"]), "<f4").reshape(e["shape"]))
+    return ix, get
+
+
+def verify(args):
+    """Reloads the checkpoints of a full run from OUTDIR (strict) and recomputes every golden output
+    from the golden inputs: the files alone must reproduce the golden set (to 1e-5 of each tensor's
+    peak, since a different thread count may change summation order)."""
+
+    def same(a, b, what):
+        d = float((a - b).abs().max()) / max(float(b.abs().max()), 1e-12)
+        check(a.shape == b.shape and d <= 1e-5, "verify: %s (max rel diff %.1e)" % (what, d))
+
+    out = os.path.abspath(args.outdir)
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))  # as run_full; other counts reorder sums
+    ix, get = read_golden(os.path.join(out, "golden"))
+    wav = get("audio_16k")[None]
+    hub = load_hubert(os.path.join(out, "hubert_base.pt"))
+    taps = {}
+    f12 = hub.extract(wav, 12, taps)
+    same(f12[0], get("hubert_v2_feats"), "hubert layer-12 features")
+    same(hub.final_proj(taps["layer9"])[0].detach(), get("hubert_v1_feats"), "hubert v1 features")
+    rm = load_rmvpe(os.path.join(out, "rmvpe.pt"))
+    sal = R.rmvpe_salience(rm, R.RmvpeMel()(wav))
+    same(sal[0], get("rmvpe_salience"), "rmvpe salience")
+    f0, _ = R.decode_salience(sal[0].numpy(), ix["rmvpe_threshold"])
+    same(torch.from_numpy(f0.astype(np.float32)), get("rmvpe_f0"), "rmvpe f0")
+    phone = get("rvc_phone")[None]
+    T = phone.shape[1]
+    for sr_name in ("40k", "48k"):
+        net, _ = load_rvc(os.path.join(out, "rvc_v2_%s.pth" % sr_name))
+        p = "rvc%s_" % sr_name
+        zn, sn = get(p + "z_noise")[None], get(p + "src_noise")[None, :, None]
+        for case in ("e2e", "contour"):
+            q = p + case + "_"
+            o, _ = net.infer(phone, torch.tensor([T]), get(q + "pitch").long()[None], get(q + "nsff0")[None],
+                             torch.tensor([ix["sid"]]), zn, sn)
+            same(o[0, 0], get(q + "audio"), "%s %s audio" % (sr_name, case))
+    return 1 if failures else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("outdir")
     ap.add_argument("--selfcheck", action="store_true")
+    ap.add_argument("--verify", action="store_true", help="reload a full run's checkpoints and recompute its golden set")
     ap.add_argument("--wav")
     ap.add_argument("--data", default=os.environ.get("AVO_TEST_DATA") or "/work/shared/data")
     ap.add_argument("--seconds", type=float, default=1.5)
     ap.add_argument("--offset", type=float, default=2.0)
+    ap.add_argument("--fp32", dest="fp16", action="store_false",
+                    help="store hubert_base.pt and rmvpe.pt in float32 (default fp16, like the published files)")
     args = ap.parse_args()
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     if os.path.abspath(args.outdir).startswith(repo + os.sep) and "test-tmp" not in args.outdir:
         raise SystemExit("OUTDIR must lie outside the repository (build test-tmp folders are allowed)")
     if args.selfcheck:
         sys.exit(selfcheck(args))
+    if args.verify:
+        sys.exit(verify(args))
     run_full(args)
 
 
