@@ -1,6 +1,7 @@
 /* Vocal mask for one block: an accompaniment magnitude model built from the repeating background
  * (REPET-SIM), the percussive part (median-filter HPSS) and, for stereo, the side channel; the vocal
- * model is what the mixture has beyond it; a soft Wiener-style mask splits the mid spectrum. */
+ * model is what the mixture has beyond it; a soft Wiener-style mask splits the mid spectrum. A
+ * harmonic comb along the lead vocal's F0 (sep_f0_comb) then reshapes the mask in voiced frames. */
 #include "separate/sep_internal.h"
 
 #include <cblas.h>
