@@ -158,7 +158,7 @@ static void mix_rms(const float *src, float *out, int64_t n, int rate, double rm
  * MARGIN_SECONDS of context on each side and joined with short crossfades inside those quiet spots.
  * Decisions that must not change from block to block (warp, equaliser, transpose) are made once
  * from a coarse first pass over the whole song. */
-#define BLOCK_SECONDS 15.0
+#define BLOCK_SECONDS 10.0
 #define CUT_SEARCH_SECONDS 3.0
 #define MARGIN_SECONDS 0.2
 #define CROSSFADE_SECONDS 0.010

@@ -9,6 +9,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 
 const char *avo_stage_name(avo_stage stage) {
@@ -43,7 +46,16 @@ typedef struct stage_clock {
     double started;
 } stage_clock;
 
+/* Hands memory the finished stage freed back to the system: glibc keeps freed blocks of a song's size
+ * in its heap otherwise, and the next stage's peak would sit on top of them. */
+static void release_freed_memory(void) {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 static void stage_done(stage_clock *clock, avo_stage stage) {
+    release_freed_memory();
     double now = avo_now_ms();
     clock->meta->stage_ms[stage] = now - clock->started;
     clock->started = now;
@@ -68,9 +80,18 @@ static avo_status run_separation(const avo_pipeline_config *cfg, const avo_pipel
     avo_separator_config_default(&scfg);
     scfg.preset = cfg->preset;
     scfg.threads = cfg->threads;
+    /* The separator's working memory grows with its block; 15 s blocks keep a 4-minute song's whole
+     * run under 300 MB (30 s blocks: about 320 MB) at no measurable cost in SDR (see bench_separation). */
+    scfg.block_seconds = 15.0;
     avo_separator *sep = NULL;
     avo_status st = avo_separator_create(&scfg, &sep, err);
-    if (!st) st = avo_separator_run(sep, in->song, &out->vocals, &out->accompaniment, cfg->progress, cfg->progress_user, err);
+    /* Without stems to keep, the centre estimate alone is enough: a stereo song's vocals come back as
+     * one channel, half the memory. */
+    if (!st && cfg->keep_stems)
+        st = avo_separator_run(sep, in->song, &out->vocals, &out->accompaniment, cfg->progress, cfg->progress_user, err);
+    else if (!st)
+        st = avo_separator_run_centre(sep, in->song, &out->vocals, &out->accompaniment, cfg->progress,
+                                      cfg->progress_user, err);
     if (!st) snprintf(meta->separation_method, sizeof meta->separation_method, "%s", avo_separator_method(sep));
     avo_separator_free(sep);
     return st;
@@ -81,9 +102,17 @@ static avo_status run_separation(const avo_pipeline_config *cfg, const avo_pipel
 static avo_status prepare_vocals(const avo_pipeline_config *cfg, avo_pipeline_output *out, avo_audio *mono,
                                  double *reference_lufs, avo_error *err) {
     avo_status st = avo_audio_loudness(&out->vocals, reference_lufs, err);
-    if (st || cfg->keep_stems || out->vocals.channels == 1) {
+    /* Centre-only vocals stand for the same signal in every channel; R128 sums channel powers. */
+    if (!st && out->vocals.channels == 1 && out->accompaniment.channels > 1)
+        *reference_lufs += 10.0 * log10((double)out->accompaniment.channels);
+    if (st || cfg->keep_stems) {
         if (!st) st = avo_audio_to_mono(&out->vocals, mono, err);
         return st;
+    }
+    if (out->vocals.channels == 1) { /* already mono: hand the buffer over */
+        *mono = out->vocals;
+        memset(&out->vocals, 0, sizeof out->vocals);
+        return AVO_OK;
     }
     /* Down-mix in place into channel 0 and shrink: a separate mono copy would add half a song of
      * memory at the pipeline's busiest moment. */

@@ -194,8 +194,10 @@ static int separate_block(avo_separator *sep, const sep_stft *st, const float *l
     return sep_stft_inverse(st, M, len, v, threads);
 }
 
-avo_status avo_separator_run(avo_separator *sep, const avo_audio *mixture, avo_audio *vocals,
-                             avo_audio *accompaniment, avo_progress_fn progress, void *user, avo_error *err) {
+/* centre_only: a stereo mixture's vocals come back as one channel (the centre estimate, which both
+ * channels would carry identically), saving a full-length channel of memory. */
+static avo_status separate_to(avo_separator *sep, const avo_audio *mixture, avo_audio *vocals, avo_audio *accompaniment,
+                              int centre_only, avo_progress_fn progress, void *user, avo_error *err) {
     if (!sep || !mixture || !vocals || !accompaniment)
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "avo_separator_run: NULL argument");
     memset(vocals, 0, sizeof *vocals);
@@ -208,8 +210,9 @@ avo_status avo_separator_run(avo_separator *sep, const avo_audio *mixture, avo_a
     avo_status st = avo_audio_check_finite(mixture, "separation input", err);
     if (st) return st;
     const int rate = mixture->sample_rate, C = mixture->channels;
+    const int VC = centre_only && C == 2 ? 1 : C;
     const int64_t N = mixture->frames;
-    if ((st = avo_audio_alloc(vocals, rate, C, N, err)) || (st = avo_audio_alloc(accompaniment, rate, C, N, err))) {
+    if ((st = avo_audio_alloc(vocals, rate, VC, N, err)) || (st = avo_audio_alloc(accompaniment, rate, C, N, err))) {
         avo_audio_free(vocals);
         return st;
     }
@@ -244,7 +247,7 @@ avo_status avo_separator_run(avo_separator *sep, const avo_audio *mixture, avo_a
                                      "separation: out of memory in a %.0f s block; lower block_seconds",
                                      sep->cfg.block_seconds);
             }
-            const int c0 = C == 2 ? 0 : c, c1 = C == 2 ? 1 : c;
+            const int c0 = C == 2 ? 0 : c, c1 = C == 2 ? VC - 1 : c;
             for (int cc = c0; cc <= c1; cc++) {
                 float *out = avo_audio_channel(vocals, cc) + start;
                 const int64_t ov = start > 0 ? (fade < len ? fade : len) : 0;
@@ -260,7 +263,21 @@ avo_status avo_separator_run(avo_separator *sep, const avo_audio *mixture, avo_a
         if (start + len >= N) break;
     }
     free(v);
+    for (int c = 0; c < C; c++) {
+        const float *m = avo_audio_channel(mixture, c), *vo = avo_audio_channel(vocals, VC == 1 ? 0 : c);
+        float *a = avo_audio_channel(accompaniment, c);
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < (int64_t)C * N; i++) accompaniment->samples[i] = mixture->samples[i] - vocals->samples[i];
+        for (int64_t i = 0; i < N; i++) a[i] = m[i] - vo[i];
+    }
     return AVO_OK;
+}
+
+avo_status avo_separator_run(avo_separator *sep, const avo_audio *mixture, avo_audio *vocals,
+                             avo_audio *accompaniment, avo_progress_fn progress, void *user, avo_error *err) {
+    return separate_to(sep, mixture, vocals, accompaniment, 0, progress, user, err);
+}
+
+avo_status avo_separator_run_centre(avo_separator *sep, const avo_audio *mixture, avo_audio *vocals,
+                                    avo_audio *accompaniment, avo_progress_fn progress, void *user, avo_error *err) {
+    return separate_to(sep, mixture, vocals, accompaniment, 1, progress, user, err);
 }
