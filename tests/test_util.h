@@ -67,6 +67,24 @@ static inline const char *avo_test_tmp_dir(const char *test_name, char *buf, siz
     return buf;
 }
 
+/* Whole file into a NUL-terminated malloc'd buffer (NULL if unreadable); size may be NULL. */
+static inline char *avo_test_read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    if (buf) buf[n] = 0;
+    fclose(f);
+    if (size) *size = buf ? (size_t)n : 0;
+    return buf;
+}
+
 #define TEST_MAIN_END()                                                                     \
     do {                                                                                    \
         fprintf(stderr, "%d checks, %d failed\n", avo_test_checks, avo_test_failures);    \

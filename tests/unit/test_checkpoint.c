@@ -11,23 +11,6 @@
 static char fxdir[600];
 static char pwned[700];
 
-static char *slurp(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf) buf[n] = 0;
-    fclose(f);
-    if (size) *size = (size_t)n;
-    return buf;
-}
-
 static const char *fx(char *buf, size_t n, const char *name) {
     snprintf(buf, n, "%s/%s", fxdir, name);
     return buf;
@@ -65,9 +48,9 @@ static void check_expected(const char *file, const char *name) {
     char path[800], jpath[800], fpath[800];
     snprintf(jpath, sizeof jpath, "%s/%s.json", fxdir, name);
     snprintf(fpath, sizeof fpath, "%s/%s.f32", fxdir, name);
-    char *json = slurp(jpath, NULL);
+    char *json = avo_test_read_file(jpath, NULL);
     size_t fsize = 0;
-    float *expect = (float *)slurp(fpath, &fsize);
+    float *expect = (float *)avo_test_read_file(fpath, &fsize);
     CHECK_MSG(json && expect, "missing expected data for %s", name);
     if (!json || !expect) return;
     cJSON *root = cJSON_Parse(json);
@@ -190,7 +173,7 @@ static void test_fairseq_objects(void) {
 static void test_memory_and_truncation(void) {
     char path[800];
     size_t n = 0;
-    char *data = slurp(fx(path, sizeof path, "views.pth"), &n);
+    char *data = avo_test_read_file(fx(path, sizeof path, "views.pth"), &n);
     CHECK(data != NULL);
     if (!data) return;
     avo_ckpt *c = NULL;
@@ -385,7 +368,7 @@ static void test_safetensors(void) {
 
     char path[800];
     size_t n = 0;
-    char *data = slurp(fx(path, sizeof path, "st_ok.safetensors"), &n);
+    char *data = avo_test_read_file(fx(path, sizeof path, "st_ok.safetensors"), &n);
     CHECK(data != NULL);
     if (!data) return;
     avo_ckpt *c = NULL;

@@ -14,23 +14,6 @@ static char refdir[600];
 static avo_backend *be;
 static avo_arena *arena;
 
-static char *slurp(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf) buf[n] = 0;
-    fclose(f);
-    if (size) *size = (size_t)n;
-    return buf;
-}
-
 /* Runs the generator; 1 if torch cases exist, 0 if torch is missing, -1 on failure. */
 static int make_cases(void) {
     char src[600], cmd[2000], path[700];
@@ -71,7 +54,7 @@ static void *load_host(const cJSON *c, const char *key, avo_tensor *t) {
     char path[900];
     snprintf(path, sizeof path, "%s/%s", refdir, cJSON_GetObjectItem(e, "file")->valuestring);
     size_t size = 0;
-    void *data = slurp(path, &size);
+    void *data = avo_test_read_file(path, &size);
     const cJSON *shape = cJSON_GetObjectItem(e, "shape");
     int64_t s[AVO_TENSOR_MAX_DIMS] = {0};
     int nd = cJSON_GetArraySize(shape);
@@ -273,7 +256,7 @@ static double run_case(const cJSON *c) {
 static void test_torch_parity(void) {
     char path[800];
     snprintf(path, sizeof path, "%s/index.json", refdir);
-    char *json = slurp(path, NULL);
+    char *json = avo_test_read_file(path, NULL);
     CHECK_MSG(json != NULL, "no %s", path);
     if (!json) return;
     cJSON *root = cJSON_Parse(json);

@@ -19,20 +19,6 @@ static void write_text(const char *dir, const char *name, const char *text) {
     fclose(f);
 }
 
-static char *read_all(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = 0;
-    fclose(f);
-    if (size) *size = got;
-    return buf;
-}
-
 static const char *make_dir(const char *name, char *buf, size_t n) {
     snprintf(buf, n, "%s/%s", tmpdir, name);
     mkdir(buf, 0755);
@@ -165,7 +151,7 @@ static void test_full_report(void) {
     snprintf(html_path, sizeof html_path, "%s/report.html", dir);
     avo_error err;
     CHECK_OK(avo_report_generate(dir, md_path, html_path, &err), &err);
-    char *md = read_all(md_path, NULL), *html = read_all(html_path, NULL);
+    char *md = avo_test_read_file(md_path, NULL), *html = avo_test_read_file(html_path, NULL);
     CHECK(md != NULL && html != NULL);
     if (!md || !html) return;
     char want[128];
@@ -204,14 +190,14 @@ static void test_full_report(void) {
           file_exists(dir, "report_spec_source.png"));
     char p[800];
     snprintf(p, sizeof p, "%s/report_stages.svg", dir);
-    char *svg = read_all(p, NULL);
+    char *svg = avo_test_read_file(p, NULL);
     CHECK(svg && strstr(svg, "<svg") && strstr(svg, "30 s, fast") && strstr(svg, "</svg>"));
     /* Segment widths follow the shares: separation is SEP/TOTAL of the 540 px bar. */
     snprintf(want, sizeof want, "width=\"%.1f\" height=\"22\" fill=\"#4c78a8\"", SEP / TOTAL * 540);
     CHECK_MSG(svg && strstr(svg, want), "stage bar: missing %s", want);
     free(svg);
     snprintf(p, sizeof p, "%s/report_f0.svg", dir);
-    svg = read_all(p, NULL);
+    svg = avo_test_read_file(p, NULL);
     /* Two voiced runs per series: the path restarts (M) after the unvoiced frames. */
     int moves = 0;
     for (const char *s = svg; s && (s = strstr(s, "d=\"M")); s++) moves++;
@@ -220,7 +206,7 @@ static void test_full_report(void) {
     free(svg);
     size_t png_n = 0;
     snprintf(p, sizeof p, "%s/report_spec_source.png", dir);
-    unsigned char *png = (unsigned char *)read_all(p, &png_n);
+    unsigned char *png = (unsigned char *)avo_test_read_file(p, &png_n);
     int w = 0, h = 0;
     int row = png ? brightest_png_row(png, png_n, &w, &h) : -1;
     CHECK(w == 800 && h == 256);
@@ -271,7 +257,7 @@ static void test_empty_dir(void) {
     snprintf(md_path, sizeof md_path, "%s/report.md", dir);
     avo_error err;
     CHECK_OK(avo_report_generate(dir, md_path, NULL, &err), &err);
-    char *md = read_all(md_path, NULL);
+    char *md = avo_test_read_file(md_path, NULL);
     CHECK(md != NULL);
     if (!md) return;
     const char *sections[] = {"## System and build", "## Stage breakdown", "## Real-time factor", "## Latency test",
