@@ -466,7 +466,7 @@ avo_status avo_converter_create_dsp(const avo_voice_analysis *target, const avo_
     c->state = s;
     if (opt) c->options = *opt;
     else avo_convert_options_default(&c->options);
-    c->info.name = "dsp-envelope-warp";
+    c->info.name = "dsp-warp-eq-knn";
     c->info.backend = "cpu";
     c->info.device = "cpu";
     c->info.precision = "fp32";
