@@ -51,7 +51,7 @@ void avo_convert_options_default(avo_convert_options *opt);
 
 /* What ran, for the run metadata: never claims what did not run. */
 typedef struct avo_converter_info {
-    const char *name;       /* "dsp-envelope-warp", ... */
+    const char *name;       /* "dsp-warp-eq-knn", ... */
     const char *backend;    /* "cpu" */
     const char *device;     /* "cpu" or a GPU name */
     const char *precision;  /* "fp32", ... */
