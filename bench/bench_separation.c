@@ -118,7 +118,12 @@ static int list_clips(char names[][128]) {
     struct dirent *e;
     while ((e = readdir(d)) && n < MAX_CLIPS) {
         size_t l = strlen(e->d_name);
-        if (l > 5 && !strcmp(e->d_name + l - 5, ".flac")) snprintf(names[n++], 128, "singing/%s", e->d_name);
+        /* Names that would not fit are skipped rather than cut. */
+        if (l > 5 && l < 110 && !strcmp(e->d_name + l - 5, ".flac")) {
+            memcpy(names[n], "singing/", 8);
+            memcpy(names[n] + 8, e->d_name, l + 1);
+            n++;
+        }
     }
     closedir(d);
     qsort(names, (size_t)n, 128, (int (*)(const void *, const void *))strcmp);
