@@ -184,11 +184,12 @@ void f0_analyze_frame(const f0_analyzer *an, f0_work *w, const float *x, int64_t
     memset(out, 0, sizeof *out);
 
     /* Copy the frame (zeros beyond the signal) and remove its mean so DC never looks periodic. */
-    double mean = 0;
+    double mean = 0, quarter[4] = {0, 0, 0, 0};
     for (int i = 0; i < span; i++) {
         const int64_t k = start + i;
         w->x[i] = (k >= 0 && k < n) ? x[k] : 0.0f;
         mean += w->x[i];
+        quarter[4 * i / span] += (double)w->x[i] * w->x[i];
     }
     mean /= span;
     double e = 0;
@@ -201,6 +202,16 @@ void f0_analyze_frame(const f0_analyzer *an, f0_work *w, const float *x, int64_t
     out->rms = (float)sqrt(e / span);
     const double e0 = w->energy[win];
     if (!(e0 > 1e-20) || !(w->energy[span] - w->energy[win] > 1e-20)) return;
+    /* A frame that straddles the edge of (near-)silence compares sound with nothing: the difference
+     * function then dips at short lags and reads as a confident ~1 kHz pitch. Leave such frames
+     * without candidates (unvoiced): one quarter 40 dB below another (measured before the mean is
+     * removed, which would fill the silent part with the offset) marks them. */
+    double qmin = INFINITY, qmax = 0;
+    for (int q = 0; q < 4; q++) {
+        qmin = quarter[q] < qmin ? quarter[q] : qmin;
+        qmax = quarter[q] > qmax ? quarter[q] : qmax;
+    }
+    if (qmin < 1e-4 * qmax) return;
 
     /* Cross-correlation of the first W samples with the whole frame. */
     memset(w->buf, 0, sizeof(float) * (size_t)nfft);

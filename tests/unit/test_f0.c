@@ -321,8 +321,40 @@ static void test_api(void) {
     free(x);
 }
 
+/* A note that starts and stops in digital silence: frames straddling either edge once read as a
+ * confident ~1 kHz pitch. Every voiced frame must be the note's pitch. */
+static void test_edges_of_silence(void) {
+    const int fs = 16000;
+    const double notes[] = {110.0, 220.0, 440.0};
+    for (size_t k = 0; k < sizeof notes / sizeof notes[0]; k++) {
+        const int64_t n = 2 * fs;
+        float *x = calloc((size_t)n, sizeof(float));
+        for (int64_t i = fs / 2; i < 3 * fs / 2; i++)
+            for (int h = 1; h <= 10; h++) x[i] += (float)(0.3 / h * sin(2 * M_PI * notes[k] * h * (double)(i - fs / 2) / fs));
+        for (int m = 0; m < 2; m++) {
+            avo_f0_config cfg;
+            avo_f0_config_default(&cfg);
+            cfg.method = m ? AVO_F0_ACCURATE : AVO_F0_FAST;
+            avo_f0_track t = {0};
+            avo_error err;
+            CHECK_OK(avo_f0_estimate(x, n, fs, &cfg, &t, &err), &err);
+            int wrong = 0, voiced = 0;
+            for (int64_t i = 0; i < t.frames; i++) {
+                if (t.f0_hz[i] <= 0) continue;
+                voiced++;
+                if (fabs(1200.0 * log2(t.f0_hz[i] / notes[k])) > 50.0) wrong++;
+            }
+            CHECK_MSG(wrong == 0 && voiced > 90, "%s, %.0f Hz note in silence: %d wrong of %d voiced frames",
+                      m ? "accurate" : "fast", notes[k], wrong, voiced);
+            avo_f0_track_free(&t);
+        }
+        free(x);
+    }
+}
+
 int main(void) {
     test_api();
+    test_edges_of_silence();
     test_steady_tones();
     test_unvoiced_inputs();
     test_edge_cases();
