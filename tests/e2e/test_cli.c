@@ -170,6 +170,30 @@ static void test_dry_vocal_conversion(void) {
     avo_audio_free(&out);
 }
 
+/* autovoice eval on the dry conversion: the melody check and the JSON document. */
+static void test_eval(void) {
+    char err[4096], json_path[700], out_path[700], src[700];
+    snprintf(out_path, sizeof out_path, "%s/dry.wav", tmp);
+    snprintf(json_path, sizeof json_path, "%s/eval.json", tmp);
+    snprintf(src, sizeof src, "%s/singing/nus48e_NJAT_07.flac", data);
+    int rc = run(err, sizeof err, "%s eval --output %s --source %s --target-clips %s/singing/nus48e_JLEE_11.flac "
+                 "%s/singing/nus48e_JLEE_15.flac --transpose -3 --json %s --data %s > /dev/null",
+                 bin, out_path, src, data, data, json_path, data);
+    CHECK_MSG(rc == 0, "eval failed (%d): %s", rc, err);
+    char *text = avo_test_read_file(json_path, NULL);
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
+    cJSON *pairs = root ? cJSON_GetObjectItem(root, "pairs") : NULL;
+    cJSON *p = cJSON_IsArray(pairs) ? cJSON_GetArrayItem(pairs, 0) : NULL;
+    cJSON *rmse = p ? cJSON_GetObjectItem(p, "f0_rmse_cents") : NULL;
+    CHECK_MSG(cJSON_IsNumber(rmse) && rmse->valuedouble < 50.0, "eval F0 RMSE missing or too large");
+    CHECK(p && cJSON_IsBool(cJSON_GetObjectItem(p, "classified_as_target")));
+    cJSON_Delete(root);
+    free(text);
+    rc = run(err, sizeof err, "%s eval --output %s/missing.wav --source %s --target-clips %s --data %s", bin, tmp, src,
+             src, data);
+    CHECK_MSG(rc != 0 && count_lines(err) == 1 && strstr(err, "missing.wav"), "eval bad input: %s", err);
+}
+
 static void test_song_conversion(void) {
     char err[4096], out_path[700], stems[700], path[800];
     snprintf(out_path, sizeof out_path, "%s/song.flac", tmp);
@@ -293,6 +317,7 @@ int main(void) {
     if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
     make_profile();
     test_dry_vocal_conversion();
+    test_eval();
     test_song_conversion();
     test_bad_input();
     test_delete();
