@@ -6,9 +6,11 @@
 #include "autovoice/audio.h"
 #include "autovoice/bench.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static inline const char *bench_data_dir(void) { return avo_bench_data_dir(); }
 
@@ -41,5 +43,27 @@ static inline void bench_loop_to(const avo_audio *src, int64_t frames, avo_audio
 static inline double bench_peak_rss_mb(void) { return avo_bench_peak_rss_mb(); }
 
 static inline double bench_median(double *v, int n) { return avo_bench_median(v, n); }
+
+/* Writes a benchmark's JSON document to path, creating the folders above it; returns the exit code
+ * for main (0, or 1 with a message). */
+static inline int bench_write_json(const char *path, const char *json) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        mkdir(dir, 0755);
+        *p = '/';
+    }
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "bench: cannot write %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    fprintf(f, "%s\n", json);
+    fclose(f);
+    printf("wrote %s\n", path);
+    return 0;
+}
 
 #endif

@@ -28,15 +28,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_conversion: %s\n", err.message);
         return 1;
     }
-    FILE *f = fopen(out_path, "w");
-    if (!f) {
-        fprintf(stderr, "bench_conversion: cannot write %s\n", out_path);
-        free(json);
-        return 1;
-    }
-    fprintf(f, "%s\n", json);
-    fclose(f);
-    printf("wrote %s\n", out_path);
+    const int rc = bench_write_json(out_path, json);
     free(json);
-    return 0;
+    return rc;
 }

@@ -6,20 +6,6 @@
 #include "autovoice/bench.h"
 #include "bench_common.h"
 
-#include <errno.h>
-#include <sys/stat.h>
-
-/* Creates the folders above path. */
-static void mkdirs_for(const char *path) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        mkdir(buf, 0755);
-        *p = '/';
-    }
-}
 
 int main(int argc, char **argv) {
     const char *out_path = "bench/out/pipeline.json";
@@ -41,16 +27,7 @@ int main(int argc, char **argv) {
     char *json = NULL;
     avo_error err;
     if (avo_bench_stage_cases(&opt, "pipeline", opt.quick ? quick : full, opt.quick ? 1 : 2, &json, &err)) bench_die(&err);
-    mkdirs_for(out_path);
-    FILE *f = fopen(out_path, "w");
-    if (!f) {
-        fprintf(stderr, "bench: cannot write %s: %s\n", out_path, strerror(errno));
-        free(json);
-        return 1;
-    }
-    fprintf(f, "%s\n", json);
-    fclose(f);
-    printf("wrote %s\n", out_path);
+    const int rc = bench_write_json(out_path, json);
     free(json);
-    return 0;
+    return rc;
 }
