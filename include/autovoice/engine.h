@@ -66,6 +66,11 @@ typedef struct avo_arena avo_arena;
 
 /* The CPU back end (OpenBLAS + OpenMP). n_threads <= 0 means all cores. */
 avo_status avo_backend_cpu_create(int n_threads, avo_backend **out, avo_error *err);
+/* The CUDA back end, built when CMake finds nvcc (AVO_HAVE_CUDA). device < 0 means device 0. Without
+ * CUDA in the build, or without a usable GPU, it fails with a clear error and the caller stays on CPU. */
+avo_status avo_backend_cuda_create(int device, avo_backend **out, avo_error *err);
+/* Whether this build has the CUDA back end compiled in (a GPU may still be absent at run time). */
+bool avo_backend_cuda_built(void);
 void avo_backend_free(avo_backend *be);
 const char *avo_backend_name(const avo_backend *be);
 /* Whether tensor data of this back end can be read by the host (true for the CPU back end). */
