@@ -73,6 +73,31 @@ avo_status avo_converter_run(avo_converter *c, const avo_audio *vocals, const av
 
 void avo_converter_get_info(const avo_converter *c, avo_converter_info *out);
 
+/* ---- neural converter (RVC v1/v2 voice models) --------------------------------------------------
+ * The source vocals go to 16 kHz, through a 48 Hz high-pass, then the content encoder (HuBERT /
+ * ContentVec: layer 9 + final_proj for v1 models, layer 12 for v2), optional index retrieval, x2 frame
+ * repeat, the F0 track given to avo_converter_run (RMVPE's or the DSP tracker's, transposed), and the
+ * model's synthesizer; then the RMS envelope mix and resampling to the vocals' rate. Songs run in
+ * segments of about 30 s cut at quiet points, each with 1 s of context on both sides. */
+typedef struct avo_neural_config {
+    const char *model_path;           /* RVC voice model .pth (required) */
+    const char *content_encoder_path; /* hubert_base.pt / ContentVec checkpoint (required) */
+    const char *index_path;           /* the model's feature rows as .npy (total_fea.npy), or NULL */
+    double index_rate;                /* 0..1: share of retrieved features (RVC's default 0.75) */
+    int speaker_id;                   /* 0 for single-speaker models */
+    const char *device;               /* "cpu" (NULL too) or "cuda" */
+    int strict;                       /* 1: a device that cannot be used is an error, not a CPU fallback */
+    uint64_t seed;                    /* the synthesizer's noise draws (runs are reproducible) */
+} avo_neural_config;
+
+void avo_neural_config_default(avo_neural_config *cfg);
+
+/* Loads the models (the slow part: do it once, then run many times). target may be NULL; when given,
+ * --auto-transpose uses its pitch range. Options used: transpose, auto_transpose, protect, rms_mix,
+ * threads (formant_shift and retrieval_ratio are DSP-only). */
+avo_status avo_converter_create_rvc(const avo_neural_config *cfg, const avo_voice_analysis *target,
+                                    const avo_convert_options *opt, avo_converter **out, avo_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -57,4 +57,57 @@ int64_t mean_voiced_log_envelope(const avo_voice_params *p, const float *grid_hz
 /* Vocoder frame period and working rate per preset. */
 double converter_frame_period(avo_preset preset);
 
+/* A voice's pitch range: median and 5th/95th percentiles of voiced F0 (Hz). */
+typedef struct pitch_range {
+    double low, median, high;
+} pitch_range;
+
+/* Range of count voiced F0 values (v is sorted in place). */
+pitch_range pitch_range_of(float *v, size_t count);
+
+/* Semitones to add: the user's transpose plus, with auto-transpose, whole octaves toward the target. */
+double choose_transpose(const avo_convert_options *opt, pitch_range src, pitch_range tgt);
+
+/* ---- RVC feature index (feature_index.c) ---- */
+typedef struct feature_index feature_index;
+
+/* A NumPy .npy array [rows, dim] of float32 or float16 (C order). */
+avo_status feature_index_load(const char *path, feature_index **out, avo_error *err);
+avo_status feature_index_load_memory(const void *data, size_t size, const char *name, feature_index **out,
+                                     avo_error *err);
+void feature_index_free(feature_index *ix);
+int64_t feature_index_rows(const feature_index *ix);
+int feature_index_dim(const feature_index *ix);
+
+/* RVC's retrieval on feats [frames, dim] in place: the k nearest rows (squared L2), weighted by the
+ * inverse square of their squared distances, blended as rate * retrieved + (1 - rate) * feats. */
+avo_status feature_index_blend(const feature_index *ix, float *feats, int64_t frames, int dim, double rate, int k,
+                               avo_error *err);
+
+/* ---- RVC chain on one 16 kHz segment (rvc_converter.c), exposed for the parity test ---- */
+struct avo_hubert;
+struct avo_rvc;
+struct avo_arena;
+
+typedef struct rvc_chain {
+    struct avo_hubert *hubert;
+    struct avo_rvc *rvc;
+    const feature_index *index; /* may be NULL */
+    double index_rate;
+    double protect;             /* >= 0.5: off */
+    int speaker_id;
+    uint64_t seed;
+} rvc_chain;
+
+/* x: n samples at 16 kHz (already high-passed); f0_hz: the transposed F0 of frames centred on samples
+ * 160 * i, i < n / 160 + 1. Writes *frames = min(n / 160, 2 * content frames) frames of hop samples
+ * into audio (capacity (n / 160 + 1) * hop). z_noise / src_noise as avo_rvc_infer (NULL: seeded). */
+avo_status rvc_chain_segment(const rvc_chain *ch, struct avo_arena *a, const float *x, int64_t n, const float *f0_hz,
+                             const float *z_noise, const float *src_noise, float *audio, int64_t *frames,
+                             avo_error *err);
+
+/* RVC's zero-phase 48 Hz high-pass of the 16 kHz input (two biquads of a 4th-order Butterworth, run
+ * forward and backward), in place. */
+void rvc_highpass_16k(float *x, int64_t n);
+
 #endif

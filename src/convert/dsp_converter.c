@@ -19,16 +19,11 @@ static int working_rate(avo_preset preset, int input_rate) {
     return input_rate < w ? input_rate : w;
 }
 
-/* A voice's pitch range: median and 5th/95th percentiles of voiced F0 (Hz). */
-typedef struct pitch_range {
-    double low, median, high;
-} pitch_range;
-
 /* Semitones to add: the user's transpose plus, with auto-transpose, the whole number of octaves
  * (-2..2) that puts most of the source's range inside the target's (overlap in octaves, a small
  * preference for smaller moves; the medians decide when nothing overlaps). Rounding the median ratio
  * alone moves a 140 Hz tenor two octaves up to a 400 Hz soprano, far above her range. */
-static double choose_transpose(const avo_convert_options *opt, pitch_range src, pitch_range tgt) {
+double choose_transpose(const avo_convert_options *opt, pitch_range src, pitch_range tgt) {
     double t = opt->transpose_semitones;
     if (!opt->auto_transpose || src.median <= 0.0 || tgt.median <= 0.0) return t;
     int best_k = 0;
@@ -255,7 +250,7 @@ static int compare_float_values(const void *a, const void *b) {
 }
 
 /* Pitch range of voiced F0 values; sorts v in place. All zero if count is 0. */
-static pitch_range range_of(float *v, size_t count) {
+pitch_range pitch_range_of(float *v, size_t count) {
     pitch_range r = {0.0, 0.0, 0.0};
     if (!count) return r;
     qsort(v, count, sizeof(float), compare_float_values);
@@ -329,7 +324,7 @@ static avo_status make_plan(avo_converter *c, const avo_audio *src, int work_rat
                 if (f0->f0_hz[i] > 0.0f) f0s[f0_count++] = f0->f0_hz[i];
         }
     }
-    const pitch_range source_range = range_of(f0s, f0_count);
+    const pitch_range source_range = pitch_range_of(f0s, f0_count);
     free(f0s);
     if (!st) {
         plan->amount = opt->retrieval_ratio < 0 ? 0 : opt->retrieval_ratio > 1 ? 1 : opt->retrieval_ratio;
