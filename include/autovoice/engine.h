@@ -71,11 +71,12 @@ avo_status avo_backend_cpu_create(int n_threads, avo_backend **out, avo_error *e
 avo_status avo_backend_cuda_create(int device, avo_backend **out, avo_error *err);
 /* Whether this build has the CUDA back end compiled in (a GPU may still be absent at run time). */
 bool avo_backend_cuda_built(void);
-/* Precision of the CUDA back end's weight GEMMs. AVO_CUDA_FP16: linear, conv1d, conv_transpose1d and
- * the GRU's input projection multiply half copies of weights and inputs with FP32 accumulation and
- * FP32 results (about 1e-3 relative error; inputs beyond +-65504 overflow); every other op, and all
- * activations between ops, stay FP32. A weight's half copy is made on its first use and dropped when
- * the back end writes into the weight's memory. avo_backend_name is "cuda" or "cuda-fp16". */
+/* Precision of the CUDA back end's weight GEMMs. AVO_CUDA_FP16: linear, conv1d, conv_transpose1d,
+ * conv2d, conv_transpose2d and the GRU's input projection multiply half copies of weights and inputs
+ * with FP32 accumulation and FP32 results (about 1e-3 relative error; inputs beyond +-65504
+ * overflow); every other op, and all activations between ops, stay FP32. A weight's half copy is
+ * made on its first use and dropped when the back end writes into the weight's memory.
+ * avo_backend_name is "cuda" or "cuda-fp16" (depthwise convolutions have no GEMM and stay FP32). */
 typedef enum avo_cuda_precision { AVO_CUDA_FP32 = 0, AVO_CUDA_FP16 = 1 } avo_cuda_precision;
 avo_status avo_backend_cuda_set_precision(avo_backend *be, avo_cuda_precision precision, avo_error *err);
 /* GEMM calls run so far by operand precision: what really ran, whatever the mode says. */
