@@ -408,6 +408,27 @@ def write_small(args):
             c3 = copy.deepcopy(cfg)
             c3["model"]["use_depthwise_conv"] = True
             save_config(c3, os.path.join(bad, "config_depthwise.json"))
+    # host glue: volume of 1 s of a deterministic 44.1 kHz signal, unit expansion, unvoiced filling
+    g = torch.Generator().manual_seed(81)
+    tt = np.arange(44100) / 44100.0
+    sig = (0.3 * np.sin(2 * np.pi * 220 * tt) * (0.5 + 0.5 * np.sin(2 * np.pi * 1.3 * tt)) +
+           0.01 * torch.randn(44100, generator=g).double().numpy()).astype(np.float32)
+    gold.put("glue_audio", sig, "1 s at 44.1 kHz")
+    gold.put("glue_vol", S.volume(torch.from_numpy(sig), 512), "volume(glue_audio, hop 512) [86]")
+    units = torch.randn(50, 6, generator=g)
+    gold.put("glue_units", units, "units [50, 6] at 50 frames/s")
+    for frames in (86, 173):
+        for mode in ("nearest", "left"):
+            gold.put("glue_expand_%s_%d" % (mode, frames), S.expand_units(units.T, frames, mode).T,
+                     "expand_units(glue_units, %d, %s) [%d, 6]" % (frames, mode, frames))
+    raw = sung_contour(60, 512, 44100, gap=(0.1, 0.2))
+    raw[:4] = 0
+    raw[50:53] = 0
+    raw[-2:] = 0
+    filled, uvv = S.fill_unvoiced(raw, 512, 44100)
+    gold.put("glue_f0_raw", raw, "f0 with unvoiced frames (0) at the start, in two gaps and at the end [60]", "float64")
+    gold.put("glue_f0_filled", filled, "fill_unvoiced(glue_f0_raw) f0 [60]")
+    gold.put("glue_uv", uvv, "fill_unvoiced(glue_f0_raw) uv [60]")
     gold.finish(models=meta, computed_in="float64 from float32 (s41: fp16-representable) weights",
                 speakers=SPEAKERS[:3])
     print("wrote %s" % out)
