@@ -610,6 +610,8 @@ static void run_gemm_cases(void) {
     t_bigru(23, 12, 8, true);
     t_bigru(9, 5, 3, false);
     t_bigru(80, 384, 256, true);
+    t_bigru(17, 20, 100, true); /* W_hh split over blocks of uneven sizes */
+    t_bigru(12, 30, 300, false);
 }
 
 static void run_other_cases(void) {

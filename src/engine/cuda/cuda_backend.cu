@@ -346,6 +346,8 @@ avo_status avo_backend_cuda_create(int device, avo_backend **out, avo_error *err
     }
     if (e == cudaSuccess) {
         cu->n_sm = prop.multiProcessorCount;
+        cu->coop = prop.cooperativeLaunch;
+        cu->smem_optin = (int)prop.sharedMemPerBlockOptin;
         what = "cudaStreamCreate";
         e = cudaStreamCreateWithFlags(&cu->stream, cudaStreamNonBlocking);
     }

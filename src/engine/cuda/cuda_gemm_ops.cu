@@ -249,14 +249,15 @@ avo_status cu_bigru(avo_backend *be, avo_arena *a, const avo_tensor *x, const av
     int64_t t = x->shape[0], h = w->w_hh[0]->shape[1], h3 = 3 * h;
     cu_note_write(cu, out->data, f32_bytes(out));
     if (t == 0 || h == 0) return AVO_OK;
-    void *gx = NULL;
+    void *gx = NULL, *hbuf = NULL;
     TRY(cu_scratch(cu, a, (size_t)(2 * t * h3) * sizeof(float), &gx, err));
+    TRY(cu_scratch(cu, a, (size_t)(4 * h) * sizeof(float), &hbuf, err));
     /* Input projections for all frames at once: the only part that is not sequential. */
     for (int d = 0; d < 2; d++)
         TRY(gemm_xwT(cu, a, (const float *)x->data, t, w->w_ih[d], w->b_ih[d] ? (const float *)w->b_ih[d]->data : NULL,
                      (float *)gx + d * t * h3, err));
     cu_launch_gru(cu, (const float *)gx, (const float *)w->w_hh[0]->data, (const float *)w->w_hh[1]->data,
                   w->b_hh[0] ? (const float *)w->b_hh[0]->data : NULL, w->b_hh[1] ? (const float *)w->b_hh[1]->data : NULL,
-                  t, h, (float *)out->data);
+                  t, h, (float *)hbuf, (float *)out->data);
     return cu_check_launch("bigru", err);
 }

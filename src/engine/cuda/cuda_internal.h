@@ -29,6 +29,8 @@ typedef struct cu_block {
 
 typedef struct cu_impl {
     int device, n_sm;
+    int coop;       /* cooperative launches (grid barriers) supported */
+    int smem_optin; /* shared memory a block may ask for */
     cudaStream_t stream;
     cublasHandle_t blas;
     int precision; /* avo_cuda_precision */
@@ -84,6 +86,31 @@ avo_status cu_sgemm(cu_impl *cu, bool ta, bool tb, int M, int N, int K, float al
 avo_status cu_hgemm(cu_impl *cu, bool ta, bool tb, int M, int N, int K, float alpha, const __half *A, int lda,
                     long long sA, const __half *B, int ldb, long long sB, float beta, float *C, int ldc, long long sC,
                     int batch, avo_error *err);
+
+/* ---- row kernels ------------------------------------------------------------------------------ */
+
+/* Kernels over the rows of a [rows, cols] layout take rows on y and columns on x (both strided past
+ * the grid), so no thread divides 64-bit indices in its inner loop. Short rows get narrow blocks
+ * that hold several rows, so that no thread idles: launch as k<<<CU_ROWS(cu, rows, cols), 0, s>>>. */
+#define CU_ROW_THREADS 256
+static inline dim3 cu_rows_block(int64_t cols) {
+    int bx = cols >= CU_ROW_THREADS ? CU_ROW_THREADS : (int)((cols + 31) / 32 * 32);
+    if (bx < 32) bx = 32;
+    return dim3((unsigned)bx, (unsigned)(CU_ROW_THREADS / bx));
+}
+static inline dim3 cu_rows_grid(const cu_impl *cu, int64_t rows, int64_t cols) {
+    dim3 b = cu_rows_block(cols);
+    int64_t gx = (cols + b.x - 1) / b.x, gy = (rows + b.y - 1) / b.y;
+    int64_t cap = (int64_t)(cu->n_sm > 0 ? cu->n_sm : 80) * 16;
+    if (gy > 65535) gy = 65535;
+    if (gx * gy > cap) gx = cap / (gy > 0 ? gy : 1);
+    return dim3((unsigned)(gx < 1 ? 1 : gx), (unsigned)(gy < 1 ? 1 : gy));
+}
+#define CU_ROWS(cu, rows, cols) cu_rows_grid(cu, rows, cols), cu_rows_block(cols)
+#define ROW_LOOP(r, rows) \
+    for (int64_t r = blockIdx.y * (int64_t)blockDim.y + threadIdx.y; r < (rows); r += (int64_t)gridDim.y * blockDim.y)
+#define COL_LOOP(i, n) \
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
 /* ---- kernel launchers (cuda_kernels.cu); all on cu->stream ------------------------------------ */
 
@@ -145,8 +172,8 @@ avo_status cu_copy(avo_backend *be, const avo_tensor *x, avo_tensor *out, avo_er
 void cu_launch_att_softmax(cu_impl *cu, float *S, float *R, int64_t rows, int64_t bq, int64_t i0, int64_t t,
                            int window);
 /* The GRU recurrence of both directions: gx [2][T][3H] input projections (b_ih included),
- * whh [3H, H] per direction, bhh NULL or [3H]; out [T, 2H]. */
+ * whh [3H, H] per direction, bhh NULL or [3H]; hbuf scratch of 4H floats; out [T, 2H]. */
 void cu_launch_gru(cu_impl *cu, const float *gx, const float *whh0, const float *whh1, const float *bhh0,
-                   const float *bhh1, int64_t t, int64_t h, float *out);
+                   const float *bhh1, int64_t t, int64_t h, float *hbuf, float *out);
 
 #endif

@@ -2,12 +2,12 @@
  * ops that are not GEMMs (norms, activations, broadcast add/mul, embedding, resampling, pooling,
  * transposes, copies), the attention softmax and the GRU recurrence.
  *
- * Rows of [C, T] tensors map to blockIdx.y (strided past the grid's limit) and time to x, so no
- * thread divides 64-bit indices in the inner loop. Formulas follow cpu_backend.c step by step;
+ * Rows of [C, T] tensors map to y and time to x (CU_ROWS in cuda_internal.h). Formulas follow cpu_backend.c step by step;
  * where the CPU's float rounding decides an index (upsampling), the same rounded operations are
  * spelled out with __f*_rn so that nvcc cannot fuse them into an FMA. */
 #include "engine/cuda/cuda_internal.h"
 
+#include <cooperative_groups.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -28,17 +28,7 @@ static unsigned flat_blocks(const cu_impl *cu, int64_t n) {
     return (unsigned)(b < 1 ? 1 : b);
 }
 
-/* A grid of rows (y) by columns (x) for row kernels: x covers cols, y the rows up to the limit. */
-static dim3 row_grid(const cu_impl *cu, int64_t rows, int64_t cols) {
-    int64_t bx = (cols + CU_THREADS - 1) / CU_THREADS, by = rows < CU_MAX_GRID_Y ? rows : CU_MAX_GRID_Y;
-    int64_t cap = (int64_t)(cu->n_sm > 0 ? cu->n_sm : 80) * 16;
-    if (bx * by > cap) bx = cap / by > 0 ? cap / by : 1;
-    return dim3((unsigned)(bx < 1 ? 1 : bx), (unsigned)(by < 1 ? 1 : by), 1);
-}
-
 #define FLAT_LOOP(i, n) for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
-#define ROW_LOOP(r, rows) for (int64_t r = blockIdx.y; r < (rows); r += gridDim.y)
-#define COL_LOOP(i, n) for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
 /* ---- reductions ------------------------------------------------------------------------------ */
 
@@ -90,7 +80,7 @@ __global__ void k_bias_cols(float *y, int64_t rows, int64_t cols, const float *b
 }
 
 void cu_launch_bias_cols(cu_impl *cu, float *y, int64_t rows, int64_t cols, const float *bias) {
-    if (rows > 0 && cols > 0) k_bias_cols<<<row_grid(cu, rows, cols), CU_THREADS, 0, cu->stream>>>(y, rows, cols, bias);
+    if (rows > 0 && cols > 0) k_bias_cols<<<CU_ROWS(cu, rows, cols), 0, cu->stream>>>(y, rows, cols, bias);
 }
 
 __global__ void k_bias_rows(float *y, int64_t rows, int64_t cols, int64_t ld, const float *bias) {
@@ -102,7 +92,7 @@ __global__ void k_bias_rows(float *y, int64_t rows, int64_t cols, int64_t ld, co
 
 void cu_launch_bias_rows(cu_impl *cu, float *y, int64_t rows, int64_t cols, int64_t ld, const float *bias) {
     if (rows > 0 && cols > 0)
-        k_bias_rows<<<row_grid(cu, rows, cols), CU_THREADS, 0, cu->stream>>>(y, rows, cols, ld, bias);
+        k_bias_rows<<<CU_ROWS(cu, rows, cols), 0, cu->stream>>>(y, rows, cols, ld, bias);
 }
 
 /* Rows of cols are (input channel, tap) pairs: [g][c*k + kk] is global row (g*cig + c)*k + kk. */
@@ -128,14 +118,14 @@ void cu_launch_im2col(cu_impl *cu, const float *x, int64_t groups, int64_t cig, 
                       int64_t d, int64_t pad, int64_t i0, int64_t n, float *cols) {
     int64_t rows = groups * cig * k;
     if (rows > 0 && n > 0)
-        k_im2col<float><<<row_grid(cu, rows, n), CU_THREADS, 0, cu->stream>>>(x, rows, t, k, s, d, pad, i0, n, cols);
+        k_im2col<float><<<CU_ROWS(cu, rows, n), 0, cu->stream>>>(x, rows, t, k, s, d, pad, i0, n, cols);
 }
 
 void cu_launch_im2col_half(cu_impl *cu, const float *x, int64_t groups, int64_t cig, int64_t t, int64_t k, int64_t s,
                            int64_t d, int64_t pad, int64_t i0, int64_t n, __half *cols) {
     int64_t rows = groups * cig * k;
     if (rows > 0 && n > 0)
-        k_im2col<__half><<<row_grid(cu, rows, n), CU_THREADS, 0, cu->stream>>>(x, rows, t, k, s, d, pad, i0, n, cols);
+        k_im2col<__half><<<CU_ROWS(cu, rows, n), 0, cu->stream>>>(x, rows, t, k, s, d, pad, i0, n, cols);
 }
 
 __global__ void k_conv_dw(const float *x, const float *w, const float *b, float *y, int64_t cout, int64_t cog,
@@ -157,7 +147,7 @@ __global__ void k_conv_dw(const float *x, const float *w, const float *b, float 
 
 void cu_launch_conv_depthwise(cu_impl *cu, const float *x, const float *w, const float *b, float *y, int64_t cout,
                               int64_t cog, int64_t t, int64_t k, int64_t tout, int64_t s, int64_t d, int64_t pad) {
-    k_conv_dw<<<row_grid(cu, cout, tout), CU_THREADS, 0, cu->stream>>>(x, w, b, y, cout, cog, t, k, tout, s, d, pad);
+    k_conv_dw<<<CU_ROWS(cu, cout, tout), 0, cu->stream>>>(x, w, b, y, cout, cog, t, k, tout, s, d, pad);
 }
 
 /* Gathers instead of scattering: each output sums its taps, so no atomics and a fixed order. cols
@@ -169,10 +159,12 @@ __global__ void k_col2im(const float *cols, const float *bias, float *y, int64_t
         float b0 = first && bias ? bias[o] : 0.0f;
         COL_LOOP(j, tout) {
             float acc = 0.0f;
-            for (int64_t kk = 0; kk < k; kk++) {
+            /* with dilation 1 the taps that land on j are kk = (j + pad) mod s, then every s-th */
+            int64_t kstep = d == 1 ? s : 1, kk0 = d == 1 ? (j + pad) % s : 0;
+            for (int64_t kk = kk0; kk < k; kk += kstep) {
                 int64_t num = j + pad - kk * d; /* = i*s for the input frame i this tap would come from */
                 if (num < 0) break;             /* num only falls as kk grows */
-                if (num % s) continue;
+                if (d != 1 && num % s) continue;
                 int64_t i = num / s;
                 if (i >= i0 + n) continue;
                 if (i < i0) break;
@@ -187,7 +179,7 @@ __global__ void k_col2im(const float *cols, const float *bias, float *y, int64_t
 void cu_launch_col2im(cu_impl *cu, const float *cols, const float *bias, float *y, int64_t cout, int64_t cog,
                       int64_t tout, int64_t k, int64_t s, int64_t d, int64_t pad, int64_t i0, int64_t n, bool first) {
     (void)cog;
-    k_col2im<<<row_grid(cu, cout, tout), CU_THREADS, 0, cu->stream>>>(cols, bias, y, cout, tout, k, s, d, pad, i0, n,
+    k_col2im<<<CU_ROWS(cu, cout, tout), 0, cu->stream>>>(cols, bias, y, cout, tout, k, s, d, pad, i0, n,
                                                                          first);
 }
 
@@ -329,7 +321,7 @@ avo_status cu_group_norm(avo_backend *be, avo_arena *a, const avo_tensor *x, int
     k_gn_stats<<<sg, CU_THREADS, 0, cu->stream>>>((const float *)x->data, n, (int)nb, (double *)part);
     k_gn_final<<<flat_blocks(cu, groups), CU_THREADS, 0, cu->stream>>>((const double *)part, groups, (int)nb, n, eps,
                                                                        (float *)stat);
-    k_gn_apply<<<row_grid(cu, c, t), CU_THREADS, 0, cu->stream>>>(
+    k_gn_apply<<<CU_ROWS(cu, c, t), 0, cu->stream>>>(
         (const float *)x->data, (const float *)stat, gamma ? (const float *)gamma->data : NULL,
         beta ? (const float *)beta->data : NULL, (float *)y->data, c, cg, t);
     return cu_check_launch("group_norm", err);
@@ -403,9 +395,9 @@ avo_status cu_binary(avo_backend *be, int op, const avo_tensor *x, const avo_ten
     } else {
         int64_t inner = n / ny; /* y broadcasts over everything after x's first dimension */
         if (op == 0)
-            k_binary_rows<0><<<row_grid(cu, ny, inner), CU_THREADS, 0, cu->stream>>>(X, Yv, O, ny, inner);
+            k_binary_rows<0><<<CU_ROWS(cu, ny, inner), 0, cu->stream>>>(X, Yv, O, ny, inner);
         else
-            k_binary_rows<1><<<row_grid(cu, ny, inner), CU_THREADS, 0, cu->stream>>>(X, Yv, O, ny, inner);
+            k_binary_rows<1><<<CU_ROWS(cu, ny, inner), 0, cu->stream>>>(X, Yv, O, ny, inner);
     }
     return cu_check_launch(op ? "mul" : "add", err);
 }
@@ -476,7 +468,7 @@ avo_status cu_embedding(avo_backend *be, const avo_tensor *table, const avo_tens
     if (n >= none) return avo_error_set(err, AVO_ERR_UNSUPPORTED, "cuda: embedding of %lld ids", (long long)n);
     cudaError_t e = cudaMemsetAsync(cu->flag_dev, 0x7f, sizeof(int), cu->stream);
     if (e != cudaSuccess) return cu_fail_cuda(err, "embedding", e);
-    k_embedding<<<row_grid(cu, n, d), CU_THREADS, 0, cu->stream>>>((const float *)table->data,
+    k_embedding<<<CU_ROWS(cu, n, d), 0, cu->stream>>>((const float *)table->data,
                                                                    (const int32_t *)ids->data, (float *)out->data, n,
                                                                    rows, d, cu->flag_dev);
     TRY(cu_check_launch("embedding", err));
@@ -520,7 +512,7 @@ avo_status cu_upsample(avo_backend *be, const avo_tensor *x, avo_upsample mode, 
     cu_note_write(cu, out->data, (size_t)(c * tout) * sizeof(float));
     if (c == 0) return AVO_OK;
     float scale = (float)tin / (float)tout; /* in float, as PyTorch and the CPU back end */
-    k_upsample<<<row_grid(cu, c, tout), CU_THREADS, 0, cu->stream>>>((const float *)x->data, (float *)out->data, c, tin,
+    k_upsample<<<CU_ROWS(cu, c, tout), 0, cu->stream>>>((const float *)x->data, (float *)out->data, c, tin,
                                                                       tout, scale, mode == AVO_UPSAMPLE_LINEAR);
     return cu_check_launch("upsample", err);
 }
@@ -554,7 +546,7 @@ avo_status cu_pool1d(avo_backend *be, const avo_tensor *x, avo_pool kind, int ke
     int64_t c = x->shape[0], t = x->shape[1], tout = out->shape[1];
     cu_note_write(cu, out->data, (size_t)(c * tout) * sizeof(float));
     if (c == 0) return AVO_OK;
-    k_pool1d<<<row_grid(cu, c, tout), CU_THREADS, 0, cu->stream>>>((const float *)x->data, (float *)out->data, c, t, tout,
+    k_pool1d<<<CU_ROWS(cu, c, tout), 0, cu->stream>>>((const float *)x->data, (float *)out->data, c, t, tout,
                                                                     kernel, stride, padding, kind == AVO_POOL_MAX);
     return cu_check_launch("pool1d", err);
 }
@@ -621,12 +613,65 @@ avo_status cu_copy(avo_backend *be, const avo_tensor *x, avo_tensor *out, avo_er
 
 __device__ __forceinline__ float sigm(float v) { return 1.0f / (1.0f + expf(-v)); }
 
-/* One block per direction, sequential over time. Each warp takes rows of W_hh (reads coalesced
- * along the row) for gh = W_hh h + b_hh; then each thread updates its units of h. W_hh comes from
- * L2 every step: fine for RMVPE's H = 256 (0.75 MB); splitting a direction over several SMs with a
- * grid barrier per step is the next step if it shows up in profiles. */
-__global__ void __launch_bounds__(1024) k_gru(const float *gx, const float *whh0, const float *whh1, const float *bhh0, const float *bhh1,
-                      int64_t t, int64_t h, float *out) {
+/* The recurrence is sequential in time; what can be spread is each step's W_hh h (3H x H).
+ *
+ * Main kernel: nb blocks per direction, launched cooperatively. Block b owns units [u0, u1) of h,
+ * that is rows u, H+u, 2H+u of W_hh, kept in shared memory for the whole sequence, so a step reads
+ * only h (H floats) from L2: the block computes its gates, writes its units of the new h to a global
+ * buffer (two, by step parity) and the grid waits at a barrier. W_hh never leaves the chip.
+ *
+ * Fallback (no cooperative launch, or W_hh too large for the SMs' shared memory): one block per
+ * direction reading W_hh from L2 every step, warp per row. */
+__global__ void __launch_bounds__(256) k_gru_coop(const float *gx, const float *whh0, const float *whh1,
+                                                  const float *bhh0, const float *bhh1, int64_t t, int h, int units,
+                                                  float *hbuf, float *out) {
+    cooperative_groups::grid_group grid = cooperative_groups::this_grid();
+    extern __shared__ float sm[];
+    int nb = gridDim.x / 2, d = blockIdx.x / nb, b = blockIdx.x - d * nb;
+    int u0 = b * units, u1 = u0 + units < h ? u0 + units : h, nu = u1 > u0 ? u1 - u0 : 0;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    const float *W = d ? whh1 : whh0, *bh = d ? bhh1 : bhh0, *G = gx + (int64_t)d * t * 3 * h;
+    float *w = sm, *hs = sm + (size_t)3 * units * h, *gh = hs + h; /* w: row g*nu + i is W_hh row g*H + u0 + i */
+    float *hb = hbuf + (int64_t)d * 2 * h;
+    for (int r = warp; r < 3 * nu; r += nw) {
+        int g = r / nu, u = u0 + r - g * nu;
+        for (int k = lane; k < h; k += 32) w[(size_t)r * h + k] = W[((int64_t)g * h + u) * h + k];
+    }
+    for (int i = threadIdx.x; i < nu; i += blockDim.x) hb[u0 + i] = 0.0f;
+    grid.sync();
+    for (int64_t step = 0; step < t; step++) {
+        int64_t ti = d ? t - 1 - step : step;
+        const float *hp = hb + (step & 1) * h;
+        float *hn = hb + ((step + 1) & 1) * h;
+        for (int k = threadIdx.x; k < h; k += blockDim.x) hs[k] = __ldcg(hp + k); /* other SMs wrote it: skip L1 */
+        __syncthreads();
+        for (int r = warp; r < 3 * nu; r += nw) {
+            const float *wr = w + (size_t)r * h;
+            float acc = 0.0f;
+            for (int k = lane; k < h; k += 32) acc += wr[k] * hs[k];
+            acc = warp_sum(acc);
+            if (lane == 0) {
+                int g = r / nu, u = u0 + r - g * nu;
+                gh[r] = acc + (bh ? bh[g * h + u] : 0.0f);
+            }
+        }
+        __syncthreads();
+        const float *gt = G + ti * 3 * h;
+        for (int i = threadIdx.x; i < nu; i += blockDim.x) {
+            int u = u0 + i;
+            float rg = sigm(gt[u] + gh[i]);
+            float z = sigm(gt[h + u] + gh[nu + i]);
+            float n = tanhf(gt[2 * h + u] + rg * gh[2 * nu + i]);
+            float hv = (1.0f - z) * n + z * hs[u];
+            hn[u] = hv;
+            out[ti * 2 * h + (int64_t)d * h + u] = hv;
+        }
+        grid.sync();
+    }
+}
+
+__global__ void __launch_bounds__(1024) k_gru(const float *gx, const float *whh0, const float *whh1, const float *bhh0,
+                                              const float *bhh1, int64_t t, int64_t h, float *out) {
     extern __shared__ float sm[];
     int d = blockIdx.x;
     const float *W = d ? whh1 : whh0, *bh = d ? bhh1 : bhh0, *G = gx + (int64_t)d * t * 3 * h;
@@ -659,8 +704,34 @@ __global__ void __launch_bounds__(1024) k_gru(const float *gx, const float *whh0
     }
 }
 
+/* Shared memory of W_hh per block that the cooperative kernel aims for: a fraction of the SM's, so
+ * that the slices stay small and the blocks many (each step's work shrinks with them). */
+#define GRU_SLICE_BYTES (96 * 1024)
+#define GRU_COOP_THREADS 256
+
 void cu_launch_gru(cu_impl *cu, const float *gx, const float *whh0, const float *whh1, const float *bhh0,
-                   const float *bhh1, int64_t t, int64_t h, float *out) {
+                   const float *bhh1, int64_t t, int64_t h, float *hbuf, float *out) {
+    if (cu->coop && h > 0 && h <= 8192) {
+        int64_t nb = ((int64_t)3 * h * h * 4 + GRU_SLICE_BYTES - 1) / GRU_SLICE_BYTES;
+        if (nb < 1) nb = 1;
+        if (nb > h) nb = h;
+        int units = (int)((h + nb - 1) / nb);
+        nb = (h + units - 1) / units;
+        size_t smem = ((size_t)3 * units * h + h + 3 * units) * sizeof(float);
+        int per_sm = 0;
+        if (smem <= (size_t)cu->smem_optin &&
+            cudaFuncSetAttribute(k_gru_coop, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) == cudaSuccess &&
+            cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_gru_coop, GRU_COOP_THREADS, smem) == cudaSuccess &&
+            (int64_t)per_sm * cu->n_sm >= 2 * nb) {
+            int hh = (int)h;
+            void *args[] = {(void *)&gx, (void *)&whh0, (void *)&whh1, (void *)&bhh0, (void *)&bhh1,
+                            (void *)&t,  (void *)&hh,   (void *)&units, (void *)&hbuf, (void *)&out};
+            if (cudaLaunchCooperativeKernel((const void *)k_gru_coop, dim3((unsigned)(2 * nb)), dim3(GRU_COOP_THREADS),
+                                            args, smem, cu->stream) == cudaSuccess)
+                return;
+        }
+        cudaGetLastError(); /* not possible here: the fallback below */
+    }
     size_t smem = (size_t)(4 * h) * sizeof(float);
     if (smem > 48 * 1024) cudaFuncSetAttribute(k_gru, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     k_gru<<<2, 1024, smem, cu->stream>>>(gx, whh0, whh1, bhh0, bhh1, t, h, out);

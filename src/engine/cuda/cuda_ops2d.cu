@@ -9,8 +9,6 @@
 #include <limits.h>
 #include <math.h>
 
-#define CU_THREADS 256
-#define CU_MAX_GRID_Y 65535
 #define CU_COLS2D_MAX ((int64_t)32 << 20) /* column scratch elements per tile */
 
 #define TRY(expr)                       \
@@ -18,16 +16,6 @@
         avo_status st_ = (expr);        \
         if (st_ != AVO_OK) return st_; \
     } while (0)
-
-#define ROW_LOOP(r, rows) for (int64_t r = blockIdx.y; r < (rows); r += gridDim.y)
-#define COL_LOOP(i, n) for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
-
-static dim3 grid2(const cu_impl *cu, int64_t rows, int64_t cols) {
-    int64_t bx = (cols + CU_THREADS - 1) / CU_THREADS, by = rows < CU_MAX_GRID_Y ? rows : CU_MAX_GRID_Y;
-    int64_t cap = (int64_t)(cu->n_sm > 0 ? cu->n_sm : 80) * 16;
-    if (bx * by > cap) bx = cap / by > 0 ? cap / by : 1;
-    return dim3((unsigned)(bx < 1 ? 1 : bx), (unsigned)(by < 1 ? 1 : by), 1);
-}
 
 static size_t f32_bytes(const avo_tensor *t) { return (size_t)avo_tensor_numel(t) * sizeof(float); }
 
@@ -113,15 +101,14 @@ static avo_status cu_conv2d(avo_backend *be, avo_arena *a, const avo_tensor *x, 
         int64_t rows = g * kdim;
         for (int64_t p0 = 0; p0 < hw; p0 += tile) {
             int64_t n = hw - p0 < tile ? hw - p0 : tile;
-            dim3 gr = grid2(cu, rows, n);
             if (wh) {
-                k_im2col2d<__half><<<gr, CU_THREADS, 0, cu->stream>>>(
+                k_im2col2d<__half><<<CU_ROWS(cu, rows, n), 0, cu->stream>>>(
                     X, rows, (int)h, (int)wd, (int)kh, (int)kw, (int)wo, p->stride[0], p->stride[1], p->padding[0],
                     p->padding[1], p->dilation[0], p->dilation[1], p0, n, (__half *)cols);
                 TRY(cu_hgemm(cu, false, false, (int)cog, (int)n, (int)kdim, 1.0f, wh, (int)kdim, cog * kdim,
                              (const __half *)cols, (int)n, kdim * n, 0.0f, Y + p0, (int)hw, cog * hw, (int)g, err));
             } else {
-                k_im2col2d<float><<<gr, CU_THREADS, 0, cu->stream>>>(
+                k_im2col2d<float><<<CU_ROWS(cu, rows, n), 0, cu->stream>>>(
                     X, rows, (int)h, (int)wd, (int)kh, (int)kw, (int)wo, p->stride[0], p->stride[1], p->padding[0],
                     p->padding[1], p->dilation[0], p->dilation[1], p0, n, (float *)cols);
                 TRY(cu_sgemm(cu, false, false, (int)cog, (int)n, (int)kdim, 1.0f, W, (int)kdim, cog * kdim,
@@ -130,7 +117,7 @@ static avo_status cu_conv2d(avo_backend *be, avo_arena *a, const avo_tensor *x, 
         }
     }
     if (B || R || p->relu)
-        k_epilogue2d<<<grid2(cu, cout, hw), CU_THREADS, 0, cu->stream>>>(Y, B, R, p->relu ? 1 : 0, cout, hw);
+        k_epilogue2d<<<CU_ROWS(cu, cout, hw), 0, cu->stream>>>(Y, B, R, p->relu ? 1 : 0, cout, hw);
     return cu_check_launch("conv2d", err);
 }
 
@@ -150,17 +137,16 @@ __global__ void k_col2im2d(const float *cols, const float *bias, float *y, int64
         float *yr = y + row * wo;
         COL_LOOP(ox, wo) {
             float acc = 0.0f;
-            for (int kh = 0; kh < kh_; kh++) {
+            /* the taps that land here: kh = (oy + ph) mod sh, then every sh-th (kw likewise) */
+            for (int kh = (oy + ph) % sh; kh < kh_; kh += sh) {
                 int ny = oy + ph - kh;
                 if (ny < 0) break;
-                if (ny % sh) continue;
                 int iy = ny / sh;
                 if (iy >= r1) continue;
                 if (iy < r0) break;
-                for (int kw = 0; kw < kw_; kw++) {
+                for (int kw = ((int)ox + pw) % sw; kw < kw_; kw += sw) {
                     int nx = (int)ox + pw - kw;
                     if (nx < 0) break;
-                    if (nx % sw) continue;
                     int ix = nx / sw;
                     if (ix >= w) continue;
                     acc += co[((int64_t)kh * kw_ + kw) * n + (int64_t)(iy - r0) * w + ix];
@@ -205,7 +191,7 @@ static avo_status cu_conv_transpose2d(avo_backend *be, avo_arena *a, const avo_t
         else
             TRY(cu_sgemm(cu, true, false, (int)rows, (int)n, (int)cin, 1.0f, W, (int)rows, 0, X + r0 * wd, (int)(h * wd), 0,
                          0.0f, (float *)cols, (int)n, 0, 1, err));
-        k_col2im2d<<<grid2(cu, cout * ho, wo), CU_THREADS, 0, cu->stream>>>(
+        k_col2im2d<<<CU_ROWS(cu, cout * ho, wo), 0, cu->stream>>>(
             (const float *)cols, B, Y, cout, (int)ho, (int)wo, (int)kh, (int)kw, p->stride[0], p->stride[1],
             p->padding[0], p->padding[1], (int)wd, (int)r0, (int)r1, r0 == 0, r1 == h, p->relu ? 1 : 0);
     }
@@ -248,7 +234,7 @@ static avo_status cu_pool2d(avo_backend *be, const avo_tensor *x, avo_pool kind,
     if (h * w > INT_MAX || ho * wo > INT_MAX)
         return avo_error_set(err, AVO_ERR_UNSUPPORTED, "cuda: pool2d planes of more than 2^31 pixels");
     float inv = 1.0f / (float)(p->kernel[0] * p->kernel[1]);
-    k_pool2d<<<grid2(cu, c * ho, wo), CU_THREADS, 0, cu->stream>>>(
+    k_pool2d<<<CU_ROWS(cu, c * ho, wo), 0, cu->stream>>>(
         (const float *)x->data, (float *)y->data, c, (int)h, (int)w, (int)ho, (int)wo, p->kernel[0], p->kernel[1],
         p->stride[0], p->stride[1], p->padding[0], p->padding[1], kind == AVO_POOL_MAX, inv);
     return cu_check_launch("pool2d", err);
@@ -269,7 +255,7 @@ static avo_status cu_transpose01(avo_backend *be, const avo_tensor *x, avo_tenso
     int64_t na = x->shape[0], nb = x->shape[1], nc = x->shape[2];
     cu_note_write(cu, y->data, f32_bytes(y));
     if (na * nb * nc == 0) return AVO_OK;
-    k_transpose01<<<grid2(cu, na * nb, nc), CU_THREADS, 0, cu->stream>>>((const float *)x->data, (float *)y->data, na, nb,
+    k_transpose01<<<CU_ROWS(cu, na * nb, nc), 0, cu->stream>>>((const float *)x->data, (float *)y->data, na, nb,
                                                                          nc);
     return cu_check_launch("transpose01", err);
 }
