@@ -375,3 +375,30 @@ avo_status avo_converter_create_rvc(const avo_neural_config *cfg, const avo_voic
     *out = c;
     return AVO_OK;
 }
+
+avo_status avo_neural_model_check(const char *model_path, const char *index_path, char *info, size_t cap,
+                                  int *sample_rate, avo_error *err) {
+    avo_backend *be = NULL;
+    avo_rvc *rvc = NULL;
+    feature_index *ix = NULL;
+    avo_status st = avo_backend_cpu_create(1, &be, err);
+    if (!st) st = avo_rvc_load(model_path, be, &rvc, err);
+    if (!st && index_path) st = feature_index_load(index_path, &ix, err);
+    if (!st) {
+        const avo_rvc_info *ri = avo_rvc_get_info(rvc);
+        if (ix && feature_index_dim(ix) != ri->phone_dim)
+            st = avo_error_set(err, AVO_ERR_INVALID_ARGUMENT,
+                               "%s: the index holds %d-dim features but the model takes %d (an index of another "
+                               "model?)",
+                               index_path, feature_index_dim(ix), ri->phone_dim);
+        if (!st && info)
+            snprintf(info, cap, "RVC v%d, %d Hz, %s, %d speaker%s%s", ri->version, ri->sample_rate,
+                     ri->uses_f0 ? "pitch-guided" : "no pitch input", ri->n_speakers, ri->n_speakers == 1 ? "" : "s",
+                     ix ? ", with index" : "");
+        if (!st && sample_rate) *sample_rate = ri->sample_rate;
+    }
+    feature_index_free(ix);
+    avo_rvc_free(rvc);
+    avo_backend_free(be);
+    return st;
+}
