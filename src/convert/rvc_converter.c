@@ -81,7 +81,9 @@ avo_status rvc_chain_segment(const rvc_chain *ch, avo_arena *a, const float *x, 
     if (n < 400) return AVO_OK; /* shorter than one content frame: nothing to say */
     const int v1 = info->version == 1;
     avo_tensor feat;
-    avo_status st = avo_hubert_extract(ch->hubert, a, x, n, v1 ? 9 : 12, v1, &feat, err);
+    /* RVC reads layer 9 (v1) or 12 (v2) of HuBERT base; smaller encoders give their last layer. */
+    const int layers = avo_hubert_layers(ch->hubert), want = v1 ? 9 : 12;
+    avo_status st = avo_hubert_extract(ch->hubert, a, x, n, want < layers ? want : layers, v1, &feat, err);
     if (st) return st;
     const int64_t cf = feat.shape[0];
     const int dim = (int)feat.shape[1];
