@@ -57,6 +57,7 @@ typedef struct avo_converter_info {
     const char *precision;  /* "fp32", ... */
     double applied_transpose_semitones; /* after auto-transpose, set by the last run */
     double formant_warp_ratio;          /* envelope warp the last run applied */
+    const char *fallback;               /* why a requested device was not used ("" if none) */
 } avo_converter_info;
 
 typedef struct avo_converter avo_converter;

@@ -76,6 +76,7 @@ typedef struct avo_run_metadata {
     char backend[32];
     char device[64];
     char precision[16];
+    char device_fallback[320];    /* why a requested device was not used; empty if none */
     double applied_transpose_semitones;
     double formant_warp_ratio;
     avo_mix_report mix;

@@ -307,6 +307,7 @@ int cli_convert(int argc, char **argv) {
         if (!st) snprintf(meta.input, sizeof meta.input, "%s", a.vocals ? a.vocals : a.song);
     }
     cli_progress_finish(&progress);
+    if (!st && meta.device_fallback[0]) fprintf(stderr, "autovoice: warning: %s; ran on the CPU\n", meta.device_fallback);
     if (!st) st = write_result(&a, &out, &meta, &err);
     if (!st && !a.quiet)
         fprintf(stderr, "wrote %s (%.1f s of audio in %.2f s, RTF %.3f; %s, transpose %+.1f)\n", a.output,

@@ -30,6 +30,7 @@ typedef struct rvc_state {
     const avo_voice_analysis *target;
     char device[64];
     char backend[32];
+    char fallback[300];
 } rvc_state;
 
 void avo_neural_config_default(avo_neural_config *cfg) {
@@ -310,7 +311,7 @@ static avo_status open_backend(const avo_neural_config *cfg, int threads, rvc_st
         }
         if (cfg->strict)
             return avo_error_set(err, AVO_ERR_UNSUPPORTED, "--device cuda cannot be used: %s", cerr.message);
-        fprintf(stderr, "warning: --device cuda cannot be used (%s); running on the CPU\n", cerr.message);
+        snprintf(s->fallback, sizeof s->fallback, "cuda requested but not used: %.260s", cerr.message);
     } else if (strcmp(dev, "cpu") != 0) {
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "unknown device '%s' (use cpu or cuda)", dev);
     }
@@ -374,6 +375,7 @@ avo_status avo_converter_create_rvc(const avo_neural_config *cfg, const avo_voic
     c->info.precision = "fp32";
     c->info.applied_transpose_semitones = opt->transpose_semitones;
     c->info.formant_warp_ratio = 1.0;
+    c->info.fallback = s->fallback;
     *out = c;
     return AVO_OK;
 }

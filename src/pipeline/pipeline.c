@@ -191,6 +191,7 @@ static avo_status run_conversion(const avo_pipeline_config *cfg, const avo_pipel
         snprintf(meta->backend, sizeof meta->backend, "%s", info.backend);
         snprintf(meta->device, sizeof meta->device, "%s", info.device);
         snprintf(meta->precision, sizeof meta->precision, "%s", info.precision);
+        snprintf(meta->device_fallback, sizeof meta->device_fallback, "%s", info.fallback ? info.fallback : "");
         meta->applied_transpose_semitones = info.applied_transpose_semitones;
         meta->formant_warp_ratio = info.formant_warp_ratio;
     }
@@ -286,6 +287,7 @@ avo_status avo_run_metadata_to_json(const avo_run_metadata *meta, char **json, a
     cJSON_AddStringToObject(root, "device", meta->device);
     cJSON_AddStringToObject(root, "backend", meta->backend);
     cJSON_AddStringToObject(root, "precision", meta->precision);
+    if (meta->device_fallback[0]) cJSON_AddStringToObject(root, "device_fallback", meta->device_fallback);
     cJSON_AddStringToObject(root, "preset", meta->preset);
     cJSON_AddStringToObject(root, "converter", meta->converter);
     cJSON_AddStringToObject(root, "separation_method", meta->separation_method);
