@@ -71,6 +71,19 @@ avo_status avo_backend_cpu_create(int n_threads, avo_backend **out, avo_error *e
 avo_status avo_backend_cuda_create(int device, avo_backend **out, avo_error *err);
 /* Whether this build has the CUDA back end compiled in (a GPU may still be absent at run time). */
 bool avo_backend_cuda_built(void);
+/* Precision of the CUDA back end's weight GEMMs. AVO_CUDA_FP16: linear, conv1d, conv_transpose1d,
+ * conv2d, conv_transpose2d and the GRU's input projection multiply half copies of weights and inputs
+ * with FP32 accumulation and FP32 results (about 1e-3 relative error; inputs beyond +-65504
+ * overflow); every other op, and all activations between ops, stay FP32. A weight's half copy is
+ * made on its first use and dropped when the back end writes into the weight's memory.
+ * avo_backend_name is "cuda" or "cuda-fp16" (depthwise convolutions have no GEMM and stay FP32). */
+typedef enum avo_cuda_precision { AVO_CUDA_FP32 = 0, AVO_CUDA_FP16 = 1 } avo_cuda_precision;
+avo_status avo_backend_cuda_set_precision(avo_backend *be, avo_cuda_precision precision, avo_error *err);
+/* GEMM calls run so far by operand precision: what really ran, whatever the mode says. */
+avo_status avo_backend_cuda_gemm_counts(const avo_backend *be, int64_t *fp32, int64_t *fp16, avo_error *err);
+/* Waits for the queued work (ops are asynchronous on the GPU; copies to the host wait already) and
+ * reports a failure of it. For timing and error checks. */
+avo_status avo_backend_cuda_sync(avo_backend *be, avo_error *err);
 void avo_backend_free(avo_backend *be);
 const char *avo_backend_name(const avo_backend *be);
 /* Whether tensor data of this back end can be read by the host (true for the CPU back end). */
@@ -204,6 +217,52 @@ typedef struct avo_gru_weights {
 } avo_gru_weights;
 avo_status avo_op_bigru(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_gru_weights *w, avo_tensor *out,
                         avo_error *err);
+
+/* ---- 2-D operators (tensors [C, H, W]) -------------------------------------------------------
+ * Image-like activations of one item: channels, height, width (RMVPE: [channels, frames, mel bins]).
+ * Weights keep PyTorch's layouts: nn.Conv2d [out, in/groups, KH, KW], nn.ConvTranspose2d
+ * [in, out, KH, KW]. Pairs are (height, width). Concatenation along channels needs no op: give row
+ * views (avo_tensor_rows) of one [C1 + C2, H, W] tensor as the outputs of the two producers. */
+
+typedef struct avo_conv2d_params {
+    int stride[2], padding[2], dilation[2]; /* 0 is read as 1 (padding as 0) */
+    int groups;                             /* 0 is read as 1 */
+    bool relu;                              /* ReLU after the bias, before the residual */
+} avo_conv2d_params;
+
+typedef struct avo_conv_transpose2d_params {
+    int stride[2], padding[2], output_padding[2]; /* stride 0 is read as 1; dilation 1, groups 1 */
+    bool relu;                                    /* ReLU after the bias */
+} avo_conv_transpose2d_params;
+
+typedef struct avo_pool2d_params {
+    int kernel[2], stride[2], padding[2]; /* stride 0 means stride = kernel */
+} avo_pool2d_params;
+
+/* out = relu?(conv2d(x, w) + b) + residual, as nn.Conv2d (zero padding) followed by nn.ReLU when
+ * p->relu, then the residual added: the end of a ResNet block in one pass (BatchNorm in eval mode is
+ * folded into w and b by the model at load time). x [Cin, H, W], w [Cout, Cin/groups, KH, KW],
+ * b [Cout] or NULL, residual [Cout, Ho, Wo] or NULL, out [Cout, Ho, Wo] with
+ * Ho = (H + 2*padding - dilation*(KH-1) - 1) / stride + 1 (Wo likewise). residual may not share
+ * memory with out (or x). */
+avo_status avo_op_conv2d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
+                         const avo_conv2d_params *p, const avo_tensor *residual, avo_tensor *out, avo_error *err);
+
+/* out = relu?(conv_transpose2d(x, w) + b) as nn.ConvTranspose2d (dilation 1, groups 1): x [Cin, H, W],
+ * w [Cin, Cout, KH, KW], b [Cout] or NULL -> [Cout, Ho, Wo] with
+ * Ho = (H-1)*stride - 2*padding + KH + output_padding (Wo likewise); output_padding < stride. */
+avo_status avo_op_conv_transpose2d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
+                                   const avo_tensor *b, const avo_conv_transpose2d_params *p, avo_tensor *out,
+                                   avo_error *err);
+
+/* x [C, H, W] -> [C, Ho, Wo] as nn.MaxPool2d / nn.AvgPool2d (floor mode; avg counts padding, as
+ * count_include_pad=True), Ho = (H + 2*padding - kernel) / stride + 1; padding at most kernel / 2. */
+avo_status avo_op_pool2d(avo_backend *be, avo_arena *a, const avo_tensor *x, avo_pool kind, const avo_pool2d_params *p,
+                         avo_tensor *out, avo_error *err);
+
+/* x [A, B, C] -> [B, A, C] (torch's x.transpose(0, 1).contiguous()): [channels, frames, bins] to
+ * [frames, channels, bins], which reshapes to the [frames, channels * bins] rows of a linear or GRU. */
+avo_status avo_op_transpose01(avo_backend *be, avo_arena *a, const avo_tensor *x, avo_tensor *out, avo_error *err);
 
 #ifdef __cplusplus
 }

@@ -85,6 +85,79 @@ avo_status avo_rvc_infer(avo_rvc *m, avo_arena *a, const float *phone, int64_t f
                          const float *nsff0, int sid, const float *z_noise, const float *src_noise, uint64_t seed,
                          float *audio, avo_error *err);
 
+/* ---- so-vits-svc 4.0 / 4.1 generator -----------------------------------------------------------
+ * A so-vits-svc model: G_<step>.pth as train.py saves it ({"model": state_dict, "iteration",
+ * "optimizer", "learning_rate"}, fp32; or compress_model.py's release file without enc_q, fp32 or
+ * fp16) and the training config.json (data.sampling_rate, data.hop_length, model.*, spk). The
+ * inference path of SynthesizerTrn.infer without f0 prediction: content units -> pre (Conv1d k5)
+ * + uv embedding (+ volume embedding, 4.1 with vol_embedding) + coarse-f0 embedding -> relative-
+ * attention text encoder -> prior sample -> 4 reverse coupling flows -> NSF-HiFiGAN with a 9-harmonic
+ * sine source, hop samples per frame (512 at 44.1 kHz). Not supported (refused at load): the
+ * tiny/depthwise-conv models, shared flow parameters, the VITS2 transformer flow, the
+ * nsf-snake-hifigan vocoder; not run: the F0 predictor (auto_predict_f0), diffusion, the enhancer.
+ *
+ * Caller glue as so-vits' Svc does it: the model frame count is samples // hop of the model-rate
+ * input; units (HuBERT/ContentVec at 16 kHz, 50 frames/s: layer 12 for vec768l12, final_proj of
+ * layer 9 for vec256l9) are stretched to it (avo_sovits_expand_units); f0 per frame with unvoiced
+ * frames filled by interpolation and uv marking the voiced ones (avo_sovits_fill_f0); the volume,
+ * when the model uses it, by avo_sovits_volume. */
+typedef struct avo_sovits avo_sovits;
+
+typedef struct avo_sovits_info {
+    int version;            /* 40 or 41 (a 4.1 config names model.speech_encoder) */
+    int sample_rate;        /* data.sampling_rate (44100 in the shipped configs) */
+    int hop;                /* data.hop_length: output samples per frame (512) */
+    int ssl_dim;            /* unit width: 256 (vec256l9, hubertsoft), 768 (vec768l12), 1024, ... */
+    int n_speakers;         /* speaker ids are 0..n_speakers-1 */
+    int inter_channels;     /* prior channels (rows of the z draws) */
+    bool vol_embedding;     /* the model takes a volume per frame */
+    char speech_encoder[32];         /* model.speech_encoder, "vec256l9" for 4.0 configs (which name none) */
+    char unit_interpolate_mode[16];  /* data.unit_interpolate_mode: "nearest", or "left" when absent */
+} avo_sovits_info;
+
+/* config_path NULL: config.json in the model's folder. The weights live in the model; be must
+ * outlive it. */
+avo_status avo_sovits_load(const char *model_path, const char *config_path, avo_backend *be, avo_sovits **out,
+                           avo_error *err);
+void avo_sovits_free(avo_sovits *m);
+const avo_sovits_info *avo_sovits_get_info(const avo_sovits *m);
+/* The config's "spk" map: id of a speaker name (-1 if absent), and the name of an id (NULL if none). */
+int avo_sovits_speaker_id(const avo_sovits *m, const char *name);
+const char *avo_sovits_speaker_name(const avo_sovits *m, int id);
+
+/* The random draws of one run. Members left NULL are drawn from a normal RNG seeded with the
+ * infer call's seed (z first, then rand_ini, then source). */
+typedef struct avo_sovits_noise {
+    const float *z;        /* [inter_channels * frames] channel-major standard normal: the prior sample's draws */
+    const float *rand_ini; /* [9] initial phases in [0, 1) of the source harmonics; entry 0 is not used (0) */
+    const float *source;   /* [frames * hop * 9] sample-major standard normal: the source noise per harmonic */
+} avo_sovits_noise;
+
+/* units [frames, ssl_dim] row-major at the model frame rate; f0_hz [frames] (Hz, unvoiced frames
+ * filled; a 0 frame gives a noise-only source); uv [frames] (non-zero = voiced; NULL: f0_hz > 0); vol
+ * [frames] (used only by vol_embedding models; NULL leaves the term out, as upstream with vol=None);
+ * sid the speaker; noise_scale the prior's (so-vits' noice_scale, 0.4 by default in its inference).
+ * audio gets frames * hop samples at sample_rate. Scratch comes from arena a. */
+avo_status avo_sovits_infer(avo_sovits *m, avo_arena *a, const float *units, int64_t frames, const float *f0_hz,
+                            const float *uv, const float *vol, int sid, float noise_scale,
+                            const avo_sovits_noise *noise, uint64_t seed, float *audio, avo_error *err);
+
+/* so-vits' f0_to_coarse: f0 (Hz) -> 1..255 on the mel scale between 50 and 1100 Hz. */
+void avo_sovits_f0_coarse(const float *f0_hz, int64_t frames, int32_t *coarse);
+
+/* utils.repeat_expand_2d: units [src_frames, dim] -> out [frames, dim]; mode "nearest" (F.interpolate)
+ * or "left" (the info's unit_interpolate_mode). */
+avo_status avo_sovits_expand_units(const float *units, int64_t src_frames, int dim, int64_t frames, const char *mode,
+                                   float *out, avo_error *err);
+
+/* The F0 predictors' post-processing: uv[i] = f0[i] > 0 (1 or 0); f0_out linearly interpolated in time
+ * over unvoiced frames, held at the ends (all zero if no frame is voiced). f0_out may be f0_hz. */
+void avo_sovits_fill_f0(const float *f0_hz, int64_t frames, float *f0_out, float *uv);
+
+/* utils.Volume_Extractor: RMS per hop of samples (n values at the model rate) -> n / hop values, over
+ * the squared signal reflect-padded by hop/2 left and (hop+1)/2 right. n must be >= hop / 2 + 1. */
+avo_status avo_sovits_volume(const float *samples, int64_t n, int hop, float *vol, avo_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -608,6 +608,10 @@ static const avo_backend_ops cpu_ops = {
     .transpose = cpu_transpose,
     .copy = cpu_copy,
     .bigru = cpu_bigru,
+    .conv2d = cpu_conv2d,
+    .conv_transpose2d = cpu_conv_transpose2d,
+    .pool2d = cpu_pool2d,
+    .transpose01 = cpu_transpose01,
 };
 
 avo_status avo_backend_cpu_create(int n_threads, avo_backend **out, avo_error *err) {

@@ -535,3 +535,137 @@ avo_status avo_op_bigru(avo_backend *be, avo_arena *a, const avo_tensor *x, cons
     TRY(prepare_out(op, a, 2, shape, out, err));
     DISPATCH(be->ops->bigru(be, a, x, w, out, err));
 }
+
+/* ---- 2-D operators -------------------------------------------------------------------------- */
+
+static avo_status need_entry(const char *op, const avo_backend *be, bool present, avo_error *err) {
+    if (!present) return avo_error_set(err, AVO_ERR_UNSUPPORTED, "%s: back end '%s' does not have this operator", op, be->ops->name);
+    return AVO_OK;
+}
+
+/* Whether the f32 data of two tensors share any bytes (the same back end's memory). */
+static bool overlaps(const avo_tensor *s, const avo_tensor *t) {
+    const char *a0 = s->data, *a1 = a0 + avo_tensor_numel(s) * 4, *b0 = t->data, *b1 = b0 + avo_tensor_numel(t) * 4;
+    return a0 < b1 && b0 < a1;
+}
+
+avo_status avo_op_conv2d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
+                         const avo_conv2d_params *params, const avo_tensor *residual, avo_tensor *out, avo_error *err) {
+    const char *op = "conv2d";
+    TRY(need_args(op, be, a, err));
+    TRY(need_entry(op, be, be->ops->conv2d != NULL, err));
+    TRY(need_f32(op, "x", x, 3, err));
+    TRY(need_f32(op, "weight", w, 4, err));
+    avo_conv2d_params p;
+    memset(&p, 0, sizeof p);
+    if (params) p = *params;
+    for (int i = 0; i < 2; i++) {
+        if (p.stride[i] <= 0) p.stride[i] = 1;
+        if (p.dilation[i] <= 0) p.dilation[i] = 1;
+        if (p.padding[i] < 0) p.padding[i] = 0;
+    }
+    if (p.groups <= 0) p.groups = 1;
+    int64_t cin = x->shape[0], cout = w->shape[0];
+    if (cin % p.groups || cout % p.groups || w->shape[1] * p.groups != cin)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT,
+                             "conv2d: %lld input channels, weight [%lld, %lld, %lld, %lld] and groups %d do not fit",
+                             (long long)cin, (long long)cout, (long long)w->shape[1], (long long)w->shape[2],
+                             (long long)w->shape[3], p.groups);
+    TRY(need_len(op, "bias", b, cout, err));
+    int64_t shape[3] = {cout, 0, 0};
+    for (int i = 0; i < 2; i++) {
+        int64_t n = x->shape[1 + i], span = (int64_t)p.dilation[i] * (w->shape[2 + i] - 1) + 1;
+        if (n + 2 * (int64_t)p.padding[i] < span || n <= 0)
+            return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "conv2d: input %s %lld is smaller than the kernel span %lld",
+                                 i ? "width" : "height", (long long)n, (long long)span);
+        shape[1 + i] = (n + 2 * (int64_t)p.padding[i] - span) / p.stride[i] + 1;
+    }
+    if (residual) {
+        TRY(need_f32(op, "residual", residual, 3, err));
+        if (residual->shape[0] != shape[0] || residual->shape[1] != shape[1] || residual->shape[2] != shape[2]) {
+            char b1[96];
+            return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "conv2d: residual has shape %s, the result is [%lld, %lld, %lld]",
+                                 shape_str(residual, b1, sizeof b1), (long long)shape[0], (long long)shape[1],
+                                 (long long)shape[2]);
+        }
+    }
+    TRY(prepare_out(op, a, 3, shape, out, err));
+    if (overlaps(out, x) || (residual && (overlaps(residual, out) || overlaps(residual, x))))
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "conv2d: the output shares memory with x or the residual");
+    DISPATCH(be->ops->conv2d(be, a, x, w, b, &p, residual, out, err));
+}
+
+avo_status avo_op_conv_transpose2d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
+                                   const avo_tensor *b, const avo_conv_transpose2d_params *params, avo_tensor *out,
+                                   avo_error *err) {
+    const char *op = "conv_transpose2d";
+    TRY(need_args(op, be, a, err));
+    TRY(need_entry(op, be, be->ops->conv_transpose2d != NULL, err));
+    TRY(need_f32(op, "x", x, 3, err));
+    TRY(need_f32(op, "weight", w, 4, err));
+    avo_conv_transpose2d_params p;
+    memset(&p, 0, sizeof p);
+    if (params) p = *params;
+    int64_t cin = x->shape[0], cout = w->shape[1];
+    if (w->shape[0] != cin)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT,
+                             "conv_transpose2d: %lld input channels do not fit weight [%lld, %lld, %lld, %lld]",
+                             (long long)cin, (long long)w->shape[0], (long long)w->shape[1], (long long)w->shape[2],
+                             (long long)w->shape[3]);
+    TRY(need_len(op, "bias", b, cout, err));
+    int64_t shape[3] = {cout, 0, 0};
+    for (int i = 0; i < 2; i++) {
+        if (p.stride[i] <= 0) p.stride[i] = 1;
+        if (p.padding[i] < 0) p.padding[i] = 0;
+        if (p.output_padding[i] < 0) p.output_padding[i] = 0;
+        if (p.output_padding[i] >= p.stride[i])
+            return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "conv_transpose2d: output_padding %d must be below the stride %d",
+                                 p.output_padding[i], p.stride[i]);
+        int64_t n = x->shape[1 + i];
+        shape[1 + i] = (n - 1) * p.stride[i] - 2 * (int64_t)p.padding[i] + w->shape[2 + i] + p.output_padding[i];
+        if (n <= 0 || shape[1 + i] <= 0)
+            return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "conv_transpose2d: input %s %lld gives no output",
+                                 i ? "width" : "height", (long long)n);
+    }
+    TRY(prepare_out(op, a, 3, shape, out, err));
+    if (overlaps(out, x)) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "conv_transpose2d: the output shares memory with x");
+    DISPATCH(be->ops->conv_transpose2d(be, a, x, w, b, &p, out, err));
+}
+
+avo_status avo_op_pool2d(avo_backend *be, avo_arena *a, const avo_tensor *x, avo_pool kind, const avo_pool2d_params *params,
+                         avo_tensor *out, avo_error *err) {
+    const char *op = "pool2d";
+    TRY(need_args(op, be, a, err));
+    TRY(need_entry(op, be, be->ops->pool2d != NULL, err));
+    TRY(need_f32(op, "x", x, 3, err));
+    if (!params) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "pool2d: no parameters");
+    avo_pool2d_params p = *params;
+    if (kind != AVO_POOL_MAX && kind != AVO_POOL_AVG)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "pool2d: unknown kind %d", (int)kind);
+    int64_t shape[3] = {x->shape[0], 0, 0};
+    for (int i = 0; i < 2; i++) {
+        if (p.stride[i] <= 0) p.stride[i] = p.kernel[i];
+        if (p.kernel[i] <= 0 || p.padding[i] < 0 || p.padding[i] * 2 > p.kernel[i])
+            return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "pool2d: kernel %d, padding %d (at most half the kernel) not valid",
+                                 p.kernel[i], p.padding[i]);
+        int64_t n = x->shape[1 + i];
+        if (n + 2 * (int64_t)p.padding[i] < p.kernel[i])
+            return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "pool2d: input %s %lld is smaller than the kernel %d",
+                                 i ? "width" : "height", (long long)n, p.kernel[i]);
+        shape[1 + i] = (n + 2 * (int64_t)p.padding[i] - p.kernel[i]) / p.stride[i] + 1;
+    }
+    TRY(prepare_out(op, a, 3, shape, out, err));
+    if (overlaps(out, x)) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "pool2d: the output shares memory with x");
+    return be->ops->pool2d(be, x, kind, &p, out, err);
+}
+
+avo_status avo_op_transpose01(avo_backend *be, avo_arena *a, const avo_tensor *x, avo_tensor *out, avo_error *err) {
+    const char *op = "transpose01";
+    TRY(need_args(op, be, a, err));
+    TRY(need_entry(op, be, be->ops->transpose01 != NULL, err));
+    TRY(need_f32(op, "x", x, 3, err));
+    int64_t shape[3] = {x->shape[1], x->shape[0], x->shape[2]};
+    TRY(prepare_out(op, a, 3, shape, out, err));
+    if (overlaps(out, x)) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "transpose01: the output shares memory with x");
+    return be->ops->transpose01(be, x, out, err);
+}

@@ -43,6 +43,21 @@ typedef struct avo_backend_ops {
     avo_status (*copy)(avo_backend *be, const avo_tensor *x, avo_tensor *out, avo_error *err);
     avo_status (*bigru)(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_gru_weights *w, avo_tensor *out,
                         avo_error *err);
+
+    /* 2-D operators on [C, H, W] tensors. The wrappers have checked shapes, filled the defaults of p
+     * (strides and dilations >= 1, groups >= 1, paddings >= 0) and allocated y; a back end may leave
+     * an entry NULL, and the op then fails with AVO_ERR_UNSUPPORTED.
+     * conv2d: y = relu?(conv(x, w) + b) + residual; b and residual may be NULL, residual has y's shape
+     * and never overlaps y or x. conv_transpose2d: y = relu?(convT(x, w) + b), w [Cin, Cout, KH, KW].
+     * pool2d: kind max or avg (count_include_pad). transpose01: [A, B, C] -> [B, A, C]. */
+    avo_status (*conv2d)(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
+                         const avo_conv2d_params *p, const avo_tensor *residual, avo_tensor *y, avo_error *err);
+    avo_status (*conv_transpose2d)(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
+                                   const avo_tensor *b, const avo_conv_transpose2d_params *p, avo_tensor *y,
+                                   avo_error *err);
+    avo_status (*pool2d)(avo_backend *be, const avo_tensor *x, avo_pool kind, const avo_pool2d_params *p, avo_tensor *y,
+                         avo_error *err);
+    avo_status (*transpose01)(avo_backend *be, const avo_tensor *x, avo_tensor *y, avo_error *err);
 } avo_backend_ops;
 
 struct avo_backend {
@@ -69,5 +84,15 @@ struct avo_arena {
 
 /* Scratch float array from the arena (uninitialised). */
 avo_status engine_scratch(avo_arena *a, int64_t count, float **out, avo_error *err);
+
+/* CPU 2-D operators (cpu_ops2d.c), registered in cpu_backend.c's table. */
+avo_status cpu_conv2d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
+                      const avo_conv2d_params *p, const avo_tensor *residual, avo_tensor *y, avo_error *err);
+avo_status cpu_conv_transpose2d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
+                                const avo_tensor *b, const avo_conv_transpose2d_params *p, avo_tensor *y,
+                                avo_error *err);
+avo_status cpu_pool2d(avo_backend *be, const avo_tensor *x, avo_pool kind, const avo_pool2d_params *p, avo_tensor *y,
+                      avo_error *err);
+avo_status cpu_transpose01(avo_backend *be, const avo_tensor *x, avo_tensor *y, avo_error *err);
 
 #endif

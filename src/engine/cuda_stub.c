@@ -1,0 +1,37 @@
+/* CUDA entry points of a build without CUDA (CMake found no nvcc, or AVO_CUDA=OFF): creating the
+ * back end fails with a clear error so callers stay on the CPU. */
+#include "autovoice/engine.h"
+
+#include <stddef.h>
+
+bool avo_backend_cuda_built(void) { return false; }
+
+avo_status avo_backend_cuda_create(int device, avo_backend **out, avo_error *err) {
+    (void)device;
+    if (out) *out = NULL;
+    return avo_error_set(err, AVO_ERR_UNSUPPORTED,
+                         "cuda: this build of AutoVoice was built without CUDA (nvcc was not found or AVO_CUDA=OFF); "
+                         "use the CPU back end");
+}
+
+static avo_status no_cuda(avo_error *err) {
+    return avo_error_set(err, AVO_ERR_UNSUPPORTED, "cuda: this build of AutoVoice was built without CUDA");
+}
+
+avo_status avo_backend_cuda_set_precision(avo_backend *be, avo_cuda_precision precision, avo_error *err) {
+    (void)be;
+    (void)precision;
+    return no_cuda(err);
+}
+
+avo_status avo_backend_cuda_gemm_counts(const avo_backend *be, int64_t *fp32, int64_t *fp16, avo_error *err) {
+    (void)be;
+    if (fp32) *fp32 = 0;
+    if (fp16) *fp16 = 0;
+    return no_cuda(err);
+}
+
+avo_status avo_backend_cuda_sync(avo_backend *be, avo_error *err) {
+    (void)be;
+    return no_cuda(err);
+}

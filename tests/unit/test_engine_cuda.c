@@ -1,0 +1,836 @@
+/* engine module: the CUDA back end against the CPU back end. Every operator runs on the same random
+ * inputs on both (odd sizes, groups, dilation, strides, padding, broadcasts, in-place and row-view
+ * outputs); the GPU writes into outputs filled with NaN first, so an element it never writes fails.
+ * Bound: relative error max|gpu - cpu| / max|cpu| under 1e-5 in FP32, and 1e-2 in FP16 mode for the
+ * GEMM-based ops (half operands carry 2^-11 relative rounding each; sums of a few hundred products
+ * land near 1e-3), whose GEMM counters must show that half GEMMs really ran.
+ * End to end: the small random HuBERT of tests/reference/hubert_golden.py on CUDA against the CPU
+ * back end and the float64 PyTorch golden data (1e-4 as test_hubert; 5e-2 in FP16 mode).
+ * Without CUDA in the build, or without a GPU, it prints SKIP and passes (AVO_REQUIRE_CUDA=1 makes
+ * that a failure). */
+#include "autovoice/engine.h"
+#include "autovoice/models.h"
+#include "test_util.h"
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#define TOL_FP32 1e-5
+#define TOL_FP16 1e-2
+#define TOL_MODEL 1e-4
+#define TOL_MODEL_FP16 5e-2
+
+static avo_backend *be_cpu, *be_gpu;
+static avo_arena *ar_cpu, *ar_gpu;
+static double tol = TOL_FP32;
+static bool fp16; /* the GPU runs in FP16 mode: GEMM-based cases must show half GEMMs */
+static uint32_t rng = 0x2545f491u;
+
+static avo_backend *BE(int s) { return s ? be_gpu : be_cpu; }
+static avo_arena *AR(int s) { return s ? ar_gpu : ar_cpu; }
+
+/* uniform in [-1, 1) */
+static float frand(void) {
+    rng = rng * 1664525u + 1013904223u;
+    return (float)((rng >> 8) & 0xffffff) / 8388608.0f - 1.0f;
+}
+
+static float *host_rand(int64_t n, float scale) {
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    for (int64_t i = 0; i < n; i++) p[i] = scale * frand();
+    return p;
+}
+
+/* ---- summary -------------------------------------------------------------------------------- */
+
+static struct {
+    char op[24], mode[8];
+    int cases;
+    double worst;
+} summary[64];
+static int nsummary;
+
+static void record(const char *op, double e) {
+    const char *m = fp16 ? "fp16" : "fp32";
+    int i = 0;
+    while (i < nsummary && (strcmp(summary[i].op, op) || strcmp(summary[i].mode, m))) i++;
+    if (i == nsummary) {
+        if (nsummary == 64) return;
+        snprintf(summary[i].op, sizeof summary[i].op, "%s", op);
+        snprintf(summary[i].mode, sizeof summary[i].mode, "%s", m);
+        summary[i].worst = 0;
+        nsummary++;
+    }
+    summary[i].cases++;
+    if (!(e <= summary[i].worst)) summary[i].worst = e;
+}
+
+/* ---- tensors on both sides ------------------------------------------------------------------ */
+
+static avo_tensor up(int s, int ndim, const int64_t *shape, const float *host) {
+    avo_tensor t = {0};
+    avo_error err = {0};
+    CHECK_OK(avo_tensor_from_host(AR(s), ndim, shape, host, &t, &err), &err);
+    return t;
+}
+#define SHAPE(...) (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}
+
+/* The result tensor for side s: the CPU allocates its own; the GPU gets NaNs of the CPU result's
+ * shape (so every element must be written, and the given-output path is the one tested). */
+static avo_tensor out_for(int s, const avo_tensor *ref) {
+    avo_tensor t = {0};
+    if (s == 0 || !ref->data) return t;
+    int64_t n = avo_tensor_numel(ref);
+    float *nan = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    for (int64_t i = 0; i < n; i++) nan[i] = NAN;
+    t = up(1, ref->ndim, ref->shape, nan);
+    free(nan);
+    return t;
+}
+
+static float *down(int s, const avo_tensor *t) {
+    int64_t n = avo_tensor_numel(t);
+    float *h = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    avo_error err = {0};
+    CHECK_OK(avo_tensor_to_host(AR(s), t, h, n, &err), &err);
+    return h;
+}
+
+static double rel_error(const float *got, const float *ref, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - ref[i]);
+        if (!(d <= num)) num = d; /* NaN sticks */
+        if (fabs(ref[i]) > den) den = fabs(ref[i]);
+    }
+    return den > 0 ? num / den : num;
+}
+
+static int64_t half_gemms(void) {
+    int64_t f16 = 0;
+    avo_error err = {0};
+    CHECK_OK(avo_backend_cuda_gemm_counts(be_gpu, NULL, &f16, &err), &err);
+    return f16;
+}
+
+/* Compares the GPU result got with the CPU result ref. gemm: in FP16 mode, half GEMMs must have run
+ * since f16_before. */
+static void compare(const char *op, const char *desc, const avo_tensor *ref, const avo_tensor *got, bool gemm,
+                    int64_t f16_before) {
+    if (!ref->data || !got->data) {
+        CHECK_MSG(0, "%s %s: no result", op, desc);
+        return;
+    }
+    bool same = ref->ndim == got->ndim;
+    for (int i = 0; same && i < ref->ndim; i++) same = ref->shape[i] == got->shape[i];
+    CHECK_MSG(same, "%s %s: shapes differ", op, desc);
+    if (!same) return;
+    int64_t n = avo_tensor_numel(ref);
+    float *r = down(0, ref), *g = down(1, got);
+    double e = rel_error(g, r, n);
+    fprintf(stderr, "%-17s %s  %-52s rel %.2e\n", op, fp16 ? "fp16" : "fp32", desc, e);
+    CHECK_MSG(e < tol, "%s %s (%s): relative error %.3g >= %g", op, desc, fp16 ? "fp16" : "fp32", e, tol);
+    if (fp16 && gemm) CHECK_MSG(half_gemms() > f16_before, "%s %s: FP16 mode ran no half GEMM", op, desc);
+    record(op, e);
+    free(r);
+    free(g);
+}
+
+static void begin_case(void) {
+    avo_arena_reset(ar_cpu);
+    avo_arena_reset(ar_gpu);
+}
+
+/* ---- GEMM-based ops ------------------------------------------------------------------------- */
+
+static void t_linear(int64_t lead, int64_t rows, int64_t in, int64_t out, bool bias) {
+    begin_case();
+    float *x = host_rand(lead * rows * in, 1.0f), *w = host_rand(out * in, 0.3f), *b = host_rand(out, 0.5f);
+    avo_tensor y[2] = {{0}};
+    int64_t f16 = half_gemms();
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor X = lead > 1 ? up(s, SHAPE(lead, rows, in), x) : up(s, SHAPE(rows, in), x);
+        avo_tensor W = up(s, SHAPE(out, in), w), B = up(s, SHAPE(out), b);
+        y[s] = out_for(s, &y[0]);
+        CHECK_OK(avo_op_linear(BE(s), AR(s), &X, &W, bias ? &B : NULL, &y[s], &err), &err);
+    }
+    char d[128];
+    snprintf(d, sizeof d, "x [%lld, %lld, %lld] w [%lld, %lld]%s", (long long)lead, (long long)rows, (long long)in,
+             (long long)out, (long long)in, bias ? " +b" : "");
+    compare("linear", d, &y[0], &y[1], true, f16);
+    free(x), free(w), free(b);
+}
+
+static void t_conv1d(int64_t cin, int64_t cout, int64_t t, int64_t k, int s_, int pad, int dil, int g, bool bias) {
+    begin_case();
+    float *x = host_rand(cin * t, 1.0f), *w = host_rand(cout * (cin / g) * k, 0.3f), *b = host_rand(cout, 0.5f);
+    avo_conv1d_params p = {s_, pad, dil, g};
+    avo_tensor y[2] = {{0}};
+    int64_t f16 = half_gemms();
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor X = up(s, SHAPE(cin, t), x), W = up(s, SHAPE(cout, cin / g, k), w), B = up(s, SHAPE(cout), b);
+        y[s] = out_for(s, &y[0]);
+        CHECK_OK(avo_op_conv1d(BE(s), AR(s), &X, &W, bias ? &B : NULL, &p, &y[s], &err), &err);
+    }
+    char d[128];
+    snprintf(d, sizeof d, "%lld->%lld T%lld k%lld s%d p%d d%d g%d%s", (long long)cin, (long long)cout, (long long)t,
+             (long long)k, s_, pad, dil, g, bias ? " +b" : "");
+    compare("conv1d", d, &y[0], &y[1], cin / g > 1, f16);
+    free(x), free(w), free(b);
+}
+
+static void t_convt1d(int64_t cin, int64_t cout, int64_t t, int64_t k, int s_, int pad, int opad, int g, int dil,
+                      bool bias) {
+    begin_case();
+    float *x = host_rand(cin * t, 1.0f), *w = host_rand(cin * (cout / g) * k, 0.3f), *b = host_rand(cout, 0.5f);
+    avo_conv_transpose1d_params p = {s_, pad, opad, g, dil};
+    avo_tensor y[2] = {{0}};
+    int64_t f16 = half_gemms();
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor X = up(s, SHAPE(cin, t), x), W = up(s, SHAPE(cin, cout / g, k), w), B = up(s, SHAPE(cout), b);
+        y[s] = out_for(s, &y[0]);
+        CHECK_OK(avo_op_conv_transpose1d(BE(s), AR(s), &X, &W, bias ? &B : NULL, &p, &y[s], &err), &err);
+    }
+    char d[128];
+    snprintf(d, sizeof d, "%lld->%lld T%lld k%lld s%d p%d op%d g%d d%d%s", (long long)cin, (long long)cout, (long long)t,
+             (long long)k, s_, pad, opad, g, dil, bias ? " +b" : "");
+    compare("conv_transpose1d", d, &y[0], &y[1], true, f16);
+    free(x), free(w), free(b);
+}
+
+static void t_conv2d(int64_t cin, int64_t cout, int64_t h, int64_t w_, int64_t kh, int64_t kw, int sh, int sw, int ph,
+                     int pw, int dh, int dw, int g, bool bias, bool relu, bool res) {
+    begin_case();
+    avo_conv2d_params p = {{sh, sw}, {ph, pw}, {dh, dw}, g, relu};
+    int64_t ho = (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1, wo = (w_ + 2 * pw - dw * (kw - 1) - 1) / sw + 1;
+    float *x = host_rand(cin * h * w_, 1.0f), *w = host_rand(cout * (cin / g) * kh * kw, 0.3f), *b = host_rand(cout, 0.5f);
+    float *r = host_rand(cout * ho * wo, 1.0f);
+    avo_tensor y[2] = {{0}};
+    int64_t f16 = half_gemms();
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor X = up(s, SHAPE(cin, h, w_), x), W = up(s, SHAPE(cout, cin / g, kh, kw), w), B = up(s, SHAPE(cout), b);
+        avo_tensor R = up(s, SHAPE(cout, ho, wo), r);
+        y[s] = out_for(s, &y[0]);
+        CHECK_OK(avo_op_conv2d(BE(s), AR(s), &X, &W, bias ? &B : NULL, &p, res ? &R : NULL, &y[s], &err), &err);
+    }
+    char d[128];
+    snprintf(d, sizeof d, "%lld->%lld %lldx%lld k%lldx%lld s%d,%d p%d,%d d%d,%d g%d%s%s%s", (long long)cin, (long long)cout,
+             (long long)h, (long long)w_, (long long)kh, (long long)kw, sh, sw, ph, pw, dh, dw, g, bias ? " +b" : "",
+             relu ? " relu" : "", res ? " +res" : "");
+    compare("conv2d", d, &y[0], &y[1], true, f16);
+    free(x), free(w), free(b), free(r);
+}
+
+static void t_convt2d(int64_t cin, int64_t cout, int64_t h, int64_t w_, int64_t kh, int64_t kw, int sh, int sw, int ph,
+                      int pw, int oph, int opw, bool bias, bool relu) {
+    begin_case();
+    avo_conv_transpose2d_params p = {{sh, sw}, {ph, pw}, {oph, opw}, relu};
+    float *x = host_rand(cin * h * w_, 1.0f), *w = host_rand(cin * cout * kh * kw, 0.3f), *b = host_rand(cout, 0.5f);
+    avo_tensor y[2] = {{0}};
+    int64_t f16 = half_gemms();
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor X = up(s, SHAPE(cin, h, w_), x), W = up(s, SHAPE(cin, cout, kh, kw), w), B = up(s, SHAPE(cout), b);
+        y[s] = out_for(s, &y[0]);
+        CHECK_OK(avo_op_conv_transpose2d(BE(s), AR(s), &X, &W, bias ? &B : NULL, &p, &y[s], &err), &err);
+    }
+    char d[128];
+    snprintf(d, sizeof d, "%lld->%lld %lldx%lld k%lldx%lld s%d,%d p%d,%d op%d,%d%s%s", (long long)cin, (long long)cout,
+             (long long)h, (long long)w_, (long long)kh, (long long)kw, sh, sw, ph, pw, oph, opw, bias ? " +b" : "",
+             relu ? " relu" : "");
+    compare("conv_transpose2d", d, &y[0], &y[1], true, f16);
+    free(x), free(w), free(b);
+}
+
+static void t_bigru(int64_t t, int64_t in, int64_t h, bool biases) {
+    begin_case();
+    float *x = host_rand(t * in, 1.0f), *wv[2][4];
+    for (int d = 0; d < 2; d++) {
+        wv[d][0] = host_rand(3 * h * in, 1.0f / sqrtf((float)in));
+        wv[d][1] = host_rand(3 * h * h, 1.0f / sqrtf((float)h));
+        wv[d][2] = host_rand(3 * h, 0.3f);
+        wv[d][3] = host_rand(3 * h, 0.3f);
+    }
+    avo_tensor y[2] = {{0}};
+    int64_t f16 = half_gemms();
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor X = up(s, SHAPE(t, in), x), T[2][4];
+        avo_gru_weights gw;
+        for (int d = 0; d < 2; d++) {
+            T[d][0] = up(s, SHAPE(3 * h, in), wv[d][0]);
+            T[d][1] = up(s, SHAPE(3 * h, h), wv[d][1]);
+            T[d][2] = up(s, SHAPE(3 * h), wv[d][2]);
+            T[d][3] = up(s, SHAPE(3 * h), wv[d][3]);
+            gw.w_ih[d] = &T[d][0];
+            gw.w_hh[d] = &T[d][1];
+            gw.b_ih[d] = biases ? &T[d][2] : NULL;
+            gw.b_hh[d] = biases || d ? &T[d][3] : NULL; /* one direction with b_hh alone */
+        }
+        y[s] = out_for(s, &y[0]);
+        CHECK_OK(avo_op_bigru(BE(s), AR(s), &X, &gw, &y[s], &err), &err);
+    }
+    char d[128];
+    snprintf(d, sizeof d, "T%lld in%lld H%lld%s", (long long)t, (long long)in, (long long)h, biases ? " +b" : "");
+    compare("bigru", d, &y[0], &y[1], true, f16);
+    free(x);
+    for (int d = 0; d < 2; d++)
+        for (int i = 0; i < 4; i++) free(wv[d][i]);
+}
+
+/* ---- the others ----------------------------------------------------------------------------- */
+
+static void t_attention(int64_t c, int64_t t, int heads, int window, bool shared) {
+    begin_case();
+    int64_t kc = c / heads, nr = 2 * (int64_t)window + 1, eh = shared ? 1 : heads;
+    float *q = host_rand(c * t, 1.0f), *k = host_rand(c * t, 1.0f), *v = host_rand(c * t, 1.0f);
+    float *ek = host_rand(eh * nr * kc, 0.5f), *ev = host_rand(eh * nr * kc, 0.5f);
+    avo_tensor y[2] = {{0}};
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor Q = up(s, SHAPE(c, t), q), K = up(s, SHAPE(c, t), k), V = up(s, SHAPE(c, t), v);
+        avo_tensor EK = up(s, SHAPE(eh, nr, kc), ek), EV = up(s, SHAPE(eh, nr, kc), ev);
+        y[s] = out_for(s, &y[0]);
+        CHECK_OK(avo_op_rel_attention(BE(s), AR(s), &Q, &K, &V, window ? &EK : NULL, window ? &EV : NULL, heads, window,
+                                      &y[s], &err),
+                 &err);
+    }
+    char d[128];
+    snprintf(d, sizeof d, "C%lld T%lld heads %d window %d%s", (long long)c, (long long)t, heads, window,
+             window && shared ? " shared emb" : "");
+    compare("rel_attention", d, &y[0], &y[1], false, 0);
+    free(q), free(k), free(v), free(ek), free(ev);
+}
+
+static void t_layer_norm(int64_t c, int64_t t, bool affine) {
+    begin_case();
+    float *x = host_rand(c * t, 2.0f), *g = host_rand(c, 1.0f), *b = host_rand(c, 0.5f);
+    for (int64_t i = 0; i < c * t; i++) x[i] += 0.7f; /* a mean to remove */
+    avo_tensor y[2] = {{0}};
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor X = up(s, SHAPE(c, t), x), G = up(s, SHAPE(c), g), B = up(s, SHAPE(c), b);
+        y[s] = out_for(s, &y[0]);
+        CHECK_OK(avo_op_layer_norm(BE(s), AR(s), &X, affine ? &G : NULL, affine ? &B : NULL, 1e-5f, &y[s], &err), &err);
+    }
+    char d[128];
+    snprintf(d, sizeof d, "[%lld, %lld]%s", (long long)c, (long long)t, affine ? " affine" : "");
+    compare("layer_norm", d, &y[0], &y[1], false, 0);
+    free(x), free(g), free(b);
+}
+
+static void t_group_norm(int64_t c, int64_t t, int groups, bool affine) {
+    begin_case();
+    float *x = host_rand(c * t, 2.0f), *g = host_rand(c, 1.0f), *b = host_rand(c, 0.5f);
+    for (int64_t i = 0; i < c * t; i++) x[i] -= 0.3f;
+    avo_tensor y[2] = {{0}};
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor X = up(s, SHAPE(c, t), x), G = up(s, SHAPE(c), g), B = up(s, SHAPE(c), b);
+        y[s] = out_for(s, &y[0]);
+        CHECK_OK(avo_op_group_norm(BE(s), AR(s), &X, groups, affine ? &G : NULL, affine ? &B : NULL, 1e-5f, &y[s], &err),
+                 &err);
+    }
+    char d[128];
+    snprintf(d, sizeof d, "[%lld, %lld] groups %d%s", (long long)c, (long long)t, groups, affine ? " affine" : "");
+    compare("group_norm", d, &y[0], &y[1], false, 0);
+    free(x), free(g), free(b);
+}
+
+static void t_act(avo_act act, int64_t c, int64_t t, float alpha, bool inplace) {
+    static const char *names[] = {"relu", "leaky_relu", "gelu", "tanh", "sigmoid", "softplus"};
+    begin_case();
+    float *x = host_rand(c * t, act == AVO_ACT_SOFTPLUS ? 30.0f : 4.0f);
+    avo_tensor y[2] = {{0}};
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor X = up(s, SHAPE(c, t), x);
+        if (inplace) {
+            CHECK_OK(avo_op_act(BE(s), AR(s), &X, act, alpha, &X, &err), &err);
+            y[s] = X;
+        } else {
+            y[s] = out_for(s, &y[0]);
+            CHECK_OK(avo_op_act(BE(s), AR(s), &X, act, alpha, &y[s], &err), &err);
+        }
+    }
+    char d[128];
+    snprintf(d, sizeof d, "%s [%lld, %lld]%s", names[act], (long long)c, (long long)t, inplace ? " in place" : "");
+    compare("activation", d, &y[0], &y[1], false, 0);
+    free(x);
+}
+
+/* ymode 0: y has x's shape; 1: y [C]; 2: y [C, 1] */
+static void t_binary(int kind, int64_t c, int64_t t, int ymode, bool inplace) {
+    begin_case();
+    int64_t ny = ymode ? c : c * t;
+    float *x = host_rand(c * t, 1.0f), *yv = host_rand(ny, 1.0f);
+    avo_tensor o[2] = {{0}};
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor X = up(s, SHAPE(c, t), x);
+        avo_tensor Y = ymode == 0 ? up(s, SHAPE(c, t), yv) : ymode == 1 ? up(s, SHAPE(c), yv) : up(s, SHAPE(c, 1), yv);
+        avo_tensor *dst = &o[s];
+        if (inplace)
+            *dst = X;
+        else
+            *dst = out_for(s, &o[0]);
+        CHECK_OK(kind ? avo_op_mul(BE(s), AR(s), &X, &Y, dst, &err) : avo_op_add(BE(s), AR(s), &X, &Y, dst, &err), &err);
+    }
+    char d[128];
+    snprintf(d, sizeof d, "%s [%lld, %lld] by %s%s", kind ? "mul" : "add", (long long)c, (long long)t,
+             ymode == 0 ? "same" : ymode == 1 ? "[C]" : "[C, 1]", inplace ? " in place" : "");
+    compare("add/mul", d, &o[0], &o[1], false, 0);
+    free(x), free(yv);
+}
+
+/* An I32 tensor on side s: the values travel bit for bit through the float copy-in. */
+static avo_tensor up_ids(int s, const int32_t *ids, int64_t n) {
+    float *bits = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    memcpy(bits, ids, (size_t)n * sizeof(int32_t));
+    avo_tensor t = up(s, SHAPE(n), bits);
+    t.dtype = AVO_DTYPE_I32;
+    free(bits);
+    return t;
+}
+
+static void t_embedding(int64_t rows, int64_t d, int64_t n) {
+    begin_case();
+    float *table = host_rand(rows * d, 1.0f);
+    int32_t *ids = malloc((size_t)n * sizeof(int32_t));
+    for (int64_t i = 0; i < n; i++) ids[i] = (int32_t)((frand() + 1.0f) * 0.5f * (float)rows) % (int32_t)rows;
+    avo_tensor y[2] = {{0}};
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor T = up(s, SHAPE(rows, d), table), I = up_ids(s, ids, n);
+        y[s] = out_for(s, &y[0]);
+        CHECK_OK(avo_op_embedding(BE(s), AR(s), &T, &I, &y[s], &err), &err);
+    }
+    char desc[128];
+    snprintf(desc, sizeof desc, "table [%lld, %lld], %lld ids", (long long)rows, (long long)d, (long long)n);
+    compare("embedding", desc, &y[0], &y[1], false, 0);
+    /* a bad id is an error on both, naming the same position */
+    ids[n / 2] = (int32_t)rows;
+    char msg[2][AVO_ERROR_MESSAGE_MAX];
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor T = up(s, SHAPE(rows, d), table), I = up_ids(s, ids, n), o = {0};
+        CHECK(avo_op_embedding(BE(s), AR(s), &T, &I, &o, &err) == AVO_ERR_INVALID_ARGUMENT);
+        snprintf(msg[s], sizeof msg[s], "%s", err.message);
+    }
+    CHECK_MSG(strcmp(msg[0], msg[1]) == 0, "embedding errors differ: '%s' vs '%s'", msg[0], msg[1]);
+    free(table);
+    free(ids);
+}
+
+static void t_upsample(int64_t c, int64_t tin, int64_t tout, avo_upsample mode) {
+    begin_case();
+    float *x = host_rand(c * tin, 1.0f);
+    avo_tensor y[2] = {{0}};
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor X = up(s, SHAPE(c, tin), x);
+        y[s] = out_for(s, &y[0]);
+        CHECK_OK(avo_op_upsample(BE(s), AR(s), &X, tout, mode, &y[s], &err), &err);
+    }
+    char d[128];
+    snprintf(d, sizeof d, "%s [%lld, %lld] -> %lld", mode == AVO_UPSAMPLE_LINEAR ? "linear" : "nearest", (long long)c,
+             (long long)tin, (long long)tout);
+    compare("upsample", d, &y[0], &y[1], false, 0);
+    free(x);
+}
+
+static void t_pool1d(int64_t c, int64_t t, avo_pool kind, int kernel, int stride, int pad) {
+    begin_case();
+    float *x = host_rand(c * t, 1.0f);
+    avo_tensor y[2] = {{0}};
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor X = up(s, SHAPE(c, t), x);
+        y[s] = out_for(s, &y[0]);
+        CHECK_OK(avo_op_pool1d(BE(s), AR(s), &X, kind, kernel, stride, pad, &y[s], &err), &err);
+    }
+    char d[128];
+    snprintf(d, sizeof d, "%s [%lld, %lld] k%d s%d p%d", kind == AVO_POOL_MAX ? "max" : "avg", (long long)c, (long long)t,
+             kernel, stride, pad);
+    compare("pool1d", d, &y[0], &y[1], false, 0);
+    free(x);
+}
+
+static void t_pool2d(int64_t c, int64_t h, int64_t w, avo_pool kind, int kh, int kw, int sh, int sw, int ph, int pw) {
+    begin_case();
+    float *x = host_rand(c * h * w, 1.0f);
+    avo_pool2d_params p = {{kh, kw}, {sh, sw}, {ph, pw}};
+    avo_tensor y[2] = {{0}};
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor X = up(s, SHAPE(c, h, w), x);
+        y[s] = out_for(s, &y[0]);
+        CHECK_OK(avo_op_pool2d(BE(s), AR(s), &X, kind, &p, &y[s], &err), &err);
+    }
+    char d[128];
+    snprintf(d, sizeof d, "%s [%lld, %lld, %lld] k%dx%d s%d,%d p%d,%d", kind == AVO_POOL_MAX ? "max" : "avg", (long long)c,
+             (long long)h, (long long)w, kh, kw, sh, sw, ph, pw);
+    compare("pool2d", d, &y[0], &y[1], false, 0);
+    free(x);
+}
+
+static void t_transpose(int64_t r, int64_t c) {
+    begin_case();
+    float *x = host_rand(r * c, 1.0f);
+    avo_tensor y[2] = {{0}};
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor X = up(s, SHAPE(r, c), x);
+        y[s] = out_for(s, &y[0]);
+        CHECK_OK(avo_op_transpose(BE(s), AR(s), &X, &y[s], &err), &err);
+    }
+    char d[64];
+    snprintf(d, sizeof d, "[%lld, %lld]", (long long)r, (long long)c);
+    compare("transpose", d, &y[0], &y[1], false, 0);
+    free(x);
+}
+
+static void t_transpose01(int64_t a, int64_t b, int64_t c) {
+    begin_case();
+    float *x = host_rand(a * b * c, 1.0f);
+    avo_tensor y[2] = {{0}};
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor X = up(s, SHAPE(a, b, c), x);
+        y[s] = out_for(s, &y[0]);
+        CHECK_OK(avo_op_transpose01(BE(s), AR(s), &X, &y[s], &err), &err);
+    }
+    char d[64];
+    snprintf(d, sizeof d, "[%lld, %lld, %lld]", (long long)a, (long long)b, (long long)c);
+    compare("transpose01", d, &y[0], &y[1], false, 0);
+    free(x);
+}
+
+/* copy into a row view of a larger tensor, and an overlapping copy between two row views of one
+ * tensor (memmove semantics, as the CPU back end) */
+static void t_copy(int64_t rows, int64_t cols) {
+    begin_case();
+    float *big = host_rand(3 * rows * cols, 1.0f), *x = host_rand(rows * cols, 1.0f);
+    avo_tensor y[2] = {{0}}, z[2] = {{0}};
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor B = up(s, SHAPE(3 * rows, cols), big), X = up(s, SHAPE(rows, cols), x);
+        avo_tensor v = avo_tensor_rows(&B, rows, rows);
+        CHECK_OK(avo_op_copy(BE(s), AR(s), &X, &v, &err), &err);
+        y[s] = B;
+        avo_tensor B2 = up(s, SHAPE(3 * rows, cols), big);
+        avo_tensor src = avo_tensor_rows(&B2, 0, 2 * rows), dst = avo_tensor_rows(&B2, rows / 2 + 1, 2 * rows);
+        CHECK_OK(avo_op_copy(BE(s), AR(s), &src, &dst, &err), &err);
+        z[s] = B2;
+    }
+    char d[64];
+    snprintf(d, sizeof d, "[%lld, %lld] into rows", (long long)rows, (long long)cols);
+    compare("copy", d, &y[0], &y[1], false, 0);
+    snprintf(d, sizeof d, "[%lld, %lld] overlapping", (long long)(2 * rows), (long long)cols);
+    compare("copy", d, &z[0], &z[1], false, 0);
+    free(big), free(x);
+}
+
+/* FP16 mode: a weight's half copy must not outlive a write into the weight's memory. */
+static void t_half_cache(void) {
+    begin_case();
+    int64_t rows = 33, in = 48, out = 40;
+    float *x = host_rand(rows * in, 1.0f), *w1 = host_rand(out * in, 0.3f), *w2 = host_rand(out * in, 0.3f);
+    avo_tensor y[2] = {{0}};
+    int64_t f16 = half_gemms();
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor X = up(s, SHAPE(rows, in), x), W = up(s, SHAPE(out, in), w1), W2 = up(s, SHAPE(out, in), w2), t = {0};
+        CHECK_OK(avo_op_linear(BE(s), AR(s), &X, &W, NULL, &t, &err), &err); /* caches W's half copy */
+        CHECK_OK(avo_op_copy(BE(s), AR(s), &W2, &W, &err), &err);             /* overwrites W */
+        y[s] = out_for(s, &y[0]);
+        CHECK_OK(avo_op_linear(BE(s), AR(s), &X, &W, NULL, &y[s], &err), &err);
+    }
+    compare("half cache", "weight overwritten by copy", &y[0], &y[1], true, f16);
+    /* the same through an arena reset: new data at the same address */
+    begin_case();
+    avo_tensor z[2] = {{0}};
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor X = up(s, SHAPE(rows, in), x), W = up(s, SHAPE(out, in), w1), t = {0};
+        CHECK_OK(avo_op_linear(BE(s), AR(s), &X, &W, NULL, &t, &err), &err);
+    }
+    begin_case();
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor X = up(s, SHAPE(rows, in), x), W = up(s, SHAPE(out, in), w2);
+        z[s] = out_for(s, &z[0]);
+        CHECK_OK(avo_op_linear(BE(s), AR(s), &X, &W, NULL, &z[s], &err), &err);
+    }
+    compare("half cache", "arena reset, new weight", &z[0], &z[1], true, f16);
+    free(x), free(w1), free(w2);
+}
+
+static void run_gemm_cases(void) {
+    t_linear(1, 5, 7, 3, true);
+    t_linear(1, 1, 1, 1, false);
+    t_linear(2, 9, 33, 17, true);
+    t_linear(1, 257, 768, 256, true);
+    t_linear(1, 100, 64, 1000, false);
+    /* conv1d: plain 1x1 (groups too), k>1 with stride/padding/dilation, HuBERT's first layer and a
+     * grouped even-kernel positional conv, depthwise (multiplier 1 and 2) */
+    t_conv1d(16, 32, 100, 1, 1, 0, 1, 1, true);
+    t_conv1d(12, 20, 64, 1, 1, 0, 1, 4, false);
+    t_conv1d(4, 6, 50, 3, 1, 1, 1, 1, true);
+    t_conv1d(6, 9, 37, 5, 2, 2, 1, 3, true);
+    t_conv1d(3, 5, 29, 4, 3, 1, 2, 1, false);
+    t_conv1d(1, 16, 401, 10, 5, 0, 1, 1, false);
+    t_conv1d(32, 32, 61, 16, 1, 8, 1, 4, true);
+    t_conv1d(8, 8, 40, 3, 1, 3, 3, 8, true);
+    t_conv1d(4, 8, 33, 3, 2, 1, 1, 4, false);
+    t_conv1d(64, 64, 700, 3, 1, 1, 1, 1, true);
+    t_conv1d(1, 1, 5, 5, 1, 0, 1, 1, false);
+    /* transposed: vocoder-like upsampling (k 16 s 8 p 4; k 4 s 2 p 1), groups with output padding,
+     * dilation, kernel shorter than the stride */
+    t_convt1d(8, 4, 20, 16, 8, 4, 0, 1, 1, true);
+    t_convt1d(16, 8, 33, 4, 2, 1, 0, 1, 1, false);
+    t_convt1d(6, 6, 15, 4, 2, 1, 1, 3, 1, true);
+    t_convt1d(5, 3, 11, 3, 1, 1, 0, 1, 2, true);
+    t_convt1d(4, 4, 7, 2, 3, 0, 2, 2, 1, false);
+    t_convt1d(64, 32, 120, 20, 10, 5, 0, 1, 1, true);
+    /* 2-D: RMVPE-like 3x3 blocks with residual, strides, dilation, groups, 1x1, transposed (2,2) */
+    t_conv2d(4, 8, 17, 23, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true, true);
+    t_conv2d(8, 8, 16, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, false, true);
+    t_conv2d(3, 6, 15, 14, 3, 5, 2, 1, 1, 2, 1, 2, 3, true, true, false);
+    t_conv2d(6, 4, 12, 9, 1, 1, 1, 1, 0, 0, 1, 1, 2, false, false, false);
+    t_conv2d(16, 16, 40, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true, true);
+    t_convt2d(8, 4, 9, 16, 3, 3, 2, 2, 1, 1, 1, 1, true, true);
+    t_convt2d(5, 3, 7, 6, 2, 2, 2, 2, 0, 0, 0, 0, false, false);
+    t_convt2d(4, 6, 5, 8, 3, 2, 1, 2, 1, 0, 0, 1, true, false);
+    t_bigru(23, 12, 8, true);
+    t_bigru(9, 5, 3, false);
+    t_bigru(80, 384, 256, true);
+}
+
+static void run_other_cases(void) {
+    t_attention(8, 13, 2, 0, false);
+    t_attention(12, 50, 3, 4, false);
+    t_attention(16, 37, 2, 10, true);
+    t_attention(8, 5, 2, 10, true); /* shorter than the window */
+    t_attention(64, 300, 4, 0, false);
+    t_layer_norm(7, 33, true);
+    t_layer_norm(192, 257, true);
+    t_layer_norm(5, 3, false);
+    t_group_norm(6, 50, 1, true);
+    t_group_norm(32, 401, 32, true);
+    t_group_norm(12, 77, 4, false);
+    t_group_norm(8, 20000, 2, true);
+    for (int act = 0; act <= AVO_ACT_SOFTPLUS; act++) t_act((avo_act)act, 17, 93, 0.1f, act == AVO_ACT_GELU);
+    t_act(AVO_ACT_GELU, 3, 100003, 0.0f, false);
+    for (int kind = 0; kind < 2; kind++)
+        for (int ym = 0; ym < 3; ym++) t_binary(kind, 13, 71, ym, ym == 1);
+    t_binary(0, 300, 1000, 0, false);
+    t_embedding(11, 7, 20);
+    t_embedding(256, 192, 300);
+    t_upsample(5, 13, 40, AVO_UPSAMPLE_NEAREST);
+    t_upsample(5, 13, 40, AVO_UPSAMPLE_LINEAR);
+    t_upsample(3, 40, 13, AVO_UPSAMPLE_LINEAR);
+    t_upsample(3, 7, 7, AVO_UPSAMPLE_NEAREST);
+    t_upsample(2, 100, 1001, AVO_UPSAMPLE_LINEAR);
+    t_pool1d(6, 31, AVO_POOL_MAX, 3, 2, 1);
+    t_pool1d(6, 31, AVO_POOL_AVG, 4, 0, 2);
+    t_pool1d(3, 10, AVO_POOL_AVG, 3, 1, 0);
+    t_pool2d(4, 17, 23, AVO_POOL_AVG, 2, 2, 0, 0, 0, 0);
+    t_pool2d(3, 9, 10, AVO_POOL_MAX, 3, 2, 2, 1, 1, 1);
+    t_pool2d(2, 8, 128, AVO_POOL_AVG, 1, 2, 1, 2, 0, 0);
+    t_transpose(37, 53);
+    t_transpose(1, 100);
+    t_transpose(64, 64);
+    t_transpose(1000, 3);
+    t_transpose01(5, 7, 3);
+    t_transpose01(16, 50, 128);
+    t_copy(5, 33);
+    t_copy(64, 100);
+}
+
+/* ---- HuBERT end to end ---------------------------------------------------------------------- */
+
+static char hubert_dir[600];
+
+/* 1 if the small model and its golden data are in hubert_dir, 0 if torch is missing. */
+static int hubert_golden(void) {
+    char path[800], src[600], cmd[2400];
+    const char *given = getenv("AVO_HUBERT_GOLDEN");
+    if (given && *given) {
+        snprintf(hubert_dir, sizeof hubert_dir, "%s", given);
+        snprintf(path, sizeof path, "%s/golden.json", hubert_dir);
+        return access(path, R_OK) == 0;
+    }
+    avo_test_tmp_dir("engine_cuda_hubert", hubert_dir, sizeof hubert_dir);
+    const char *env = getenv("AVO_SOURCE_DIR");
+    snprintf(src, sizeof src, "%s", env && *env ? env : __FILE__);
+    char *cut = env && *env ? NULL : strstr(src, "tests/unit/");
+    if (cut) snprintf(cut, sizeof src - (size_t)(cut - src), ".");
+    static const char *pythons[] = {"/usr/bin/python3", "python3"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/TORCH_MISSING", hubert_dir);
+        unlink(path);
+        snprintf(cmd, sizeof cmd, "%s '%s/tests/reference/hubert_golden.py' '%s' > '%s/gen.log' 2>&1", pythons[i], src,
+                 hubert_dir, hubert_dir);
+        if (system(cmd) == 0 && access(path, F_OK) != 0) return 1;
+    }
+    return 0;
+}
+
+static float *golden_tensor(const cJSON *js, const char *name, int64_t *n) {
+    const cJSON *e = cJSON_GetObjectItem(cJSON_GetObjectItem(js, "tensors"), name);
+    if (!e) return NULL;
+    char path[900];
+    snprintf(path, sizeof path, "%s/%s", hubert_dir, cJSON_GetObjectItem(e, "file")->valuestring);
+    size_t size = 0;
+    float *d = (float *)avo_test_read_file(path, &size);
+    *n = (int64_t)(size / 4);
+    return d;
+}
+
+static void hubert_case(avo_hubert *m[2], const cJSON *js, const float *audio, int64_t n, const char *name, bool proj) {
+    int64_t gn = 0;
+    float *want = golden_tensor(js, name, &gn), *got[2] = {NULL, NULL};
+    CHECK_MSG(want != NULL, "golden %s missing", name);
+    int64_t count[2] = {0, 0};
+    for (int s = 0; s < 2; s++) {
+        avo_error err = {0};
+        avo_tensor out = {0};
+        avo_arena_reset(AR(s));
+        double t0 = avo_now_ms();
+        CHECK_OK(avo_hubert_extract(m[s], AR(s), audio, n, avo_hubert_layers(m[s]), proj, &out, &err), &err);
+        if (!out.data) continue;
+        count[s] = avo_tensor_numel(&out);
+        got[s] = down(s, &out);
+        fprintf(stderr, "hubert %-10s on %-9s [%lld, %lld] in %.1f ms\n", name, avo_backend_name(BE(s)),
+                (long long)out.shape[0], (long long)out.shape[1], avo_now_ms() - t0);
+    }
+    if (want && got[0] && got[1] && count[0] == gn && count[1] == gn) {
+        double e_cpu = rel_error(got[1], got[0], gn), e_ref = rel_error(got[1], want, gn), e_cpu_ref = rel_error(got[0], want, gn);
+        double bound = fp16 ? TOL_MODEL_FP16 : TOL_MODEL;
+        fprintf(stderr, "hubert %-10s %s: cuda vs cpu %.2e, cuda vs torch %.2e (cpu vs torch %.2e)\n", name,
+                fp16 ? "fp16" : "fp32", e_cpu, e_ref, e_cpu_ref);
+        CHECK_MSG(e_cpu < bound && e_ref < bound, "hubert %s (%s): cuda vs cpu %.3g, vs torch %.3g, bound %g", name,
+                  fp16 ? "fp16" : "fp32", e_cpu, e_ref, bound);
+        record(proj ? "hubert final_proj" : "hubert last layer", e_ref);
+    } else {
+        CHECK_MSG(0, "hubert %s: sizes %lld / %lld, golden %lld", name, (long long)count[0], (long long)count[1],
+                  (long long)gn);
+    }
+    free(want), free(got[0]), free(got[1]);
+}
+
+static void test_hubert(void) {
+    int have = hubert_golden();
+    if (have != 1) {
+        fprintf(stderr, "SKIP: HuBERT end to end: no torch to make the small model (set AVO_HUBERT_GOLDEN to a "
+                        "directory made by tests/reference/hubert_golden.py)\n");
+        return;
+    }
+    char path[800];
+    snprintf(path, sizeof path, "%s/golden.json", hubert_dir);
+    char *text = avo_test_read_file(path, NULL);
+    cJSON *js = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    CHECK_MSG(js != NULL, "cannot read %s", path);
+    if (!js) return;
+    snprintf(path, sizeof path, "%s/hubert_small.pt", hubert_dir);
+    avo_hubert *m[2] = {NULL, NULL};
+    avo_error err = {0};
+    CHECK_OK(avo_hubert_load(path, be_cpu, &m[0], &err), &err);
+    avo_status st = avo_hubert_load(path, be_gpu, &m[1], &err);
+    if (st == AVO_ERR_UNSUPPORTED) {
+        /* src/models/hubert.c still refuses device memory */
+        fprintf(stderr, "SKIP: HuBERT end to end: %s\n", err.message);
+    } else {
+        CHECK_OK(st, &err);
+        int64_t n = 0;
+        float *audio = golden_tensor(js, "audio_16k", &n);
+        CHECK(audio != NULL);
+        if (m[0] && m[1] && audio) {
+            for (int pass = 0; pass < 2; pass++) {
+                fp16 = pass == 1;
+                CHECK_OK(avo_backend_cuda_set_precision(be_gpu, fp16 ? AVO_CUDA_FP16 : AVO_CUDA_FP32, &err), &err);
+                hubert_case(m, js, audio, n, "layer2", false);
+                hubert_case(m, js, audio, n, "final_proj", true);
+            }
+            fp16 = false;
+            CHECK_OK(avo_backend_cuda_set_precision(be_gpu, AVO_CUDA_FP32, &err), &err);
+        }
+        free(audio);
+    }
+    avo_hubert_free(m[0]);
+    avo_hubert_free(m[1]);
+    cJSON_Delete(js);
+}
+
+/* ---- main ----------------------------------------------------------------------------------- */
+
+static int skip(const char *why) {
+    const char *req = getenv("AVO_REQUIRE_CUDA");
+    if (req && *req) {
+        CHECK_MSG(0, "AVO_REQUIRE_CUDA is set but %s", why);
+    } else {
+        fprintf(stderr, "SKIP: %s; the CUDA back end is not tested\n", why);
+    }
+    TEST_MAIN_END();
+}
+
+int main(void) {
+    avo_error err = {0};
+    avo_status st = avo_backend_cuda_create(-1, &be_gpu, &err);
+    if (!avo_backend_cuda_built()) {
+        CHECK(st == AVO_ERR_UNSUPPORTED && be_gpu == NULL && strstr(err.message, "without CUDA") != NULL);
+        CHECK(avo_backend_cuda_set_precision(NULL, AVO_CUDA_FP16, &err) == AVO_ERR_UNSUPPORTED);
+        return skip("this build has no CUDA back end");
+    }
+    if (st != AVO_OK) {
+        CHECK(st == AVO_ERR_UNSUPPORTED && be_gpu == NULL && err.message[0]);
+        char why[AVO_ERROR_MESSAGE_MAX + 32];
+        snprintf(why, sizeof why, "no GPU (%s)", err.message);
+        return skip(why);
+    }
+    CHECK_OK(avo_backend_cpu_create(2, &be_cpu, &err), &err);
+    CHECK_OK(avo_arena_create(be_cpu, 16u << 20, &ar_cpu, &err), &err);
+    CHECK_OK(avo_arena_create(be_gpu, 16u << 20, &ar_gpu, &err), &err);
+    if (!be_cpu || !ar_cpu || !ar_gpu) TEST_MAIN_END();
+    CHECK(strcmp(avo_backend_name(be_gpu), "cuda") == 0);
+    CHECK(!avo_backend_host_memory(be_gpu));
+    CHECK(avo_backend_cuda_set_precision(be_cpu, AVO_CUDA_FP16, &err) == AVO_ERR_INVALID_ARGUMENT);
+
+    /* FP32: every op */
+    run_gemm_cases();
+    run_other_cases();
+    int64_t f16 = -1;
+    CHECK_OK(avo_backend_cuda_gemm_counts(be_gpu, NULL, &f16, &err), &err);
+    CHECK_MSG(f16 == 0, "FP32 mode ran %lld half GEMMs", (long long)f16);
+
+    /* FP16 mode: the GEMM-based ops */
+    CHECK_OK(avo_backend_cuda_set_precision(be_gpu, AVO_CUDA_FP16, &err), &err);
+    CHECK(strcmp(avo_backend_name(be_gpu), "cuda-fp16") == 0);
+    fp16 = true;
+    tol = TOL_FP16;
+    run_gemm_cases();
+    t_half_cache();
+    fp16 = false;
+    tol = TOL_FP32;
+    CHECK_OK(avo_backend_cuda_set_precision(be_gpu, AVO_CUDA_FP32, &err), &err);
+    CHECK(strcmp(avo_backend_name(be_gpu), "cuda") == 0);
+
+    test_hubert();
+    CHECK_OK(avo_backend_cuda_sync(be_gpu, &err), &err);
+
+    fprintf(stderr, "\n%-18s %-5s %6s  %s\n", "op", "mode", "cases", "worst rel error");
+    for (int i = 0; i < nsummary; i++)
+        fprintf(stderr, "%-18s %-5s %6d  %.2e\n", summary[i].op, summary[i].mode, summary[i].cases, summary[i].worst);
+    avo_arena_free(ar_gpu);
+    avo_arena_free(ar_cpu);
+    avo_backend_free(be_gpu);
+    avo_backend_free(be_cpu);
+    TEST_MAIN_END();
+}
