@@ -25,16 +25,13 @@ if [ -e "$m/TORCH_MISSING" ]; then
   [ -n "${AVO_REQUIRE_TORCH:-}" ] && fail "python3-torch is required (AVO_REQUIRE_TORCH)"
   echo "SKIP: python3-torch is not installed"; exit 0
 fi
-have_rmvpe=0
-if [ -f "$src/tests/reference/rmvpe_golden.py" ]; then
-  mkdir -p "$m/rmvpe"
-  /usr/bin/python3 "$src/tests/reference/rmvpe_golden.py" "$m/rmvpe" > "$base/gen_rmvpe.log" 2>&1 || true
-  rm_small=$(ls "$m"/rmvpe/*.pt 2>/dev/null | head -1 || true)
-  [ -n "$rm_small" ] && have_rmvpe=1
-fi
-
 clip="$data/singing/nus48e_ADIZ_18.flac"
 [ -f "$clip" ] || clip=$(ls "$data"/singing/*.flac | head -1)
+mkdir -p "$m/rmvpe"
+sox "$clip" -r 16000 -c 1 -t f32 "$m/rmvpe/clip.f32" trim 0 1
+/usr/bin/python3 "$src/tests/reference/rmvpe_golden.py" "$m/rmvpe" "$m/rmvpe/clip.f32" > "$base/gen_rmvpe.log" 2>&1 \
+  || fail "rmvpe_golden.py failed (see $base/gen_rmvpe.log)"
+rm_small="$m/rmvpe/rmvpe_small.pt"
 sox "$clip" -r 44100 "$base/song.wav" trim 0 4
 in_len=$(sox --i -s "$base/song.wav")
 json_get() { /usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], ''))" "$1" "$2"; }
@@ -52,13 +49,25 @@ amp=$(sox "$base/out/a.wav" -n stat 2>&1 | awk '/RMS +amplitude/ {print $3}')
 /usr/bin/python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > 1e-4 else 1)" "$amp" || fail "output is silent"
 
 # 2. RMVPE in the F0 stage
-if [ $have_rmvpe = 1 ]; then
-  "$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" --content-encoder "$m/hubert_small.pt" \
-    --pitch-model "$rm_small" -o "$base/out/b.wav" --profile-json "$base/out/b.json" -q || fail "convert with RMVPE failed"
-  [ "$(json_get "$base/out/b.json" f0_method)" = "rmvpe" ] || fail "metadata F0 method is not rmvpe"
-else
-  echo "note: no small RMVPE generator yet; the RMVPE step is skipped"
-fi
+"$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" --content-encoder "$m/hubert_small.pt" \
+  --pitch-model "$rm_small" -o "$base/out/b.wav" --profile-json "$base/out/b.json" -q || fail "convert with RMVPE failed"
+[ "$(json_get "$base/out/b.json" f0_method)" = "rmvpe" ] || fail "metadata F0 method is not rmvpe"
+[ "$(sox --i -s "$base/out/b.wav")" = "$in_len" ] || fail "output length differs from the input (RMVPE run)"
+# the pitch model from the data folder's models/ when no option names one
+mkdir -p "$XDG_DATA_HOME/autovoice/models"
+ln -s "$rm_small" "$XDG_DATA_HOME/autovoice/models/rmvpe.pt"
+ln -s "$m/hubert_small.pt" "$XDG_DATA_HOME/autovoice/models/hubert_base.pt"
+"$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" -o "$base/out/b2.wav" \
+  --profile-json "$base/out/b2.json" -q || fail "convert with the default model files failed"
+[ "$(json_get "$base/out/b2.json" f0_method)" = "rmvpe" ] || fail "the default rmvpe.pt was not used"
+rm "$XDG_DATA_HOME/autovoice/models/rmvpe.pt" "$XDG_DATA_HOME/autovoice/models/hubert_base.pt"
+# a broken pitch model is a clear error naming it
+set +e
+"$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" --content-encoder "$m/hubert_small.pt" \
+  --pitch-model "$m/rmvpe/rmvpe_bad_shape.pt" -o "$base/out/b3.wav" -q 2> "$base/b3.err"; rc=$?
+set -e
+[ $rc = 1 ] && grep -q "rmvpe_bad_shape.pt" "$base/b3.err" || fail "a bad pitch model is not a clear error (exit $rc): $(cat "$base/b3.err")"
+[ ! -e "$base/out/b3.wav" ] || fail "a failed run left its output"
 
 # 3. a device that cannot be had: fallback with a warning and a note, or an error with --strict
 if ! "$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" --content-encoder "$m/hubert_small.pt" \
