@@ -57,6 +57,7 @@ typedef struct avo_converter_info {
     const char *precision;  /* "fp32", ... */
     double applied_transpose_semitones; /* after auto-transpose, set by the last run */
     double formant_warp_ratio;          /* envelope warp the last run applied */
+    const char *fallback;               /* why a requested device was not used ("" if none) */
 } avo_converter_info;
 
 typedef struct avo_converter avo_converter;
@@ -91,6 +92,12 @@ typedef struct avo_neural_config {
 } avo_neural_config;
 
 void avo_neural_config_default(avo_neural_config *cfg);
+
+/* Checks that model_path is an RVC voice model this build can run and, when index_path is not NULL,
+ * that the index matches it; describes the model in info (e.g. "RVC v2, 40000 Hz, pitch-guided,
+ * 1 speaker"). Used when a profile is made from a model, so a bad file is refused early. */
+avo_status avo_neural_model_check(const char *model_path, const char *index_path, char *info, size_t cap,
+                                  int *sample_rate, avo_error *err);
 
 /* Loads the models (the slow part: do it once, then run many times). target may be NULL; when given,
  * --auto-transpose uses its pitch range. Options used: transpose, auto_transpose, protect, rms_mix,

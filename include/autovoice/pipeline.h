@@ -38,13 +38,17 @@ typedef struct avo_pipeline_config {
     void *on_stage_user;
     avo_progress_fn progress;      /* may be NULL */
     void *progress_user;
+    const avo_neural_config *neural; /* NULL: the DSP converter; else an RVC voice model (convert.h) */
+    const char *pitch_model_path;  /* rmvpe.pt: the f0_extraction stage runs RMVPE (16 kHz, 10 ms); NULL:
+                                    * the DSP tracker of the preset */
 } avo_pipeline_config;
 
 typedef struct avo_pipeline_input {
     const avo_audio *song;           /* the mixture (or the dry vocal with skip_separation) */
     const avo_audio *vocals;         /* optional: given stems skip separation */
     const avo_audio *accompaniment;  /* optional: required with vocals */
-    const avo_voice_analysis *target;
+    const avo_voice_analysis *target; /* required by the DSP converter; optional with a neural model
+                                       * (its pitch range then drives auto-transpose) */
 } avo_pipeline_input;
 
 typedef struct avo_pipeline_output {
@@ -72,6 +76,7 @@ typedef struct avo_run_metadata {
     char backend[32];
     char device[64];
     char precision[16];
+    char device_fallback[320];    /* why a requested device was not used; empty if none */
     double applied_transpose_semitones;
     double formant_warp_ratio;
     avo_mix_report mix;

@@ -90,6 +90,11 @@ avo_status avo_profile_store_read_blob(avo_profile_store *store, const char *nam
                                        void **data, size_t *size, avo_error *err);
 
 /* All profiles sorted by name, in a malloc'd array the caller frees. */
+/* Path of one data file of a profile, for readers that take a file (model checkpoints). The file stays
+ * valid until the profile is replaced or deleted (each version lives in its own folder). */
+avo_status avo_profile_store_blob_path(avo_profile_store *store, const char *name, const char *blob_name, char *path,
+                                       size_t cap, avo_error *err);
+
 avo_status avo_profile_store_list(avo_profile_store *store, avo_profile_info **out, size_t *count,
                                   avo_error *err);
 

@@ -13,11 +13,25 @@
 
 static const char CONVERT_HELP[] =
     "usage: autovoice convert SONG --profile NAME -o OUT [options]\n"
+    "       autovoice convert SONG --model VOICE.pth -o OUT [options]\n"
     "\n"
-    "Separates the vocals of SONG (WAV, FLAC, OGG or MP3), sings them in the profile's voice and mixes\n"
+    "Separates the vocals of SONG (WAV, FLAC, OGG or MP3), sings them in the target voice and mixes\n"
     "them back over the music. OUT is .wav or .flac (24-bit), at SONG's rate unless --sample-rate.\n"
+    "The target is a profile (DSP, made from recordings, or neural, holding a voice model) or an RVC\n"
+    "v1/v2 voice model given directly.\n"
     "\n"
     "  -p, --profile NAME        target voice (see 'autovoice profile list')\n"
+    "  -m, --model FILE          RVC voice model (.pth) to sing with instead of a profile's\n"
+    "      --content-encoder F   HuBERT/ContentVec checkpoint for neural models (RVC's hubert_base.pt;\n"
+    "                            default $AUTOVOICE_CONTENT_ENCODER or <data dir>/models/hubert_base.pt)\n"
+    "      --pitch-model FILE    RMVPE checkpoint (rmvpe.pt) for the F0 stage (default\n"
+    "                            $AUTOVOICE_PITCH_MODEL or <data dir>/models/rmvpe.pt if present, else\n"
+    "                            the built-in DSP tracker)\n"
+    "      --index FILE          the model's feature rows as .npy (RVC's total_fea.npy)\n"
+    "      --index-rate R        0..1, share of retrieved features (default 0.75)\n"
+    "      --speaker-id N        speaker of a multi-speaker model (default 0)\n"
+    "      --device D            cpu | cuda (default cpu)\n"
+    "      --strict              fail instead of falling back to the CPU\n"
     "  -o, --output FILE         where to write the result\n"
     "  -t, --transpose N         move the melody by N semitones (-24..24)\n"
     "      --auto-transpose      also move it by octaves into the target's range\n"
@@ -38,13 +52,17 @@ static const char CONVERT_HELP[] =
 
 typedef struct convert_args {
     const char *song, *profile, *output, *stems_dir, *vocals, *accompaniment, *json_path, *store;
+    const char *model, *content_encoder, *pitch_model, *index;
     int sample_rate, quiet;
     avo_pipeline_config cfg;
+    avo_neural_config neural;
+    char model_buf[4096], index_buf[4096], encoder_buf[4096], pitch_buf[4096];
 } convert_args;
 
 enum {
     OPT_AUTO_TRANSPOSE = 256, OPT_FORMANT, OPT_RETRIEVAL, OPT_PROTECT, OPT_RMS, OPT_PRESET, OPT_STEMS, OPT_VOCALS,
-    OPT_ACCOMP, OPT_NO_SEP, OPT_JSON, OPT_RATE, OPT_THREADS, OPT_STORE
+    OPT_ACCOMP, OPT_NO_SEP, OPT_JSON, OPT_RATE, OPT_THREADS, OPT_STORE, OPT_ENCODER, OPT_PITCH, OPT_INDEX,
+    OPT_INDEX_RATE, OPT_SPEAKER, OPT_DEVICE, OPT_STRICT
 };
 
 static int parse_convert_args(int argc, char **argv, convert_args *a) {
@@ -58,14 +76,19 @@ static int parse_convert_args(int argc, char **argv, convert_args *a) {
         {"no-separation", no_argument, 0, OPT_NO_SEP}, {"profile-json", required_argument, 0, OPT_JSON},
         {"sample-rate", required_argument, 0, OPT_RATE}, {"threads", required_argument, 0, OPT_THREADS},
         {"store", required_argument, 0, OPT_STORE}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
+        {"model", required_argument, 0, 'm'}, {"content-encoder", required_argument, 0, OPT_ENCODER},
+        {"pitch-model", required_argument, 0, OPT_PITCH}, {"index", required_argument, 0, OPT_INDEX},
+        {"index-rate", required_argument, 0, OPT_INDEX_RATE}, {"speaker-id", required_argument, 0, OPT_SPEAKER},
+        {"device", required_argument, 0, OPT_DEVICE}, {"strict", no_argument, 0, OPT_STRICT},
         {0, 0, 0, 0}};
     avo_pipeline_config_default(&a->cfg);
+    avo_neural_config_default(&a->neural);
     avo_convert_options *c = &a->cfg.convert;
     const char *cmd = "convert";
     optind = 1;
     opterr = 0;
     int ch, rc = CLI_OK;
-    while (rc == CLI_OK && (ch = getopt_long(argc, argv, ":p:o:t:qh", opts, NULL)) != -1) {
+    while (rc == CLI_OK && (ch = getopt_long(argc, argv, ":p:o:t:m:qh", opts, NULL)) != -1) {
         switch (ch) {
         case 'p': a->profile = optarg; break;
         case 'o': a->output = optarg; break;
@@ -87,6 +110,18 @@ static int parse_convert_args(int argc, char **argv, convert_args *a) {
         case OPT_RATE: rc = cli_parse_int(cmd, "--sample-rate", optarg, 8000, 192000, &a->sample_rate); break;
         case OPT_THREADS: rc = cli_parse_int(cmd, "--threads", optarg, 1, 256, &a->cfg.threads); break;
         case OPT_STORE: a->store = optarg; break;
+        case 'm': a->model = optarg; break;
+        case OPT_ENCODER: a->content_encoder = optarg; break;
+        case OPT_PITCH: a->pitch_model = optarg; break;
+        case OPT_INDEX: a->index = optarg; break;
+        case OPT_INDEX_RATE: rc = cli_parse_double(cmd, "--index-rate", optarg, 0, 1, &a->neural.index_rate); break;
+        case OPT_SPEAKER: rc = cli_parse_int(cmd, "--speaker-id", optarg, 0, 100000, &a->neural.speaker_id); break;
+        case OPT_DEVICE:
+            if (strcmp(optarg, "cpu") != 0 && strcmp(optarg, "cuda") != 0)
+                rc = cli_usage_error(cmd, "--device must be cpu or cuda, got '%s'", optarg);
+            a->neural.device = optarg;
+            break;
+        case OPT_STRICT: a->neural.strict = 1; break;
         case 'q': a->quiet = 1; break;
         case 'h': fputs(CONVERT_HELP, stdout); return -1;
         case ':': rc = cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]); break;
@@ -97,7 +132,7 @@ static int parse_convert_args(int argc, char **argv, convert_args *a) {
     if (optind < argc) a->song = argv[optind++];
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!a->song && !a->vocals) return cli_usage_error(cmd, "no song given");
-    if (!a->profile) return cli_usage_error(cmd, "no target voice: add --profile NAME");
+    if (!a->profile && !a->model) return cli_usage_error(cmd, "no target voice: add --profile NAME or --model FILE");
     if (!a->output) return cli_usage_error(cmd, "no output file: add -o OUT.wav");
     if ((a->vocals != NULL) != (a->accompaniment != NULL))
         return cli_usage_error(cmd, "--vocals and --accompaniment go together");
@@ -121,22 +156,87 @@ static avo_status check_outputs(const convert_args *a, avo_error *err) {
     return st;
 }
 
-static avo_status load_target(const convert_args *a, avo_voice_analysis **target, avo_error *err) {
+/* A file that must exist, as a clear error naming the option it came from. */
+static avo_status check_readable(const char *path, const char *what, avo_error *err) {
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return avo_error_set(err, AVO_ERR_NOT_FOUND, "%s: %s not found", path, what);
+    if (S_ISDIR(sb.st_mode)) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "%s: %s is a folder", path, what);
+    if (access(path, R_OK) != 0) return avo_error_set(err, AVO_ERR_IO, "%s: %s is not readable", path, what);
+    return AVO_OK;
+}
+
+/* An option, else an environment variable, else a file of the data folder's models/ if present. */
+static const char *default_model_file(const char *given, const char *env_name, const char *file, char *buf,
+                                      size_t cap) {
+    if (given) return given;
+    const char *env = getenv(env_name);
+    if (env && *env) return env;
+    const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg) snprintf(buf, cap, "%s/autovoice/models/%s", xdg, file);
+    else if (home && *home) snprintf(buf, cap, "%s/.local/share/autovoice/models/%s", home, file);
+    else return NULL;
+    return access(buf, R_OK) == 0 ? buf : NULL;
+}
+
+/* The profile (if any): a DSP analysis, and for neural profiles the stored voice model and index. */
+static avo_status load_target(convert_args *a, avo_voice_analysis **target, avo_error *err) {
+    if (!a->profile) return AVO_OK;
     avo_profile_store *store = NULL;
     avo_profile_info info;
     void *blob = NULL;
     size_t size = 0;
+    char probe[4096];
     avo_status st = avo_profile_store_open(a->store, &store, err);
     if (!st) st = avo_profile_store_get(store, a->profile, &info, err);
-    if (!st && strcmp(info.kind, "dsp") != 0)
-        st = avo_error_set(err, AVO_ERR_UNSUPPORTED, "profile '%s' is a %s profile, which this build cannot run yet",
+    if (!st && strcmp(info.kind, "neural") == 0) {
+        if (!a->model) {
+            st = avo_profile_store_blob_path(store, a->profile, "model.pth", a->model_buf, sizeof a->model_buf, err);
+            if (!st) a->model = a->model_buf;
+            if (!st && !a->index &&
+                avo_profile_store_blob_path(store, a->profile, "index.npy", a->index_buf, sizeof a->index_buf,
+                                            NULL) == AVO_OK)
+                a->index = a->index_buf;
+        }
+    } else if (!st && strcmp(info.kind, "dsp") != 0) {
+        st = avo_error_set(err, AVO_ERR_UNSUPPORTED, "profile '%s' is a %s profile, which this build cannot run",
                            a->profile, info.kind);
-    if (!st) st = avo_profile_store_read_blob(store, a->profile, "analysis.bin", &blob, &size, err);
-    if (!st) st = avo_voice_analysis_load(blob, size, target, err);
+    }
+    /* A neural profile may also hold an analysis of recordings (for --auto-transpose). */
+    if (!st && (strcmp(info.kind, "dsp") == 0 ||
+                avo_profile_store_blob_path(store, a->profile, "analysis.bin", probe, sizeof probe, NULL) ==
+                    AVO_OK)) {
+        st = avo_profile_store_read_blob(store, a->profile, "analysis.bin", &blob, &size, err);
+        if (!st) st = avo_voice_analysis_load(blob, size, target, err);
+    }
     if (st) avo_error_prefix(err, "profile '%s'", a->profile);
     free(blob);
     avo_profile_store_close(store);
     return st;
+}
+
+/* With a voice model: the content encoder, pitch model and index it needs, checked before any work. */
+static avo_status prepare_neural(convert_args *a, avo_error *err) {
+    if (!a->model) return AVO_OK;
+    avo_status st = check_readable(a->model, "voice model", err);
+    const char *enc = default_model_file(a->content_encoder, "AUTOVOICE_CONTENT_ENCODER", "hubert_base.pt",
+                                         a->encoder_buf, sizeof a->encoder_buf);
+    if (!st && !enc)
+        st = avo_error_set(err, AVO_ERR_INVALID_ARGUMENT,
+                           "RVC voice models need a content encoder: give --content-encoder hubert_base.pt (RVC's "
+                           "assets/hubert/hubert_base.pt) or put it in the data folder's models/");
+    if (!st) st = check_readable(enc, "content encoder", err);
+    const char *pitch = default_model_file(a->pitch_model, "AUTOVOICE_PITCH_MODEL", "rmvpe.pt", a->pitch_buf,
+                                           sizeof a->pitch_buf);
+    if (!st && pitch) st = check_readable(pitch, "pitch model", err);
+    if (!st && a->index) st = check_readable(a->index, "feature index", err);
+    if (st) return st;
+    a->neural.model_path = a->model;
+    a->neural.content_encoder_path = enc;
+    a->neural.index_path = a->index;
+    a->cfg.neural = &a->neural;
+    a->cfg.pitch_model_path = pitch;
+    return AVO_OK;
 }
 
 static avo_status write_stems(const char *dir, const avo_pipeline_output *out, avo_error *err) {
@@ -188,6 +288,7 @@ int cli_convert(int argc, char **argv) {
     avo_run_metadata meta;
     avo_status st = check_outputs(&a, &err);
     if (!st) st = load_target(&a, &target, &err);
+    if (!st) st = prepare_neural(&a, &err);
     if (!st && a.vocals) {
         st = cli_read_audio(a.vocals, &vocals, &err);
         if (!st) st = cli_read_audio(a.accompaniment, &accompaniment, &err);
@@ -206,6 +307,7 @@ int cli_convert(int argc, char **argv) {
         if (!st) snprintf(meta.input, sizeof meta.input, "%s", a.vocals ? a.vocals : a.song);
     }
     cli_progress_finish(&progress);
+    if (!st && meta.device_fallback[0]) fprintf(stderr, "autovoice: warning: %s; ran on the CPU\n", meta.device_fallback);
     if (!st) st = write_result(&a, &out, &meta, &err);
     if (!st && !a.quiet)
         fprintf(stderr, "wrote %s (%.1f s of audio in %.2f s, RTF %.3f; %s, transpose %+.1f)\n", a.output,

@@ -14,6 +14,9 @@
 static const char PROFILE_HELP[] =
     "usage:\n"
     "  autovoice profile create NAME CLIP... [--force] [--preset P]   analyse recordings into a profile\n"
+    "  autovoice profile create NAME --model VOICE.pth [--index FEATS.npy] [CLIP...]\n"
+    "                                        keep an RVC voice model (and its index) as a profile;\n"
+    "                                        clips, if given, add the voice's range for --auto-transpose\n"
     "  autovoice profile list [--json]\n"
     "  autovoice profile show NAME [--json]\n"
     "  autovoice profile delete NAME\n"
@@ -27,20 +30,21 @@ static const char PROFILE_HELP[] =
     "  -q, --quiet       no progress line\n";
 
 typedef struct profile_args {
-    const char *store;
+    const char *store, *model, *index;
     int force, json, quiet, threads;
     avo_preset preset;
     int positional_count;
     char **positional;
 } profile_args;
 
-enum { OPT_STORE = 300, OPT_FORCE, OPT_JSON, OPT_PRESET, OPT_THREADS };
+enum { OPT_STORE = 300, OPT_FORCE, OPT_JSON, OPT_PRESET, OPT_THREADS, OPT_MODEL, OPT_INDEX };
 
 static int parse_profile_args(int argc, char **argv, profile_args *a) {
     static const struct option opts[] = {{"store", required_argument, 0, OPT_STORE}, {"force", no_argument, 0, OPT_FORCE},
                                          {"json", no_argument, 0, OPT_JSON},         {"preset", required_argument, 0, OPT_PRESET},
                                          {"threads", required_argument, 0, OPT_THREADS}, {"quiet", no_argument, 0, 'q'},
-                                         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+                                         {"help", no_argument, 0, 'h'},              {"model", required_argument, 0, OPT_MODEL},
+                                         {"index", required_argument, 0, OPT_INDEX}, {0, 0, 0, 0}};
     a->preset = AVO_PRESET_BALANCED;
     optind = 1;
     opterr = 0;
@@ -55,6 +59,8 @@ static int parse_profile_args(int argc, char **argv, profile_args *a) {
                 rc = cli_usage_error("profile", "--preset must be fast, balanced or quality, got '%s'", optarg);
             break;
         case OPT_THREADS: rc = cli_parse_int("profile", "--threads", optarg, 1, 256, &a->threads); break;
+        case OPT_MODEL: a->model = optarg; break;
+        case OPT_INDEX: a->index = optarg; break;
         case 'q': a->quiet = 1; break;
         case 'h': fputs(PROFILE_HELP, stdout); return -1;
         case ':': rc = cli_usage_error("profile", "option '%s' needs a value", argv[optind - 1]); break;
@@ -139,14 +145,80 @@ static avo_status load_clips(const profile_args *a, avo_audio *clips, int count,
     return AVO_OK;
 }
 
+/* Whole file into memory (a profile keeps its own copy of the model). */
+static avo_status read_whole(const char *path, void **data, size_t *size, avo_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return avo_error_set(err, AVO_ERR_NOT_FOUND, "%s: cannot open", path);
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+    *data = n > 0 && fseek(f, 0, SEEK_SET) == 0 ? malloc((size_t)n) : NULL;
+    const int ok = *data && fread(*data, 1, (size_t)n, f) == (size_t)n;
+    fclose(f);
+    if (!ok) {
+        free(*data);
+        *data = NULL;
+        return avo_error_set(err, AVO_ERR_IO, "%s: cannot read (empty or unreadable)", path);
+    }
+    *size = (size_t)n;
+    return AVO_OK;
+}
+
+/* A neural profile: the checked voice model, its index, and an analysis of any clips given. */
+static avo_status create_neural(profile_args *a, const char *name, avo_profile_store *store, avo_profile_info *info,
+                                cli_progress *progress, avo_error *err) {
+    const int count = a->positional_count - 2;
+    avo_audio *clips = count > 0 ? calloc((size_t)count, sizeof *clips) : NULL;
+    avo_voice_analysis *analysis = NULL;
+    void *model = NULL, *index = NULL, *an = NULL;
+    size_t model_size = 0, index_size = 0, an_size = 0;
+    char desc[256] = "";
+    avo_status st = count > 0 && !clips ? avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory") : AVO_OK;
+    if (!st) st = avo_neural_model_check(a->model, a->index, desc, sizeof desc, &info->sample_rate, err);
+    if (!st) st = read_whole(a->model, &model, &model_size, err);
+    if (!st && a->index) st = read_whole(a->index, &index, &index_size, err);
+    cli_progress_update("reading", 0.3, progress);
+    if (!st && count > 0) {
+        st = load_clips(a, clips, count, info, progress, err);
+        if (!st) st = avo_voice_analysis_create(clips, count, a->preset, a->threads, &analysis, err);
+        if (!st) st = avo_voice_analysis_save(analysis, &an, &an_size, err);
+        if (!st) {
+            avo_voice_summary sum;
+            avo_voice_analysis_summary(analysis, &sum);
+            info->voiced_seconds = sum.voiced_seconds;
+            info->f0_median_hz = sum.f0_median_hz;
+            info->f0_low_hz = sum.f0_low_hz;
+            info->f0_high_hz = sum.f0_high_hz;
+        }
+    }
+    if (!st) {
+        snprintf(info->name, sizeof info->name, "%s", name);
+        snprintf(info->kind, sizeof info->kind, "neural");
+        info->created_unix = (int64_t)time(NULL);
+        info->clip_count = count;
+        char *abs = realpath(a->model, NULL);
+        snprintf(info->model_path, sizeof info->model_path, "%s (%s)", abs ? abs : a->model, desc);
+        free(abs);
+        avo_profile_blob b[3] = {{"model.pth", model, model_size}};
+        int nb = 1;
+        if (index) b[nb++] = (avo_profile_blob){"index.npy", index, index_size};
+        if (an) b[nb++] = (avo_profile_blob){"analysis.bin", an, an_size};
+        st = avo_profile_store_put(store, info, b, nb, a->force, err);
+    }
+    for (int i = 0; i < count; i++) avo_audio_free(&clips[i]);
+    free(clips), free(model), free(index), free(an);
+    avo_voice_analysis_free(analysis);
+    return st;
+}
+
 static int profile_create(profile_args *a) {
-    if (a->positional_count < 3)
-        return cli_usage_error("profile", "create needs a name and at least one recording");
+    if (a->positional_count < 2 || (a->positional_count < 3 && !a->model))
+        return cli_usage_error("profile", "create needs a name and at least one recording (or --model)");
+    if (a->index && !a->model) return cli_usage_error("profile", "--index goes with --model");
     const char *name = a->positional[1];
     if (!avo_profile_name_is_valid(name))
         return cli_usage_error("profile", "'%s' is not a valid profile name (letters, digits, '_' and '-', up to 63)", name);
     const int count = a->positional_count - 2;
-    avo_audio *clips = calloc((size_t)count, sizeof *clips);
+    avo_audio *clips = calloc((size_t)(count > 0 ? count : 1), sizeof *clips);
     if (!clips) return CLI_FAILED;
     avo_error err;
     avo_error_clear(&err);
@@ -165,6 +237,10 @@ static int profile_create(profile_args *a) {
         st = avo_error_set(&err, AVO_ERR_EXISTS,
                            "profile '%s' already exists; use --force to replace it or 'autovoice profile delete %s'",
                            name, name);
+    if (!st && a->model) {
+        st = create_neural(a, name, store, &info, &progress, &err);
+        goto finish;
+    }
     if (!st) st = load_clips(a, clips, count, &info, &progress, &err);
     if (!st) st = avo_voice_analysis_create(clips, count, a->preset, a->threads, &analysis, &err);
     cli_progress_update("analysing", 0.9, &progress);
@@ -184,6 +260,7 @@ static int profile_create(profile_args *a) {
         avo_profile_blob b = {"analysis.bin", blob, blob_size};
         st = avo_profile_store_put(store, &info, &b, 1, a->force, &err);
     }
+finish:
     cli_progress_finish(&progress);
     if (!st && !a->quiet) print_info(&info);
     for (int i = 0; i < count; i++) avo_audio_free(&clips[i]);

@@ -466,6 +466,7 @@ avo_status avo_converter_create_dsp(const avo_voice_analysis *target, const avo_
     c->info.device = "cpu";
     c->info.precision = "fp32";
     c->info.formant_warp_ratio = 1.0;
+    c->info.fallback = "";
     *out = c;
     return AVO_OK;
 }

@@ -30,6 +30,7 @@ typedef struct rvc_state {
     const avo_voice_analysis *target;
     char device[64];
     char backend[32];
+    char fallback[300];
 } rvc_state;
 
 void avo_neural_config_default(avo_neural_config *cfg) {
@@ -81,7 +82,9 @@ avo_status rvc_chain_segment(const rvc_chain *ch, avo_arena *a, const float *x, 
     if (n < 400) return AVO_OK; /* shorter than one content frame: nothing to say */
     const int v1 = info->version == 1;
     avo_tensor feat;
-    avo_status st = avo_hubert_extract(ch->hubert, a, x, n, v1 ? 9 : 12, v1, &feat, err);
+    /* RVC reads layer 9 (v1) or 12 (v2) of HuBERT base; smaller encoders give their last layer. */
+    const int layers = avo_hubert_layers(ch->hubert), want = v1 ? 9 : 12;
+    avo_status st = avo_hubert_extract(ch->hubert, a, x, n, want < layers ? want : layers, v1, &feat, err);
     if (st) return st;
     const int64_t cf = feat.shape[0];
     const int dim = (int)feat.shape[1];
@@ -308,7 +311,7 @@ static avo_status open_backend(const avo_neural_config *cfg, int threads, rvc_st
         }
         if (cfg->strict)
             return avo_error_set(err, AVO_ERR_UNSUPPORTED, "--device cuda cannot be used: %s", cerr.message);
-        fprintf(stderr, "warning: --device cuda cannot be used (%s); running on the CPU\n", cerr.message);
+        snprintf(s->fallback, sizeof s->fallback, "cuda requested but not used: %.260s", cerr.message);
     } else if (strcmp(dev, "cpu") != 0) {
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "unknown device '%s' (use cpu or cuda)", dev);
     }
@@ -372,6 +375,34 @@ avo_status avo_converter_create_rvc(const avo_neural_config *cfg, const avo_voic
     c->info.precision = "fp32";
     c->info.applied_transpose_semitones = opt->transpose_semitones;
     c->info.formant_warp_ratio = 1.0;
+    c->info.fallback = s->fallback;
     *out = c;
     return AVO_OK;
+}
+
+avo_status avo_neural_model_check(const char *model_path, const char *index_path, char *info, size_t cap,
+                                  int *sample_rate, avo_error *err) {
+    avo_backend *be = NULL;
+    avo_rvc *rvc = NULL;
+    feature_index *ix = NULL;
+    avo_status st = avo_backend_cpu_create(1, &be, err);
+    if (!st) st = avo_rvc_load(model_path, be, &rvc, err);
+    if (!st && index_path) st = feature_index_load(index_path, &ix, err);
+    if (!st) {
+        const avo_rvc_info *ri = avo_rvc_get_info(rvc);
+        if (ix && feature_index_dim(ix) != ri->phone_dim)
+            st = avo_error_set(err, AVO_ERR_INVALID_ARGUMENT,
+                               "%s: the index holds %d-dim features but the model takes %d (an index of another "
+                               "model?)",
+                               index_path, feature_index_dim(ix), ri->phone_dim);
+        if (!st && info)
+            snprintf(info, cap, "RVC v%d, %d Hz, %s, %d speaker%s%s", ri->version, ri->sample_rate,
+                     ri->uses_f0 ? "pitch-guided" : "no pitch input", ri->n_speakers, ri->n_speakers == 1 ? "" : "s",
+                     ix ? ", with index" : "");
+        if (!st && sample_rate) *sample_rate = ri->sample_rate;
+    }
+    feature_index_free(ix);
+    avo_rvc_free(rvc);
+    avo_backend_free(be);
+    return st;
 }

@@ -223,9 +223,6 @@ static avo_status hb_load_all(hb_loader *l, avo_hubert *m, avo_error *err) {
 avo_status avo_hubert_load(const char *path, avo_backend *be, avo_hubert **out, avo_error *err) {
     if (!path || !be || !out) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "avo_hubert_load: NULL argument");
     *out = NULL;
-    if (!avo_backend_host_memory(be))
-        return avo_error_set(err, AVO_ERR_UNSUPPORTED, "HuBERT: back end '%s' is not supported yet (CPU only)",
-                             avo_backend_name(be));
     avo_hubert *m = calloc(1, sizeof *m);
     if (!m) return avo_error_set(err, AVO_ERR_NO_MEMORY, "%s: out of memory", path);
     m->be = be;
@@ -272,14 +269,15 @@ static avo_status hb_norm(avo_hubert *m, avo_arena *a, const avo_tensor *x, cons
     return avo_op_layer_norm(m->be, a, x, g, b, HB_EPS, out, err);
 }
 
-/* x [D, T] += pos [D, T + 1] without its last frame (fairseq's SamePad for an even kernel).
- * Host memory: checked at load. */
-static void hb_add_same_pad(avo_tensor *x, const avo_tensor *pos) {
-    int64_t d = x->shape[0], t = x->shape[1], tp = pos->shape[1];
-    float *xd = avo_tensor_f32(x);
-    const float *pd = avo_tensor_f32(pos);
-    for (int64_t c = 0; c < d; c++)
-        for (int64_t i = 0; i < t; i++) xd[c * t + i] += pd[c * tp + i];
+/* x [D, T] += pos [D, T + 1] without its last frame (fairseq's SamePad for an even kernel). Through
+ * two transposes, so that it runs on any back end: the first T rows of pos^T are the frames to add. */
+static avo_status hb_add_same_pad(avo_hubert *m, avo_arena *a, avo_tensor *x, const avo_tensor *pos, avo_error *err) {
+    avo_tensor pt = {0}, back = {0};
+    avo_status st = avo_op_transpose(m->be, a, pos, &pt, err); /* [T + 1, D] */
+    avo_tensor rows = avo_tensor_rows(&pt, 0, x->shape[1]);   /* [T, D] */
+    if (!st) st = avo_op_transpose(m->be, a, &rows, &back, err);
+    if (!st) st = avo_op_add(m->be, a, x, &back, x, err);
+    return st;
 }
 
 /* One post-LN transformer layer: x [D, T] -> result (new tensor). */
@@ -333,7 +331,7 @@ avo_status avo_hubert_extract(avo_hubert *m, avo_arena *a, const float *samples,
     avo_conv1d_params pp = {1, m->pos_kernel / 2, 1, m->pos_groups};
     if (!st) st = avo_op_conv1d(m->be, a, &x, &m->pos_w, &m->pos_b, &pp, &pos, err);
     if (!st) st = avo_op_act(m->be, a, &pos, AVO_ACT_GELU, 0.0f, &pos, err);
-    if (!st) hb_add_same_pad(&x, &pos);
+    if (!st) st = hb_add_same_pad(m, a, &x, &pos, err);
 
     avo_tensor cur = {0};
     if (!st) st = hb_norm(m, a, &x, &m->enc_ln_g, &m->enc_ln_b, &cur, err);

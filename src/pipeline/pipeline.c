@@ -1,6 +1,7 @@
 /* Runs the four stages, times each, and records what really ran. */
 #include "autovoice/pipeline.h"
 
+#include "autovoice/models.h"
 #include "autovoice/separate.h"
 
 #include <cjson/cJSON.h>
@@ -132,6 +133,28 @@ static avo_status prepare_vocals(const avo_pipeline_config *cfg, avo_pipeline_ou
     return AVO_OK;
 }
 
+/* RMVPE on the vocals at 16 kHz: one F0 value per 10 ms, frame i at 10 i ms (as the DSP tracks). */
+static avo_status run_rmvpe(const avo_pipeline_config *cfg, const avo_audio *mono, avo_f0_track *track,
+                            avo_error *err) {
+    const int64_t n = (int64_t)llround((double)mono->frames * 16000.0 / mono->sample_rate);
+    float *x = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    if (!x) return avo_error_set(err, AVO_ERR_NO_MEMORY, "no memory for the 16 kHz vocals");
+    avo_backend *be = NULL;
+    avo_arena *arena = NULL;
+    avo_rmvpe *model = NULL;
+    avo_status st = avo_resample_buffer(mono->samples, mono->frames, mono->sample_rate, 16000.0, x, n, err);
+    if (!st) st = avo_backend_cpu_create(cfg->threads, &be, err);
+    if (!st) st = avo_arena_create(be, (size_t)64 << 20, &arena, err);
+    if (!st) st = avo_rmvpe_load(cfg->pitch_model_path, be, &model, err);
+    if (!st) st = avo_f0_track_alloc(track, avo_rmvpe_frames(n), 0.010, err);
+    if (!st) st = avo_rmvpe_f0(model, arena, x, n, 0.03f, track->f0_hz, track->confidence, err);
+    avo_rmvpe_free(model);
+    avo_arena_free(arena);
+    avo_backend_free(be);
+    free(x);
+    return st;
+}
+
 static avo_status run_f0(const avo_pipeline_config *cfg, avo_pipeline_output *out, avo_run_metadata *meta,
                          const avo_audio *mono, avo_error *err) {
     avo_status st;
@@ -140,9 +163,14 @@ static avo_status run_f0(const avo_pipeline_config *cfg, avo_pipeline_output *ou
     fcfg.method = avo_f0_method_for_preset(cfg->preset);
     fcfg.hop_seconds = cfg->preset == AVO_PRESET_FAST ? 0.010 : 0.005;
     fcfg.threads = cfg->threads;
-    snprintf(meta->f0_method, sizeof meta->f0_method, "%s", fcfg.method == AVO_F0_FAST ? "fast" : "accurate");
     if (cfg->progress) cfg->progress("f0_extraction", 0.0, cfg->progress_user);
-    st = avo_f0_estimate(mono->samples, mono->frames, mono->sample_rate, &fcfg, &out->source_f0, err);
+    if (cfg->pitch_model_path) {
+        snprintf(meta->f0_method, sizeof meta->f0_method, "rmvpe");
+        st = run_rmvpe(cfg, mono, &out->source_f0, err);
+    } else {
+        snprintf(meta->f0_method, sizeof meta->f0_method, "%s", fcfg.method == AVO_F0_FAST ? "fast" : "accurate");
+        st = avo_f0_estimate(mono->samples, mono->frames, mono->sample_rate, &fcfg, &out->source_f0, err);
+    }
     if (cfg->progress && !st) cfg->progress("f0_extraction", 1.0, cfg->progress_user);
     return st;
 }
@@ -153,7 +181,8 @@ static avo_status run_conversion(const avo_pipeline_config *cfg, const avo_pipel
     opt.preset = cfg->preset;
     opt.threads = cfg->threads;
     avo_converter *conv = NULL;
-    avo_status st = avo_converter_create_dsp(in->target, &opt, &conv, err);
+    avo_status st = cfg->neural ? avo_converter_create_rvc(cfg->neural, in->target, &opt, &conv, err)
+                                : avo_converter_create_dsp(in->target, &opt, &conv, err);
     if (!st) st = avo_converter_run(conv, mono, &out->source_f0, &out->converted, cfg->progress, cfg->progress_user, err);
     if (!st) {
         avo_converter_info info;
@@ -162,6 +191,7 @@ static avo_status run_conversion(const avo_pipeline_config *cfg, const avo_pipel
         snprintf(meta->backend, sizeof meta->backend, "%s", info.backend);
         snprintf(meta->device, sizeof meta->device, "%s", info.device);
         snprintf(meta->precision, sizeof meta->precision, "%s", info.precision);
+        snprintf(meta->device_fallback, sizeof meta->device_fallback, "%s", info.fallback ? info.fallback : "");
         meta->applied_transpose_semitones = info.applied_transpose_semitones;
         meta->formant_warp_ratio = info.formant_warp_ratio;
     }
@@ -169,8 +199,8 @@ static avo_status run_conversion(const avo_pipeline_config *cfg, const avo_pipel
     return st;
 }
 
-static avo_status check_input(const avo_pipeline_input *in, avo_error *err) {
-    if (!in || !in->song || !in->target)
+static avo_status check_input(const avo_pipeline_config *cfg, const avo_pipeline_input *in, avo_error *err) {
+    if (!in || !in->song || (!in->target && !cfg->neural))
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "the pipeline needs a song and a target voice");
     if (in->song->frames <= 0) return avo_error_set(err, AVO_ERR_INVALID_AUDIO, "the song has no audio");
     if ((in->vocals != NULL) != (in->accompaniment != NULL))
@@ -191,7 +221,7 @@ avo_status avo_pipeline_run(const avo_pipeline_config *cfg, const avo_pipeline_i
         avo_pipeline_config_default(&defaults);
         cfg = &defaults;
     }
-    avo_status st = check_input(in, err);
+    avo_status st = check_input(cfg, in, err);
     if (st) return st;
     memset(out, 0, sizeof *out);
     memset(meta, 0, sizeof *meta);
@@ -257,6 +287,7 @@ avo_status avo_run_metadata_to_json(const avo_run_metadata *meta, char **json, a
     cJSON_AddStringToObject(root, "device", meta->device);
     cJSON_AddStringToObject(root, "backend", meta->backend);
     cJSON_AddStringToObject(root, "precision", meta->precision);
+    if (meta->device_fallback[0]) cJSON_AddStringToObject(root, "device_fallback", meta->device_fallback);
     cJSON_AddStringToObject(root, "preset", meta->preset);
     cJSON_AddStringToObject(root, "converter", meta->converter);
     cJSON_AddStringToObject(root, "separation_method", meta->separation_method);

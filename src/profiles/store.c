@@ -469,6 +469,32 @@ avo_status avo_profile_store_read_blob(avo_profile_store *store, const char *nam
     return rc;
 }
 
+avo_status avo_profile_store_blob_path(avo_profile_store *store, const char *name, const char *blob_name, char *path,
+                                       size_t cap, avo_error *err) {
+    if (!store || !path || cap == 0)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "avo_profile_store_blob_path: NULL argument");
+    path[0] = '\0';
+    if (!avo_profile_name_is_valid(name)) return bad_name(name, err);
+    if (!prof_file_name_is_valid(blob_name))
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "'%s' is not a valid profile data file name",
+                             blob_name ? blob_name : "(null)");
+    avo_status rc = prof_lock(store->lock_fd, 0, STORE_LOCK_TIMEOUT_MS, store->dir, err);
+    if (rc) return rc;
+    char rel[STORE_REL_MAX];
+    rc = find_data_dir(store, name, rel, sizeof rel, err);
+    if (!rc && !rel[0]) rc = not_found(store, name, err);
+    if (!rc && !prof_file_name_is_valid(rel))
+        rc = avo_error_set(err, AVO_ERR_FORMAT, "profile '%s' names a bad data folder '%s' in %s", name, rel,
+                           store->db_path);
+    if (!rc && (size_t)snprintf(path, cap, "%s/%s/%s", store->data_root, rel, blob_name) >= cap)
+        rc = avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "profile data path is too long");
+    if (!rc && access(path, R_OK) != 0)
+        rc = avo_error_set(err, AVO_ERR_NOT_FOUND, "profile '%s' has no data file '%s' (%s)", name, blob_name, path);
+    if (rc) path[0] = '\0';
+    prof_unlock(store->lock_fd);
+    return rc;
+}
+
 /* ---- put / delete ---------------------------------------------------------------------------- */
 
 static avo_status check_put_args(const avo_profile_info *info, const avo_profile_blob *blobs, int blob_count,

@@ -1,0 +1,289 @@
+/* Neural engine benchmark (issue 7): each component of the RVC v2 chain on a 30 s vocal, in C on the
+ * CPU back end and in PyTorch (tests/reference models, same thread count) in the same run, and the
+ * whole neural conversion (16 kHz, content features, RMVPE F0 track given, index-free synthesis, RMS
+ * mix, resampling) as the pipeline runs it. Models are random-weight checkpoints of the real sizes,
+ * written by tests/reference/make_random_models.py (--make runs it into --models).
+ *
+ * The vocal: the singing clips of data/singing, concatenated at 16 kHz until --seconds long.
+ * Times are medians of --repeats runs after one warm-up; RTF = seconds of compute per second of audio.
+ *
+ * usage: bench_neural [--models DIR] [--make] [--seconds S] [--repeats N] [--threads N] [--no-torch]
+ *                     [--out PATH]   (default bench/out/neural.json) */
+#include "autovoice/convert.h"
+#include "autovoice/models.h"
+#include "bench_common.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <unistd.h>
+
+typedef struct bench_args {
+    const char *models, *out;
+    double seconds;
+    int repeats, threads, make, torch;
+} bench_args;
+
+static void parse(int argc, char **argv, bench_args *a) {
+    a->models = "/tmp/autovoice-neural-models";
+    a->out = "bench/out/neural.json";
+    a->seconds = 30;
+    a->repeats = 3;
+    a->threads = 2;
+    a->torch = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--models") && i + 1 < argc) a->models = argv[++i];
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc) a->out = argv[++i];
+        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) a->seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) a->repeats = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) a->threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--make")) a->make = 1;
+        else if (!strcmp(argv[i], "--no-torch")) a->torch = 0;
+        else {
+            fprintf(stderr, "usage: bench_neural [--models DIR] [--make] [--seconds S] [--repeats N] [--threads N] "
+                            "[--no-torch] [--out PATH]\n");
+            exit(2);
+        }
+    }
+    if (a->repeats < 1) a->repeats = 1;
+}
+
+static int cmp_names(const void *x, const void *y) { return strcmp(*(char *const *)x, *(char *const *)y); }
+
+/* Singing clips at 16 kHz, concatenated to exactly seconds long. */
+static void build_vocal(double seconds, avo_audio *out) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/singing", bench_data_dir());
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "bench: no %s\n", dir);
+        exit(1);
+    }
+    char *names[512];
+    int count = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && count < 512)
+        if (strstr(e->d_name, ".flac") || strstr(e->d_name, ".wav")) names[count++] = strdup(e->d_name);
+    closedir(d);
+    qsort(names, (size_t)count, sizeof *names, cmp_names);
+    avo_error err;
+    const int64_t total = (int64_t)(seconds * 16000);
+    if (avo_audio_alloc(out, 16000, 1, total, &err)) bench_die(&err);
+    int64_t at = 0;
+    for (int i = 0; at < total; i = (i + 1) % count) {
+        char rel[600];
+        snprintf(rel, sizeof rel, "singing/%s", names[i]);
+        avo_audio clip = {0};
+        bench_load(rel, 16000, 1, &clip);
+        const int64_t take = clip.frames < total - at ? clip.frames : total - at;
+        memcpy(out->samples + at, clip.samples, sizeof(float) * (size_t)take);
+        at += take;
+        avo_audio_free(&clip);
+    }
+    for (int i = 0; i < count; i++) free(names[i]);
+}
+
+static void model_path(const bench_args *a, const char *file, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s/%s", a->models, file);
+}
+
+static void ensure_models(const bench_args *a) {
+    char p[4096];
+    model_path(a, "rvc_v2_40k.pth", p, sizeof p);
+    if (access(p, R_OK) == 0) return;
+    if (!a->make) {
+        fprintf(stderr, "bench: no models in %s; run with --make (writes 480 MB there)\n", a->models);
+        exit(1);
+    }
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/reference/make_random_models.py '%s' > '%s.log' 2>&1",
+             a->models, a->models);
+    printf("writing random models of the real sizes into %s ...\n", a->models);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "bench: make_random_models.py failed (see %s.log)\n", a->models);
+        exit(1);
+    }
+}
+
+typedef struct timing {
+    double c_s, torch_s; /* medians; torch_s 0 when not run */
+} timing;
+
+#define TIME_MEDIAN(result, repeats, body)                           \
+    do {                                                             \
+        double t_[64];                                               \
+        int r_n = (repeats) + 1 > 64 ? 64 : (repeats) + 1;           \
+        for (int r_ = 0; r_ < r_n; r_++) {                           \
+            double t0_ = avo_now_ms();                               \
+            body;                                                    \
+            t_[r_] = (avo_now_ms() - t0_) / 1000.0;                  \
+        }                                                            \
+        result = bench_median(t_ + 1, r_n - 1); /* after a warm-up */ \
+    } while (0)
+
+static void check(avo_status st, const avo_error *err) {
+    if (st) bench_die(err);
+}
+
+/* Runs the PyTorch timing script; fills t[0..2] (hubert, rmvpe, rvc) and the torch version. */
+static int run_torch(const bench_args *a, const avo_audio *v, double t[3], char *version, size_t cap) {
+    char raw[] = "/tmp/bench_neural_XXXXXX";
+    int fd = mkstemp(raw);
+    if (fd < 0) return 0;
+    const ssize_t bytes = (ssize_t)(sizeof(float) * (size_t)v->frames);
+    const int ok = write(fd, v->samples, (size_t)bytes) == bytes;
+    close(fd);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 bench/torch_neural_timing.py '%s' '%s' %d %d 2>/dev/null",
+             a->models, raw, a->repeats, a->threads);
+    FILE *p = ok ? popen(cmd, "r") : NULL;
+    char line[4096] = "";
+    int got = 0;
+    if (p) {
+        while (fgets(line, sizeof line, p))
+            if (sscanf(line, "{\"hubert_s\": %lf, \"rmvpe_s\": %lf, \"rvc_s\": %lf", &t[0], &t[1], &t[2]) == 3) {
+                got = 1;
+                const char *tv = strstr(line, "\"torch\": \"");
+                if (tv) snprintf(version, cap, "%.*s", (int)strcspn(tv + 10, "\""), tv + 10);
+            }
+        pclose(p);
+    }
+    unlink(raw);
+    return got;
+}
+
+int main(int argc, char **argv) {
+    bench_args a;
+    parse(argc, argv, &a);
+    ensure_models(&a);
+    avo_audio v = {0};
+    build_vocal(a.seconds, &v);
+    avo_error err;
+    avo_backend *be = NULL;
+    avo_arena *arena = NULL;
+    check(avo_backend_cpu_create(a.threads, &be, &err), &err);
+    check(avo_arena_create(be, (size_t)256 << 20, &arena, &err), &err);
+    char path[4096];
+    timing hub = {0, 0}, rmv = {0, 0}, syn = {0, 0};
+
+    /* Content features: HuBERT layer 12 on the whole input. */
+    avo_hubert *h = NULL;
+    model_path(&a, "hubert_base.pt", path, sizeof path);
+    check(avo_hubert_load(path, be, &h, &err), &err);
+    avo_tensor feat;
+    TIME_MEDIAN(hub.c_s, a.repeats, {
+        avo_arena_reset(arena);
+        check(avo_hubert_extract(h, arena, v.samples, v.frames, 12, false, &feat, &err), &err);
+    });
+    const int64_t cf = feat.shape[0];
+    float *feats = malloc(sizeof(float) * (size_t)(cf * 768));
+    check(avo_tensor_to_host(arena, &feat, feats, cf * 768, &err), &err);
+    avo_hubert_free(h);
+    printf("hubert   %.3f s\n", hub.c_s);
+
+    /* Pitch: RMVPE on the whole input. */
+    avo_rmvpe *rm = NULL;
+    model_path(&a, "rmvpe.pt", path, sizeof path);
+    check(avo_rmvpe_load(path, be, &rm, &err), &err);
+    float *f0 = malloc(sizeof(float) * (size_t)avo_rmvpe_frames(v.frames));
+    TIME_MEDIAN(rmv.c_s, a.repeats, {
+        avo_arena_reset(arena);
+        check(avo_rmvpe_f0(rm, arena, v.samples, v.frames, 0.03f, f0, NULL, &err), &err);
+    });
+    avo_rmvpe_free(rm);
+    printf("rmvpe    %.3f s\n", rmv.c_s);
+
+    /* Synthesizer: features x2, a sung F0 contour (as the PyTorch script). */
+    avo_rvc *rvc = NULL;
+    model_path(&a, "rvc_v2_40k.pth", path, sizeof path);
+    check(avo_rvc_load(path, be, &rvc, &err), &err);
+    const avo_rvc_info *info = avo_rvc_get_info(rvc);
+    const int64_t p_len = v.frames / 160 < 2 * cf ? v.frames / 160 : 2 * cf;
+    float *phone = malloc(sizeof(float) * (size_t)(2 * cf * 768));
+    for (int64_t t = 0; t < cf; t++) {
+        memcpy(phone + 2 * t * 768, feats + t * 768, 768 * sizeof(float));
+        memcpy(phone + (2 * t + 1) * 768, feats + t * 768, 768 * sizeof(float));
+    }
+    float *nsf = malloc(sizeof(float) * (size_t)p_len);
+    int32_t *coarse = malloc(sizeof(int32_t) * (size_t)p_len);
+    for (int64_t i = 0; i < p_len; i++) nsf[i] = (float)(220.0 * pow(2.0, 3.0 * sin(2 * M_PI * 0.3 * i / 100.0) / 12.0));
+    avo_rvc_pitch_coarse(nsf, p_len, coarse);
+    float *audio = malloc(sizeof(float) * (size_t)(p_len * info->hop));
+    TIME_MEDIAN(syn.c_s, a.repeats, {
+        avo_arena_reset(arena);
+        check(avo_rvc_infer(rvc, arena, phone, p_len, coarse, nsf, 0, NULL, NULL, 1, audio, &err), &err);
+    });
+    avo_rvc_free(rvc);
+    printf("rvc      %.3f s\n", syn.c_s);
+    avo_arena_free(arena);
+    avo_backend_free(be);
+
+    /* The whole conversion stage as the pipeline runs it (44.1 kHz vocals, RMVPE's track given). */
+    avo_audio v44 = {0};
+    check(avo_audio_resample(&v, 44100, &v44, &err), &err);
+    avo_f0_track track = {0};
+    const int64_t nf = avo_rmvpe_frames(v.frames);
+    check(avo_f0_track_alloc(&track, nf, 0.010, &err), &err);
+    memcpy(track.f0_hz, f0, sizeof(float) * (size_t)nf);
+    avo_neural_config nc;
+    avo_neural_config_default(&nc);
+    char mp[4096], ep[4096];
+    model_path(&a, "rvc_v2_40k.pth", mp, sizeof mp);
+    model_path(&a, "hubert_base.pt", ep, sizeof ep);
+    nc.model_path = mp;
+    nc.content_encoder_path = ep;
+    avo_convert_options opt;
+    avo_convert_options_default(&opt);
+    opt.threads = a.threads;
+    avo_converter *conv = NULL;
+    double load_s = avo_now_ms();
+    check(avo_converter_create_rvc(&nc, NULL, &opt, &conv, &err), &err);
+    load_s = (avo_now_ms() - load_s) / 1000.0;
+    double convert_s = 0;
+    avo_audio out = {0};
+    TIME_MEDIAN(convert_s, a.repeats, {
+        avo_audio_free(&out);
+        check(avo_converter_run(conv, &v44, &track, &out, NULL, NULL, &err), &err);
+    });
+    avo_converter_free(conv);
+    printf("convert  %.3f s (+%.2f s model loading)\n", convert_s, load_s);
+
+    char torch_version[64] = "not run";
+    double tt[3] = {0, 0, 0};
+    if (a.torch && run_torch(&a, &v, tt, torch_version, sizeof torch_version)) {
+        hub.torch_s = tt[0], rmv.torch_s = tt[1], syn.torch_s = tt[2];
+    } else if (a.torch) {
+        fprintf(stderr, "bench: the PyTorch timing script failed; its columns stay empty\n");
+    }
+
+    const double sec = a.seconds;
+    const char *names[3] = {"content encoder (HuBERT base, layer 12)", "pitch (RMVPE)", "synthesizer (RVC v2 40k)"};
+    timing *rows[3] = {&hub, &rmv, &syn};
+    printf("\n%-40s %10s %8s %12s %10s\n", "component", "C s", "C RTF", "PyTorch s", "speed-up");
+    char json[8192];
+    int len = snprintf(json, sizeof json,
+                       "{\"benchmark\": \"neural\", \"seconds\": %.1f, \"threads\": %d, \"repeats\": %d, "
+                       "\"torch\": \"%s\", \"models\": \"random weights, real sizes (make_random_models.py)\", "
+                       "\"components\": [",
+                       sec, a.threads, a.repeats, torch_version);
+    for (int i = 0; i < 3; i++) {
+        const double ratio = rows[i]->torch_s > 0 ? rows[i]->torch_s / rows[i]->c_s : 0;
+        printf("%-40s %10.3f %8.3f %12.3f %9.2fx\n", names[i], rows[i]->c_s, rows[i]->c_s / sec, rows[i]->torch_s,
+               ratio);
+        len += snprintf(json + len, sizeof json - (size_t)len,
+                        "%s{\"name\": \"%s\", \"c_seconds\": %.4f, \"c_rtf\": %.5f, \"torch_seconds\": %.4f, "
+                        "\"speedup_vs_torch\": %.3f}",
+                        i ? ", " : "", names[i], rows[i]->c_s, rows[i]->c_s / sec, rows[i]->torch_s, ratio);
+    }
+    printf("%-40s %10.3f %8.3f   (model loading %.2f s, not included)\n", "whole conversion stage (C)", convert_s,
+           convert_s / sec, load_s);
+    len += snprintf(json + len, sizeof json - (size_t)len,
+                    "], \"conversion\": {\"seconds\": %.4f, \"rtf\": %.5f, \"model_loading_seconds\": %.3f, "
+                    "\"target_seconds\": 10.0}, \"peak_rss_mb\": %.1f}",
+                    convert_s, convert_s / sec, load_s, bench_peak_rss_mb());
+    avo_audio_free(&out);
+    avo_audio_free(&v44);
+    avo_audio_free(&v);
+    avo_f0_track_free(&track);
+    free(feats), free(f0), free(phone), free(nsf), free(coarse), free(audio);
+    return bench_write_json(a.out, json);
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# End-to-end: `autovoice convert --model` and neural profiles, on small random RVC v2 / HuBERT / RMVPE
+# checkpoints in the upstream formats (written by tests/reference/rvc_chain_golden.py and
+# rmvpe_golden.py). Random weights sing nonsense, so this checks the plumbing and the promises:
+# the output has the input's length and rate, the run metadata names what ran (converter, F0 method,
+# device, a device fallback), neural profiles keep their model, and bad inputs fail with exit 1, a
+# message naming the file, and no output left behind. SKIPs without python3-torch.
+set -euo pipefail
+
+fail() { echo "test_neural_cli: FAIL: $*" >&2; exit 1; }
+
+[ -n "${AVO_BIN:-}" ] && [ -x "$AVO_BIN" ] || fail "AVO_BIN must point at the autovoice binary"
+src="$(cd "$(dirname "$0")/../.." && pwd)"
+data="$(cd "${AVO_TEST_DATA:-$src/../shared/data}" && pwd)"
+base="${AVO_TEST_TMP:-/tmp}/neural_cli"
+rm -rf "$base"
+mkdir -p "$base/models" "$base/xdg" "$base/out"
+m="$base/models"
+export XDG_DATA_HOME="$base/xdg"
+unset AUTOVOICE_CONTENT_ENCODER AUTOVOICE_PITCH_MODEL
+
+/usr/bin/python3 "$src/tests/reference/rvc_chain_golden.py" "$m" "$data" > "$base/gen.log" 2>&1 \
+  || fail "rvc_chain_golden.py failed (see $base/gen.log)"
+if [ -e "$m/TORCH_MISSING" ]; then
+  [ -n "${AVO_REQUIRE_TORCH:-}" ] && fail "python3-torch is required (AVO_REQUIRE_TORCH)"
+  echo "SKIP: python3-torch is not installed"; exit 0
+fi
+clip="$data/singing/nus48e_ADIZ_18.flac"
+[ -f "$clip" ] || clip=$(ls "$data"/singing/*.flac | head -1)
+mkdir -p "$m/rmvpe"
+sox "$clip" -r 16000 -c 1 -t f32 "$m/rmvpe/clip.f32" trim 0 1
+/usr/bin/python3 "$src/tests/reference/rmvpe_golden.py" "$m/rmvpe" "$m/rmvpe/clip.f32" > "$base/gen_rmvpe.log" 2>&1 \
+  || fail "rmvpe_golden.py failed (see $base/gen_rmvpe.log)"
+rm_small="$m/rmvpe/rmvpe_small.pt"
+sox "$clip" -r 44100 "$base/song.wav" trim 0 4
+in_len=$(sox --i -s "$base/song.wav")
+json_get() { /usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], ''))" "$1" "$2"; }
+
+# 1. a direct model, DSP F0 tracker (no pitch model anywhere)
+"$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" --content-encoder "$m/hubert_small.pt" \
+  --index "$m/index.npy" --speaker-id 1 -t 3 -o "$base/out/a.wav" --profile-json "$base/out/a.json" -q \
+  || fail "convert --model failed"
+[ "$(sox --i -s "$base/out/a.wav")" = "$in_len" ] || fail "output length differs from the input"
+[ "$(sox --i -r "$base/out/a.wav")" = "44100" ] || fail "output rate is not the input's"
+[ "$(json_get "$base/out/a.json" converter)" = "rvc-v2" ] || fail "metadata does not name the RVC converter"
+[ "$(json_get "$base/out/a.json" device)" = "cpu" ] || fail "metadata device is not cpu"
+case "$(json_get "$base/out/a.json" f0_method)" in fast|accurate) ;; *) fail "F0 method should be the DSP tracker";; esac
+amp=$(sox "$base/out/a.wav" -n stat 2>&1 | awk '/RMS +amplitude/ {print $3}')
+/usr/bin/python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > 1e-4 else 1)" "$amp" || fail "output is silent"
+
+# 2. RMVPE in the F0 stage
+"$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" --content-encoder "$m/hubert_small.pt" \
+  --pitch-model "$rm_small" -o "$base/out/b.wav" --profile-json "$base/out/b.json" -q || fail "convert with RMVPE failed"
+[ "$(json_get "$base/out/b.json" f0_method)" = "rmvpe" ] || fail "metadata F0 method is not rmvpe"
+[ "$(sox --i -s "$base/out/b.wav")" = "$in_len" ] || fail "output length differs from the input (RMVPE run)"
+# the pitch model from the data folder's models/ when no option names one
+mkdir -p "$XDG_DATA_HOME/autovoice/models"
+ln -s "$rm_small" "$XDG_DATA_HOME/autovoice/models/rmvpe.pt"
+ln -s "$m/hubert_small.pt" "$XDG_DATA_HOME/autovoice/models/hubert_base.pt"
+"$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" -o "$base/out/b2.wav" \
+  --profile-json "$base/out/b2.json" -q || fail "convert with the default model files failed"
+[ "$(json_get "$base/out/b2.json" f0_method)" = "rmvpe" ] || fail "the default rmvpe.pt was not used"
+rm "$XDG_DATA_HOME/autovoice/models/rmvpe.pt" "$XDG_DATA_HOME/autovoice/models/hubert_base.pt"
+# a broken pitch model is a clear error naming it
+set +e
+"$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" --content-encoder "$m/hubert_small.pt" \
+  --pitch-model "$m/rmvpe/rmvpe_bad_shape.pt" -o "$base/out/b3.wav" -q 2> "$base/b3.err"; rc=$?
+set -e
+[ $rc = 1 ] && grep -q "rmvpe_bad_shape.pt" "$base/b3.err" || fail "a bad pitch model is not a clear error (exit $rc): $(cat "$base/b3.err")"
+[ ! -e "$base/out/b3.wav" ] || fail "a failed run left its output"
+
+# 3. a device that cannot be had: fallback with a warning and a note, or an error with --strict
+if ! "$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" --content-encoder "$m/hubert_small.pt" \
+     --device cuda -o "$base/out/c.wav" --profile-json "$base/out/c.json" -q 2> "$base/c.err"; then
+  fail "--device cuda without --strict should fall back: $(cat "$base/c.err")"
+fi
+if [ "$(json_get "$base/out/c.json" device)" = "cpu" ]; then
+  [ -n "$(json_get "$base/out/c.json" device_fallback)" ] || fail "a CPU fallback is not recorded in the metadata"
+  grep -q "warning" "$base/c.err" || fail "a CPU fallback gives no warning"
+  if "$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" --content-encoder "$m/hubert_small.pt" \
+       --device cuda --strict -o "$base/out/d.wav" -q 2> "$base/d.err"; then fail "--strict accepted an unusable device"; fi
+  [ ! -e "$base/out/d.wav" ] || fail "a failed run left its output"
+fi
+
+# 4. a neural profile keeps its own copy of the model and index
+store="$base/store"
+cp "$m/rvc_small.pth" "$base/moved.pth"
+"$AVO_BIN" profile create tenor --model "$base/moved.pth" --index "$m/index.npy" --store "$store" -q \
+  || fail "profile create --model failed"
+"$AVO_BIN" profile show tenor --store "$store" | grep -q "neural" || fail "profile kind is not neural"
+rm "$base/moved.pth" # the profile must not depend on the original file
+"$AVO_BIN" convert "$base/song.wav" --no-separation --profile tenor --content-encoder "$m/hubert_small.pt" \
+  --store "$store" -o "$base/out/e.wav" --profile-json "$base/out/e.json" -q || fail "convert --profile (neural) failed"
+[ "$(json_get "$base/out/e.json" converter)" = "rvc-v2" ] || fail "neural profile did not run the RVC converter"
+
+# 5. bad inputs: exit 1, the file named, nothing written
+head -c 20000 "$m/rvc_small.pth" > "$base/truncated.pth"
+set +e
+"$AVO_BIN" convert "$base/song.wav" --no-separation --model "$base/truncated.pth" --content-encoder "$m/hubert_small.pt" \
+  -o "$base/out/f.wav" -q 2> "$base/f.err"; rc=$?
+set -e
+[ $rc = 1 ] || fail "a truncated model gave exit $rc, not 1"
+grep -q "truncated.pth" "$base/f.err" || fail "the error does not name the bad model: $(cat "$base/f.err")"
+[ ! -e "$base/out/f.wav" ] || fail "a failed run left its output"
+
+set +e
+"$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" -o "$base/out/g.wav" -q 2> "$base/g.err"; rc=$?
+set -e
+[ $rc = 1 ] && grep -q "content encoder" "$base/g.err" || fail "a missing content encoder is not a clear error (exit $rc)"
+
+set +e
+"$AVO_BIN" profile create wrong --model "$m/hubert_small.pt" --store "$store" -q 2> "$base/h.err"; rc=$?
+set -e
+[ $rc = 1 ] || fail "a non-RVC file became a profile (exit $rc)"
+"$AVO_BIN" profile list --store "$store" | grep -q "^wrong" && fail "the refused profile is listed"
+
+set +e
+"$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" --content-encoder "$m/hubert_small.pt" \
+  --index "$m/hubert_small.pt" -o "$base/out/i.wav" -q 2> "$base/i.err"; rc=$?
+set -e
+[ $rc = 1 ] && grep -q "hubert_small.pt" "$base/i.err" || fail "a bad index is not a clear error (exit $rc): $(cat "$base/i.err")"
+[ ! -e "$base/out/i.wav" ] || fail "a failed run left its output"
+
+echo "test_neural_cli: ok"
