@@ -31,8 +31,8 @@
 #define RM_BN_EPS 1e-5
 #define RM_MAX_STAGES 8
 #define RM_MAX_BLOCKS 16
-#define RM_DEFAULT_WINDOW 2048 /* frames (20.48 s); see rmvpe_set_window */
-#define RM_DEFAULT_MARGIN 192  /* frames (1.92 s) of context each side */
+#define RM_DEFAULT_WINDOW 3072 /* frames (30.72 s); see rmvpe_set_window */
+#define RM_DEFAULT_MARGIN 256  /* frames (2.56 s) of context each side */
 #define RM_CENTS0 1997.3794084376191
 #define RM_CENTS_STEP 20.0
 
@@ -431,9 +431,12 @@ static avo_status rm_stage_run(avo_rmvpe *m, avo_arena *a, const rm_stage *s, co
 static avo_status rm_forward(avo_rmvpe *m, avo_arena *a, const float *mel, int64_t t, float *sal, avo_error *err) {
     avo_backend *be = m->be;
     int64_t wd = RMVPE_MELS, cap = (int64_t)m->en_out * t * wd;
-    avo_tensor x, cat[RM_MAX_STAGES], tmp;
+    avo_tensor x, cat[RM_MAX_STAGES], tmp, c3 = {0};
     rm_work w;
     avo_status st = avo_tensor_from_host(a, 3, (int64_t[]){1, t, wd}, mel, &x, err);
+    /* the cnn output is made before the U-Net's buffers, which are then given back to the GRU */
+    if (!st) st = avo_tensor_new(a, AVO_DTYPE_F32, 3, (int64_t[]){3, t, wd}, &c3, err);
+    avo_arena_mark unet = avo_arena_get_mark(a);
     for (int l = 0; l < m->n_enc && !st; l++) /* skip l lives in the upper half of cat[l] */
         st = avo_tensor_new(a, AVO_DTYPE_F32, 3, (int64_t[]){2 * m->enc[l].cout, t >> l, wd >> l}, &cat[l], err);
     for (int i = 0; i < 3 && !st; i++) {
@@ -463,9 +466,10 @@ static avo_status rm_forward(avo_rmvpe *m, avo_arena *a, const float *mel, int64
         x = out;
     }
     /* cnn -> [3, T, 128] -> [T, 3, 128] = [T, 384] -> BiGRU [T, 2H] -> Linear [T, 360] -> sigmoid */
-    avo_tensor c3 = {0}, tr = {0}, seq, g = {0}, y = {0};
+    avo_tensor tr = {0}, seq, g = {0}, y = {0};
     avo_conv2d_params p3 = {{1, 1}, {1, 1}, {1, 1}, 1, false};
     if (!st) st = avo_op_conv2d(be, a, &x, &m->cnn.w, &m->cnn.b, &p3, NULL, &c3, err);
+    avo_arena_rewind(a, unet);
     if (!st) st = avo_op_transpose01(be, a, &c3, &tr, err);
     if (!st) st = avo_tensor_reshape(&tr, 2, (int64_t[]){t, 3 * wd}, &seq, err);
     avo_gru_weights gw = {{&m->gru_wih[0], &m->gru_wih[1]}, {&m->gru_whh[0], &m->gru_whh[1]},

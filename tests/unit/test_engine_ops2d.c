@@ -1,8 +1,8 @@
 /* engine module, 2-D operators (conv2d with fused ReLU and residual, conv_transpose2d, pool2d,
  * transpose01): against PyTorch on cases written by tests/reference/engine_ops2d_reference.py,
  * relative error max|a-b| / max|b| under 1e-4; without torch, against a plain C loop nest on random
- * shapes (every code path of the CPU back end: widths around its vector lengths, 1x1, strided,
- * grouped), a hand-computed case, channel concatenation through row views, and shape errors. */
+ * shapes (every code path of the CPU back end, the direct kernel and im2col + sgemm: widths around
+ * its vector length, 1x1, strided, grouped), a hand-computed case, channel concatenation through row views, and shape errors. */
 #include "autovoice/engine.h"
 #include "test_util.h"
 
@@ -218,7 +218,7 @@ static void naive_conv2d(const avo_tensor *x, const avo_tensor *w, const float *
             }
 }
 
-static void test_conv2d_naive(void) {
+static void test_conv2d_naive(const char *path) {
     /* cin, cout, k, stride, pad, dil, groups, H, W, relu, residual, bias */
     static const int shapes[][12] = {
         {16, 16, 3, 1, 1, 1, 1, 5, 128, 1, 1, 1}, {1, 16, 3, 1, 1, 1, 1, 4, 128, 1, 0, 1},
@@ -247,12 +247,12 @@ static void test_conv2d_naive(void) {
         float *want = malloc((size_t)(c[1] * ho * wo) * sizeof(float));
         naive_conv2d(&x, &w, c[11] ? avo_tensor_f32(&b) : NULL, &p, c[10] ? avo_tensor_f32(&r) : NULL, ho, wo, want);
         double e = rel_err(avo_tensor_f32(&y), want, c[1] * ho * wo);
-        CHECK_MSG(e < TOL, "conv2d shape %d ([%d, %d, %d] -> %d, k %d): relative error %.3g", s, c[0], c[7], c[8], c[1],
-                  c[2], e);
+        CHECK_MSG(e < TOL, "conv2d %s path, shape %d ([%d, %d, %d] -> %d, k %d): relative error %.3g", path, s, c[0], c[7],
+                  c[8], c[1], c[2], e);
         if (!(e <= worst)) worst = e;
         free(want);
     }
-    fprintf(stderr, "conv2d vs plain loops: %d shapes, worst relative error %.2e\n", n, worst);
+    fprintf(stderr, "conv2d (%s path) vs plain loops: %d shapes, worst relative error %.2e\n", path, n, worst);
 }
 
 /* conv_transpose2d is checked the same way through its definition: y[o, i*s - p + u, j*s - p + v] +=
@@ -371,7 +371,11 @@ int main(void) {
     CHECK_OK(avo_arena_create(be, 16u << 20, &arena, &err), &err);
     if (!be || !arena) TEST_MAIN_END();
     test_known_and_errors();
-    test_conv2d_naive();
+    /* the CPU back end has a direct kernel (AVX-512) and the im2col + sgemm path: check both */
+    test_conv2d_naive("default");
+    setenv("AVO_CONV2D_GENERIC", "1", 1);
+    test_conv2d_naive("im2col");
+    unsetenv("AVO_CONV2D_GENERIC");
     test_conv_transpose2d_naive();
     int torch = make_cases();
     CHECK(torch >= 0);
