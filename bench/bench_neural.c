@@ -236,7 +236,7 @@ int main(int argc, char **argv) {
     opt.threads = a.threads;
     avo_converter *conv = NULL;
     double load_s = avo_now_ms();
-    check(avo_converter_create_rvc(&nc, NULL, &opt, &conv, &err), &err);
+    check(avo_converter_create_neural(&nc, NULL, &opt, &conv, &err), &err);
     load_s = (avo_now_ms() - load_s) / 1000.0;
     double convert_s = 0;
     avo_audio out = {0};

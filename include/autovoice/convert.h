@@ -74,14 +74,18 @@ avo_status avo_converter_run(avo_converter *c, const avo_audio *vocals, const av
 
 void avo_converter_get_info(const avo_converter *c, avo_converter_info *out);
 
-/* ---- neural converter (RVC v1/v2 voice models) --------------------------------------------------
- * The source vocals go to 16 kHz, through a 48 Hz high-pass, then the content encoder (HuBERT /
+/* ---- neural converter (RVC v1/v2 and so-vits-svc 4.0/4.1 voice models) -------------------------------
+ * RVC: the source vocals go to 16 kHz, through a 48 Hz high-pass, then the content encoder (HuBERT /
  * ContentVec: layer 9 + final_proj for v1 models, layer 12 for v2), optional index retrieval, x2 frame
  * repeat, the F0 track given to avo_converter_run (RMVPE's or the DSP tracker's, transposed), and the
- * model's synthesizer; then the RMS envelope mix and resampling to the vocals' rate. Songs run in
- * segments of about 30 s cut at quiet points, each with 1 s of context on both sides. */
+ * model's synthesizer. so-vits-svc: units of the 16 kHz audio (vec256l9 or vec768l12) stretched to the
+ * model's frames (hop 512 at 44.1 kHz), the F0 filled over unvoiced frames with a uv flag, the volume
+ * for vol_embedding models, prior noise scale 0.4. Then, for both, the RMS envelope mix and resampling
+ * to the vocals' rate. Songs run in segments of about 30 s cut at quiet points, each with about 1 s of
+ * context on both sides. The family is told by the checkpoint's keys. */
 typedef struct avo_neural_config {
-    const char *model_path;           /* RVC voice model .pth (required) */
+    const char *model_path;           /* RVC .pth or so-vits-svc G_*.pth voice model (required) */
+    const char *model_config_path;    /* so-vits-svc config.json; NULL: config.json beside the model */
     const char *content_encoder_path; /* hubert_base.pt / ContentVec checkpoint (required) */
     const char *index_path;           /* the model's feature rows as .npy (total_fea.npy), or NULL */
     double index_rate;                /* 0..1: share of retrieved features (RVC's default 0.75) */
@@ -93,17 +97,18 @@ typedef struct avo_neural_config {
 
 void avo_neural_config_default(avo_neural_config *cfg);
 
-/* Checks that model_path is an RVC voice model this build can run and, when index_path is not NULL,
+/* Checks that model_path is a voice model this build can run (config_path as in avo_neural_config) and,
+ * when index_path is not NULL,
  * that the index matches it; describes the model in info (e.g. "RVC v2, 40000 Hz, pitch-guided,
  * 1 speaker"). Used when a profile is made from a model, so a bad file is refused early. */
-avo_status avo_neural_model_check(const char *model_path, const char *index_path, char *info, size_t cap,
-                                  int *sample_rate, avo_error *err);
+avo_status avo_neural_model_check(const char *model_path, const char *config_path, const char *index_path,
+                                  char *info, size_t cap, int *sample_rate, avo_error *err);
 
 /* Loads the models (the slow part: do it once, then run many times). target may be NULL; when given,
  * --auto-transpose uses its pitch range. Options used: transpose, auto_transpose, protect, rms_mix,
  * threads (formant_shift and retrieval_ratio are DSP-only). */
-avo_status avo_converter_create_rvc(const avo_neural_config *cfg, const avo_voice_analysis *target,
-                                    const avo_convert_options *opt, avo_converter **out, avo_error *err);
+avo_status avo_converter_create_neural(const avo_neural_config *cfg, const avo_voice_analysis *target,
+                                       const avo_convert_options *opt, avo_converter **out, avo_error *err);
 
 #ifdef __cplusplus
 }

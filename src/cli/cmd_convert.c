@@ -21,7 +21,9 @@ static const char CONVERT_HELP[] =
     "v1/v2 voice model given directly.\n"
     "\n"
     "  -p, --profile NAME        target voice (see 'autovoice profile list')\n"
-    "  -m, --model FILE          RVC voice model (.pth) to sing with instead of a profile's\n"
+    "  -m, --model FILE          voice model to sing with instead of a profile's: RVC v1/v2 .pth or\n"
+    "                            so-vits-svc 4.0/4.1 G_*.pth\n"
+    "      --model-config FILE   so-vits-svc config.json (default: the one beside the model)\n"
     "      --content-encoder F   HuBERT/ContentVec checkpoint for neural models (RVC's hubert_base.pt;\n"
     "                            default $AUTOVOICE_CONTENT_ENCODER or <data dir>/models/hubert_base.pt)\n"
     "      --pitch-model FILE    RMVPE checkpoint (rmvpe.pt) for the F0 stage (default\n"
@@ -52,7 +54,7 @@ static const char CONVERT_HELP[] =
 
 typedef struct convert_args {
     const char *song, *profile, *output, *stems_dir, *vocals, *accompaniment, *json_path, *store;
-    const char *model, *content_encoder, *pitch_model, *index;
+    const char *model, *content_encoder, *pitch_model, *index, *model_config;
     int sample_rate, quiet;
     avo_pipeline_config cfg;
     avo_neural_config neural;
@@ -62,7 +64,7 @@ typedef struct convert_args {
 enum {
     OPT_AUTO_TRANSPOSE = 256, OPT_FORMANT, OPT_RETRIEVAL, OPT_PROTECT, OPT_RMS, OPT_PRESET, OPT_STEMS, OPT_VOCALS,
     OPT_ACCOMP, OPT_NO_SEP, OPT_JSON, OPT_RATE, OPT_THREADS, OPT_STORE, OPT_ENCODER, OPT_PITCH, OPT_INDEX,
-    OPT_INDEX_RATE, OPT_SPEAKER, OPT_DEVICE, OPT_STRICT
+    OPT_INDEX_RATE, OPT_SPEAKER, OPT_DEVICE, OPT_STRICT, OPT_MODEL_CONFIG
 };
 
 static int parse_convert_args(int argc, char **argv, convert_args *a) {
@@ -80,6 +82,7 @@ static int parse_convert_args(int argc, char **argv, convert_args *a) {
         {"pitch-model", required_argument, 0, OPT_PITCH}, {"index", required_argument, 0, OPT_INDEX},
         {"index-rate", required_argument, 0, OPT_INDEX_RATE}, {"speaker-id", required_argument, 0, OPT_SPEAKER},
         {"device", required_argument, 0, OPT_DEVICE}, {"strict", no_argument, 0, OPT_STRICT},
+        {"model-config", required_argument, 0, OPT_MODEL_CONFIG},
         {0, 0, 0, 0}};
     avo_pipeline_config_default(&a->cfg);
     avo_neural_config_default(&a->neural);
@@ -114,6 +117,7 @@ static int parse_convert_args(int argc, char **argv, convert_args *a) {
         case OPT_ENCODER: a->content_encoder = optarg; break;
         case OPT_PITCH: a->pitch_model = optarg; break;
         case OPT_INDEX: a->index = optarg; break;
+        case OPT_MODEL_CONFIG: a->model_config = optarg; break;
         case OPT_INDEX_RATE: rc = cli_parse_double(cmd, "--index-rate", optarg, 0, 1, &a->neural.index_rate); break;
         case OPT_SPEAKER: rc = cli_parse_int(cmd, "--speaker-id", optarg, 0, 100000, &a->neural.speaker_id); break;
         case OPT_DEVICE:
@@ -223,17 +227,19 @@ static avo_status prepare_neural(convert_args *a, avo_error *err) {
                                          a->encoder_buf, sizeof a->encoder_buf);
     if (!st && !enc)
         st = avo_error_set(err, AVO_ERR_INVALID_ARGUMENT,
-                           "RVC voice models need a content encoder: give --content-encoder hubert_base.pt (RVC's "
+                           "neural voice models need a content encoder: give --content-encoder hubert_base.pt (RVC's "
                            "assets/hubert/hubert_base.pt) or put it in the data folder's models/");
     if (!st) st = check_readable(enc, "content encoder", err);
     const char *pitch = default_model_file(a->pitch_model, "AUTOVOICE_PITCH_MODEL", "rmvpe.pt", a->pitch_buf,
                                            sizeof a->pitch_buf);
     if (!st && pitch) st = check_readable(pitch, "pitch model", err);
     if (!st && a->index) st = check_readable(a->index, "feature index", err);
+    if (!st && a->model_config) st = check_readable(a->model_config, "model config", err);
     if (st) return st;
     a->neural.model_path = a->model;
     a->neural.content_encoder_path = enc;
     a->neural.index_path = a->index;
+    a->neural.model_config_path = a->model_config;
     a->cfg.neural = &a->neural;
     a->cfg.pitch_model_path = pitch;
     return AVO_OK;

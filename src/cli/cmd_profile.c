@@ -14,8 +14,9 @@
 static const char PROFILE_HELP[] =
     "usage:\n"
     "  autovoice profile create NAME CLIP... [--force] [--preset P]   analyse recordings into a profile\n"
-    "  autovoice profile create NAME --model VOICE.pth [--index FEATS.npy] [CLIP...]\n"
-    "                                        keep an RVC voice model (and its index) as a profile;\n"
+    "  autovoice profile create NAME --model VOICE.pth [--index FEATS.npy] [--model-config CFG] [CLIP...]\n"
+    "                                        keep an RVC or so-vits-svc voice model (and its index or\n"
+    "                                        config.json, by default the one beside it) as a profile;\n"
     "                                        clips, if given, add the voice's range for --auto-transpose\n"
     "  autovoice profile list [--json]\n"
     "  autovoice profile show NAME [--json]\n"
@@ -30,21 +31,22 @@ static const char PROFILE_HELP[] =
     "  -q, --quiet       no progress line\n";
 
 typedef struct profile_args {
-    const char *store, *model, *index;
+    const char *store, *model, *index, *model_config;
     int force, json, quiet, threads;
     avo_preset preset;
     int positional_count;
     char **positional;
 } profile_args;
 
-enum { OPT_STORE = 300, OPT_FORCE, OPT_JSON, OPT_PRESET, OPT_THREADS, OPT_MODEL, OPT_INDEX };
+enum { OPT_STORE = 300, OPT_FORCE, OPT_JSON, OPT_PRESET, OPT_THREADS, OPT_MODEL, OPT_INDEX, OPT_MODEL_CONFIG };
 
 static int parse_profile_args(int argc, char **argv, profile_args *a) {
     static const struct option opts[] = {{"store", required_argument, 0, OPT_STORE}, {"force", no_argument, 0, OPT_FORCE},
                                          {"json", no_argument, 0, OPT_JSON},         {"preset", required_argument, 0, OPT_PRESET},
                                          {"threads", required_argument, 0, OPT_THREADS}, {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},              {"model", required_argument, 0, OPT_MODEL},
-                                         {"index", required_argument, 0, OPT_INDEX}, {0, 0, 0, 0}};
+                                         {"index", required_argument, 0, OPT_INDEX},
+                                         {"model-config", required_argument, 0, OPT_MODEL_CONFIG}, {0, 0, 0, 0}};
     a->preset = AVO_PRESET_BALANCED;
     optind = 1;
     opterr = 0;
@@ -61,6 +63,7 @@ static int parse_profile_args(int argc, char **argv, profile_args *a) {
         case OPT_THREADS: rc = cli_parse_int("profile", "--threads", optarg, 1, 256, &a->threads); break;
         case OPT_MODEL: a->model = optarg; break;
         case OPT_INDEX: a->index = optarg; break;
+        case OPT_MODEL_CONFIG: a->model_config = optarg; break;
         case 'q': a->quiet = 1; break;
         case 'h': fputs(PROFILE_HELP, stdout); return -1;
         case ':': rc = cli_usage_error("profile", "option '%s' needs a value", argv[optind - 1]); break;
@@ -169,13 +172,19 @@ static avo_status create_neural(profile_args *a, const char *name, avo_profile_s
     const int count = a->positional_count - 2;
     avo_audio *clips = count > 0 ? calloc((size_t)count, sizeof *clips) : NULL;
     avo_voice_analysis *analysis = NULL;
-    void *model = NULL, *index = NULL, *an = NULL;
-    size_t model_size = 0, index_size = 0, an_size = 0;
+    void *model = NULL, *index = NULL, *an = NULL, *config = NULL;
+    size_t model_size = 0, index_size = 0, an_size = 0, config_size = 0;
     char desc[256] = "";
     avo_status st = count > 0 && !clips ? avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory") : AVO_OK;
-    if (!st) st = avo_neural_model_check(a->model, a->index, desc, sizeof desc, &info->sample_rate, err);
+    if (!st) st = avo_neural_model_check(a->model, a->model_config, a->index, desc, sizeof desc, &info->sample_rate, err);
     if (!st) st = read_whole(a->model, &model, &model_size, err);
     if (!st && a->index) st = read_whole(a->index, &index, &index_size, err);
+    if (!st && strncmp(desc, "so-vits", 7) == 0) { /* its config.json goes with it */
+        char beside[4096];
+        const char *slash = strrchr(a->model, '/');
+        snprintf(beside, sizeof beside, "%.*sconfig.json", slash ? (int)(slash - a->model + 1) : 0, a->model);
+        st = read_whole(a->model_config ? a->model_config : beside, &config, &config_size, err);
+    }
     cli_progress_update("reading", 0.3, progress);
     if (!st && count > 0) {
         st = load_clips(a, clips, count, info, progress, err);
@@ -198,14 +207,15 @@ static avo_status create_neural(profile_args *a, const char *name, avo_profile_s
         char *abs = realpath(a->model, NULL);
         snprintf(info->model_path, sizeof info->model_path, "%s (%s)", abs ? abs : a->model, desc);
         free(abs);
-        avo_profile_blob b[3] = {{"model.pth", model, model_size}};
+        avo_profile_blob b[4] = {{"model.pth", model, model_size}};
         int nb = 1;
+        if (config) b[nb++] = (avo_profile_blob){"config.json", config, config_size};
         if (index) b[nb++] = (avo_profile_blob){"index.npy", index, index_size};
         if (an) b[nb++] = (avo_profile_blob){"analysis.bin", an, an_size};
         st = avo_profile_store_put(store, info, b, nb, a->force, err);
     }
     for (int i = 0; i < count; i++) avo_audio_free(&clips[i]);
-    free(clips), free(model), free(index), free(an);
+    free(clips), free(model), free(index), free(an), free(config);
     avo_voice_analysis_free(analysis);
     return st;
 }
@@ -213,7 +223,8 @@ static avo_status create_neural(profile_args *a, const char *name, avo_profile_s
 static int profile_create(profile_args *a) {
     if (a->positional_count < 2 || (a->positional_count < 3 && !a->model))
         return cli_usage_error("profile", "create needs a name and at least one recording (or --model)");
-    if (a->index && !a->model) return cli_usage_error("profile", "--index goes with --model");
+    if ((a->index || a->model_config) && !a->model)
+        return cli_usage_error("profile", "--index and --model-config go with --model");
     const char *name = a->positional[1];
     if (!avo_profile_name_is_valid(name))
         return cli_usage_error("profile", "'%s' is not a valid profile name (letters, digits, '_' and '-', up to 63)", name);

@@ -84,7 +84,7 @@ int feature_index_dim(const feature_index *ix);
 avo_status feature_index_blend(const feature_index *ix, float *feats, int64_t frames, int dim, double rate, int k,
                                avo_error *err);
 
-/* ---- RVC chain on one 16 kHz segment (rvc_converter.c), exposed for the parity test ---- */
+/* ---- RVC chain on one 16 kHz segment (neural_converter.c), exposed for the parity test ---- */
 struct avo_hubert;
 struct avo_rvc;
 struct avo_arena;

@@ -181,7 +181,7 @@ static avo_status run_conversion(const avo_pipeline_config *cfg, const avo_pipel
     opt.preset = cfg->preset;
     opt.threads = cfg->threads;
     avo_converter *conv = NULL;
-    avo_status st = cfg->neural ? avo_converter_create_rvc(cfg->neural, in->target, &opt, &conv, err)
+    avo_status st = cfg->neural ? avo_converter_create_neural(cfg->neural, in->target, &opt, &conv, err)
                                 : avo_converter_create_dsp(in->target, &opt, &conv, err);
     if (!st) st = avo_converter_run(conv, mono, &out->source_f0, &out->converted, cfg->progress, cfg->progress_user, err);
     if (!st) {

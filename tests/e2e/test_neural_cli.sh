@@ -93,7 +93,33 @@ rm "$base/moved.pth" # the profile must not depend on the original file
   --store "$store" -o "$base/out/e.wav" --profile-json "$base/out/e.json" -q || fail "convert --profile (neural) failed"
 [ "$(json_get "$base/out/e.json" converter)" = "rvc-v2" ] || fail "neural profile did not run the RVC converter"
 
-# 5. bad inputs: exit 1, the file named, nothing written
+# 5. so-vits-svc 4.0 and 4.1 models (small, from make_sovits_models.py --small) through the same door
+/usr/bin/python3 "$src/tests/reference/make_sovits_models.py" --small "$m/sovits" > "$base/gen_sovits.log" 2>&1 \
+  || fail "make_sovits_models.py --small failed (see $base/gen_sovits.log)"
+for v in 40 41; do
+  enc="$m/hubert_d48.pt"; [ $v = 40 ] && enc="$m/hubert_f32.pt"
+  "$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/sovits/small$v/G_100.pth" --content-encoder "$enc" \
+    --pitch-model "$rm_small" -o "$base/out/s$v.wav" --profile-json "$base/out/s$v.json" -q \
+    || fail "convert with the so-vits $v model failed"
+  [ "$(json_get "$base/out/s$v.json" converter)" = "so-vits-svc-${v:0:1}.${v:1:1}" ] || fail "metadata does not name so-vits $v"
+  [ "$(sox --i -s "$base/out/s$v.wav")" = "$in_len" ] || fail "so-vits $v output length differs from the input"
+done
+cp "$m/sovits/small41/G_100.pth" "$base/G_41.pth"
+cp "$m/sovits/small41/config.json" "$base/sv41.json"
+"$AVO_BIN" profile create sv41 --model "$base/G_41.pth" --model-config "$base/sv41.json" --store "$store" -q \
+  || fail "profile create with a so-vits model failed"
+rm "$base/G_41.pth" "$base/sv41.json"
+"$AVO_BIN" convert "$base/song.wav" --no-separation --profile sv41 --content-encoder "$m/hubert_d48.pt" --store "$store" \
+  -o "$base/out/s41p.wav" -q || fail "convert --profile with a so-vits profile failed"
+set +e
+"$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/sovits/small41/G_100.pth" --content-encoder "$m/hubert_small.pt" \
+  -o "$base/out/s41x.wav" -q 2> "$base/s41x.err"; rc=$?
+set -e
+[ $rc = 1 ] && grep -q "768-dim units but the so-vits model takes 48" "$base/s41x.err" \
+  || fail "a content encoder of the wrong width is not a clear error (exit $rc): $(cat "$base/s41x.err")"
+[ ! -e "$base/out/s41x.wav" ] || fail "a failed run left its output"
+
+# 6. bad inputs: exit 1, the file named, nothing written
 head -c 20000 "$m/rvc_small.pth" > "$base/truncated.pth"
 set +e
 "$AVO_BIN" convert "$base/song.wav" --no-separation --model "$base/truncated.pth" --content-encoder "$m/hubert_small.pt" \

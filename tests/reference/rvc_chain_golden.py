@@ -13,7 +13,8 @@ Models: a 2-layer, 768-d HuBERT (conv stack of 32 channels) in fairseq's layout,
 Input: 1.5 s of a real singing clip (sox decodes it to 16 kHz), and a sung F0 contour with an
 unvoiced gap (in Hz, already transposed).
 
-Usage: rvc_chain_golden.py OUTDIR [DATA_DIR]. Writes hubert_small.pt, rvc_small.pth, index.npy,
+Usage: rvc_chain_golden.py OUTDIR [DATA_DIR]. Writes hubert_small.pt, rvc_small.pth, index.npy (and
+two tiny HuBERTs for the so-vits end-to-end test: hubert_d48.pt, hubert_f32.pt),
 *.f32 and golden.json. Without torch it writes OUTDIR/TORCH_MISSING and exits 0.
 """
 import collections
@@ -78,6 +79,24 @@ hcfg.update({"encoder_layers": LAYERS, "encoder_embed_dim": DIM, "encoder_ffn_em
              "conv_feature_layers": "[(%d,10,5)] + [(%d,3,2)] * 4 + [(%d,2,2)] * 2" % (FEAT, FEAT, FEAT)})
 torch.save({"model": hub.state_dict(), "cfg": {"model": hcfg, "task": {"sample_rate": 16000}}, "args": None},
            os.path.join(OUT, "hubert_small.pt"))
+
+
+
+def save_tiny_hubert(path, dim, heads, final_dim):
+    """A 2-layer HuBERT of another width (for the so-vits models of make_sovits_models.py --small:
+    4.1 small takes 48-d layer units, 4.0 small 32-d final_proj units)."""
+    h = R.HubertBase(dim=dim, layers=2, ffn=2 * dim, heads=heads, final_dim=final_dim, num_classes=8)
+    h.layer_norm = nn.LayerNorm(FEAT)
+    h.post_extract_proj = nn.Linear(FEAT, dim)
+    c = dict(hcfg)
+    c.update({"encoder_embed_dim": dim, "encoder_ffn_embed_dim": 2 * dim, "encoder_attention_heads": heads,
+              "final_dim": final_dim})
+    torch.save({"model": h.eval().state_dict(), "cfg": {"model": c, "task": {"sample_rate": 16000}}, "args": None},
+               path)
+
+
+save_tiny_hubert(os.path.join(OUT, "hubert_d48.pt"), 48, 4, 8)
+save_tiny_hubert(os.path.join(OUT, "hubert_f32.pt"), 64, 4, 32)
 
 CFG = [1025, 32, 16, 32, 64, 2, 2, 3, 0, "1", [3, 7, 11], [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
        [10, 10, 2, 2], 32, [16, 16, 4, 4], 3, 16, 40000]

@@ -115,9 +115,9 @@ static void test_converter(void) {
     avo_error err = {0};
     char desc[256];
     int rate = 0;
-    CHECK_MSG(avo_neural_model_check(model, index, desc, sizeof desc, &rate, &err) == AVO_OK, "%s", err.message);
+    CHECK_MSG(avo_neural_model_check(model, NULL, index, desc, sizeof desc, &rate, &err) == AVO_OK, "%s", err.message);
     CHECK(rate == 40000 && strstr(desc, "RVC v2") && strstr(desc, "3 speakers"));
-    CHECK(avo_neural_model_check(enc, NULL, desc, sizeof desc, &rate, &err) != AVO_OK); /* not a voice model */
+    CHECK(avo_neural_model_check(enc, NULL, NULL, desc, sizeof desc, &rate, &err) != AVO_OK); /* not a voice model */
 
     avo_neural_config nc;
     avo_neural_config_default(&nc);
@@ -129,7 +129,7 @@ static void test_converter(void) {
     avo_convert_options_default(&opt);
     opt.transpose_semitones = 2;
     avo_converter *c = NULL;
-    CHECK_MSG(avo_converter_create_rvc(&nc, NULL, &opt, &c, &err) == AVO_OK, "%s", err.message);
+    CHECK_MSG(avo_converter_create_neural(&nc, NULL, &opt, &c, &err) == AVO_OK, "%s", err.message);
     if (c) {
         avo_audio v = {0};
         avo_audio_alloc(&v, 44100, 1, 3 * 44100, &err);
@@ -155,14 +155,14 @@ static void test_converter(void) {
         avo_converter_free(c);
     }
     nc.speaker_id = 3; /* the model has 3 */
-    CHECK(avo_converter_create_rvc(&nc, NULL, &opt, &c, &err) == AVO_ERR_INVALID_ARGUMENT && !c);
+    CHECK(avo_converter_create_neural(&nc, NULL, &opt, &c, &err) == AVO_ERR_INVALID_ARGUMENT && !c);
     CHECK(strstr(err.message, "speaker id 3") != NULL);
     nc.speaker_id = 0;
     nc.device = "tpu";
-    CHECK(avo_converter_create_rvc(&nc, NULL, &opt, &c, &err) == AVO_ERR_INVALID_ARGUMENT && !c);
+    CHECK(avo_converter_create_neural(&nc, NULL, &opt, &c, &err) == AVO_ERR_INVALID_ARGUMENT && !c);
     nc.device = "cpu";
     nc.content_encoder_path = NULL;
-    CHECK(avo_converter_create_rvc(&nc, NULL, &opt, &c, &err) == AVO_ERR_INVALID_ARGUMENT && !c);
+    CHECK(avo_converter_create_neural(&nc, NULL, &opt, &c, &err) == AVO_ERR_INVALID_ARGUMENT && !c);
     CHECK(strstr(err.message, "content encoder") != NULL);
 }
 
