@@ -13,7 +13,9 @@
  * hits; octave errors are truth-voiced frames estimated within 100 cents of +-1 or 2 octaves.
  * Speed: a 30 s synthetic voice at 44.1 kHz, 10 ms hop, median of 5 runs, including resampling.
  *
- * Usage: bench_f0 [--out PATH] [--quick]   (default bench/out/f0.json; AVO_TEST_DATA for the clips) */
+ * Usage: bench_f0 [--out PATH] [--quick] [--only NAME,NAME...] [--no-speed]
+ *   default bench/out/f0.json; AVO_TEST_DATA for the clips; --only runs the named conditions alone
+ *   (for iterating; the JSON then holds only those). */
 #include "autovoice/audio.h"
 #include "autovoice/f0.h"
 #include "../tests/synth_voice.h"
@@ -257,6 +259,22 @@ static void json_row(FILE *f, const row *r, int last) {
             (long long)m->voiced, last ? "" : ",");
 }
 
+/* Comma-separated condition names to run, NULL for all. */
+static const char *only_list;
+
+static int wanted(const char *name) {
+    if (!only_list) return 1;
+    const size_t len = strlen(name);
+    for (const char *p = only_list; *p;) {
+        const char *end = strchr(p, ',');
+        const size_t l = end ? (size_t)(end - p) : strlen(p);
+        if (l == len && !strncmp(p, name, len)) return 1;
+        if (!end) break;
+        p = end + 1;
+    }
+    return 0;
+}
+
 /* Adds noise to a copy of each item, scores both methods into rows[0..1]. */
 static void run_condition(item *items, int count, int noise_kind, double snr, const char *name, row *rows) {
     for (int m = 0; m < 2; m++) {
@@ -297,12 +315,14 @@ typedef struct speed {
 
 int main(int argc, char **argv) {
     const char *out = "bench/out/f0.json";
-    int quick = 0;
+    int quick = 0, do_speed = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only_list = argv[++i];
+        else if (!strcmp(argv[i], "--no-speed")) do_speed = 0;
         else {
-            fprintf(stderr, "usage: bench_f0 [--out PATH] [--quick]\n");
+            fprintf(stderr, "usage: bench_f0 [--out PATH] [--quick] [--only NAME,NAME...] [--no-speed]\n");
             return 2;
         }
     }
@@ -322,11 +342,14 @@ int main(int argc, char **argv) {
         {2, 20, "pink_20db"},     {2, 10, "pink_10db"},  {2, 0, "pink_0db"},
     };
     for (size_t c = 0; c < sizeof conds / sizeof conds[0]; c++) {
+        if (!wanted(conds[c].name)) continue;
         run_condition(clean, nsynth, conds[c].kind, conds[c].snr, conds[c].name, rows + nrows);
         nrows += 2;
     }
-    run_condition(breathy, nsynth, 0, 0, "breathy", rows + nrows);
-    nrows += 2;
+    if (wanted("breathy")) {
+        run_condition(breathy, nsynth, 0, 0, "breathy", rows + nrows);
+        nrows += 2;
+    }
 
     /* Real clips, resynthesised. */
     char dir[1024];
@@ -342,6 +365,10 @@ int main(int argc, char **argv) {
     }
     qsort(names, (size_t)nn, sizeof(char *), cmp_name);
     if (quick && nn > 4) nn = 4;
+    if (!wanted("resynth_real") && !wanted("resynth_real_white_10db")) {
+        for (int i = 0; i < nn; i++) free(names[i]);
+        nn = 0;
+    }
     item *real = calloc((size_t)(nn ? nn : 1), sizeof(item));
     int nreal = 0;
     for (int i = 0; i < nn; i++) {
@@ -351,11 +378,15 @@ int main(int argc, char **argv) {
         free(names[i]);
     }
     if (nreal) {
-        run_condition(real, nreal, 0, 0, "resynth_real", rows + nrows);
-        nrows += 2;
-        run_condition(real, nreal, 1, 10, "resynth_real_white_10db", rows + nrows);
-        nrows += 2;
-    } else {
+        if (wanted("resynth_real")) {
+            run_condition(real, nreal, 0, 0, "resynth_real", rows + nrows);
+            nrows += 2;
+        }
+        if (wanted("resynth_real_white_10db")) {
+            run_condition(real, nreal, 1, 10, "resynth_real_white_10db", rows + nrows);
+            nrows += 2;
+        }
+    } else if (nn) {
         fprintf(stderr, "bench_f0: no clips under %s; skipping the resynthesised set\n", dir);
     }
 
@@ -376,7 +407,7 @@ int main(int argc, char **argv) {
     speed speeds[8];
     int ns = 0;
     const double dur = (double)sp.audio.frames / fs;
-    for (int m = 0; m < 2; m++)
+    for (int m = 0; m < 2 && do_speed; m++)
         for (int th = 1; th <= 2; th++) {
             double times[5];
             for (int r = 0; r < 5; r++) {

@@ -13,6 +13,8 @@
 #define GATE_FLOOR_DB (-60.0) /* frames this far below the loudest are unvoiced */
 #define GATE_FULL_DB (-45.0)  /* and from here up the level does not matter */
 #define ABS_FLOOR_RMS 1e-5    /* about -100 dBFS: digital silence and dither */
+#define SNR_GATE_FLOOR_DB (-10.0) /* frame power over a known noise floor: unvoiced at or below */
+#define SNR_GATE_FULL_DB (-3.0)   /* and from here up it does not matter */
 
 void avo_f0_config_default(avo_f0_config *cfg) {
     cfg->method = AVO_F0_FAST;
@@ -132,6 +134,22 @@ static void level_gate(const f0_frame *frames, int64_t nframes, float *gate) {
     }
 }
 
+/* With a noise floor known, a frame whose power hardly exceeds it is not voiced however periodic
+ * the filter's residue looks (a few surviving noise peaks read as a low pitch). */
+static void snr_gate(const f0_noise_info *nz, double step, int64_t nframes, float *gate) {
+    if (nz->frames <= 0) return;
+    const double lo = SNR_GATE_FLOOR_DB, hi = SNR_GATE_FULL_DB;
+    for (int64_t i = 0; i < nframes; i++) {
+        int64_t t = llround(((double)i * step - nz->first_centre) / nz->hop);
+        if (t < 0) t = 0;
+        if (t >= nz->frames) t = nz->frames - 1;
+        const double e = nz->snr[t];
+        const double db = 10.0 * log10(e > 1e-6 ? e : 1e-6);
+        const double g = (db - lo) / (hi - lo);
+        gate[i] *= (float)(g < 0 ? 0 : g > 1 ? 1 : g);
+    }
+}
+
 /* The difference function at lag T compares x[s, s+W) with x[s+T, s+T+W): its estimate belongs to the
  * time s + (W + T) / 2, which is (T - tau_max - 2) / 2 samples before the frame centre. Each voiced
  * run is resampled from those true times back onto the frame grid (log-linear, held at the ends), so
@@ -186,6 +204,7 @@ avo_status avo_f0_estimate(const float *samples, int64_t n, int sample_rate, con
 
     avo_audio sig = {0};
     f0_analyzer an = {0};
+    f0_noise_info noise = {0};
     f0_frame *frames = calloc((size_t)nframes, sizeof(f0_frame));
     float *gate = malloc(sizeof(float) * (size_t)nframes);
     if (!frames || !gate) st = avo_error_set(err, AVO_ERR_NO_MEMORY, "f0: out of memory for %lld frames",
@@ -196,7 +215,8 @@ avo_status avo_f0_estimate(const float *samples, int64_t n, int sample_rate, con
         const double hi = fmin(cfg->f0_max_hz, fs / 4.0);
         const double lo = fmin(cfg->f0_min_hz, hi / 1.5);
         highpass(sig.samples, sig.frames, 0.6 * lo, fs);
-        st = f0_analyzer_init(&an, fs, lo, hi, err);
+        st = f0_denoise(sig.samples, sig.frames, fs, &noise, err);
+        if (!st) st = f0_analyzer_init(&an, fs, lo, hi, err);
     }
     if (!st) {
         int nt = cfg->threads > 0 ? cfg->threads : omp_get_max_threads();
@@ -221,6 +241,7 @@ avo_status avo_f0_estimate(const float *samples, int64_t n, int sample_rate, con
     }
     if (!st) {
         level_gate(frames, nframes, gate);
+        snr_gate(&noise, hop * sig.sample_rate, nframes, gate);
         if (cfg->method == AVO_F0_FAST)
             f0_decide_fast(frames, gate, nframes, hop, out);
         else
@@ -229,6 +250,7 @@ avo_status avo_f0_estimate(const float *samples, int64_t n, int sample_rate, con
     if (!st) st = align_times(out, &an, err);
     f0_analyzer_destroy(&an);
     avo_audio_free(&sig);
+    free(noise.snr);
     free(frames);
     free(gate);
     if (st) avo_f0_track_free(out);

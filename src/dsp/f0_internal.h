@@ -58,6 +58,16 @@ void f0_analyze_frame(const f0_analyzer *an, f0_work *w, const float *x, int64_t
  * prior is b = 18 (mean threshold 0.1). Used for candidate probabilities and for confidence. */
 double f0_beta_sf(double v, double b);
 
+/* Noise-adaptive pre-filter (f0_denoise.c), in place on the analysis-rate signal. Leaves clean
+ * clips untouched. */
+typedef struct f0_noise_info {
+    int64_t frames;       /* 0 when the clip was left alone */
+    int hop;              /* samples between filter frames */
+    int first_centre;     /* sample at the centre of frame 0 (negative) */
+    float *snr;           /* frames: (frame power - floor power) / floor power */
+} f0_noise_info;
+avo_status f0_denoise(float *x, int64_t n, int fs, f0_noise_info *info, avo_error *err);
+
 /* Frame decisions. gate[i] in [0, 1] scales voicing by level. Both fill f0_hz (Hz, 0 = unvoiced)
  * and confidence of the track. */
 void f0_decide_fast(const f0_frame *frames, const float *gate, int64_t nframes, double hop_seconds,

@@ -12,6 +12,13 @@
 #include <math.h>
 #include <string.h>
 
+/* Two dips of the normalised difference function belong to one trough when the longer lag is
+ * within this ratio of the shorter (about 3 semitones: the troughs of distinct period candidates
+ * are an octave or a large fraction of a period apart) and q rises less than VALLEY_RISE between
+ * them (distinct troughs are separated by a high peak; noise ripple is a few hundredths). */
+#define VALLEY_LAG_RATIO 1.2
+#define VALLEY_RISE 0.1
+
 /* Smallest 2^a 3^b 5^c >= n: sizes FFTW handles fastest. */
 static int nice_fft_size(int n) {
     for (int m = n > 2 ? n : 2;; m++) {
@@ -265,7 +272,10 @@ void f0_analyze_frame(const f0_analyzer *an, f0_work *w, const float *x, int64_t
      * thresholds can select). After a near-perfect trough the rest cannot take noticeable threshold
      * mass, so the search stops there. */
     double best = 0.6; /* shallower than this takes no threshold mass worth keeping (S(0.6) < 1e-7) */
+    int last_j = -1;     /* half-lag index of the latest candidate */
+    double peak = 0;     /* highest q since then */
     for (int j = 2 * an->tau_min; j <= 2 * tmax - 1 && out->ncand < F0_MAX_CANDIDATES; j++) {
+        if (q[j] > peak) peak = q[j];
         if (!(q[j] < q[j - 1] && q[j] <= q[j + 1])) continue;
         const double den = q[j - 1] - 2.0 * q[j] + q[j + 1];
         double off = den > 0 ? 0.5 * (q[j - 1] - q[j + 1]) / den : 0;
@@ -279,10 +289,19 @@ void f0_analyze_frame(const f0_analyzer *an, f0_work *w, const float *x, int64_t
         if (rl > 1e-12 * e0) v = fmin(v, dmin * lag / rl);
         if (v < 0) v = 0;
         if (v >= best) continue;
+        /* Noise roughens the floor of a broad trough into several dips; as prefix minima the first of
+         * them would be picked, which biases the pitch sharp (tens of cents at 5-10 dB SNR). A dip
+         * close in lag to the previous candidate with no real peak between them is the same trough:
+         * the deeper dip replaces the earlier one. */
+        const int same = last_j >= 0 && j < VALLEY_LAG_RATIO * last_j &&
+                         peak - fmax(q[last_j], q[j]) < VALLEY_RISE;
         best = v;
-        out->f0[out->ncand] = (float)(an->fs / lag);
-        out->cmnd[out->ncand] = (float)v;
-        out->ncand++;
+        const int slot = same ? out->ncand - 1 : out->ncand;
+        out->f0[slot] = (float)(an->fs / lag);
+        out->cmnd[slot] = (float)v;
+        out->ncand = slot + 1;
+        last_j = j;
+        peak = q[j];
         if (best < 0.01) break;
     }
 }
