@@ -7,6 +7,7 @@
 #define AUTOVOICE_CONVERT_H
 
 #include "autovoice/audio.h"
+#include "autovoice/engine.h"
 #include "autovoice/f0.h"
 
 #ifdef __cplusplus
@@ -91,11 +92,29 @@ typedef struct avo_neural_config {
     double index_rate;                /* 0..1: share of retrieved features (RVC's default 0.75) */
     int speaker_id;                   /* 0 for single-speaker models */
     const char *device;               /* "cpu" (NULL too) or "cuda" */
-    int strict;                       /* 1: a device that cannot be used is an error, not a CPU fallback */
+    const char *precision;            /* "fp32" (NULL too), "fp16" (CUDA: half weight GEMMs) or "int8" */
+    int strict;                       /* 1: a device or precision that cannot be had is an error, not a
+                                       * fallback to what can */
     uint64_t seed;                    /* the synthesizer's noise draws (runs are reproducible) */
 } avo_neural_config;
 
 void avo_neural_config_default(avo_neural_config *cfg);
+
+/* What a neural component really runs on: the back end's device name and precision, and why the request
+ * was not met (empty if it was). */
+typedef struct avo_neural_placement {
+    char device[64];     /* "cpu", "cuda", "cuda-fp16" (the back end's name) */
+    char backend[16];    /* "cpu" or "cuda" */
+    char precision[16];  /* "fp32", or "fp16-gemm" once half GEMMs have really run */
+    char fallback[320];
+} avo_neural_placement;
+
+/* Opens the back end cfg asks for (device, precision), or the CPU in fp32 with the reason in
+ * placement->fallback; with cfg->strict an unmet request is an error. threads: CPU threads. */
+avo_status avo_neural_backend_open(const avo_neural_config *cfg, int threads, avo_backend **be,
+                                   avo_neural_placement *placement, avo_error *err);
+/* After a run: what precision really ran on be (CUDA: from its GEMM counters). */
+void avo_neural_backend_observe(avo_backend *be, avo_neural_placement *placement);
 
 /* Checks that model_path is a voice model this build can run (config_path as in avo_neural_config) and,
  * when index_path is not NULL,

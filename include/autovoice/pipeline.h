@@ -72,6 +72,8 @@ typedef struct avo_run_metadata {
     double rtf;                   /* total_ms / 1000 / audio_duration_seconds */
     char separation_method[64];   /* "given-stems", "none (dry vocal)" or the separator's method */
     char f0_method[32];
+    char f0_device[64];           /* where the F0 stage ran ("cpu" for the DSP trackers) */
+    char f0_precision[16];
     char converter[64];
     char backend[32];
     char device[64];

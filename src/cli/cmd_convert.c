@@ -33,7 +33,8 @@ static const char CONVERT_HELP[] =
     "      --index-rate R        0..1, share of retrieved features (default 0.75)\n"
     "      --speaker-id N        speaker of a multi-speaker model (default 0)\n"
     "      --device D            cpu | cuda (default cpu)\n"
-    "      --strict              fail instead of falling back to the CPU\n"
+    "      --precision P         fp32 | fp16 | int8 (default fp32; fp16 needs cuda)\n"
+    "      --strict              fail instead of falling back to the CPU or to fp32\n"
     "  -o, --output FILE         where to write the result\n"
     "  -t, --transpose N         move the melody by N semitones (-24..24)\n"
     "      --auto-transpose      also move it by octaves into the target's range\n"
@@ -64,7 +65,7 @@ typedef struct convert_args {
 enum {
     OPT_AUTO_TRANSPOSE = 256, OPT_FORMANT, OPT_RETRIEVAL, OPT_PROTECT, OPT_RMS, OPT_PRESET, OPT_STEMS, OPT_VOCALS,
     OPT_ACCOMP, OPT_NO_SEP, OPT_JSON, OPT_RATE, OPT_THREADS, OPT_STORE, OPT_ENCODER, OPT_PITCH, OPT_INDEX,
-    OPT_INDEX_RATE, OPT_SPEAKER, OPT_DEVICE, OPT_STRICT, OPT_MODEL_CONFIG
+    OPT_INDEX_RATE, OPT_SPEAKER, OPT_DEVICE, OPT_STRICT, OPT_MODEL_CONFIG, OPT_PRECISION
 };
 
 static int parse_convert_args(int argc, char **argv, convert_args *a) {
@@ -82,7 +83,7 @@ static int parse_convert_args(int argc, char **argv, convert_args *a) {
         {"pitch-model", required_argument, 0, OPT_PITCH}, {"index", required_argument, 0, OPT_INDEX},
         {"index-rate", required_argument, 0, OPT_INDEX_RATE}, {"speaker-id", required_argument, 0, OPT_SPEAKER},
         {"device", required_argument, 0, OPT_DEVICE}, {"strict", no_argument, 0, OPT_STRICT},
-        {"model-config", required_argument, 0, OPT_MODEL_CONFIG},
+        {"model-config", required_argument, 0, OPT_MODEL_CONFIG}, {"precision", required_argument, 0, OPT_PRECISION},
         {0, 0, 0, 0}};
     avo_pipeline_config_default(&a->cfg);
     avo_neural_config_default(&a->neural);
@@ -126,6 +127,11 @@ static int parse_convert_args(int argc, char **argv, convert_args *a) {
             a->neural.device = optarg;
             break;
         case OPT_STRICT: a->neural.strict = 1; break;
+        case OPT_PRECISION:
+            if (strcmp(optarg, "fp32") != 0 && strcmp(optarg, "fp16") != 0 && strcmp(optarg, "int8") != 0)
+                rc = cli_usage_error(cmd, "--precision must be fp32, fp16 or int8, got '%s'", optarg);
+            a->neural.precision = optarg;
+            break;
         case 'q': a->quiet = 1; break;
         case 'h': fputs(CONVERT_HELP, stdout); return -1;
         case ':': rc = cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]); break;
@@ -313,7 +319,7 @@ int cli_convert(int argc, char **argv) {
         if (!st) snprintf(meta.input, sizeof meta.input, "%s", a.vocals ? a.vocals : a.song);
     }
     cli_progress_finish(&progress);
-    if (!st && meta.device_fallback[0]) fprintf(stderr, "autovoice: warning: %s; ran on the CPU\n", meta.device_fallback);
+    if (!st && meta.device_fallback[0]) fprintf(stderr, "autovoice: warning: %s\n", meta.device_fallback);
     if (!st) st = write_result(&a, &out, &meta, &err);
     if (!st && !a.quiet)
         fprintf(stderr, "wrote %s (%.1f s of audio in %.2f s, RTF %.3f; %s, transpose %+.1f)\n", a.output,

@@ -202,9 +202,7 @@ typedef struct neural_state {
     feature_index *index;
     avo_neural_config cfg;
     const avo_voice_analysis *target;
-    char device[64];
-    char backend[32];
-    char fallback[300];
+    avo_neural_placement place;
     char name[32];
 } neural_state;
 
@@ -371,6 +369,7 @@ static avo_status neural_run(avo_converter *c, const avo_audio *vocals, const av
     c->info.applied_transpose_semitones = transpose;
     if (!st)
         st = run_segments(s, c, &p, fn, x, n, f0, pow(2.0, transpose / 12.0), y, total, progress, user, err);
+    avo_neural_backend_observe(s->be, &s->place);
     if (!st) rms_mix(x, n, p.work_rate, y, total, p.out_rate, c->options.rms_mix);
     if (!st) st = avo_audio_alloc(out, in_rate, 1, in_frames, err);
     if (!st) st = avo_resample_buffer(y, total, p.out_rate, in_rate, out->samples, in_frames, err);
@@ -393,25 +392,61 @@ static void neural_destroy(void *state) {
 
 static const converter_ops neural_ops = {neural_run, neural_destroy};
 
-/* The back end the user asked for, or the CPU with a note in s->fallback when that cannot be had. */
-static avo_status open_backend(const avo_neural_config *cfg, int threads, neural_state *s, avo_error *err) {
+static avo_status unmet(const avo_neural_config *cfg, avo_neural_placement *pl, avo_error *err, const char *why) {
+    if (cfg->strict) return avo_error_set(err, AVO_ERR_UNSUPPORTED, "%s (--strict)", why);
+    const size_t used = strlen(pl->fallback);
+    snprintf(pl->fallback + used, sizeof pl->fallback - used, "%s%.200s", used ? "; " : "", why);
+    return AVO_OK;
+}
+
+avo_status avo_neural_backend_open(const avo_neural_config *cfg, int threads, avo_backend **be,
+                                   avo_neural_placement *pl, avo_error *err) {
+    *be = NULL;
+    memset(pl, 0, sizeof *pl);
     const char *dev = cfg->device && *cfg->device ? cfg->device : "cpu";
+    const char *prec = cfg->precision && *cfg->precision ? cfg->precision : "fp32";
+    if (strcmp(dev, "cpu") != 0 && strcmp(dev, "cuda") != 0)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "unknown device '%s' (use cpu or cuda)", dev);
+    if (strcmp(prec, "fp32") != 0 && strcmp(prec, "fp16") != 0 && strcmp(prec, "int8") != 0)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "unknown precision '%s' (use fp32, fp16 or int8)", prec);
+    avo_status st = AVO_OK;
     if (strcmp(dev, "cuda") == 0) {
         avo_error cerr = {0};
-        if (avo_backend_cuda_create(-1, &s->be, &cerr) == AVO_OK) {
-            snprintf(s->device, sizeof s->device, "%s", avo_backend_name(s->be));
-            snprintf(s->backend, sizeof s->backend, "cuda");
-            return AVO_OK;
+        if (avo_backend_cuda_create(-1, be, &cerr) == AVO_OK) {
+            snprintf(pl->backend, sizeof pl->backend, "cuda");
+            if (strcmp(prec, "fp16") == 0) st = avo_backend_cuda_set_precision(*be, AVO_CUDA_FP16, err);
+            else if (strcmp(prec, "int8") == 0)
+                st = unmet(cfg, pl, err, "int8 requested but this build has no calibrated INT8 path; ran fp32");
+            if (!st) {
+                snprintf(pl->device, sizeof pl->device, "%s", avo_backend_name(*be));
+                snprintf(pl->precision, sizeof pl->precision, "fp32");
+                return AVO_OK;
+            }
+            avo_backend_free(*be);
+            *be = NULL;
+            return st;
         }
-        if (cfg->strict)
-            return avo_error_set(err, AVO_ERR_UNSUPPORTED, "--device cuda cannot be used: %s", cerr.message);
-        snprintf(s->fallback, sizeof s->fallback, "cuda requested but not used: %.260s", cerr.message);
-    } else if (strcmp(dev, "cpu") != 0) {
-        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "unknown device '%s' (use cpu or cuda)", dev);
+        char why[300];
+        snprintf(why, sizeof why, "cuda requested but not usable: %.250s", cerr.message);
+        st = unmet(cfg, pl, err, why);
     }
-    snprintf(s->device, sizeof s->device, "cpu");
-    snprintf(s->backend, sizeof s->backend, "cpu");
-    return avo_backend_cpu_create(threads, &s->be, err);
+    if (!st && strcmp(prec, "fp32") != 0) {
+        char why[120];
+        snprintf(why, sizeof why, "%s requested but the CPU back end runs fp32", prec);
+        st = unmet(cfg, pl, err, why);
+    }
+    if (st) return st;
+    snprintf(pl->device, sizeof pl->device, "cpu");
+    snprintf(pl->backend, sizeof pl->backend, "cpu");
+    snprintf(pl->precision, sizeof pl->precision, "fp32");
+    return avo_backend_cpu_create(threads, be, err);
+}
+
+void avo_neural_backend_observe(avo_backend *be, avo_neural_placement *pl) {
+    if (strcmp(pl->backend, "cuda") != 0) return;
+    int64_t fp32 = 0, fp16 = 0;
+    if (avo_backend_cuda_gemm_counts(be, &fp32, &fp16, NULL) == AVO_OK)
+        snprintf(pl->precision, sizeof pl->precision, "%s", fp16 > 0 ? "fp16-gemm" : "fp32");
 }
 
 /* RVC files hold {"weight", "config"}; so-vits files {"model"} with a config.json. */
@@ -490,9 +525,9 @@ avo_status avo_converter_create_neural(const avo_neural_config *cfg, const avo_v
     c->options = *opt;
     s->cfg = *cfg;
     s->cfg.model_path = s->cfg.content_encoder_path = s->cfg.index_path = s->cfg.device = NULL;
-    s->cfg.model_config_path = NULL;
+    s->cfg.model_config_path = s->cfg.precision = NULL;
     s->target = target;
-    avo_status st = open_backend(cfg, opt->threads, s, err);
+    avo_status st = avo_neural_backend_open(cfg, opt->threads, &s->be, &s->place, err);
     if (!st) st = avo_arena_create(s->be, (size_t)64 << 20, &s->arena, err);
     if (!st) st = load_voice(s, cfg, err);
     if (!st) st = avo_hubert_load(cfg->content_encoder_path, s->be, &s->hubert, err);
@@ -502,12 +537,12 @@ avo_status avo_converter_create_neural(const avo_neural_config *cfg, const avo_v
         return st;
     }
     c->info.name = s->name;
-    c->info.backend = s->backend;
-    c->info.device = s->device;
-    c->info.precision = "fp32";
+    c->info.backend = s->place.backend;
+    c->info.device = s->place.device;
+    c->info.precision = s->place.precision;
     c->info.applied_transpose_semitones = opt->transpose_semitones;
     c->info.formant_warp_ratio = 1.0;
-    c->info.fallback = s->fallback;
+    c->info.fallback = s->place.fallback;
     *out = c;
     return AVO_OK;
 }

@@ -135,7 +135,7 @@ static avo_status prepare_vocals(const avo_pipeline_config *cfg, avo_pipeline_ou
 
 /* RMVPE on the vocals at 16 kHz: one F0 value per 10 ms, frame i at 10 i ms (as the DSP tracks). */
 static avo_status run_rmvpe(const avo_pipeline_config *cfg, const avo_audio *mono, avo_f0_track *track,
-                            avo_error *err) {
+                            avo_run_metadata *meta, avo_error *err) {
     const int64_t n = (int64_t)llround((double)mono->frames * 16000.0 / mono->sample_rate);
     float *x = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
     if (!x) return avo_error_set(err, AVO_ERR_NO_MEMORY, "no memory for the 16 kHz vocals");
@@ -143,11 +143,19 @@ static avo_status run_rmvpe(const avo_pipeline_config *cfg, const avo_audio *mon
     avo_arena *arena = NULL;
     avo_rmvpe *model = NULL;
     avo_status st = avo_resample_buffer(mono->samples, mono->frames, mono->sample_rate, 16000.0, x, n, err);
-    if (!st) st = avo_backend_cpu_create(cfg->threads, &be, err);
+    avo_neural_config cpu_only;
+    avo_neural_config_default(&cpu_only);
+    avo_neural_placement place;
+    if (!st) st = avo_neural_backend_open(cfg->neural ? cfg->neural : &cpu_only, cfg->threads, &be, &place, err);
     if (!st) st = avo_arena_create(be, (size_t)64 << 20, &arena, err);
     if (!st) st = avo_rmvpe_load(cfg->pitch_model_path, be, &model, err);
     if (!st) st = avo_f0_track_alloc(track, avo_rmvpe_frames(n), 0.010, err);
     if (!st) st = avo_rmvpe_f0(model, arena, x, n, 0.03f, track->f0_hz, track->confidence, err);
+    if (!st) {
+        avo_neural_backend_observe(be, &place);
+        snprintf(meta->f0_device, sizeof meta->f0_device, "%s", place.device);
+        snprintf(meta->f0_precision, sizeof meta->f0_precision, "%s", place.precision);
+    }
     avo_rmvpe_free(model);
     avo_arena_free(arena);
     avo_backend_free(be);
@@ -164,9 +172,11 @@ static avo_status run_f0(const avo_pipeline_config *cfg, avo_pipeline_output *ou
     fcfg.hop_seconds = cfg->preset == AVO_PRESET_FAST ? 0.010 : 0.005;
     fcfg.threads = cfg->threads;
     if (cfg->progress) cfg->progress("f0_extraction", 0.0, cfg->progress_user);
+    snprintf(meta->f0_device, sizeof meta->f0_device, "cpu");
+    snprintf(meta->f0_precision, sizeof meta->f0_precision, "fp32");
     if (cfg->pitch_model_path) {
         snprintf(meta->f0_method, sizeof meta->f0_method, "rmvpe");
-        st = run_rmvpe(cfg, mono, &out->source_f0, err);
+        st = run_rmvpe(cfg, mono, &out->source_f0, meta, err);
     } else {
         snprintf(meta->f0_method, sizeof meta->f0_method, "%s", fcfg.method == AVO_F0_FAST ? "fast" : "accurate");
         st = avo_f0_estimate(mono->samples, mono->frames, mono->sample_rate, &fcfg, &out->source_f0, err);
@@ -288,6 +298,16 @@ avo_status avo_run_metadata_to_json(const avo_run_metadata *meta, char **json, a
     cJSON_AddStringToObject(root, "backend", meta->backend);
     cJSON_AddStringToObject(root, "precision", meta->precision);
     if (meta->device_fallback[0]) cJSON_AddStringToObject(root, "device_fallback", meta->device_fallback);
+    /* What ran where, per component (the top-level device/backend/precision are the converter's). */
+    cJSON *comp = cJSON_AddObjectToObject(root, "components");
+    cJSON *f0c = cJSON_AddObjectToObject(comp, "f0_extraction");
+    cJSON_AddStringToObject(f0c, "method", meta->f0_method);
+    cJSON_AddStringToObject(f0c, "device", meta->f0_device);
+    cJSON_AddStringToObject(f0c, "precision", meta->f0_precision);
+    cJSON *cc = cJSON_AddObjectToObject(comp, "conversion");
+    cJSON_AddStringToObject(cc, "converter", meta->converter);
+    cJSON_AddStringToObject(cc, "device", meta->device);
+    cJSON_AddStringToObject(cc, "precision", meta->precision);
     cJSON_AddStringToObject(root, "preset", meta->preset);
     cJSON_AddStringToObject(root, "converter", meta->converter);
     cJSON_AddStringToObject(root, "separation_method", meta->separation_method);

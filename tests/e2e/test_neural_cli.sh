@@ -82,6 +82,25 @@ if [ "$(json_get "$base/out/c.json" device)" = "cpu" ]; then
   [ ! -e "$base/out/d.wav" ] || fail "a failed run left its output"
 fi
 
+# fp16 on the CPU cannot be had: fp32 runs, and the metadata says so per component
+"$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" --content-encoder "$m/hubert_small.pt" \
+  --pitch-model "$rm_small" --precision fp16 -o "$base/out/p.wav" --profile-json "$base/out/p.json" -q 2> "$base/p.err" \
+  || fail "--precision fp16 without --strict should fall back"
+/usr/bin/python3 - "$base/out/p.json" <<'PY' || fail "precision fallback not reported truthfully: $(cat "$base/out/p.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = d["components"]
+assert d["precision"] == "fp32" and "fp16" in d["device_fallback"], d
+assert c["conversion"]["precision"] == "fp32" and c["f0_extraction"]["precision"] == "fp32", c
+assert c["f0_extraction"]["method"] == "rmvpe", c
+PY
+set +e
+"$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" --content-encoder "$m/hubert_small.pt" \
+  --precision fp16 --strict -o "$base/out/p2.wav" -q 2> "$base/p2.err"; rc=$?
+set -e
+[ $rc = 1 ] && grep -q "fp16" "$base/p2.err" || fail "--precision fp16 --strict on the CPU is not an error (exit $rc)"
+[ ! -e "$base/out/p2.wav" ] || fail "a failed run left its output"
+
 # 4. a neural profile keeps its own copy of the model and index
 store="$base/store"
 cp "$m/rvc_small.pth" "$base/moved.pth"
