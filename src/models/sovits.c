@@ -612,6 +612,7 @@ avo_status sovits_infer_taps(avo_sovits *m, avo_arena *a, const float *units, in
     avo_backend *be = m->be;
     avo_status st = AVO_OK;
     avo_arena_mark mk0 = avo_arena_get_mark(a);
+    double t0 = avo_now_ms(), t1;
     int32_t *ids = malloc((size_t)T * sizeof(int32_t) * 2);
     float *zs = malloc((size_t)(C * T) * sizeof(float) * 2), *src = malloc((size_t)N * sizeof(float));
     vits_rng rng;
@@ -671,6 +672,8 @@ avo_status sovits_infer_taps(avo_sovits *m, avo_arena *a, const float *units, in
     TRY(avo_tensor_from_host(a, 2, zs2, logs, &zt, err));
     TRY(avo_op_add(be, a, &mp, &zt, &zp, err));
     if (taps) TRY(sv_tap(a, &zp, taps->z_p, err));
+    t1 = avo_now_ms();
+    if (taps) taps->ms_enc = t1 - t0;
 
     /* speaker, flow, generator */
     int32_t sid32 = sid;
@@ -680,9 +683,14 @@ avo_status sovits_infer_taps(avo_sovits *m, avo_arena *a, const float *units, in
     TRY(avo_tensor_reshape(&g2, 2, gshape, &g, err));
     TRY(vits_flow_reverse(be, a, &m->flow, &zp, &g, &z, err));
     if (taps) TRY(sv_tap(a, &z, taps->z, err));
+    t0 = avo_now_ms();
+    if (taps) taps->ms_flow = t0 - t1;
     TRY(sv_source(m, f0_hz, T, ini, noise->source, &rng, src, err));
     if (taps && taps->har_source) memcpy(taps->har_source, src, (size_t)N * sizeof(float));
+    t1 = avo_now_ms();
+    if (taps) taps->ms_source = t1 - t0;
     TRY(vits_generator_run(be, a, &m->dec, &z, &g, src, taps ? taps->chunk_frames : 0, audio, err));
+    if (taps) taps->ms_dec = avo_now_ms() - t1;
 done:
     free(ids);
     free(zs);

@@ -15,6 +15,8 @@ typedef struct sovits_taps {
     float *m_p, *logs_p, *z_p, *z; /* [inter, frames] */
     float *har_source; /* [frames * hop]: tanh(l_linear(harmonics)), the generator's excitation */
     int64_t chunk_frames; /* generator chunk length for this run (<= 0: the default) */
+    double ms_enc, ms_flow, ms_source, ms_dec; /* filled in: wall time of enc_p (with z_p), the flows, the
+                                                  host source and the generator */
 } sovits_taps;
 
 avo_status sovits_infer_taps(avo_sovits *m, avo_arena *a, const float *units, int64_t frames, const float *f0_hz,

@@ -22,6 +22,10 @@ usage:
       the float32 weights, a fp16 release file, and checkpoints with defects. See write_small().
   make_sovits_models.py --verify OUTDIR
       Reloads a full run's checkpoints (strict) and recomputes its golden audio from its golden inputs.
+  make_sovits_models.py --time CKPT [--frames N] [--runs R] [--threads K]
+      Times the reference's infer on CKPT (config.json beside it) for N frames (default 2584, 30 s
+      at 44.1 kHz / 512) of random units, a sung contour and random draws, R runs after a warm-up,
+      K torch threads (default 2); prints one JSON line {"median_s", "runs_s", ...} on stdout.
   make_sovits_models.py --selfcheck OUTDIR
       Checks that can fail (exit 1): key shapes and parameter counts of the real configs; the sine
       source against its closed form; upsampling, pitch index, unit expansion and volume against
@@ -48,6 +52,9 @@ try:
     import torch
     import torch.nn.functional as F
 except ImportError:
+    if "--time" in sys.argv:
+        print(json.dumps({"error": "python3-torch is not installed"}))
+        sys.exit(1)
     if OUT_ARG:
         os.makedirs(OUT_ARG, exist_ok=True)
         open(os.path.join(OUT_ARG, "TORCH_MISSING"), "w").write("python3-torch is not installed\n")
@@ -227,8 +234,11 @@ def draws(model, frames, seed):
 
 
 def run_case(model, gold, pre, units, f0, uv, vol, sid, noise_scale, dr, stages=False):
-    """Runs infer and stores inputs that differ per case and every intermediate under prefix pre."""
+    """Runs infer and stores inputs that differ per case and every intermediate under prefix pre
+    (gold None: nothing is stored)."""
     taps = {}
+    if gold is None:  # timing runs store nothing
+        gold = collections.namedtuple("NoGolden", "put")(lambda *a, **k: None)
     dt = next(model.parameters()).dtype
     t = lambda a: torch.as_tensor(np.asarray(a), dtype=dt)[None]  # noqa: E731
     c = t(units).transpose(1, 2)
@@ -605,6 +615,26 @@ def selfcheck(args):
     return 1 if failures else 0
 
 
+def time_reference(args):
+    """--time: the reference's inference speed on a checkpoint, for bench/bench_sovits.c."""
+    torch.set_num_threads(args.threads)
+    net, _, cfg = load(args.outdir)
+    T, g = args.frames, torch.Generator().manual_seed(11)
+    units = torch.randn(T, cfg["model"]["ssl_dim"], generator=g).numpy()
+    f0, uv = S.fill_unvoiced(sung_contour(T, net.hop, net.sr), net.hop, net.sr)
+    vol = (0.05 + 0.1 * torch.rand(T, generator=g)).numpy() if net.vol_embedding else None
+    dr = draws(net, T, 12)
+    runs = []
+    for r in range(args.runs + 1):
+        t = time.time()
+        run_case(net, None, "t_", units, f0, uv, vol, 0, 0.4, dr)
+        if r > 0:
+            runs.append(time.time() - t)
+    print(json.dumps({"median_s": float(np.median(runs)), "runs_s": runs, "frames": T, "threads": args.threads,
+                      "torch": torch.__version__, "checkpoint": os.path.basename(args.outdir)}))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("outdir")
@@ -616,10 +646,16 @@ def main():
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--offset", type=float, default=1.0)
     ap.add_argument("--no-adam", dest="adam", action="store_false", help="fresh optimizer state (no moments)")
+    ap.add_argument("--time", action="store_true", help="time the reference on the checkpoint OUTDIR")
+    ap.add_argument("--frames", type=int, default=2584)
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     if os.path.abspath(args.outdir).startswith(repo + os.sep) and "test-tmp" not in args.outdir:
         raise SystemExit("OUTDIR must lie outside the repository (build test-tmp folders are allowed)")
+    if args.time:
+        sys.exit(time_reference(args))
     if args.selfcheck:
         sys.exit(selfcheck(args))
     if args.verify:
