@@ -1,13 +1,14 @@
 /* CPU 2-D operators on [C, H, W] tensors (engine.h, "2-D operators").
  *
  * conv2d 3x3 / padding 1 and 1x1 / padding 0 (stride 1, one group) with AVX-512: a direct
- * convolution (RMVPE is made of these). Each work item is two 16-pixel vectors of the flattened
- * output plane; for every block of 8 output channels it accumulates all Cin x taps products in 16
+ * convolution (RMVPE is made of these). Each work item is three 16-pixel vectors of the flattened
+ * output plane; for every block of 8 output channels it accumulates all Cin x taps products in 24
  * zmm registers, reading input and weights in place (masked loads give the zero padding), and
  * applies bias, ReLU and residual before its one store. No im2col matrix and no GEMM packing: at
  * 16-64 channels those copies cost more than the arithmetic, and on this code's first machine (Zen 5)
- * the kernel ran 130-200 GFLOP/s per core against OpenBLAS's 46-80 through im2col. Threads take work
- * items (OpenMP); with few pixels the channel blocks are split among them too.
+ * the kernel ran 130-200 GFLOP/s per core against OpenBLAS's 46-80 through im2col (masked stores
+ * there cost several times a plain one: full vectors use plain ones). Threads take work items
+ * (OpenMP); with few pixels the channel blocks are split among them too.
  * conv2d otherwise: im2col over tiles of whole output rows + OpenBLAS sgemm, with the bias, ReLU and
  * residual applied to each tile right after its GEMM, while it is still in cache (one pass over the
  * output instead of three). A 1x1 stride-1 convolution needs no im2col: x is already the column
