@@ -3,8 +3,9 @@
  * channels, the real hop-512 upsampling layout) in so-vits' checkpoint formats with their config.json,
  * and golden tensors computed in float64 with the random draws passed in. The C model must match every
  * stage (embeddings, text encoder, prior, flow, source, audio) to a relative error max|a-b| / max|b|
- * under 1e-4; defective checkpoints and configs must give clear errors. The host glue (coarse pitch,
- * unit expansion, unvoiced filling, volume) and argument errors are checked without torch too. */
+ * under 1e-4, on the CPU back end and, where present, the CUDA one; defective checkpoints and configs
+ * must give clear errors. The host glue (coarse pitch, unit expansion, unvoiced filling, volume) and
+ * argument errors are checked without torch too. */
 #include "autovoice/models.h"
 #include "models/sovits_internal.h"
 #include "test_util.h"
@@ -470,6 +471,21 @@ int main(int argc, char **argv) {
             test_release(be, arena);
             test_bad_files(be);
             test_glue_golden();
+            /* the same graph on the CUDA back end, where this build has one and a GPU is present */
+            avo_backend *cu = NULL;
+            avo_arena *ca = NULL;
+            avo_error cerr = {0};
+            if (avo_backend_cuda_built() && avo_backend_cuda_create(-1, &cu, &cerr) == AVO_OK &&
+                avo_arena_create(cu, 8u << 20, &ca, &cerr) == AVO_OK) {
+                fprintf(stderr, "CUDA back end (%s):\n", avo_backend_name(cu));
+                test_model(cu, ca, "s40", "small40/G_100.pth", true);
+                test_model(cu, ca, "s41", "small41/G_100.pth", true);
+            } else {
+                fprintf(stderr, "CUDA back end not available here (%s): only the CPU back end was tested\n",
+                        avo_backend_cuda_built() ? cerr.message : "not built");
+            }
+            avo_arena_free(ca);
+            avo_backend_free(cu);
         }
         cJSON_Delete(gidx);
     } else if (torch == 0) {
