@@ -1,5 +1,5 @@
 /* Neural models built on the engine (engine.h): the HuBERT-base / ContentVec content encoder, the RMVPE
- * pitch network and the RVC synthesizer.
+ * pitch network, the RVC synthesizer and the so-vits-svc 4.x generator.
  *
  * HuBERT (fairseq HubertModel, as RVC and so-vits-svc use it): 16 kHz mono audio -> conv feature
  * encoder (7 bias-free convs, GroupNorm after the first, GELU) -> LayerNorm -> post_extract_proj ->
