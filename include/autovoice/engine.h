@@ -89,6 +89,42 @@ const char *avo_backend_name(const avo_backend *be);
 /* Whether tensor data of this back end can be read by the host (true for the CPU back end). */
 bool avo_backend_host_memory(const avo_backend *be);
 
+/* ---- observing weight GEMMs (INT8 calibration and its simulation) -----------------------------
+ * An observer sees the input activation and the weight of every weight GEMM op (avo_op_linear,
+ * avo_op_conv1d, avo_op_conv_transpose1d, avo_op_conv2d, avo_op_conv_transpose2d) after its shapes
+ * are checked and before it runs. With no observer set the ops pay one pointer test. */
+
+typedef enum avo_gemm_kind {
+    AVO_GEMM_LINEAR = 0,
+    AVO_GEMM_CONV1D,
+    AVO_GEMM_CONV_TRANSPOSE1D,
+    AVO_GEMM_CONV2D,
+    AVO_GEMM_CONV_TRANSPOSE2D
+} avo_gemm_kind;
+
+typedef struct avo_gemm_event {
+    avo_gemm_kind kind;
+    const char *op;   /* "linear", "conv1d", "conv_transpose1d", "conv2d", "conv_transpose2d" */
+    const char *name; /* "<op>#<seq>", valid during the call */
+    int64_t seq;      /* weight GEMMs seen since the observer was set (or the last reset) */
+    int groups;       /* of a convolution (1 for linear and the 2-D transposed convolution) */
+    /* Input and weight in host memory, read-only: the op's own tensors on a host back end, copies
+     * otherwise (made only while an observer is set). Weight layouts are the ops' (see below). */
+    avo_tensor x, w;
+    /* The observer may make the op compute on other values: host arrays with x's / w's element
+     * count, which must stay valid until the op returns (its fake INT8 quantisation). Host back
+     * ends only: elsewhere a replacement fails the op with AVO_ERR_UNSUPPORTED. */
+    const float *x_replace, *w_replace;
+} avo_gemm_event;
+
+/* Returns AVO_OK to let the op run; any other status fails the op with err as filled. */
+typedef avo_status (*avo_gemm_observer)(void *user, avo_gemm_event *ev, avo_error *err);
+
+/* Sets (fn non-NULL) or clears the back end's one observer and restarts the sequence numbers. */
+void avo_backend_set_gemm_observer(avo_backend *be, avo_gemm_observer fn, void *user);
+/* Restarts the sequence numbers (at the start of a run, for names that count within it). */
+void avo_backend_gemm_observer_reset(avo_backend *be);
+
 /* ---- arena ---------------------------------------------------------------------------------- */
 
 /* initial_bytes is a first guess; the arena grows when a run needs more and keeps the peak size

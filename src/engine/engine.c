@@ -278,6 +278,77 @@ static avo_status need_args(const char *op, avo_backend *be, avo_arena *a, avo_e
         return st_;                                        \
     } while (0)
 
+/* ---- GEMM observer --------------------------------------------------------------------------- */
+
+void avo_backend_set_gemm_observer(avo_backend *be, avo_gemm_observer fn, void *user) {
+    if (!be) return;
+    be->observer = fn;
+    be->observer_user = fn ? user : NULL;
+    be->observer_seq = 0;
+}
+
+void avo_backend_gemm_observer_reset(avo_backend *be) {
+    if (be) be->observer_seq = 0;
+}
+
+static const char *const gemm_op_names[] = {"linear", "conv1d", "conv_transpose1d", "conv2d", "conv_transpose2d"};
+
+/* Shows the observer an op's input and weight (host copies on a device back end). When it hands
+ * back replacements, *x / *w are pointed at xs / ws, views of its arrays with the same shapes. */
+static avo_status observe_gemm(avo_backend *be, avo_gemm_kind kind, int groups, const avo_tensor **x,
+                               const avo_tensor **w, avo_tensor *xs, avo_tensor *ws, avo_error *err) {
+    avo_gemm_event ev;
+    memset(&ev, 0, sizeof ev);
+    char name[48];
+    ev.kind = kind;
+    ev.op = gemm_op_names[kind];
+    ev.seq = be->observer_seq++;
+    snprintf(name, sizeof name, "%s#%lld", ev.op, (long long)ev.seq);
+    ev.name = name;
+    ev.groups = groups;
+    ev.x = **x;
+    ev.w = **w;
+    float *hx = NULL, *hw = NULL;
+    const bool host = be->ops->host_memory;
+    if (!host) {
+        size_t nx = (size_t)avo_tensor_numel(*x), nw = (size_t)avo_tensor_numel(*w);
+        hx = malloc((nx ? nx : 1) * sizeof(float));
+        hw = malloc((nw ? nw : 1) * sizeof(float));
+        if (!hx || !hw) {
+            free(hx);
+            free(hw);
+            return avo_error_set(err, AVO_ERR_NO_MEMORY, "%s: no host memory for the observer's copies", name);
+        }
+        be->ops->copy_out(be, hx, (*x)->data, nx);
+        be->ops->copy_out(be, hw, (*w)->data, nw);
+        ev.x.data = hx;
+        ev.w.data = hw;
+    }
+    avo_status st = be->observer(be->observer_user, &ev, err);
+    free(hx);
+    free(hw);
+    if (st) return st;
+    if ((ev.x_replace || ev.w_replace) && !host)
+        return avo_error_set(err, AVO_ERR_UNSUPPORTED, "%s: GEMM operands can be replaced on host back ends only, not '%s'",
+                             name, be->ops->name);
+    if (ev.x_replace) {
+        *xs = **x;
+        xs->data = (void *)ev.x_replace;
+        *x = xs;
+    }
+    if (ev.w_replace) {
+        *ws = **w;
+        ws->data = (void *)ev.w_replace;
+        *w = ws;
+    }
+    return AVO_OK;
+}
+
+/* In each weight-GEMM wrapper, after its checks: x and w may be swapped for the observer's arrays. */
+#define OBSERVE(kind, groups)                                                  \
+    avo_tensor xs_, ws_;                                                       \
+    if (be->observer) TRY(observe_gemm(be, kind, groups, &x, &w, &xs_, &ws_, err))
+
 avo_status avo_op_linear(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
                          avo_tensor *out, avo_error *err) {
     const char *op = "linear";
@@ -292,6 +363,7 @@ avo_status avo_op_linear(avo_backend *be, avo_arena *a, const avo_tensor *x, con
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = w->shape[0];
     TRY(prepare_out(op, a, x->ndim, shape, out, err));
+    OBSERVE(AVO_GEMM_LINEAR, 1);
     DISPATCH(be->ops->linear(be, a, x, w, b, out, err));
 }
 
@@ -324,6 +396,7 @@ avo_status avo_op_conv1d(avo_backend *be, avo_arena *a, const avo_tensor *x, con
                              (long long)t, (long long)span);
     int64_t shape[2] = {cout, tout};
     TRY(prepare_out(op, a, 2, shape, out, err));
+    OBSERVE(AVO_GEMM_CONV1D, p.groups);
     DISPATCH(be->ops->conv1d(be, a, x, w, b, &p, out, err));
 }
 
@@ -355,6 +428,7 @@ avo_status avo_op_conv_transpose1d(avo_backend *be, avo_arena *a, const avo_tens
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "conv_transpose1d: %lld frames give no output", (long long)t);
     int64_t shape[2] = {cout, tout};
     TRY(prepare_out(op, a, 2, shape, out, err));
+    OBSERVE(AVO_GEMM_CONV_TRANSPOSE1D, p.groups);
     DISPATCH(be->ops->conv_transpose1d(be, a, x, w, b, &p, out, err));
 }
 
@@ -592,6 +666,7 @@ avo_status avo_op_conv2d(avo_backend *be, avo_arena *a, const avo_tensor *x, con
     TRY(prepare_out(op, a, 3, shape, out, err));
     if (overlaps(out, x) || (residual && (overlaps(residual, out) || overlaps(residual, x))))
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "conv2d: the output shares memory with x or the residual");
+    OBSERVE(AVO_GEMM_CONV2D, p.groups);
     DISPATCH(be->ops->conv2d(be, a, x, w, b, &p, residual, out, err));
 }
 
@@ -629,6 +704,7 @@ avo_status avo_op_conv_transpose2d(avo_backend *be, avo_arena *a, const avo_tens
     }
     TRY(prepare_out(op, a, 3, shape, out, err));
     if (overlaps(out, x)) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "conv_transpose2d: the output shares memory with x");
+    OBSERVE(AVO_GEMM_CONV_TRANSPOSE2D, 1);
     DISPATCH(be->ops->conv_transpose2d(be, a, x, w, b, &p, out, err));
 }
 

@@ -64,6 +64,10 @@ struct avo_backend {
     const avo_backend_ops *ops;
     int n_threads;
     void *impl;
+    /* avo_backend_set_gemm_observer: NULL when none (the op wrappers then skip it) */
+    avo_gemm_observer observer;
+    void *observer_user;
+    int64_t observer_seq;
 };
 
 #define ARENA_MAX_CHUNKS 48
