@@ -2,8 +2,9 @@
  * singing against the PyTorch reference doing the same (tests/reference/rvc_models.py: RmvpeMel,
  * rmvpe_salience, decode_salience; torch threads = the back end's), both with the full-size random
  * rmvpe.pt of tests/reference/make_random_models.py, median of a few runs after a warm-up, and the
- * agreement of the two F0 tracks. With --golden DIR it also checks the C model against that script's
- * golden tensors (rmvpe_mel, rmvpe_salience, rmvpe_f0) at full size.
+ * agreement of the two F0 tracks; also the clip in windows of 1024 frames against one pass (the
+ * windowing's effect at full size). With --golden DIR it also checks the C model against that
+ * script's golden tensors (rmvpe_mel, rmvpe_salience, rmvpe_f0) at full size.
  *
  * The clip: the nus48e_* singing clips of data/singing (16 kHz), in name order, concatenated to 30 s.
  * The machine may be shared: the JSON records the load average before and after.
@@ -302,6 +303,32 @@ int main(int argc, char **argv) {
     printf("C: %.1f s clip (%d clips, %lld frames): median %.0f ms (RTF %.3f), arena peak %.1f MB, peak RSS %.0f MB\n",
            seconds, clips, (long long)frames, c_ms, c_ms / 1000.0 / seconds, avo_arena_peak(arena) / 1048576.0,
            bench_peak_rss_mb());
+    /* windowed processing against one pass: the same clip in windows of 1024 frames, default margin */
+    {
+        float *fw = malloc((size_t)frames * sizeof(float)), *cw = malloc((size_t)frames * sizeof(float));
+        float *c1 = malloc((size_t)frames * sizeof(float));
+        int64_t one = (frames + 31) / 32 * 32;
+        if (rmvpe_set_window(m, (int)(one > win ? one : win), margin, &err)) bench_die(&err);
+        avo_arena_reset(arena);
+        if (avo_rmvpe_f0(m, arena, audio, n, 0.03f, f0, c1, &err)) bench_die(&err);
+        if (rmvpe_set_window(m, 1024, margin, &err)) bench_die(&err);
+        avo_arena_reset(arena);
+        if (avo_rmvpe_f0(m, arena, audio, n, 0.03f, fw, cw, &err)) bench_die(&err);
+        if (rmvpe_set_window(m, win, margin, &err)) bench_die(&err);
+        double worst_conf = 0, worst = 0;
+        for (int64_t i = 0; i < frames; i++) worst_conf = fmax(worst_conf, fabs((double)c1[i] - cw[i]));
+        int differ = f0_differ(fw, f0, frames, &worst);
+        printf("windows of 1024 frames (margin %d) vs one pass: confidence differs by %.2e at most, %d F0 frames differ, "
+               "worst %.4f cents elsewhere\n",
+               margin, worst_conf, differ, worst);
+        cJSON *wj = cJSON_AddObjectToObject(root, "windowed_vs_one_pass");
+        cJSON_AddNumberToObject(wj, "window_frames", 1024);
+        cJSON_AddNumberToObject(wj, "margin_frames", margin);
+        cJSON_AddNumberToObject(wj, "max_confidence_difference", worst_conf);
+        cJSON_AddNumberToObject(wj, "f0_frames_differ", differ);
+        cJSON_AddNumberToObject(wj, "f0_worst_cents_elsewhere", worst);
+        free(fw), free(cw), free(c1);
+    }
     cJSON *c = cJSON_AddObjectToObject(root, "c");
     cJSON_AddNumberToObject(c, "median_ms", c_ms);
     cJSON_AddNumberToObject(c, "rtf", c_ms / 1000.0 / seconds);

@@ -244,7 +244,10 @@ static avo_status dc_conv(avo_backend *be, const avo_tensor *x, const avo_tensor
     const float *R = residual ? avo_tensor_f32(residual) : NULL;
     float *Y = avo_tensor_f32(y);
     bool relu = p->relu;
-#pragma omp parallel for schedule(static) num_threads(nt) if (items > 1 && ntile * cout * cin > 4096)
+    /* Dynamic chunks: on a shared machine a thread that loses its core would hold up a static split. */
+    int64_t chunk = items / (16 * (int64_t)nt);
+    if (chunk < 1) chunk = 1;
+#pragma omp parallel for schedule(dynamic, chunk) num_threads(nt) if (items > 1 && ntile * cout * cin > 4096)
     for (int64_t it = 0; it < items; it++) {
         int64_t t = it / ngroup, g = it % ngroup, ob1 = (g + 1) * per < nob ? (g + 1) * per : nob;
         dc_tile(X, cin, h, wd, taps, W, cout, B, R, relu, Y, DC_NV * t, nvec, g * per, ob1);
