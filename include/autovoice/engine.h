@@ -111,6 +111,9 @@ typedef struct avo_gemm_event {
     /* Input and weight in host memory, read-only: the op's own tensors on a host back end, copies
      * otherwise (made only while an observer is set). Weight layouts are the ops' (see below). */
     avo_tensor x, w;
+    /* The weight's own address in the back end's memory (w.data may be a fresh copy each call):
+     * the same for every call with that weight while it lives. */
+    const void *w_id;
     /* The observer may make the op compute on other values: host arrays with x's / w's element
      * count, which must stay valid until the op returns (its fake INT8 quantisation). Host back
      * ends only: elsewhere a replacement fails the op with AVO_ERR_UNSUPPORTED. */

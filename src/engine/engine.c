@@ -308,6 +308,7 @@ static avo_status observe_gemm(avo_backend *be, avo_gemm_kind kind, int groups, 
     ev.groups = groups;
     ev.x = **x;
     ev.w = **w;
+    ev.w_id = (*w)->data;
     float *hx = NULL, *hw = NULL;
     const bool host = be->ops->host_memory;
     if (!host) {
