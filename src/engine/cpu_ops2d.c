@@ -1,9 +1,10 @@
 /* CPU 2-D operators on [C, H, W] tensors (engine.h, "2-D operators").
  *
- * conv2d 3x3 / padding 1 and 1x1 / padding 0 (stride 1, one group) with AVX-512: a direct
+ * conv2d 3x3 / padding 1 and 1x1 / padding 0 (stride 1, one group) with AVX-512 or AVX2: a direct
  * convolution (RMVPE is made of these). Each work item is three 16-pixel vectors of the flattened
  * output plane; for every block of 8 output channels it accumulates all Cin x taps products in 24
- * zmm registers, reading input and weights in place (masked loads give the zero padding), and
+ * zmm registers (AVX2: 8-pixel vectors, 4 channels, 12 ymm registers), reading input and weights in
+ * place (masked loads give the zero padding), and
  * applies bias, ReLU and residual before its one store. No im2col matrix and no GEMM packing: at
  * 16-64 channels those copies cost more than the arithmetic, and on this code's first machine (Zen 5)
  * the kernel ran 130-200 GFLOP/s per core against OpenBLAS's 46-80 through im2col (masked stores
@@ -12,7 +13,8 @@
  * conv2d otherwise: im2col over tiles of whole output rows + OpenBLAS sgemm, with the bias, ReLU and
  * residual applied to each tile right after its GEMM, while it is still in cache (one pass over the
  * output instead of three). A 1x1 stride-1 convolution needs no im2col: x is already the column
- * matrix. AVO_CONV2D_GENERIC=1 in the environment forces this path (tests compare both).
+ * matrix. AVO_CONV2D_GENERIC=1 in the environment forces this path, AVO_CONV2D_AVX2=1 the AVX2
+ * kernel (tests compare all three).
  * conv_transpose2d: one GEMM gives every input pixel's contribution per kernel tap, scattered into
  * the output (col2im) by one thread per output channel. */
 #include "engine/engine_internal.h"
@@ -26,7 +28,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-#define HAVE_AVX512_KERNEL 1
+#define HAVE_DIRECT_KERNELS 1
 #endif
 
 /* Column scratch per tile, in floats: small enough to stay in the caches between im2col and GEMM,
@@ -99,31 +101,27 @@ static void epilogue(const avo_backend *be, float *Y, const float *B, const floa
     }
 }
 
-/* ---- direct 3x3 convolution (AVX-512) ------------------------------------------------------ */
+/* ---- direct 3x3 / 1x1 convolution (AVX-512, AVX2) -------------------------------------------- */
 
-#define DC_OB 8   /* output channels per register block */
-#define DC_VEC 16 /* pixels per vector */
-#define DC_NV 3   /* vectors per work item: 3 x 8 accumulators + 3 inputs of the 32 zmm registers */
+#define DC_NV 3 /* output vectors per work item */
+#define DC_MAXVEC 16
 
-#ifdef HAVE_AVX512_KERNEL
-/* Output vectors v0 .. v0 + 2 (16 consecutive pixels each of the flattened [H, W] plane; nvec in
- * all) for output-channel blocks ob0..ob1-1, of a 3x3 (taps 9, padding 1) or 1x1 (taps 1) kernel.
- * Tap t = 3*kh + kw of lane i reads x[c, row_i + kh - 1, col_i + kw - 1], which is the plane offset
- * off[j][t] + i: one load per tap, with mask[j][t] keeping the lanes whose source lies inside the
- * image (the zero padding) and inside the plane. Weights are read in place: [Cout, Cin * taps] rows
- * of 8 output channels. */
-__attribute__((target("avx512f"))) static void dc_tile(const float *X, int64_t cin, int64_t h, int64_t w, int taps,
-                                                       const float *W, int64_t cout, const float *B, const float *R,
-                                                       bool relu, float *Y, int64_t v0, int64_t nvec, int64_t ob0,
-                                                       int64_t ob1) {
-    int64_t hw = h * w, off[DC_NV][9], yoff[DC_NV] = {0};
-    __mmask16 mask[DC_NV][9], smask[DC_NV] = {0};
+#ifdef HAVE_DIRECT_KERNELS
+/* Geometry of the output vectors v0 .. v0 + DC_NV - 1 (vw consecutive pixels each of the flattened
+ * [H, W] plane; nvec in all) of a 3x3 (taps 9, padding 1) or 1x1 (taps 1) kernel. Tap t = 3*kh + kw
+ * of lane i reads x[c, row_i + kh - 1, col_i + kw - 1], which is the plane offset off[j][t] + i: one
+ * load per tap, with bit i of mask[j][t] set when that source lies inside the image (elsewhere it is
+ * the zero padding) and the lane inside the plane. smask[j] has the lanes to store (0: no vector). */
+static void dc_geometry(int vw, int64_t h, int64_t w, int taps, int64_t v0, int64_t nvec, int64_t off[DC_NV][9],
+                        uint32_t mask[DC_NV][9], int64_t yoff[DC_NV], uint32_t smask[DC_NV]) {
+    int64_t hw = h * w;
     for (int j = 0; j < DC_NV; j++) {
-        int64_t p0 = (v0 + j) * DC_VEC, n = hw - p0 < DC_VEC ? hw - p0 : DC_VEC;
+        int64_t p0 = (v0 + j) * vw, n = hw - p0 < vw ? hw - p0 : vw;
         for (int t = 0; t < 9; t++) off[j][t] = p0 + (t / 3 - 1) * w + (t % 3 - 1), mask[j][t] = 0;
-        if (v0 + j >= nvec) continue;
         yoff[j] = p0;
-        smask[j] = (__mmask16)((1u << n) - 1);
+        smask[j] = 0;
+        if (v0 + j >= nvec) continue;
+        smask[j] = (1u << n) - 1;
         if (taps == 1) { /* 1x1: the pixel itself */
             off[j][0] = p0;
             mask[j][0] = smask[j];
@@ -135,65 +133,84 @@ __attribute__((target("avx512f"))) static void dc_tile(const float *X, int64_t c
                 if (row + kh - 1 < 0 || row + kh - 1 >= h) continue;
                 for (int kw = 0; kw < 3; kw++) {
                     int64_t c0 = col + kw - 1, lo = c0 < 0 ? -c0 : 0, hi = w - c0 < n ? w - c0 : n;
-                    mask[j][kh * 3 + kw] = (__mmask16)(hi > lo ? ((1u << hi) - 1) & ~((1u << lo) - 1) : 0);
+                    mask[j][kh * 3 + kw] = hi > lo ? ((1u << hi) - 1) & ~((1u << lo) - 1) : 0;
                 }
             }
         } else { /* the vector spans rows (narrow or odd widths): lane by lane */
             for (int64_t i = 0, r = row, cc = col; i < n; i++) {
                 for (int t = 0; t < 9; t++) {
                     int64_t rr = r + t / 3 - 1, c2 = cc + t % 3 - 1;
-                    if (rr >= 0 && rr < h && c2 >= 0 && c2 < w) mask[j][t] |= (__mmask16)(1u << i);
+                    if (rr >= 0 && rr < h && c2 >= 0 && c2 < w) mask[j][t] |= 1u << i;
                 }
                 if (++cc == w) cc = 0, r++;
             }
         }
     }
-    /* Wide planes: the input row the next output row needs first, and its residual, fetched ahead;
-     * at 16-32 channels there are too many streams for the hardware prefetcher. */
-    if (w >= DC_VEC)
-        for (int j = 0; j < DC_NV; j++) {
-            if (!smask[j]) continue;
-            int64_t next = yoff[j] + 2 * w;
-            if (next + DC_VEC <= hw)
-                for (int64_t c = 0; c < cin; c++) _mm_prefetch((const char *)(X + c * hw + next), _MM_HINT_T0);
-            if (R && yoff[j] + w + DC_VEC <= hw)
-                for (int64_t o = ob0 * DC_OB; o < ob1 * DC_OB && o < cout; o++)
-                    _mm_prefetch((const char *)(R + o * hw + yoff[j] + w), _MM_HINT_T0);
-        }
-    int64_t k9 = cin * taps;
+}
+
+/* Wide planes: the input row that the next output row needs first, and its residual, fetched
+ * ahead; at 16-32 channels there are too many streams for the hardware prefetcher. */
+static void dc_prefetch(const float *X, int64_t cin, int64_t hw, int64_t w, int vw, const float *R, int64_t o0,
+                        int64_t o1, const int64_t yoff[DC_NV], const uint32_t smask[DC_NV]) {
+    if (w < vw) return;
+    for (int j = 0; j < DC_NV; j++) {
+        if (!smask[j]) continue;
+        int64_t next = yoff[j] + 2 * w;
+        if (next + vw <= hw)
+            for (int64_t c = 0; c < cin; c++) _mm_prefetch((const char *)(X + c * hw + next), _MM_HINT_T0);
+        if (R && yoff[j] + w + vw <= hw)
+            for (int64_t o = o0; o < o1; o++) _mm_prefetch((const char *)(R + o * hw + yoff[j] + w), _MM_HINT_T0);
+    }
+}
+
+/* AVX-512: for output channels [8 ob0, 8 ob1) of DC_NV vectors of 16 pixels, all Cin x taps products
+ * accumulate in 24 zmm registers; weights are read in place ([Cout, Cin * taps] rows, 8 at a time). */
+#define A5_OB 8
+__attribute__((target("avx512f"))) static void dc_tile_avx512(const float *X, int64_t cin, int64_t h, int64_t w,
+                                                              int taps, const float *W, int64_t cout, const float *B,
+                                                              const float *R, bool relu, float *Y, int64_t v0,
+                                                              int64_t nvec, int64_t ob0, int64_t ob1) {
+    int64_t hw = h * w, off[DC_NV][9], yoff[DC_NV];
+    uint32_t mask[DC_NV][9], smask[DC_NV];
+    dc_geometry(16, h, w, taps, v0, nvec, off, mask, yoff, smask);
+    dc_prefetch(X, cin, hw, w, 16, R, ob0 * A5_OB, ob1 * A5_OB < cout ? ob1 * A5_OB : cout, yoff, smask);
+    __mmask16 km[DC_NV][9];
+    for (int j = 0; j < DC_NV; j++)
+        for (int t = 0; t < 9; t++) km[j][t] = (__mmask16)mask[j][t];
+    int64_t kk = cin * taps;
     for (int64_t ob = ob0; ob < ob1; ob++) {
         /* rows past Cout repeat the last one; their results are not stored */
-        const float *wr[DC_OB];
-        for (int o = 0; o < DC_OB; o++) wr[o] = W + (ob * DC_OB + o < cout ? ob * DC_OB + o : cout - 1) * k9;
+        const float *wr[A5_OB];
+        for (int o = 0; o < A5_OB; o++) wr[o] = W + (ob * A5_OB + o < cout ? ob * A5_OB + o : cout - 1) * kk;
         const float *w0 = wr[0], *w1 = wr[1], *w2 = wr[2], *w3 = wr[3], *w4 = wr[4], *w5 = wr[5], *w6 = wr[6],
                     *w7 = wr[7];
-        /* 24 named accumulators: an array indexed at run time would live on the stack */
-#define DC_ZERO(o) __m512 p##o = _mm512_setzero_ps(), q##o = _mm512_setzero_ps(), r##o = _mm512_setzero_ps();
-#define DC_FMA(o)                                                                                       \
+        /* named accumulators: an array indexed at run time would live on the stack */
+#define A5_ZERO(o) __m512 p##o = _mm512_setzero_ps(), q##o = _mm512_setzero_ps(), r##o = _mm512_setzero_ps();
+#define A5_FMA(o)                                                                                       \
     {                                                                                                  \
         __m512 wv = _mm512_set1_ps(w##o[k]);                                                           \
         p##o = _mm512_fmadd_ps(wv, x0, p##o);                                                          \
         q##o = _mm512_fmadd_ps(wv, x1, q##o);                                                          \
         r##o = _mm512_fmadd_ps(wv, x2, r##o);                                                          \
     }
-        DC_ZERO(0) DC_ZERO(1) DC_ZERO(2) DC_ZERO(3) DC_ZERO(4) DC_ZERO(5) DC_ZERO(6) DC_ZERO(7)
+        A5_ZERO(0) A5_ZERO(1) A5_ZERO(2) A5_ZERO(3) A5_ZERO(4) A5_ZERO(5) A5_ZERO(6) A5_ZERO(7)
         for (int64_t c = 0; c < cin; c++) {
             uintptr_t xc = (uintptr_t)(X + c * hw); /* integer addresses: off may point before the plane */
             for (int t = 0; t < taps; t++) {
                 int64_t k = c * taps + t;
-                __m512 x0 = _mm512_maskz_loadu_ps(mask[0][t], (const void *)(xc + (uintptr_t)(off[0][t] * 4)));
-                __m512 x1 = _mm512_maskz_loadu_ps(mask[1][t], (const void *)(xc + (uintptr_t)(off[1][t] * 4)));
-                __m512 x2 = _mm512_maskz_loadu_ps(mask[2][t], (const void *)(xc + (uintptr_t)(off[2][t] * 4)));
-                DC_FMA(0) DC_FMA(1) DC_FMA(2) DC_FMA(3) DC_FMA(4) DC_FMA(5) DC_FMA(6) DC_FMA(7)
+                __m512 x0 = _mm512_maskz_loadu_ps(km[0][t], (const void *)(xc + (uintptr_t)(off[0][t] * 4)));
+                __m512 x1 = _mm512_maskz_loadu_ps(km[1][t], (const void *)(xc + (uintptr_t)(off[1][t] * 4)));
+                __m512 x2 = _mm512_maskz_loadu_ps(km[2][t], (const void *)(xc + (uintptr_t)(off[2][t] * 4)));
+                A5_FMA(0) A5_FMA(1) A5_FMA(2) A5_FMA(3) A5_FMA(4) A5_FMA(5) A5_FMA(6) A5_FMA(7)
             }
         }
-#undef DC_ZERO
-#undef DC_FMA
-        __m512 acc[DC_NV][DC_OB] = {
+#undef A5_ZERO
+#undef A5_FMA
+        __m512 acc[DC_NV][A5_OB] = {
             {p0, p1, p2, p3, p4, p5, p6, p7}, {q0, q1, q2, q3, q4, q5, q6, q7}, {r0, r1, r2, r3, r4, r5, r6, r7}};
         __m512 zero = _mm512_setzero_ps();
-        for (int o = 0; o < DC_OB && ob * DC_OB + o < cout; o++) {
-            int64_t oc = ob * DC_OB + o;
+        for (int o = 0; o < A5_OB && ob * A5_OB + o < cout; o++) {
+            int64_t oc = ob * A5_OB + o;
             __m512 bias = _mm512_set1_ps(B ? B[oc] : 0.0f);
             for (int j = 0; j < DC_NV; j++) {
                 if (!smask[j]) continue;
@@ -203,8 +220,88 @@ __attribute__((target("avx512f"))) static void dc_tile(const float *X, int64_t c
                     if (R) v = _mm512_add_ps(v, _mm512_loadu_ps(R + oc * hw + yoff[j]));
                     _mm512_storeu_ps(Y + oc * hw + yoff[j], v);
                 } else {
-                    if (R) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(smask[j], R + oc * hw + yoff[j]));
-                    _mm512_mask_storeu_ps(Y + oc * hw + yoff[j], smask[j], v);
+                    __mmask16 sm = (__mmask16)smask[j];
+                    if (R) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(sm, R + oc * hw + yoff[j]));
+                    _mm512_mask_storeu_ps(Y + oc * hw + yoff[j], sm, v);
+                }
+            }
+        }
+    }
+}
+
+/* AVX2 + FMA (16 ymm registers): DC_NV vectors of 8 pixels x 4 output channels = 12 accumulators.
+ * Work items whose taps are all inside the image skip the masked loads. */
+#define A2_OB 4
+__attribute__((target("avx2,fma"))) static void dc_tile_avx2(const float *X, int64_t cin, int64_t h, int64_t w,
+                                                             int taps, const float *W, int64_t cout, const float *B,
+                                                             const float *R, bool relu, float *Y, int64_t v0,
+                                                             int64_t nvec, int64_t ob0, int64_t ob1) {
+    int64_t hw = h * w, off[DC_NV][9], yoff[DC_NV];
+    uint32_t mask[DC_NV][9], smask[DC_NV];
+    dc_geometry(8, h, w, taps, v0, nvec, off, mask, yoff, smask);
+    dc_prefetch(X, cin, hw, w, 8, R, ob0 * A2_OB, ob1 * A2_OB < cout ? ob1 * A2_OB : cout, yoff, smask);
+    bool full = true;
+    __m256i vm[DC_NV][9];
+    const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    for (int j = 0; j < DC_NV; j++)
+        for (int t = 0; t < taps; t++) {
+            full = full && mask[j][t] == 0xFF;
+            vm[j][t] = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)mask[j][t]), sel), sel);
+        }
+    int64_t kk = cin * taps;
+    for (int64_t ob = ob0; ob < ob1; ob++) {
+        const float *wr[A2_OB];
+        for (int o = 0; o < A2_OB; o++) wr[o] = W + (ob * A2_OB + o < cout ? ob * A2_OB + o : cout - 1) * kk;
+        const float *w0 = wr[0], *w1 = wr[1], *w2 = wr[2], *w3 = wr[3];
+#define A2_ZERO(o) __m256 p##o = _mm256_setzero_ps(), q##o = _mm256_setzero_ps(), r##o = _mm256_setzero_ps();
+#define A2_FMA(o)                                                                                       \
+    {                                                                                                  \
+        __m256 wv = _mm256_broadcast_ss(w##o + k);                                                     \
+        p##o = _mm256_fmadd_ps(wv, x0, p##o);                                                          \
+        q##o = _mm256_fmadd_ps(wv, x1, q##o);                                                          \
+        r##o = _mm256_fmadd_ps(wv, x2, r##o);                                                          \
+    }
+        A2_ZERO(0) A2_ZERO(1) A2_ZERO(2) A2_ZERO(3)
+        for (int64_t c = 0; c < cin; c++) {
+            uintptr_t xc = (uintptr_t)(X + c * hw);
+            if (full) {
+                for (int t = 0; t < taps; t++) {
+                    int64_t k = c * taps + t;
+                    __m256 x0 = _mm256_loadu_ps((const float *)(xc + (uintptr_t)(off[0][t] * 4)));
+                    __m256 x1 = _mm256_loadu_ps((const float *)(xc + (uintptr_t)(off[1][t] * 4)));
+                    __m256 x2 = _mm256_loadu_ps((const float *)(xc + (uintptr_t)(off[2][t] * 4)));
+                    A2_FMA(0) A2_FMA(1) A2_FMA(2) A2_FMA(3)
+                }
+            } else {
+                for (int t = 0; t < taps; t++) {
+                    int64_t k = c * taps + t;
+                    __m256 x0 = _mm256_maskload_ps((const float *)(xc + (uintptr_t)(off[0][t] * 4)), vm[0][t]);
+                    __m256 x1 = _mm256_maskload_ps((const float *)(xc + (uintptr_t)(off[1][t] * 4)), vm[1][t]);
+                    __m256 x2 = _mm256_maskload_ps((const float *)(xc + (uintptr_t)(off[2][t] * 4)), vm[2][t]);
+                    A2_FMA(0) A2_FMA(1) A2_FMA(2) A2_FMA(3)
+                }
+            }
+        }
+#undef A2_ZERO
+#undef A2_FMA
+        __m256 acc[DC_NV][A2_OB] = {{p0, p1, p2, p3}, {q0, q1, q2, q3}, {r0, r1, r2, r3}};
+        __m256 zero = _mm256_setzero_ps();
+        for (int o = 0; o < A2_OB && ob * A2_OB + o < cout; o++) {
+            int64_t oc = ob * A2_OB + o;
+            __m256 bias = _mm256_set1_ps(B ? B[oc] : 0.0f);
+            for (int j = 0; j < DC_NV; j++) {
+                if (!smask[j]) continue;
+                __m256 v = _mm256_add_ps(acc[j][o], bias);
+                if (relu) v = _mm256_max_ps(v, zero);
+                float *y = Y + oc * hw + yoff[j];
+                const float *r = R ? R + oc * hw + yoff[j] : NULL;
+                if (smask[j] == 0xFF) {
+                    if (r) v = _mm256_add_ps(v, _mm256_loadu_ps(r));
+                    _mm256_storeu_ps(y, v);
+                } else { /* the plane's last pixels */
+                    float tmp[8];
+                    _mm256_storeu_ps(tmp, v);
+                    for (int i = 0; i < 8 && (smask[j] >> i & 1); i++) y[i] = tmp[i] + (r ? r[i] : 0.0f);
                 }
             }
         }
@@ -212,28 +309,40 @@ __attribute__((target("avx512f"))) static void dc_tile(const float *X, int64_t c
 }
 #endif
 
-/* Whether the direct kernel takes this convolution. */
-static bool dc_usable(const avo_tensor *w, const avo_conv2d_params *p) {
-#ifdef HAVE_AVX512_KERNEL
-    const char *env = getenv("AVO_CONV2D_GENERIC");
-    if (env && *env && *env != '0') return false;
+typedef void (*dc_tile_fn)(const float *X, int64_t cin, int64_t h, int64_t w, int taps, const float *W, int64_t cout,
+                           const float *B, const float *R, bool relu, float *Y, int64_t v0, int64_t nvec, int64_t ob0,
+                           int64_t ob1);
+
+/* The direct kernel for this convolution on this CPU, or NULL (then im2col + sgemm). The environment
+ * can force a path for tests: AVO_CONV2D_GENERIC=1 (no direct kernel), AVO_CONV2D_AVX2=1. */
+static dc_tile_fn dc_select(const avo_tensor *w, const avo_conv2d_params *p, int *vw, int *ob) {
+#ifdef HAVE_DIRECT_KERNELS
+    const char *gen = getenv("AVO_CONV2D_GENERIC"), *avx2 = getenv("AVO_CONV2D_AVX2");
     int k = (int)w->shape[2];
-    return (k == 3 || k == 1) && w->shape[3] == k && p->stride[0] == 1 && p->stride[1] == 1 &&
-           p->padding[0] == k / 2 && p->padding[1] == k / 2 && p->dilation[0] == 1 && p->dilation[1] == 1 &&
-           p->groups == 1 && __builtin_cpu_supports("avx512f");
+    bool shape = (k == 3 || k == 1) && w->shape[3] == k && p->stride[0] == 1 && p->stride[1] == 1 &&
+                 p->padding[0] == k / 2 && p->padding[1] == k / 2 && p->dilation[0] == 1 && p->dilation[1] == 1 &&
+                 p->groups == 1;
+    if (!shape || (gen && *gen && *gen != '0')) return NULL;
+    bool force2 = avx2 && *avx2 && *avx2 != '0';
+    if (!force2 && __builtin_cpu_supports("avx512f")) {
+        *vw = 16, *ob = A5_OB;
+        return dc_tile_avx512;
+    }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        *vw = 8, *ob = A2_OB;
+        return dc_tile_avx2;
+    }
 #else
-    (void)w, (void)p;
-    return false;
+    (void)w, (void)p, (void)vw, (void)ob;
 #endif
+    return NULL;
 }
 
-static avo_status dc_conv(avo_backend *be, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
-                          const avo_conv2d_params *p, const avo_tensor *residual, avo_tensor *y, avo_error *err) {
-#ifdef HAVE_AVX512_KERNEL
-    (void)err;
+static void dc_conv(avo_backend *be, dc_tile_fn tile, int vw, int obw, const avo_tensor *x, const avo_tensor *w,
+                    const avo_tensor *b, const avo_conv2d_params *p, const avo_tensor *residual, avo_tensor *y) {
     int64_t cin = x->shape[0], h = x->shape[1], wd = x->shape[2], cout = w->shape[0];
     int taps = (int)(w->shape[2] * w->shape[3]);
-    int64_t nob = (cout + DC_OB - 1) / DC_OB, nvec = (h * wd + DC_VEC - 1) / DC_VEC, ntile = (nvec + DC_NV - 1) / DC_NV;
+    int64_t nob = (cout + obw - 1) / obw, nvec = (h * wd + vw - 1) / vw, ntile = (nvec + DC_NV - 1) / DC_NV;
     int nt = nthreads(be);
     /* Few pixels (deep levels, short inputs): split the channel blocks too, so every thread has work. */
     int64_t per = nob, want = 8 * (int64_t)nt;
@@ -250,18 +359,18 @@ static avo_status dc_conv(avo_backend *be, const avo_tensor *x, const avo_tensor
 #pragma omp parallel for schedule(dynamic, chunk) num_threads(nt) if (items > 1 && ntile * cout * cin > 4096)
     for (int64_t it = 0; it < items; it++) {
         int64_t t = it / ngroup, g = it % ngroup, ob1 = (g + 1) * per < nob ? (g + 1) * per : nob;
-        dc_tile(X, cin, h, wd, taps, W, cout, B, R, relu, Y, DC_NV * t, nvec, g * per, ob1);
+        tile(X, cin, h, wd, taps, W, cout, B, R, relu, Y, DC_NV * t, nvec, g * per, ob1);
     }
-    return AVO_OK;
-#else
-    (void)be, (void)x, (void)w, (void)b, (void)p, (void)residual, (void)y;
-    return avo_error_set(err, AVO_ERR_INTERNAL, "conv2d: direct kernel not built");
-#endif
 }
 
 avo_status cpu_conv2d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
                       const avo_conv2d_params *p, const avo_tensor *residual, avo_tensor *y, avo_error *err) {
-    if (dc_usable(w, p)) return dc_conv(be, x, w, b, p, residual, y, err);
+    int vw = 0, obw = 0;
+    dc_tile_fn tile = dc_select(w, p, &vw, &obw);
+    if (tile) {
+        dc_conv(be, tile, vw, obw, x, w, b, p, residual, y);
+        return AVO_OK;
+    }
     int64_t cin = x->shape[0], h = x->shape[1], wd = x->shape[2];
     int64_t cout = w->shape[0], kh = w->shape[2], kw = w->shape[3];
     int64_t ho = y->shape[1], wo = y->shape[2], hw = ho * wo;

@@ -1,8 +1,8 @@
 /* engine module, 2-D operators (conv2d with fused ReLU and residual, conv_transpose2d, pool2d,
  * transpose01): against PyTorch on cases written by tests/reference/engine_ops2d_reference.py,
  * relative error max|a-b| / max|b| under 1e-4; without torch, against a plain C loop nest on random
- * shapes (every code path of the CPU back end, the direct kernel and im2col + sgemm: widths around
- * its vector length, 1x1, strided, grouped), a hand-computed case, channel concatenation through row views, and shape errors. */
+ * shapes (every code path of the CPU back end, the direct kernels and im2col + sgemm: widths around
+ * their vector lengths, 1x1, strided, grouped), a hand-computed case, channel concatenation through row views, and shape errors. */
 #include "autovoice/engine.h"
 #include "test_util.h"
 
@@ -371,8 +371,14 @@ int main(void) {
     CHECK_OK(avo_arena_create(be, 16u << 20, &arena, &err), &err);
     if (!be || !arena) TEST_MAIN_END();
     test_known_and_errors();
-    /* the CPU back end has a direct kernel (AVX-512) and the im2col + sgemm path: check both */
+    /* the CPU back end has direct kernels (AVX-512, AVX2; whichever this CPU has) and the im2col +
+     * sgemm path: check each that runs here */
     test_conv2d_naive("default");
+    if (__builtin_cpu_supports("avx2")) {
+        setenv("AVO_CONV2D_AVX2", "1", 1);
+        test_conv2d_naive("avx2");
+        unsetenv("AVO_CONV2D_AVX2");
+    }
     setenv("AVO_CONV2D_GENERIC", "1", 1);
     test_conv2d_naive("im2col");
     unsetenv("AVO_CONV2D_GENERIC");
