@@ -12,13 +12,17 @@
  * The ReLUs and the residual add run inside avo_op_conv2d, and the concatenation is free: the skip
  * is written into the upper channel rows of a [2C, H, W] tensor whose lower rows receive the
  * transposed convolution. Apart from the skips, the U-Net runs in three work buffers sized for its
- * first level, reused at every level, so a window of T frames needs about
- * (3 + 2 * 2) * 16 * 128 * 4 * T bytes (57 KB per frame, 5.7 MB per second) plus the GRU's small share.
+ * first level, reused at every level, and the GRU reuses the U-Net's memory, so a window of T frames
+ * needs about (3 + 2 * 2) * 16 * 128 * 4 * T bytes of arena: measured 180 MB for 3008 frames (60 KB
+ * per frame).
  *
- * Long inputs run in windows (rmvpe_set_window): each window starts on a multiple of the U-Net's
- * stride (32 frames), so its pooling grid is the one of a single pass, and reaches a margin into its
- * neighbours whose frames are discarded. Model code touches tensor data only through engine ops;
- * the host does the mel front end before upload and the decoding after download. */
+ * Long inputs run in windows (rmvpe_set_window; default 3072 frames, 256 of margin): each window
+ * starts on a multiple of the U-Net's stride (32 frames), so its pooling grid is the one of a single
+ * pass, and reaches a margin into its neighbours whose frames are discarded. With the full-size random
+ * model of tests/reference/make_random_models.py an edge changes the salience by < 1e-5 beyond 128
+ * frames; trained weights were not available to measure. Long songs cost (T - 2 * margin) / T more
+ * compute (20% with the defaults). Model code touches tensor data only through engine ops; the host
+ * does the mel front end before upload and the decoding after download. */
 #include "models/rmvpe_internal.h"
 
 #include "autovoice/checkpoint.h"
