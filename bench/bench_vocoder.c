@@ -13,6 +13,16 @@
  *        F0 is known. Control "fixed filter": the same F0 and aperiodicity with one envelope for the
  *        whole clip (the mean log envelope of its voiced frames): the estimator's error without the
  *        waveform changes from period to period that a moving vocal tract brings.
+ *   Pulse F0 (cents RMSE, no estimator): the same synthesiser run with a flat envelope and zero
+ *        aperiodicity, so that its output is the bare train of band-limited pulses it places (pulse
+ *        times depend on F0 alone, in ours as in WORLD); each pulse's sub-sample position is read from
+ *        its two largest samples (y[i+1]/y[i] = d/(1-d) for an impulse at i + d), and 1/period is
+ *        compared with the mean of the analysis F0 (linear between frames, as both synthesisers
+ *        interpolate it) over that period. This is the F0 the synthesis actually produces; what
+ *        remains (under a cent) is the reading of the positions, which neighbouring pulses' tails
+ *        disturb at high F0. Estimator floor: the F0 error of avo_f0_estimate on that bare pulse
+ *        train, a signal whose F0 is exactly the analysis F0: no vocoder can score better than this
+ *        in the estimator-based figure.
  * WORLD's figures use WORLD's own analysis for both passes. Time: analysis + synthesis (F0 excluded),
  * median of --runs runs, wall clock and process CPU time (user + system of all threads: on a shared
  * machine wall time depends on the load, CPU time much less); ours with 1 and 2 threads, WORLD
@@ -84,7 +94,7 @@ static const double FRAME_PERIOD = 0.005;
 enum { MCD_ORDER = 24, MAX_RUNS = 15 };
 
 typedef struct result {
-    double mcd, lsd, f0_cents, f0_fine, f0_fixed, t1_ms, t2_ms, c1_ms, c2_ms;
+    double mcd, lsd, f0_cents, f0_fine, f0_fixed, f0_pulse, f0_floor, t1_ms, t2_ms, c1_ms, c2_ms;
     int measured;
 } result;
 
@@ -140,6 +150,51 @@ static double f0_error_cents(const float *y, int64_t n, int fs, const avo_voice_
     return used ? sqrt(s / (double)used) : NAN;
 }
 
+/* Analysis F0 at t seconds, linear between voiced frames; 0 where either neighbour is unvoiced. */
+static double ref_f0_at(const avo_voice_params *p, double t) {
+    const double pos = t / p->frame_period_seconds;
+    const int64_t i = (int64_t)floor(pos);
+    if (i < 0 || i + 1 >= p->frames) return 0;
+    const double a = p->f0_hz[i], b = p->f0_hz[i + 1];
+    return a > 0 && b > 0 ? a + (b - a) * (pos - (double)i) : 0;
+}
+
+/* Cents RMSE of the F0 that a bare pulse train y carries (1 / pulse period) against the mean
+ * analysis F0 over each period (see the file comment). Pulses are the positive local maxima that
+ * are the largest sample within 0.4 of the expected period either side. */
+static double pulse_f0_error(const float *y, int64_t n, int fs, const avo_voice_params *ref) {
+    double prev = -1, s = 0;
+    int64_t used = 0;
+    for (int64_t i = 1; i + 1 < n; i++) {
+        const double f = ref_f0_at(ref, (double)i / fs);
+        if (!(f > 0) || !(y[i] > 0) || y[i] < y[i - 1] || y[i] <= y[i + 1]) continue;
+        const int64_t reach = (int64_t)(0.4 * fs / f);
+        int is_max = 1;
+        for (int64_t j = i - reach; j <= i + reach && is_max; j++)
+            if (j >= 0 && j < n && j != i && y[j] > y[i]) is_max = 0;
+        if (!is_max) continue;
+        /* sub-sample position from the larger neighbour: an impulse at i + d gives y[i+1]/y[i] = d/(1-d) */
+        const double pos = y[i + 1] >= y[i - 1] ? i + y[i + 1] / (y[i] + y[i + 1]) : i - y[i - 1] / (y[i] + y[i - 1]);
+        if (prev >= 0) {
+            const double period = pos - prev;
+            double mean = 0;
+            int ok = 1;
+            for (int k = 0; k < 32 && ok; k++) {
+                const double fk = ref_f0_at(ref, (prev + (k + 0.5) / 32.0 * period) / fs);
+                ok = fk > 0;
+                mean += fk / 32.0;
+            }
+            if (ok && period > 0.6 * fs / mean && period < 1.5 * fs / mean) {
+                const double c = 1200.0 * log2(fs / period / mean);
+                s += c * c;
+                used++;
+            }
+        }
+        prev = pos;
+    }
+    return used ? sqrt(s / (double)used) : NAN;
+}
+
 /* Every frame's envelope replaced by the mean log envelope of the voiced frames. */
 static void fix_envelope(avo_voice_params *p) {
     const int bins = p->bins;
@@ -187,6 +242,14 @@ static result run_ours_at(const avo_audio *a, const avo_f0_track *f0, double fra
                 fix_envelope(&p);
                 if (avo_vocoder_synthesize(v, &p, y, n, &err)) die("synthesize", &err);
                 r.f0_fixed = f0_error_cents(y, n, a->sample_rate, &p, &unused);
+                /* Bare pulse train: flat envelope, no aperiodicity. */
+                for (int64_t i = 0; i < p.frames * p.bins; i++) {
+                    p.envelope[i] = 1e-4f;
+                    p.aperiodicity[i] = 0.0f;
+                }
+                if (avo_vocoder_synthesize(v, &p, y, n, &err)) die("synthesize", &err);
+                r.f0_pulse = pulse_f0_error(y, n, a->sample_rate, &p);
+                r.f0_floor = f0_error_cents(y, n, a->sample_rate, &p, &unused);
             }
             avo_voice_params_free(&p);
         }
@@ -285,6 +348,18 @@ static result run_world(const world_api *w, const avo_audio *a, const avo_voice_
     float *yf = malloc(sizeof(float) * (size_t)n);
     for (int i = 0; i < n; i++) yf[i] = (float)y[i];
     r.f0_cents = f0_error_cents(yf, n, fs, &p, &r.f0_fine);
+    /* WORLD's bare pulse train: flat envelope, zero aperiodicity. */
+    for (int i = 0; i < frames; i++)
+        for (int k = 0; k < bins; k++) {
+            sp2[i][k] = 1e-4;
+            ap2[i][k] = 0.0;
+        }
+    w->synthesis(f0d, frames, (const double *const *)sp2, (const double *const *)ap2, co.fft_size, FRAME * 1000.0, fs,
+                 n, y);
+    for (int i = 0; i < n; i++) yf[i] = (float)y[i];
+    double unused;
+    r.f0_pulse = pulse_f0_error(yf, n, fs, &p);
+    r.f0_floor = f0_error_cents(yf, n, fs, &p, &unused);
     avo_voice_params_free(&p);
     avo_voice_params_free(&q);
     rows_free(sp);
@@ -337,6 +412,8 @@ static void add_result(cJSON *obj, const char *key, const result *r) {
     cJSON_AddNumberToObject(o, "f0_rmse_cents", isfinite(r->f0_cents) ? r->f0_cents : -1);
     cJSON_AddNumberToObject(o, "f0_rmse_cents_without_gross", isfinite(r->f0_fine) ? r->f0_fine : -1);
     cJSON_AddNumberToObject(o, "f0_rmse_cents_fixed_filter", isfinite(r->f0_fixed) ? r->f0_fixed : -1);
+    cJSON_AddNumberToObject(o, "f0_pulse_rmse_cents", isfinite(r->f0_pulse) ? r->f0_pulse : -1);
+    cJSON_AddNumberToObject(o, "f0_rmse_cents_estimator_floor", isfinite(r->f0_floor) ? r->f0_floor : -1);
     cJSON_AddNumberToObject(o, "time_1_thread_ms", r->t1_ms);
     cJSON_AddNumberToObject(o, "time_2_threads_ms", r->t2_ms);
     cJSON_AddNumberToObject(o, "cpu_1_thread_ms", r->c1_ms);
@@ -408,7 +485,7 @@ static avo_audio long_vocal(const char *data, char **clips, int nclips, int rate
     return out;
 }
 
-enum { COLS = 16 };
+enum { COLS = 20 };
 
 int main(int argc, char **argv) {
     const char *out_path = "bench/out/vocoder.json";
@@ -452,7 +529,10 @@ int main(int argc, char **argv) {
                             "MCD over c1..c24 (c0 excluded) of all-pass-warped mel cepstra, voiced frames; LSD RMS "
                             "over bins; F0 error = cents RMSE of avo_f0_estimate (same method and hop) on the output "
                             "against the analysis F0, frames 2+ from voicing edges; fixed filter = the same with one "
-                            "envelope for the whole clip; time = analysis + synthesis (F0 excluded), median of runs, "
+                            "envelope for the whole clip; pulse F0 = 1/period of the pulses that the synthesiser places "
+                            "(read from its output with a flat envelope and no aperiodicity) against the mean analysis F0 "
+                            "over each period, no estimator involved; estimator floor = the F0 error of the estimator on "
+                            "that bare pulse train; time = analysis + synthesis (F0 excluded), median of runs, "
                             "wall clock and process CPU time (all threads)");
     cJSON_AddNumberToObject(root, "runs", runs);
     cJSON_AddBoolToObject(root, "world_measured", have_world);
@@ -462,9 +542,9 @@ int main(int argc, char **argv) {
     for (int c = 0; c < COLS; c++) col[c] = malloc(sizeof(double) * (size_t)(nclips > 0 ? nclips : 1));
     int nw = 0;
     if (nclips)
-        printf("%-36s %5s %6s | %6s %6s %6s %6s %7s %7s %7s | %6s %6s %6s %7s %7s | %5s %5s %5s\n", "clip", "kHz", "sec",
-               "MCD", "LSD", "cents", "fixed", "1t ms", "2t ms", "1t cpu", "W MCD", "W LSD", "W cent", "W ms", "W cpu",
-               "x1t", "x2t", "xcpu");
+        printf("%-36s %5s %6s | %6s %6s %6s %6s %6s %6s %7s %7s %7s | %6s %6s %6s %6s %6s %7s %7s | %5s %5s %5s\n", "clip",
+               "kHz", "sec", "MCD", "LSD", "cents", "fixed", "floor", "pulse", "1t ms", "2t ms", "1t cpu", "W MCD", "W LSD",
+               "W cent", "Wfloor", "Wpulse", "W ms", "W cpu", "x1t", "x2t", "xcpu");
     for (int c = 0; c < nclips; c++) {
         char path[1200];
         snprintf(path, sizeof path, "%s/%s", data, clips[c]);
@@ -484,11 +564,13 @@ int main(int argc, char **argv) {
             avo_voice_params_free(&p);
         }
         const double secs = (double)a.frames / a.sample_rate;
-        printf("%-36s %5.1f %6.2f | %6.3f %6.3f %6.2f %6.2f %7.1f %7.1f %7.1f", clips[c], a.sample_rate / 1000.0, secs,
-               ours.mcd, ours.lsd, ours.f0_cents, ours.f0_fixed, ours.t1_ms, ours.t2_ms, ours.c1_ms);
+        printf("%-36s %5.1f %6.2f | %6.3f %6.3f %6.2f %6.2f %6.2f %6.3f %7.1f %7.1f %7.1f", clips[c], a.sample_rate / 1000.0,
+               secs, ours.mcd, ours.lsd, ours.f0_cents, ours.f0_fixed, ours.f0_floor, ours.f0_pulse, ours.t1_ms, ours.t2_ms,
+               ours.c1_ms);
         if (wr.measured)
-            printf(" | %6.3f %6.3f %6.2f %7.1f %7.1f | %5.2f %5.2f %5.2f\n", wr.mcd, wr.lsd, wr.f0_cents, wr.t1_ms,
-                   wr.c1_ms, wr.t1_ms / ours.t1_ms, wr.t1_ms / ours.t2_ms, wr.c1_ms / ours.c1_ms);
+            printf(" | %6.3f %6.3f %6.2f %6.2f %6.3f %7.1f %7.1f | %5.2f %5.2f %5.2f\n", wr.mcd, wr.lsd, wr.f0_cents,
+                   wr.f0_floor, wr.f0_pulse, wr.t1_ms, wr.c1_ms, wr.t1_ms / ours.t1_ms, wr.t1_ms / ours.t2_ms,
+                   wr.c1_ms / ours.c1_ms);
         else
             printf(" | %6s\n", "-");
         fflush(stdout);
@@ -504,6 +586,8 @@ int main(int argc, char **argv) {
         col[2][c] = isfinite(ours.f0_cents) ? ours.f0_cents : 0;
         col[10][c] = isfinite(ours.f0_fine) ? ours.f0_fine : 0;
         col[12][c] = isfinite(ours.f0_fixed) ? ours.f0_fixed : 0;
+        col[16][c] = isfinite(ours.f0_pulse) ? ours.f0_pulse : 0;
+        col[17][c] = isfinite(ours.f0_floor) ? ours.f0_floor : 0;
         col[3][c] = ours.t1_ms / secs;
         col[4][c] = ours.t2_ms / secs;
         col[13][c] = ours.c1_ms / secs;
@@ -516,6 +600,8 @@ int main(int argc, char **argv) {
             col[8][nw] = wr.t1_ms / ours.t1_ms;
             col[9][nw] = wr.t1_ms / ours.t2_ms;
             col[15][nw] = wr.c1_ms / ours.c1_ms;
+            col[18][nw] = isfinite(wr.f0_pulse) ? wr.f0_pulse : 0;
+            col[19][nw] = isfinite(wr.f0_floor) ? wr.f0_floor : 0;
             nw++;
         }
         avo_f0_track_free(&f0);
@@ -532,6 +618,8 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(mo, "f0_rmse_cents", median(col[2], nclips));
         cJSON_AddNumberToObject(mo, "f0_rmse_cents_without_gross", median(col[10], nclips));
         cJSON_AddNumberToObject(mo, "f0_rmse_cents_fixed_filter", median(col[12], nclips));
+        cJSON_AddNumberToObject(mo, "f0_pulse_rmse_cents", median(col[16], nclips));
+        cJSON_AddNumberToObject(mo, "f0_rmse_cents_estimator_floor", median(col[17], nclips));
         cJSON_AddNumberToObject(mo, "ms_per_audio_second_1_thread", median(col[3], nclips));
         cJSON_AddNumberToObject(mo, "ms_per_audio_second_2_threads", median(col[4], nclips));
         cJSON_AddNumberToObject(mo, "cpu_ms_per_audio_second_1_thread", median(col[13], nclips));
@@ -541,12 +629,17 @@ int main(int argc, char **argv) {
                median(col[0], nclips), worst_mcd, median(col[1], nclips), median(col[2], nclips), median(col[10], nclips),
                median(col[12], nclips), median(col[3], nclips), median(col[4], nclips), median(col[13], nclips),
                median(col[14], nclips));
+        printf("median ours: pulse F0 (no estimator) %.3f cents; estimator floor (its error on the bare pulse train) "
+               "%.2f cents\n",
+               median(col[16], nclips), median(col[17], nclips));
         if (nw) {
             cJSON *wo = cJSON_AddObjectToObject(med, "world");
             cJSON_AddNumberToObject(wo, "mcd_db", median(col[5], nw));
             cJSON_AddNumberToObject(wo, "lsd_db", median(col[6], nw));
             cJSON_AddNumberToObject(wo, "f0_rmse_cents", median(col[7], nw));
             cJSON_AddNumberToObject(wo, "f0_rmse_cents_without_gross", median(col[11], nw));
+            cJSON_AddNumberToObject(wo, "f0_pulse_rmse_cents", median(col[18], nw));
+            cJSON_AddNumberToObject(wo, "f0_rmse_cents_estimator_floor", median(col[19], nw));
             cJSON_AddNumberToObject(med, "speedup_vs_world_1_thread", median(col[8], nw));
             cJSON_AddNumberToObject(med, "speedup_vs_world_2_threads", median(col[9], nw));
             cJSON_AddNumberToObject(med, "speedup_vs_world_cpu_time_1_thread", median(col[15], nw));
@@ -554,6 +647,8 @@ int main(int argc, char **argv) {
                    "%.2fx (1 thread), %.2fx (2 threads), %.2fx (CPU time, 1 thread)\n",
                    median(col[5], nw), median(col[6], nw), median(col[7], nw), median(col[11], nw), median(col[8], nw),
                    median(col[9], nw), median(col[15], nw));
+            printf("median WORLD: pulse F0 (no estimator) %.3f cents; estimator floor %.2f cents\n", median(col[18], nw),
+                   median(col[19], nw));
         }
     }
 
