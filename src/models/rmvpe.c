@@ -21,8 +21,8 @@
  * pass, and reaches a margin into its neighbours whose frames are discarded. With the full-size random
  * model of tests/reference/make_random_models.py an edge changes the salience by < 1e-5 beyond 128
  * frames; trained weights were not available to measure. Long songs take T / (T - 2 * margin)
- * times the compute of one pass (1.2 with the defaults). Model code touches tensor data only through engine ops; the host
- * does the mel front end before upload and the decoding after download. */
+ * times the compute of one pass (1.2 with the defaults). Model code touches tensor data only
+ * through engine ops; the host does the mel front end before upload and the decoding after download. */
 #include "models/rmvpe_internal.h"
 
 #include "autovoice/checkpoint.h"
