@@ -16,6 +16,7 @@ typedef enum doc_kind {
     DOC_F0,
     DOC_VOCODER,
     DOC_CALIBRATION,
+    DOC_NEURAL,      /* neural.json: the neural engine's components against PyTorch */
     DOC_OTHER,       /* has a "benchmark" key this report does not know: shown as tables */
     DOC_IGNORED      /* no "benchmark" key and an unknown file name: listed, not shown */
 } doc_kind;

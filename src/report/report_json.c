@@ -289,7 +289,8 @@ static const struct {
     doc_kind kind;
 } KINDS[] = {{"system", DOC_SYSTEM},         {"performance_breakdown", DOC_PERF}, {"pipeline", DOC_PERF},
              {"latency", DOC_LATENCY},       {"separation", DOC_SEPARATION},     {"quality", DOC_QUALITY},
-             {"f0", DOC_F0},                 {"vocoder", DOC_VOCODER},           {"calibration", DOC_CALIBRATION}};
+             {"f0", DOC_F0},                 {"vocoder", DOC_VOCODER},           {"calibration", DOC_CALIBRATION},
+             {"neural", DOC_NEURAL}};
 
 static int kind_by_name(const char *name, size_t len, doc_kind *out) {
     for (size_t i = 0; i < sizeof KINDS / sizeof KINDS[0]; i++)

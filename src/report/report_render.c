@@ -799,6 +799,8 @@ static void render_all(const avo_report *r, out *o) {
     section_separation(o);
     section_generic(o, DOC_F0, "F0 estimation", "F0 estimation", "f0.json not found (run bench/bench_f0).");
     section_generic(o, DOC_VOCODER, "Vocoder", "vocoder", "vocoder.json not found (run bench/bench_vocoder).");
+    section_generic(o, DOC_NEURAL, "Neural engine (CPU, against PyTorch)", "neural engine",
+                    "neural.json not found (run bench/bench_neural --make).");
     section_f0_plot(o);
     section_spectrograms(o);
     section_others(o);
