@@ -378,6 +378,7 @@ avo_status rvc_infer_taps(avo_rvc *m, avo_arena *a, const float *phone, int64_t 
         goto done;
     }
 
+    double t0 = avo_now_ms(), t1 = 0, t2 = 0;
     /* enc_p: (emb_phone(phone) + emb_pitch(pitch)) * sqrt(hidden) (folded), leaky ReLU 0.1 */
     avo_tensor ph = {0}, x = {0}, xt = {0}, enc = {0}, stats = {0}, zp = {0}, g = {0}, z = {0};
     {
@@ -405,6 +406,7 @@ avo_status rvc_infer_taps(avo_rvc *m, avo_arena *a, const float *phone, int64_t 
     for (int64_t i = 0; i < I * T; i++) lp[i] = mp[i] + expf(lp[i]) * z_noise[i] * 0.66666f;
     if (taps && taps->m_p) memcpy(taps->m_p, mp, (size_t)(I * T) * sizeof(float));
     if (taps && taps->z_p) memcpy(taps->z_p, lp, (size_t)(I * T) * sizeof(float));
+    t1 = avo_now_ms();
     {
         int64_t zs[2] = {I, T}, one = 1;
         int32_t sid32 = sid;
@@ -417,6 +419,7 @@ avo_status rvc_infer_taps(avo_rvc *m, avo_arena *a, const float *phone, int64_t 
         if ((st = vits_flow_reverse(be, a, &m->flow, &zp, &g, &z, err))) goto done;
         if (taps && taps->z && (st = avo_tensor_to_host(a, &z, taps->z, I * T, err))) goto done;
     }
+    t2 = avo_now_ms();
     if (in->uses_f0) {
         src = malloc((size_t)(T * hop) * sizeof(float));
         if (!src) {
@@ -427,6 +430,11 @@ avo_status rvc_infer_taps(avo_rvc *m, avo_arena *a, const float *phone, int64_t 
         if (taps && taps->har_source) memcpy(taps->har_source, src, (size_t)(T * hop) * sizeof(float));
     }
     st = vits_generator_run(be, a, &m->dec, &z, &g, src, taps ? taps->chunk_frames : 0, audio, err);
+    if (taps) {
+        taps->ms_enc = t1 - t0;
+        taps->ms_flow = t2 - t1;
+        taps->ms_dec = avo_now_ms() - t2;
+    }
 done:
     if (st) avo_error_prefix(err, "RVC infer");
     free(zn_own);

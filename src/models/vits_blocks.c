@@ -159,7 +159,7 @@ typedef struct conv_rewrite {
 static avo_status conv_load_rw(const vits_loader *l, const char *module, int64_t cout, int64_t cin, int64_t k,
                                bool has_bias, avo_conv1d_params p, const conv_rewrite *rw, vits_conv *c, avo_error *err) {
     memset(c, 0, sizeof *c);
-    host_tensor w, b = {0};
+    host_tensor w = {0}, b = {0};
     char name[512];
     snprintf(name, sizeof name, "%s.weight", module);
     avo_status st = read_weight(l, module, &w, err);
@@ -636,8 +636,12 @@ avo_status vits_generator_load(const vits_loader *l, const char *prefix, const v
     int64_t ch = gen->initial_channels;
     double rate = 1.0; /* samples per frame before this stage */
     float mean_scale = 1.0f / (float)cfg->n_kernels;
-    gen->upp = 1;
-    for (int i = 0; i < cfg->n_ups; i++) gen->upp *= cfg->up_rates[i];
+    int64_t upp = 1;
+    for (int i = 0; i < cfg->n_ups; i++) {
+        upp *= cfg->up_rates[i] > 0 ? cfg->up_rates[i] : 1;
+        if (upp > 1 << 16) return avo_error_set(err, AVO_ERR_UNSUPPORTED, "%s: upsampling by more than 65536", l->file);
+    }
+    gen->upp = (int)upp;
     int src_stride = gen->upp;
     for (int i = 0; i < cfg->n_ups && !st; i++) {
         vits_gen_stage *s = &gen->stage[i];
@@ -666,7 +670,7 @@ avo_status vits_generator_load(const vits_loader *l, const char *prefix, const v
         s->src_stride = src_stride;
         if (cfg->nsf) {
             snprintf(m, sizeof m, "%s.noise_convs.%d", prefix, i);
-            host_tensor w, b;
+            host_tensor w = {0}, b = {0};
             int kn = src_stride > 1 ? 2 * src_stride : 1;
             if (src_stride > 1 && src_stride % 2)
                 return avo_error_set(err, AVO_ERR_UNSUPPORTED, "%s: odd source stride %d at stage %d (upstream needs it even)",
@@ -677,7 +681,6 @@ avo_status vits_generator_load(const vits_loader *l, const char *prefix, const v
             snprintf(name, sizeof name, "%s.weight", m);
             if (!st) st = check_shape(l, name, &w, 3, want, err);
             snprintf(name, sizeof name, "%s.bias", m);
-            memset(&b, 0, sizeof b);
             if (!st) st = read_tensor(l, name, &b, err);
             if (!st) st = check_shape(l, name, &b, 1, want, err);
             if (!st && src_stride > 1) { /* [C, 1, 2s] -> [C, s, 2]: w2[o, c, j] = w[o, 0, j*s + c] */

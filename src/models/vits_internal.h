@@ -201,6 +201,7 @@ struct avo_rvc;
 typedef struct rvc_taps {
     float *m_p, *logs_p, *z_p, *z, *har_source;
     int64_t chunk_frames; /* generator chunk length for this run (<= 0: default) */
+    double ms_enc, ms_flow, ms_dec; /* filled in: wall time of enc_p (+ z_p), the flows, the decoder */
 } rvc_taps;
 avo_status rvc_infer_taps(struct avo_rvc *m, avo_arena *a, const float *phone, int64_t frames, const int32_t *pitch,
                           const float *nsff0, int sid, const float *z_noise, const float *src_noise, uint64_t seed,
