@@ -104,7 +104,6 @@ static void epilogue(const avo_backend *be, float *Y, const float *B, const floa
 /* ---- direct 3x3 / 1x1 convolution (AVX-512, AVX2) -------------------------------------------- */
 
 #define DC_NV 3 /* output vectors per work item */
-#define DC_MAXVEC 16
 
 #ifdef HAVE_DIRECT_KERNELS
 /* Geometry of the output vectors v0 .. v0 + DC_NV - 1 (vw consecutive pixels each of the flattened
