@@ -45,5 +45,6 @@ int cli_profile(int argc, char **argv);
 int cli_report(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_eval(int argc, char **argv);
+int cli_calibrate(int argc, char **argv);
 
 #endif

@@ -18,6 +18,8 @@ static void print_help(FILE *out) {
             "  autovoice bench [--device cpu|cuda] [--precision fp32|fp16|int8] [--out DIR] [--quick]\n"
             "                                                       measure speed, memory and quality\n"
             "  autovoice report --in DIR -o report.md [--html report.html]   validation report from benchmark JSON\n"
+            "  autovoice calibrate --model M --data DIR|FILES -o M.calib [--recalibrate]\n"
+            "                                                       INT8 calibration cache of a model from real audio\n"
             "  autovoice --version\n"
             "\n"
             "Run 'autovoice COMMAND --help' for a command's options.\n",
@@ -53,6 +55,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "report") == 0) return cli_report(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0) return cli_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0) return cli_eval(argc - 1, argv + 1);
+    if (strcmp(cmd, "calibrate") == 0) return cli_calibrate(argc - 1, argv + 1);
     fprintf(stderr, "autovoice: unknown command '%s' (see 'autovoice --help')\n", cmd);
     return CLI_USAGE;
 }
