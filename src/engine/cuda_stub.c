@@ -1,6 +1,7 @@
 /* CUDA entry points of a build without CUDA (CMake found no nvcc, or AVO_CUDA=OFF): creating the
  * back end fails with a clear error so callers stay on the CPU. */
 #include "autovoice/engine.h"
+#include "engine/cuda/cuda_profile.h"
 
 #include <stddef.h>
 
@@ -33,5 +34,19 @@ avo_status avo_backend_cuda_gemm_counts(const avo_backend *be, int64_t *fp32, in
 
 avo_status avo_backend_cuda_sync(avo_backend *be, avo_error *err) {
     (void)be;
+    return no_cuda(err);
+}
+
+/* cuda_profile.h */
+avo_status avo_backend_cuda_profile(avo_backend *be, bool on, avo_error *err) {
+    (void)be;
+    (void)on;
+    return no_cuda(err);
+}
+
+avo_status avo_backend_cuda_profile_json(avo_backend *be, int top_n, char *buf, size_t cap, avo_error *err) {
+    (void)be;
+    (void)top_n;
+    if (buf && cap) buf[0] = 0;
     return no_cuda(err);
 }

@@ -10,6 +10,7 @@
  * that a failure). */
 #include "autovoice/engine.h"
 #include "autovoice/models.h"
+#include "engine/cuda/cuda_profile.h"
 #include "test_util.h"
 
 #include <cjson/cJSON.h>
@@ -590,6 +591,17 @@ static void run_gemm_cases(void) {
     t_conv1d(4, 8, 33, 3, 2, 1, 1, 4, false);
     t_conv1d(64, 64, 700, 3, 1, 1, 1, 1, true);
     t_conv1d(1, 1, 5, 5, 1, 0, 1, 1, false);
+    /* shapes of the FP16 implicit-GEMM kernel (16+ input channels per group): HiFi-GAN resblocks
+     * (dilated k 11, channels not a multiple of the 64-channel tile, frames not of the 128-frame
+     * tile, input channels not of the 32-channel chunk), HuBERT's strided layers, a grouped
+     * positional conv with an even kernel longer than the frame tile, and a two-tile channel count */
+    t_conv1d(48, 80, 300, 11, 1, 25, 5, 1, true);
+    t_conv1d(20, 70, 257, 7, 1, 3, 1, 1, true);
+    t_conv1d(40, 33, 1001, 3, 2, 0, 1, 1, false);
+    t_conv1d(96, 64, 203, 2, 2, 0, 1, 1, false);
+    t_conv1d(96, 96, 517, 128, 1, 64, 1, 2, true);
+    t_conv1d(130, 130, 129, 3, 1, 1, 1, 1, true);
+    t_conv1d(32, 32, 1, 3, 1, 1, 1, 1, true);
     /* transposed: vocoder-like upsampling (k 16 s 8 p 4; k 4 s 2 p 1), groups with output padding,
      * dilation, kernel shorter than the stride */
     t_convt1d(8, 4, 20, 16, 8, 4, 0, 1, 1, true);
@@ -632,6 +644,10 @@ static void run_other_cases(void) {
     for (int kind = 0; kind < 2; kind++)
         for (int ym = 0; ym < 3; ym++) t_binary(kind, 13, 71, ym, ym == 1);
     t_binary(0, 300, 1000, 0, false);
+    /* 16-byte vector paths: element counts and rows that are multiples of 4 */
+    for (int act = 0; act <= AVO_ACT_SOFTPLUS; act++) t_act((avo_act)act, 16, 96, 0.2f, act % 2 == 0);
+    for (int kind = 0; kind < 2; kind++)
+        for (int ym = 0; ym < 3; ym++) t_binary(kind, 12, 64, ym, ym != 1);
     t_embedding(11, 7, 20);
     t_embedding(256, 192, 300);
     t_upsample(5, 13, 40, AVO_UPSAMPLE_NEAREST);
@@ -811,6 +827,16 @@ int main(void) {
     int64_t f16 = -1;
     CHECK_OK(avo_backend_cuda_gemm_counts(be_gpu, NULL, &f16, &err), &err);
     CHECK_MSG(f16 == 0, "FP32 mode ran %lld half GEMMs", (long long)f16);
+
+    /* profiling mode (cuda_profile.h): same results, and the ops show up in the report */
+    CHECK_OK(avo_backend_cuda_profile(be_gpu, true, &err), &err);
+    CHECK(strcmp(avo_backend_name(be_gpu), "cuda") == 0);
+    t_conv1d(64, 64, 700, 3, 1, 1, 1, 1, true);
+    static char pj[8192];
+    CHECK_OK(avo_backend_cuda_profile_json(be_gpu, 10, pj, sizeof pj, &err), &err);
+    CHECK_MSG(strstr(pj, "\"conv1d\"") && strstr(pj, "\"h2d\"") && strstr(pj, "\"d2h\""), "profile: %s", pj);
+    CHECK_OK(avo_backend_cuda_profile(be_gpu, false, &err), &err);
+    CHECK(avo_backend_cuda_profile(be_cpu, true, &err) == AVO_ERR_INVALID_ARGUMENT);
 
     /* FP16 mode: the GEMM-based ops */
     CHECK_OK(avo_backend_cuda_set_precision(be_gpu, AVO_CUDA_FP16, &err), &err);

@@ -3,6 +3,10 @@
  * cuda_gemm_ops.cu (cuBLAS-based) and cuda_kernels.cu (own kernels). */
 #include "engine/cuda/cuda_internal.h"
 
+extern "C" {
+#include "engine/cuda/cuda_profile.h"
+}
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +225,7 @@ static void cu_destroy(avo_backend *be) {
             if (cu->stage[i]) cudaFreeHost(cu->stage[i]);
             if (cu->stage_ev[i]) cudaEventDestroy(cu->stage_ev[i]);
         }
+        cu_profile_free(cu);
         if (cu->flag_host) cudaFreeHost(cu->flag_host);
         if (cu->flag_dev) cudaFree(cu->flag_dev);
         if (cu->blas) cublasDestroy(cu->blas);
@@ -296,17 +301,35 @@ static avo_backend_ops make_ops(const char *name) {
     return o;
 }
 
-/* One table per precision, so that avo_backend_name says which one is selected. */
-static const avo_backend_ops *ops_for(int precision) {
+/* One table per precision, so that avo_backend_name says which one is selected, and a profiling
+ * twin of each (cuda_profile.cu) whose entries time the plain ones. */
+static const avo_backend_ops *ops_for(int precision, int prof) {
     static const avo_backend_ops fp32 = make_ops("cuda");
     static const avo_backend_ops fp16 = make_ops("cuda-fp16");
+    static avo_backend_ops fp32p, fp16p;
+    static bool init = false;
+    if (!init) { /* one back end per thread, but creation may race: the tables are only ever written the same */
+        fp32p = make_ops("cuda");
+        fp16p = make_ops("cuda-fp16");
+        cu_profile_register(&fp32p);
+        cu_profile_register(&fp16p);
+        init = true;
+    }
+    if (prof) return precision == AVO_CUDA_FP16 ? &fp16p : &fp32p;
     return precision == AVO_CUDA_FP16 ? &fp16 : &fp32;
 }
 
-static cu_impl *cuda_impl_of(const avo_backend *be) {
-    if (!be || (be->ops != ops_for(AVO_CUDA_FP32) && be->ops != ops_for(AVO_CUDA_FP16))) return NULL;
-    return cu_of(be);
+const avo_backend_ops *cu_plain_ops(int precision) { return ops_for(precision, 0); }
+
+cu_impl *cu_checked(const avo_backend *be) {
+    if (!be) return NULL;
+    for (int p = 0; p < 2; p++)
+        for (int q = 0; q < 2; q++)
+            if (be->ops == ops_for(p, q)) return cu_of(be);
+    return NULL;
 }
+
+static cu_impl *cuda_impl_of(const avo_backend *be) { return cu_checked(be); }
 
 /* ---- public --------------------------------------------------------------------------------- */
 
@@ -332,7 +355,7 @@ avo_status avo_backend_cuda_create(int device, avo_backend **out, avo_error *err
         free(cu);
         return avo_error_set(err, AVO_ERR_NO_MEMORY, "cuda: out of memory creating the back end");
     }
-    be->ops = ops_for(AVO_CUDA_FP32);
+    be->ops = ops_for(AVO_CUDA_FP32, 0);
     be->n_threads = 1;
     be->impl = cu;
     cu->device = device;
@@ -346,6 +369,7 @@ avo_status avo_backend_cuda_create(int device, avo_backend **out, avo_error *err
     }
     if (e == cudaSuccess) {
         cu->n_sm = prop.multiProcessorCount;
+        cu->cc_major = prop.major;
         cu->coop = prop.cooperativeLaunch;
         cu->smem_optin = (int)prop.sharedMemPerBlockOptin;
         what = "cudaStreamCreate";
@@ -377,7 +401,22 @@ avo_status avo_backend_cuda_create(int device, avo_backend **out, avo_error *err
         cu_destroy(be);
         return st;
     }
+    /* Test and benchmark hooks, read once here: AVO_CUDA_PRECISION=fp16 starts in FP16 mode (for
+     * callers that cannot reach the back end, such as the converter before it takes a precision), and
+     * AVO_CUDA_PROFILE=1 starts in profiling mode. */
+    const char *pv = getenv("AVO_CUDA_PRECISION");
+    if (pv && !strcmp(pv, "fp16")) avo_backend_cuda_set_precision(be, AVO_CUDA_FP16, NULL);
+    const char *pf = getenv("AVO_CUDA_PROFILE");
+    if (pf && !strcmp(pf, "1")) avo_backend_cuda_profile(be, true, NULL);
     *out = be;
+    return AVO_OK;
+}
+
+avo_status avo_backend_cuda_profile(avo_backend *be, bool on, avo_error *err) {
+    cu_impl *cu = cuda_impl_of(be);
+    if (!cu) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: profile on a back end that is not CUDA");
+    cu->prof = on ? 1 : 0;
+    be->ops = ops_for(cu->precision, cu->prof);
     return AVO_OK;
 }
 
@@ -388,7 +427,7 @@ avo_status avo_backend_cuda_set_precision(avo_backend *be, avo_cuda_precision pr
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: unknown precision %d", (int)precision);
     if (cu->precision != (int)precision) cu_half_weights_clear(cu);
     cu->precision = (int)precision;
-    be->ops = ops_for(precision);
+    be->ops = ops_for(precision, cu->prof);
     return AVO_OK;
 }
 

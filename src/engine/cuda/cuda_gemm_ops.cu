@@ -29,13 +29,13 @@ void cu_half_weights_clear(cu_impl *cu) {
     cu->hw_lo = cu->hw_hi = 0;
 }
 
-/* The half copy of w, made now if there is none; NULL if the device has no memory for it (the
- * caller then runs the FP32 path, and the GEMM counters say so). */
-const __half *cu_half_weight_get(cu_impl *cu, const avo_tensor *w) {
+/* The half copy of w in the given layout, made now if there is none; NULL if the device has no
+ * memory for it (the caller then runs the FP32 path, and the GEMM counters say so). */
+static const __half *half_weight(cu_impl *cu, const avo_tensor *w, int layout, int64_t groups) {
     int64_t n = avo_tensor_numel(w);
     uintptr_t lo = (uintptr_t)w->data, hi = lo + (uintptr_t)n * sizeof(float);
     for (size_t i = 0; i < cu->n_hw; i++)
-        if (cu->hw[i].lo == lo && cu->hw[i].hi == hi) return cu->hw[i].h;
+        if (cu->hw[i].lo == lo && cu->hw[i].hi == hi && cu->hw[i].layout == layout) return cu->hw[i].h;
     if (cu->n_hw + 1 > cu->cap_hw) {
         size_t cap = cu->cap_hw ? cu->cap_hw * 2 : 64;
         void *p = realloc(cu->hw, cap * sizeof *cu->hw);
@@ -48,12 +48,21 @@ const __half *cu_half_weight_get(cu_impl *cu, const avo_tensor *w) {
         cudaGetLastError();
         return NULL;
     }
-    cu_launch_to_half(cu, (const float *)w->data, h, n);
-    cu_half_weight e = {lo, hi, h};
+    if (layout == CU_HALF_TAPS)
+        cu_launch_repack_taps(cu, (const float *)w->data, h, groups, w->shape[0] / groups, w->shape[1], w->shape[2]);
+    else
+        cu_launch_to_half(cu, (const float *)w->data, h, n);
+    cu_half_weight e = {lo, hi, layout, h};
     cu->hw[cu->n_hw++] = e;
     if (cu->n_hw == 1 || lo < cu->hw_lo) cu->hw_lo = lo;
     if (cu->n_hw == 1 || hi > cu->hw_hi) cu->hw_hi = hi;
     return h;
+}
+
+const __half *cu_half_weight_get(cu_impl *cu, const avo_tensor *w) { return half_weight(cu, w, CU_HALF_PLAIN, 1); }
+
+const __half *cu_half_weight_taps(cu_impl *cu, const avo_tensor *w, int64_t groups) {
+    return half_weight(cu, w, CU_HALF_TAPS, groups);
 }
 
 /* A half copy of activations in arena scratch. */
@@ -124,11 +133,14 @@ avo_status cu_conv1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const a
         cu_launch_conv_depthwise(cu, X, W, B, Y, cout, cog, t, k, tout, s, d, pad);
         return cu_check_launch("conv1d", err);
     }
+    bool plain = k == 1 && s == 1 && pad == 0; /* x is already the column matrix */
+    if (use_half(cu) && !plain && cu_conv1d_mma(cu, X, w, B, Y, cin, t, cout, k, tout, g, s, d, pad))
+        return cu_check_launch("conv1d", err);
     if (B) cu_launch_bias_rows(cu, Y, cout, tout, tout, B);
     float beta = B ? 1.0f : 0.0f;
     int64_t rk = cig * k;
     const __half *wh = use_half(cu) ? cu_half_weight_get(cu, w) : NULL;
-    if (k == 1 && s == 1 && pad == 0) { /* x is already the column matrix */
+    if (plain) {
         if (wh) {
             __half *xh = NULL;
             TRY(cu_to_half_scratch(cu, a, X, cin * t, &xh, err));

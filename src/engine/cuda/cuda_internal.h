@@ -18,8 +18,21 @@ extern "C" {
  * writes anywhere into the float original's memory (see cu_note_write). */
 typedef struct cu_half_weight {
     uintptr_t lo, hi; /* the float original's bytes */
+    int layout;       /* CU_HALF_PLAIN or CU_HALF_TAPS */
     __half *h;
 } cu_half_weight;
+
+/* Half weight layouts: the original's order, or a conv1d weight [Cout, Cin/g, K] regrouped as
+ * [g][K][Cout/g][Cin/g] (input channels contiguous per tap) for the implicit-GEMM convolution. */
+#define CU_HALF_PLAIN 0
+#define CU_HALF_TAPS 1
+
+/* One op timed by CUDA events (profiling mode). */
+typedef struct cu_prof_rec {
+    const char *op;
+    char key[72];
+    cudaEvent_t e0, e1;
+} cu_prof_rec;
 
 /* A device block handed out by mem_alloc, or kept for reuse after mem_free. */
 typedef struct cu_block {
@@ -52,6 +65,15 @@ typedef struct cu_impl {
     int *flag_dev, *flag_host; /* the embedding's bad-id flag */
 
     int64_t gemm_fp32, gemm_fp16; /* GEMM calls made, by operand precision */
+
+    int cc_major;     /* compute capability: the mma.sync convolution needs 8 or more */
+    int conv_mma;     /* FP16 convolutions by the implicit-GEMM kernel (AVO_CUDA_CONV_MMA=0 turns it off) */
+    int conv_mma_smem; /* dynamic shared memory the kernel was allowed (0: not yet asked) */
+
+    /* profiling mode: every op between two events, collected until avo_backend_cuda_profile_json */
+    int prof;
+    cu_prof_rec *prof_recs;
+    size_t n_prof, cap_prof;
 
     /* An error of a call that cannot return one (copy_in/copy_out): every later op reports it. */
     avo_status sticky;
@@ -149,11 +171,28 @@ void cu_half_weights_clear(cu_impl *cu);
 /* The cached half copy of weight w, made now if missing; NULL when the device has no memory for it
  * (the caller then runs FP32, and the GEMM counters say so). */
 const __half *cu_half_weight_get(cu_impl *cu, const avo_tensor *w);
+/* The same in the CU_HALF_TAPS layout of a conv1d weight with groups groups. */
+const __half *cu_half_weight_taps(cu_impl *cu, const avo_tensor *w, int64_t groups);
 /* A half copy of n activations in arena scratch. */
 avo_status cu_to_half_scratch(cu_impl *cu, avo_arena *a, const float *x, int64_t n, __half **out, avo_error *err);
 
 /* cuda_ops2d.cu: fills the 2-D entries of the table. */
 void cu_ops2d_register(avo_backend_ops *o);
+
+/* cuda_conv_mma.cu: conv1d in FP16 by an implicit GEMM on the tensor cores (mma.sync m16n8k16, FP32
+ * accumulation, bias in the epilogue): no column matrix in memory. Returns false (nothing queued)
+ * when the shape or the device does not suit it; the caller then takes the im2col path. */
+bool cu_conv1d_mma(cu_impl *cu, const float *x, const avo_tensor *w, const float *bias, float *y, int64_t cin,
+                   int64_t t, int64_t cout, int64_t k, int64_t tout, int64_t g, int64_t s, int64_t d, int64_t pad);
+/* W [g*cog, cig, k] -> [g][k][cog][cig] in half. */
+void cu_launch_repack_taps(cu_impl *cu, const float *w, __half *wt, int64_t g, int64_t cog, int64_t cig, int64_t k);
+
+/* cuda_profile.cu: the profiling table's wrappers (they call the plain table of the precision). */
+void cu_profile_register(avo_backend_ops *o);
+void cu_profile_free(cu_impl *cu);
+const avo_backend_ops *cu_plain_ops(int precision);
+/* The back end's state if be is a CUDA back end, else NULL. */
+cu_impl *cu_checked(const avo_backend *be);
 
 /* cuda_kernels.cu */
 avo_status cu_layer_norm(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *gamma,
