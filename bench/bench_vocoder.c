@@ -13,16 +13,16 @@
  *        F0 is known. Control "fixed filter": the same F0 and aperiodicity with one envelope for the
  *        whole clip (the mean log envelope of its voiced frames): the estimator's error without the
  *        waveform changes from period to period that a moving vocal tract brings.
- *   Pulse F0 (cents RMSE, no estimator): the same synthesiser run with a flat envelope and zero
- *        aperiodicity, so that its output is the bare train of band-limited pulses it places (pulse
- *        times depend on F0 alone, in ours as in WORLD); each pulse's sub-sample position is read from
- *        its two largest samples (y[i+1]/y[i] = d/(1-d) for an impulse at i + d), and 1/period is
- *        compared with the mean of the analysis F0 (linear between frames, as both synthesisers
- *        interpolate it) over that period. This is the F0 the synthesis actually produces; what
- *        remains (under a cent) is the reading of the positions, which neighbouring pulses' tails
- *        disturb at high F0. Estimator floor: the F0 error of avo_f0_estimate on that bare pulse
- *        train, a signal whose F0 is exactly the analysis F0: no vocoder can score better than this
- *        in the estimator-based figure.
+ *   Pulse F0 (cents RMSE, no estimator): the same synthesiser run with a flat envelope (zero where
+ *        unvoiced) and zero aperiodicity, so that its output is the bare train of band-limited pulses
+ *        it places (pulse times depend on F0 alone, in ours as in WORLD); each pulse's sub-sample
+ *        position is read from its two largest samples (y[i+1]/y[i] = d/(1-d) for an impulse at
+ *        i + d), and 1/period is compared with the mean of the analysis F0 (linear between frames, as
+ *        both synthesisers interpolate it) over that period, for periods 2+ frames from voicing edges
+ *        as above. This is the F0 the synthesis actually produces; what remains (under a cent) is the
+ *        reading of the positions, which neighbouring pulses' tails disturb at high F0. Estimator
+ *        floor: the F0 error of avo_f0_estimate on that bare pulse train, a signal whose F0 is exactly
+ *        the analysis F0: no vocoder can score better than this in the estimator-based figure.
  * WORLD's figures use WORLD's own analysis for both passes. Time: analysis + synthesis (F0 excluded),
  * median of --runs runs, wall clock and process CPU time (user + system of all threads: on a shared
  * machine wall time depends on the load, CPU time much less); ours with 1 and 2 threads, WORLD
@@ -34,7 +34,8 @@
  *
  * WORLD is loaded at run time: AVO_WORLD_LIB=/path/to/libworld.so (built outside this repository).
  *
- * usage: bench_vocoder [--out FILE.json] [--runs N] [--limit N] [--data DIR] [--no-clips] [--no-configs] */
+ * usage: bench_vocoder [--out FILE.json] [--runs N] [--limit N] [--only TEXT] [--data DIR] [--no-clips] [--no-configs]
+ *   --only keeps the clips whose path contains TEXT (for looking at a few). */
 #include "autovoice/audio.h"
 #include "autovoice/vocoder.h"
 
@@ -159,6 +160,15 @@ static double ref_f0_at(const avo_voice_params *p, double t) {
     return a > 0 && b > 0 ? a + (b - a) * (pos - (double)i) : 0;
 }
 
+/* Whether the frames around t seconds are voiced 2+ frames either side (the estimator-based figure's
+ * rule; at voicing edges each synthesiser bridges to its unvoiced pulse rate in its own way). */
+static int away_from_edges(const avo_voice_params *p, double t) {
+    const int64_t i = (int64_t)floor(t / p->frame_period_seconds);
+    for (int64_t j = i - 2; j <= i + 3; j++)
+        if (j < 0 || j >= p->frames || !(p->f0_hz[j] > 0)) return 0;
+    return 1;
+}
+
 /* Cents RMSE of the F0 that a bare pulse train y carries (1 / pulse period) against the mean
  * analysis F0 over each period (see the file comment). Pulses are the positive local maxima that
  * are the largest sample within 0.4 of the expected period either side. */
@@ -180,8 +190,8 @@ static double pulse_f0_error(const float *y, int64_t n, int fs, const avo_voice_
             double mean = 0;
             int ok = 1;
             for (int k = 0; k < 32 && ok; k++) {
-                const double fk = ref_f0_at(ref, (prev + (k + 0.5) / 32.0 * period) / fs);
-                ok = fk > 0;
+                const double tk = (prev + (k + 0.5) / 32.0 * period) / fs, fk = ref_f0_at(ref, tk);
+                ok = fk > 0 && away_from_edges(ref, tk);
                 mean += fk / 32.0;
             }
             if (ok && period > 0.6 * fs / mean && period < 1.5 * fs / mean) {
@@ -242,9 +252,10 @@ static result run_ours_at(const avo_audio *a, const avo_f0_track *f0, double fra
                 fix_envelope(&p);
                 if (avo_vocoder_synthesize(v, &p, y, n, &err)) die("synthesize", &err);
                 r.f0_fixed = f0_error_cents(y, n, a->sample_rate, &p, &unused);
-                /* Bare pulse train: flat envelope, no aperiodicity. */
+                /* Bare pulse train: flat envelope, no aperiodicity, silence where unvoiced (whose noise
+                 * would otherwise fill the gaps at the pulses' level). */
                 for (int64_t i = 0; i < p.frames * p.bins; i++) {
-                    p.envelope[i] = 1e-4f;
+                    p.envelope[i] = p.f0_hz[i / p.bins] > 0 ? 1e-4f : 1e-20f;
                     p.aperiodicity[i] = 0.0f;
                 }
                 if (avo_vocoder_synthesize(v, &p, y, n, &err)) die("synthesize", &err);
@@ -351,7 +362,7 @@ static result run_world(const world_api *w, const avo_audio *a, const avo_voice_
     /* WORLD's bare pulse train: flat envelope, zero aperiodicity. */
     for (int i = 0; i < frames; i++)
         for (int k = 0; k < bins; k++) {
-            sp2[i][k] = 1e-4;
+            sp2[i][k] = f0d[i] > 0 ? 1e-4 : 1e-20;
             ap2[i][k] = 0.0;
         }
     w->synthesis(f0d, frames, (const double *const *)sp2, (const double *const *)ap2, co.fft_size, FRAME * 1000.0, fs,
@@ -492,15 +503,18 @@ int main(int argc, char **argv) {
     const char *data = getenv("AVO_TEST_DATA");
     if (!data || !*data) data = "../shared/data";
     int runs = 3, limit = 1 << 30, do_clips = 1, do_configs = 1;
+    const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--out") && i + 1 < argc) out_path = argv[++i];
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--limit") && i + 1 < argc) limit = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--data") && i + 1 < argc) data = argv[++i];
         else if (!strcmp(argv[i], "--no-clips")) do_clips = 0;
         else if (!strcmp(argv[i], "--no-configs")) do_configs = 0;
         else {
-            fprintf(stderr, "usage: %s [--out FILE.json] [--runs N] [--limit N] [--data DIR] [--no-clips] [--no-configs]\n",
+            fprintf(stderr, "usage: %s [--out FILE.json] [--runs N] [--limit N] [--only TEXT] [--data DIR] [--no-clips] "
+                            "[--no-configs]\n",
                     argv[0]);
             return 2;
         }
@@ -519,7 +533,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench: no clips under %s/singing or %s/speech\n", data, data);
         return 1;
     }
-    int nclips = nclips_all > limit ? limit : nclips_all;
+    char **sel = malloc(sizeof(char *) * (size_t)nclips_all); /* the clips measured one by one */
+    int nclips = 0;
+    for (int c = 0; c < nclips_all && nclips < limit; c++)
+        if (!only || strstr(clips[c], only)) sel[nclips++] = clips[c];
     if (!do_clips) nclips = 0;
 
     cJSON *root = cJSON_CreateObject();
@@ -547,7 +564,7 @@ int main(int argc, char **argv) {
                "W cent", "Wfloor", "Wpulse", "W ms", "W cpu", "x1t", "x2t", "xcpu");
     for (int c = 0; c < nclips; c++) {
         char path[1200];
-        snprintf(path, sizeof path, "%s/%s", data, clips[c]);
+        snprintf(path, sizeof path, "%s/%s", data, sel[c]);
         avo_audio raw, a;
         avo_error err;
         if (avo_audio_read(path, &raw, &err)) die(path, &err);
@@ -564,7 +581,7 @@ int main(int argc, char **argv) {
             avo_voice_params_free(&p);
         }
         const double secs = (double)a.frames / a.sample_rate;
-        printf("%-36s %5.1f %6.2f | %6.3f %6.3f %6.2f %6.2f %6.2f %6.3f %7.1f %7.1f %7.1f", clips[c], a.sample_rate / 1000.0,
+        printf("%-36s %5.1f %6.2f | %6.3f %6.3f %6.2f %6.2f %6.2f %6.3f %7.1f %7.1f %7.1f", sel[c], a.sample_rate / 1000.0,
                secs, ours.mcd, ours.lsd, ours.f0_cents, ours.f0_fixed, ours.f0_floor, ours.f0_pulse, ours.t1_ms, ours.t2_ms,
                ours.c1_ms);
         if (wr.measured)
@@ -575,7 +592,7 @@ int main(int argc, char **argv) {
             printf(" | %6s\n", "-");
         fflush(stdout);
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "clip", clips[c]);
+        cJSON_AddStringToObject(o, "clip", sel[c]);
         cJSON_AddNumberToObject(o, "sample_rate", a.sample_rate);
         cJSON_AddNumberToObject(o, "seconds", secs);
         add_result(o, "ours", &ours);
@@ -725,6 +742,7 @@ int main(int argc, char **argv) {
     cJSON_Delete(root);
     for (int c = 0; c < nclips_all; c++) free(clips[c]);
     free(clips);
+    free(sel);
     for (int c = 0; c < COLS; c++) free(col[c]);
     return 0;
 }

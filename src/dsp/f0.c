@@ -1,5 +1,6 @@
 /* F0 estimation driver: argument checks, conversion to a 16 kHz analysis rate, DC/rumble high-pass,
- * per-frame analysis over OpenMP threads, level gate, then the method's decision stage. */
+ * noise-adaptive pre-filter (f0_denoise.c; idle on clean clips), per-frame analysis over OpenMP
+ * threads, level and noise-floor gates, then the method's decision stage. */
 #include "autovoice/audio.h"
 #include "dsp/f0_internal.h"
 
