@@ -155,7 +155,7 @@ static float *reflect_pad(const float *x, int64_t n, int64_t pad) {
 }
 
 /* RVC's RMS mix: out *= (rms_src / rms_out)^(1 - rate), both RMS contours taken over 1 s windows every
- * 0.5 s and interpolated linearly to every output sample. */
+ * 0.5 s; the gain is interpolated linearly to every output sample. */
 static void rms_mix(const float *src, int64_t n_src, int src_rate, float *out, int64_t n_out, int out_rate,
                     double rate) {
     if (rate >= 1.0 || n_src <= 0 || n_out <= 0) return;
@@ -177,13 +177,16 @@ static void rms_mix(const float *src, int64_t n_src, int src_rate, float *out, i
         for (int64_t i = lo < 0 ? 0 : lo; i < hi && i < n_out; i++, cnt++) e += (double)out[i] * out[i];
         ro[p] = cnt ? sqrt(e / (double)cnt) : 0.0;
     }
+    /* The gain at each point, interpolated linearly between points (two pow() per point, not per
+     * sample: the contours are smooth at this scale). */
+    for (int64_t p = 0; p < points; p++) rs[p] = pow(rs[p], 1.0 - rate) * pow(ro[p] > 1e-6 ? ro[p] : 1e-6, rate - 1.0);
+#pragma omp parallel for schedule(static) if (n_out > 65536)
     for (int64_t i = 0; i < n_out; i++) {
         const double pos = (double)i / out_rate / hop_s;
         int64_t p = (int64_t)pos;
         if (p >= points - 1) p = points - 2;
         const double f = pos - (double)p;
-        const double s = rs[p] * (1 - f) + rs[p + 1] * f, o = ro[p] * (1 - f) + ro[p + 1] * f;
-        out[i] *= (float)(pow(s, 1.0 - rate) * pow(o > 1e-6 ? o : 1e-6, rate - 1.0));
+        out[i] *= (float)(rs[p] * (1 - f) + rs[p + 1] * f);
     }
     free(rs), free(ro);
 }

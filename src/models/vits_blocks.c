@@ -846,7 +846,9 @@ avo_status vits_generator_run(avo_backend *be, avo_arena *a, const vits_generato
     if (gen->cond.w.data && (!g || avo_tensor_numel(g) != gen->gin))
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "generator: needs a [%d, 1] speaker embedding", gen->gin);
     int64_t T = x->shape[1], upp = gen->upp;
-    if (chunk_frames <= 0) chunk_frames = 512;
+    /* Chunks keep a CPU's working set in cache; a GPU gains nothing from them and would pay a blocking
+     * copy and the margins' recomputation per chunk, so it takes the whole segment at once. */
+    if (chunk_frames <= 0) chunk_frames = avo_backend_host_memory(be) ? 512 : T;
     if (chunk_frames >= T) chunk_frames = T;
     int64_t m = chunk_frames >= T ? 0 : gen->margin;
     avo_arena_mark mk0 = avo_arena_get_mark(a);
@@ -891,27 +893,69 @@ done:
 
 /* ---- RVC NSF source --------------------------------------------------------------------------- */
 
+/* Frame of output sample n as torch's nearest upsampling by scale_factor upp finds it: floor(n * (float)(1 / upp))
+ * in float, clamped to the last frame. */
+static inline int64_t nsf_frame(int64_t n, float scale, int64_t frames) {
+    int64_t i = (int64_t)floorf((float)n * scale);
+    return i > frames - 1 ? frames - 1 : i;
+}
+
+static inline float nsf_rad(float f, float sr) {
+    float rad = fmodf(f / sr, 1.0f); /* as SineGen: (f0 / sr) % 1 in float32 */
+    return rad < 0.0f ? rad + 1.0f : rad;
+}
+
+#define NSF_BLOCK 16384
+
+/* Two parallel passes over blocks of samples: the phase each block adds (its rads summed in double),
+ * a short serial prefix over the blocks, then every sample from its block's starting phase. The phase
+ * is only ever used modulo 1 (SineGen's wrap bookkeeping removes whole cycles), so the sums are kept
+ * reduced. */
 void vits_rvc_nsf_source(const float *f0, int64_t frames, int upp, int sample_rate, const float *noise, float lin_w,
                          float lin_b, float *out) {
-    /* torch's nearest upsampling by scale_factor upp: source index floor(n * (float)(1 / upp)) in float */
-    float scale = (float)(1.0 / (double)upp);
-    double phase = 0.0;
-    float sr = (float)sample_rate, noise_uv = (float)(0.1 / 3.0);
-    int64_t total = frames * upp;
-    for (int64_t n = 0; n < total; n++) {
-        int64_t i = (int64_t)floorf((float)n * scale);
-        if (i > frames - 1) i = frames - 1;
-        float f = f0[i];
-        float rad = fmodf(f / sr, 1.0f); /* as SineGen: (f0 / sr) % 1 in float32 */
-        if (rad < 0.0f) rad += 1.0f;
-        phase += rad; /* SineGen's wrap bookkeeping only removes whole cycles */
-        if (phase >= 1.0) phase -= floor(phase);
-        float sine = (float)sin(2.0 * M_PI * phase) * 0.1f;
-        bool voiced = f > 0.0f;
-        float e = voiced ? sine : 0.0f;
-        if (noise) e += (voiced ? 0.003f : noise_uv) * noise[n];
-        out[n] = tanhf(e * lin_w + lin_b);
+    const float scale = (float)(1.0 / (double)upp);
+    const float sr = (float)sample_rate, noise_uv = (float)(0.1 / 3.0);
+    const int64_t total = frames * upp, blocks = (total + NSF_BLOCK - 1) / NSF_BLOCK;
+    double *start = malloc(sizeof(double) * (size_t)(blocks + 1));
+    if (!start) { /* fall back to one serial block */
+        double phase = 0.0;
+        for (int64_t n = 0; n < total; n++) {
+            const float f = f0[nsf_frame(n, scale, frames)];
+            phase += nsf_rad(f, sr);
+            if (phase >= 1.0) phase -= floor(phase);
+            float e = f > 0.0f ? (float)sin(2.0 * M_PI * phase) * 0.1f : 0.0f;
+            if (noise) e += (f > 0.0f ? 0.003f : noise_uv) * noise[n];
+            out[n] = tanhf(e * lin_w + lin_b);
+        }
+        return;
     }
+#pragma omp parallel for schedule(static) if (blocks > 1)
+    for (int64_t b = 0; b < blocks; b++) {
+        const int64_t hi = (b + 1) * NSF_BLOCK < total ? (b + 1) * NSF_BLOCK : total;
+        double sum = 0.0;
+        for (int64_t n = b * NSF_BLOCK; n < hi; n++) sum += nsf_rad(f0[nsf_frame(n, scale, frames)], sr);
+        start[b + 1] = sum - floor(sum);
+    }
+    start[0] = 0.0;
+    for (int64_t b = 1; b <= blocks; b++) {
+        start[b] += start[b - 1];
+        start[b] -= floor(start[b]);
+    }
+#pragma omp parallel for schedule(static) if (blocks > 1)
+    for (int64_t b = 0; b < blocks; b++) {
+        const int64_t hi = (b + 1) * NSF_BLOCK < total ? (b + 1) * NSF_BLOCK : total;
+        double phase = start[b];
+        for (int64_t n = b * NSF_BLOCK; n < hi; n++) {
+            const float f = f0[nsf_frame(n, scale, frames)];
+            phase += nsf_rad(f, sr);
+            if (phase >= 1.0) phase -= floor(phase);
+            const bool voiced = f > 0.0f;
+            float e = voiced ? (float)sin(2.0 * M_PI * phase) * 0.1f : 0.0f;
+            if (noise) e += (voiced ? 0.003f : noise_uv) * noise[n];
+            out[n] = tanhf(e * lin_w + lin_b);
+        }
+    }
+    free(start);
 }
 
 /* ---- RNG ------------------------------------------------------------------------------------- */
@@ -943,18 +987,24 @@ static uint64_t xoshiro(vits_rng *r) {
     return res;
 }
 
+#define RNG_BLOCK 65536
+
+/* Box-Muller pairs in blocks of RNG_BLOCK draws, each block from its own xoshiro stream seeded from one
+ * value of r, so blocks run in parallel and the result does not depend on the thread count. */
 void vits_rng_normal(vits_rng *r, float *out, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        if (r->has_spare) {
-            out[i] = (float)r->spare;
-            r->has_spare = false;
-            continue;
+    const uint64_t base = xoshiro(r);
+    const int64_t blocks = (n + RNG_BLOCK - 1) / RNG_BLOCK;
+#pragma omp parallel for schedule(static) if (blocks > 1)
+    for (int64_t b = 0; b < blocks; b++) {
+        vits_rng br;
+        vits_rng_seed(&br, base ^ (0x9E3779B97F4A7C15ull * (uint64_t)(b + 1)));
+        const int64_t hi = (b + 1) * RNG_BLOCK < n ? (b + 1) * RNG_BLOCK : n;
+        for (int64_t i = b * RNG_BLOCK; i < hi; i += 2) {
+            const float u1 = ((float)(xoshiro(&br) >> 40) + 1.0f) * 0x1.0p-24f; /* (0, 1] */
+            const float u2 = (float)(xoshiro(&br) >> 40) * 0x1.0p-24f;
+            const float rad = sqrtf(-2.0f * logf(u1));
+            out[i] = rad * cosf(2.0f * (float)M_PI * u2);
+            if (i + 1 < hi) out[i + 1] = rad * sinf(2.0f * (float)M_PI * u2);
         }
-        double u1 = ((double)(xoshiro(r) >> 11) + 1.0) * 0x1.0p-53; /* (0, 1] */
-        double u2 = (double)(xoshiro(r) >> 11) * 0x1.0p-53;
-        double rad = sqrt(-2.0 * log(u1));
-        out[i] = (float)(rad * cos(2.0 * M_PI * u2));
-        r->spare = rad * sin(2.0 * M_PI * u2);
-        r->has_spare = true;
     }
 }
