@@ -97,8 +97,8 @@ int64_t avo_calib_weight_out_channels(avo_gemm_kind kind, const avo_tensor *w, i
 /* Per output channel scales max|w| / 127 (host f32 weight, PyTorch layouts); a channel of zeros
  * gets 1/127. scales has avo_calib_weight_out_channels values. */
 avo_status avo_calib_weight_scales(avo_gemm_kind kind, const avo_tensor *w, int groups, float *scales, avo_error *err);
-/* v -> int8 with the quantiser above; and the same rounded back to floats (fake quantisation,
- * out may be x). */
+/* v -> int8 with the quantiser above (NaN -> 0); and the same rounded back to floats (fake
+ * quantisation, out may be x; NaN stays NaN). */
 void avo_calib_quantize(const float *x, int64_t n, float scale, int8_t *q);
 void avo_calib_fake_quantize(const float *x, int64_t n, float scale, float *out);
 /* The weight per output channel, quantised and dequantised (w_out has w's element count). */
@@ -119,7 +119,8 @@ uint64_t avo_calib_table_model_hash(const avo_calib_table *t);
 avo_status avo_calib_table_set(avo_calib_table *t, const char *name, float scale, avo_error *err);
 bool avo_calib_table_find(const avo_calib_table *t, const char *name, float *scale);
 int avo_calib_table_count(const avo_calib_table *t);
-/* Entry i in insertion order (the order of a model's graph for a calibration). */
+/* Entry i in insertion order (the order of a model's graph for a calibration); a NULL name and
+ * scale 0 outside 0..count-1. */
 void avo_calib_table_entry(const avo_calib_table *t, int i, const char **name, float *scale);
 
 /* Writes the cache (temporary file beside path, then rename). */

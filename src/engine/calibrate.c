@@ -184,10 +184,19 @@ int64_t avo_calib_weight_out_channels(avo_gemm_kind kind, const avo_tensor *w, i
  * contiguous run of one channel's elements. */
 typedef void (*channel_run_fn)(void *user, int64_t o, int64_t at, int64_t count);
 
-static avo_status for_channel_runs(avo_gemm_kind kind, const avo_tensor *w, int groups, channel_run_fn fn, void *user,
-                                   avo_error *err) {
+static avo_status check_weight(avo_gemm_kind kind, const avo_tensor *w, int groups, avo_error *err) {
     if (!w || !w->data || w->dtype != AVO_DTYPE_F32 || w->ndim < 2)
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "INT8 weights: need an f32 weight of 2 or more dimensions");
+    if (is_transposed(kind) && w->shape[0] % (groups > 0 ? groups : 1))
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "INT8 weights: %lld rows do not split into %d groups",
+                             (long long)w->shape[0], groups);
+    return AVO_OK;
+}
+
+static avo_status for_channel_runs(avo_gemm_kind kind, const avo_tensor *w, int groups, channel_run_fn fn, void *user,
+                                   avo_error *err) {
+    avo_status st = check_weight(kind, w, groups, err);
+    if (st) return st;
     if (groups <= 0) groups = 1;
     int64_t inner = 1;
     for (int d = 2; d < w->ndim; d++) inner *= w->shape[d];
@@ -197,8 +206,6 @@ static avo_status for_channel_runs(avo_gemm_kind kind, const avo_tensor *w, int 
         return AVO_OK;
     }
     const int64_t cin = w->shape[0], cout_g = w->shape[1];
-    if (cin % groups) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "INT8 weights: %lld rows do not split into %d groups",
-                                           (long long)cin, groups);
     const int64_t cin_g = cin / groups;
     for (int64_t r = 0; r < cin; r++) {
         const int64_t g = r / cin_g;
@@ -223,10 +230,12 @@ static void absmax_run(void *user, int64_t o, int64_t at, int64_t count) {
 }
 
 avo_status avo_calib_weight_scales(avo_gemm_kind kind, const avo_tensor *w, int groups, float *scales, avo_error *err) {
+    avo_status st = check_weight(kind, w, groups, err);
+    if (st) return st;
     const int64_t n = avo_calib_weight_out_channels(kind, w, groups);
     for (int64_t o = 0; o < n; o++) scales[o] = 0.0f;
-    absmax_ctx c = {w ? w->data : NULL, scales};
-    avo_status st = for_channel_runs(kind, w, groups, absmax_run, &c, err);
+    absmax_ctx c = {w->data, scales};
+    st = for_channel_runs(kind, w, groups, absmax_run, &c, err);
     if (st) return st;
     for (int64_t o = 0; o < n; o++) scales[o] = avo_calib_scale_from_threshold(scales[o]);
     return AVO_OK;
@@ -239,7 +248,10 @@ static inline float quant_level(float v, float inv) {
 
 void avo_calib_quantize(const float *x, int64_t n, float scale, int8_t *q) {
     const float inv = 1.0f / scale;
-    for (int64_t i = 0; i < n; i++) q[i] = (int8_t)quant_level(x[i], inv);
+    for (int64_t i = 0; i < n; i++) {
+        float r = quant_level(x[i], inv);
+        q[i] = r == r ? (int8_t)r : 0; /* NaN has no int8; the FP32 model would have failed first */
+    }
 }
 
 void avo_calib_fake_quantize(const float *x, int64_t n, float scale, float *out) {
@@ -260,11 +272,13 @@ static void fakeq_run(void *user, int64_t o, int64_t at, int64_t count) {
 
 avo_status avo_calib_fake_quantize_weight(avo_gemm_kind kind, const avo_tensor *w, int groups, float *w_out,
                                           avo_error *err) {
+    avo_status st = check_weight(kind, w, groups, err);
+    if (st) return st;
     const int64_t n = avo_calib_weight_out_channels(kind, w, groups);
     float *scales = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
     if (!scales) return avo_error_set(err, AVO_ERR_NO_MEMORY, "INT8 weights: out of memory");
-    avo_status st = avo_calib_weight_scales(kind, w, groups, scales, err);
-    fakeq_ctx c = {w ? w->data : NULL, scales, w_out};
+    st = avo_calib_weight_scales(kind, w, groups, scales, err);
+    fakeq_ctx c = {w->data, scales, w_out};
     if (!st) st = for_channel_runs(kind, w, groups, fakeq_run, &c, err);
     free(scales);
     return st;
@@ -398,8 +412,9 @@ bool avo_calib_table_find(const avo_calib_table *t, const char *name, float *sca
 int avo_calib_table_count(const avo_calib_table *t) { return t ? t->n : 0; }
 
 void avo_calib_table_entry(const avo_calib_table *t, int i, const char **name, float *scale) {
-    if (name) *name = t->e[i].name;
-    if (scale) *scale = t->e[i].scale;
+    const bool ok = t && i >= 0 && i < t->n;
+    if (name) *name = ok ? t->e[i].name : NULL;
+    if (scale) *scale = ok ? t->e[i].scale : 0.0f;
 }
 
 /* ---- cache file ----------------------------------------------------------------------------- */
