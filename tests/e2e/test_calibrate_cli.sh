@@ -103,7 +103,7 @@ refused damaged "damaged"
 set +e
 "$AVO_BIN" calibrate --model "$model" --data "$data/speech/vctk_p335_ref.flac" -o "$base/short.calib" -q 2> "$base/5.err"; rc=$?
 set -e
-[ $rc = 1 ] && grep -Eq "at least 20 s of audio, got 2\.[0-9] s: add 1[0-9]\.[0-9] s more" "$base/5.err" \
+[ $rc = 1 ] && grep -Eq "at least 30 s of audio, got 2\.[0-9] s: add 2[0-9]\.[0-9] s more" "$base/5.err" \
   || fail "too little audio: exit $rc: $(cat "$base/5.err")"
 [ ! -e "$base/short.calib" ] || fail "a failed calibration left a cache"
 
