@@ -48,9 +48,9 @@ extern "C" {
 /* Least audio a calibration accepts, in seconds at the model's input. Measured on HuBERT base
  * (random weights, real size) and the small test model, calibrating on 3 s to 5 min of speech and
  * singing and comparing simulated INT8 with FP32 on other voices: from 27 s (one sung and one
- * spoken clip) the held-out per-frame cosine is that of a 5-minute calibration, and the chosen
- * thresholds are within 8% of it (median; within 1.5% from 60 s); from 3-12 s (one voice) the
- * thresholds are 25-30% off and the worst frames measurably worse. */
+ * spoken clip) the held-out per-frame cosine is that of a 5-minute calibration and the median
+ * threshold is within 1.4% (base) / 8% (small) of it, 0.5% / 1.4% from 60 s; from 3-12 s (one
+ * voice) the thresholds are 11-14% / 25-32% off and the worst frames measurably worse. */
 #define AVO_CALIB_MIN_SECONDS 30.0
 
 /* ---- hashes --------------------------------------------------------------------------------- */
