@@ -30,7 +30,8 @@ typedef struct avo_f0_track {
     float *f0_hz;      /* frames values; 0 where unvoiced */
     float *confidence; /* frames values in [0, 1]: how sure the estimator is of voicing and pitch.
                         * It is the periodicity of the frame at the reported pitch (at the best
-                        * candidate where unvoiced) times a level gate, so it is high on clean voiced
+                        * candidate where unvoiced) times a level gate (and, on noisy clips where the noise filter is
+                        * active, a noise-floor gate), so it is high on clean voiced
                         * frames (about 0.8 at 10 dB SNR) and near 0 on silence and noise. */
 } avo_f0_track;
 
