@@ -3,6 +3,7 @@
 #define AVO_TEST_UTIL_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,19 @@ static inline const char *avo_test_tmp_dir(const char *test_name, char *buf, siz
     snprintf(buf, n, "%s/%s", base, test_name);
     mkdir(buf, 0755);
     return buf;
+}
+
+/* max|got - ref| / max|ref| (max|got - ref| when ref is all zero); a NaN anywhere makes it NaN, so
+ * a comparison against a bound fails. The relative error of every parity test against a reference. */
+static inline double avo_test_rel_error(const float *got, const float *ref, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - ref[i]);
+        if (isnan(d)) return NAN;
+        if (d > num) num = d;
+        if (fabs(ref[i]) > den) den = fabs(ref[i]);
+    }
+    return den > 0 ? num / den : num;
 }
 
 /* Whole file into a NUL-terminated malloc'd buffer (NULL if unreadable); size may be NULL. */

@@ -98,15 +98,6 @@ static float *down(int s, const avo_tensor *t) {
     return h;
 }
 
-static double rel_error(const float *got, const float *ref, int64_t n) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - ref[i]);
-        if (!(d <= num)) num = d; /* NaN sticks */
-        if (fabs(ref[i]) > den) den = fabs(ref[i]);
-    }
-    return den > 0 ? num / den : num;
-}
 
 static int64_t half_gemms(void) {
     int64_t f16 = 0;
@@ -129,7 +120,7 @@ static void compare(const char *op, const char *desc, const avo_tensor *ref, con
     if (!same) return;
     int64_t n = avo_tensor_numel(ref);
     float *r = down(0, ref), *g = down(1, got);
-    double e = rel_error(g, r, n);
+    double e = avo_test_rel_error(g, r, n);
     fprintf(stderr, "%-17s %s  %-52s rel %.2e\n", op, fp16 ? "fp16" : "fp32", desc, e);
     CHECK_MSG(e < tol, "%s %s (%s): relative error %.3g >= %g", op, desc, fp16 ? "fp16" : "fp32", e, tol);
     if (fp16 && gemm) CHECK_MSG(half_gemms() > f16_before, "%s %s: FP16 mode ran no half GEMM", op, desc);
@@ -729,7 +720,7 @@ static void hubert_case(avo_hubert *m[2], const cJSON *js, const float *audio, i
                 (long long)out.shape[0], (long long)out.shape[1], avo_now_ms() - t0);
     }
     if (want && got[0] && got[1] && count[0] == gn && count[1] == gn) {
-        double e_cpu = rel_error(got[1], got[0], gn), e_ref = rel_error(got[1], want, gn), e_cpu_ref = rel_error(got[0], want, gn);
+        double e_cpu = avo_test_rel_error(got[1], got[0], gn), e_ref = avo_test_rel_error(got[1], want, gn), e_cpu_ref = avo_test_rel_error(got[0], want, gn);
         double bound = fp16 ? TOL_MODEL_FP16 : TOL_MODEL;
         fprintf(stderr, "hubert %-10s %s: cuda vs cpu %.2e, cuda vs torch %.2e (cpu vs torch %.2e)\n", name,
                 fp16 ? "fp16" : "fp32", e_cpu, e_ref, e_cpu_ref);

@@ -77,15 +77,6 @@ static bool load(const cJSON *c, const char *key, avo_tensor *t) {
     return true;
 }
 
-static double rel_err(const float *got, const float *want, int64_t n) {
-    double md = 0, mb = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - want[i]);
-        if (!(d <= md)) md = d; /* NaN propagates */
-        if (fabs(want[i]) > mb) mb = fabs(want[i]);
-    }
-    return md / (mb > 0 ? mb : 1.0);
-}
 
 static double compare(const cJSON *c, const avo_tensor *got) {
     avo_tensor want;
@@ -104,7 +95,7 @@ static double compare(const cJSON *c, const avo_tensor *got) {
         float *g = malloc((size_t)n * sizeof(float));
         avo_error err = {0};
         CHECK_OK(avo_tensor_to_host(arena, got, g, n, &err), &err);
-        rel = rel_err(g, w, n);
+        rel = avo_test_rel_error(g, w, n);
         free(g);
     }
     free(w);
@@ -246,7 +237,7 @@ static void test_conv2d_naive(const char *path) {
         if (!y.data) continue;
         float *want = malloc((size_t)(c[1] * ho * wo) * sizeof(float));
         naive_conv2d(&x, &w, c[11] ? avo_tensor_f32(&b) : NULL, &p, c[10] ? avo_tensor_f32(&r) : NULL, ho, wo, want);
-        double e = rel_err(avo_tensor_f32(&y), want, c[1] * ho * wo);
+        double e = avo_test_rel_error(avo_tensor_f32(&y), want, c[1] * ho * wo);
         CHECK_MSG(e < TOL, "conv2d %s path, shape %d ([%d, %d, %d] -> %d, k %d): relative error %.3g", path, s, c[0], c[7],
                   c[8], c[1], c[2], e);
         if (!(e <= worst)) worst = e;
@@ -289,7 +280,7 @@ static void test_conv_transpose2d_naive(void) {
                             }
         float *want = malloc((size_t)(c[1] * ho * wo) * sizeof(float));
         for (int64_t i = 0; i < c[1] * ho * wo; i++) want[i] = (float)(c[8] && acc[i] < 0 ? 0 : acc[i]);
-        double e = rel_err(avo_tensor_f32(&y), want, c[1] * ho * wo);
+        double e = avo_test_rel_error(avo_tensor_f32(&y), want, c[1] * ho * wo);
         CHECK_MSG(e < TOL, "conv_transpose2d shape %d: relative error %.3g", s, e);
         free(acc);
         free(want);

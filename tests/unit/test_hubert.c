@@ -49,15 +49,6 @@ static float *golden(const cJSON *js, const char *name, int64_t *rows, int64_t *
     return d;
 }
 
-static double rel_error(const float *a, const float *b, int64_t n) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= num)) num = d; /* NaN propagates as a failure */
-        if (fabs(b[i]) > den) den = fabs(b[i]);
-    }
-    return den > 0 ? num / den : num;
-}
 
 static double now_s(void) {
     struct timespec ts;
@@ -81,7 +72,7 @@ static void compare(avo_hubert *m, avo_arena *arena, const cJSON *js, const floa
         CHECK_MSG(out.ndim == 2 && out.shape[0] == rows && out.shape[1] == cols, "%s: got [%lld, %lld], want [%lld, %lld]",
                   name, (long long)out.shape[0], (long long)out.shape[1], (long long)rows, (long long)cols);
         if (out.ndim == 2 && out.shape[0] == rows && out.shape[1] == cols) {
-            double e = rel_error(avo_tensor_f32(&out), want, rows * cols);
+            double e = avo_test_rel_error(avo_tensor_f32(&out), want, rows * cols);
             fprintf(stderr, "%-12s layer %d%s: [%lld, %lld] rel error %.3g (%.1f ms)\n", name, layer,
                     proj ? " +final_proj" : "", (long long)rows, (long long)cols, e, dt * 1e3);
             CHECK_MSG(e < TOL, "%s: relative error %g >= %g", name, e, TOL);

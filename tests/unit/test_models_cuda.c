@@ -25,15 +25,6 @@ static avo_backend *be[2]; /* cpu, cuda */
 static avo_arena *ar[2];
 static char dir[700];
 
-static double rel_err(const float *a, const float *ref, int64_t n) {
-    double num = 0.0, den = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)ref[i]), r = fabs((double)ref[i]);
-        if (!(d <= num)) num = d;
-        if (r > den) den = r;
-    }
-    return den > 0 ? num / den : num;
-}
 
 static uint64_t rng = 88172645463325252ull;
 static float urand(void) {
@@ -101,7 +92,7 @@ static void t_hubert(void) {
                 out[0] = h;
                 continue;
             }
-            report(proj ? "hubert final_proj" : "hubert last layer", pass == 2, rel_err(h, out[0], cnt));
+            report(proj ? "hubert final_proj" : "hubert last layer", pass == 2, avo_test_rel_error(h, out[0], cnt));
             free(h);
         }
         free(out[0]);
@@ -138,7 +129,7 @@ static void t_rmvpe(void) {
         set_mode(fp16);
         avo_arena_reset(ar[1]);
         CHECK_OK(rmvpe_salience(m[1], ar[1], mf, F, sal[1], &err), &err);
-        report("rmvpe salience", fp16, rel_err(sal[1], sal[0], F * RMVPE_BINS));
+        report("rmvpe salience", fp16, avo_test_rel_error(sal[1], sal[0], F * RMVPE_BINS));
         avo_arena_reset(ar[1]);
         CHECK_OK(avo_rmvpe_f0(m[1], ar[1], audio, n, 0.3f, f0[1], NULL, &err), &err);
         double worst = 0.0;
@@ -194,7 +185,7 @@ static void t_rvc(const char *file) {
                  &err);
         char what[120];
         snprintf(what, sizeof what, "rvc %s audio", file);
-        report(what, fp16, rel_err(y[1], y[0], T * hop));
+        report(what, fp16, avo_test_rel_error(y[1], y[0], T * hop));
     }
     avo_arena_reset(ar[0]);
     free(phone), free(zn), free(sn), free(f0), free(coarse), free(y[0]), free(y[1]);
@@ -228,7 +219,7 @@ static void t_sovits(const char *file) {
         set_mode(fp16);
         avo_arena_reset(ar[1]);
         CHECK_OK(avo_sovits_infer(m[1], ar[1], units, T, f0, uv, vol, 0, 0.4f, &noise, 1, y[1], &err), &err);
-        report("so-vits 4.1 audio", fp16, rel_err(y[1], y[0], N));
+        report("so-vits 4.1 audio", fp16, avo_test_rel_error(y[1], y[0], N));
     }
     avo_arena_reset(ar[0]);
     free(units), free(z), free(src), free(f0), free(uv), free(vol), free(y[0]), free(y[1]);

@@ -52,15 +52,6 @@ static float *golden(const cJSON *js, const char *name, int64_t *rows, int64_t *
     return d;
 }
 
-static double rel_error(const float *a, const float *b, int64_t n) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= num)) num = d;
-        if (fabs(b[i]) > den) den = fabs(b[i]);
-    }
-    return den > 0 ? num / den : num;
-}
 
 /* 16 kHz mono samples [offset, offset + seconds) of a clip in the shared data (malloc'd). */
 static float *read_clip(const char *name, double offset, double seconds, int64_t *n) {
@@ -169,7 +160,7 @@ static void test_parity(avo_backend *be, avo_arena *arena, const float *audio, i
     if (fe) CHECK_OK(rmvpe_mel_frames(fe, audio, n, 0, frames, cm, &err), &err);
     for (int64_t f = 0; f < frames; f++)
         for (int b = 0; b < RMVPE_MELS; b++) cmt[b * frames + f] = cm[f * RMVPE_MELS + b];
-    double e_mel = rel_error(cmt, mel, frames * RMVPE_MELS);
+    double e_mel = avo_test_rel_error(cmt, mel, frames * RMVPE_MELS);
     fprintf(stderr, "mel [128, %lld]: rel error %.3g\n", (long long)frames, e_mel);
     CHECK_MSG(e_mel < TOL, "mel: relative error %g >= %g", e_mel, TOL);
     rmvpe_mel_free(fe);
@@ -181,7 +172,7 @@ static void test_parity(avo_backend *be, avo_arena *arena, const float *audio, i
     avo_arena_reset(arena);
     double t0 = avo_now_ms();
     CHECK_OK(rmvpe_salience(m, arena, cm, frames, cs, &err), &err);
-    double e_sal = rel_error(cs, sal, frames * RMVPE_BINS);
+    double e_sal = avo_test_rel_error(cs, sal, frames * RMVPE_BINS);
     fprintf(stderr, "salience [%lld, 360]: rel error %.3g (%.1f ms, arena peak %.1f MB)\n", (long long)frames, e_sal,
             avo_now_ms() - t0, avo_arena_peak(arena) / 1048576.0);
     CHECK_MSG(e_sal < TOL, "salience: relative error %g >= %g", e_sal, TOL);

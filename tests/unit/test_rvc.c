@@ -54,15 +54,6 @@ static float *golden(const cJSON *js, const char *name, int64_t *n) {
     return d;
 }
 
-static double rel_error(const float *a, const float *b, int64_t n) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= num)) num = d; /* NaN propagates as a failure */
-        if (fabs(b[i]) > den) den = fabs(b[i]);
-    }
-    return den > 0 ? num / den : num;
-}
 
 static void compare(const char *model, const char *what, const float *got, const cJSON *js, int64_t n) {
     char name[64];
@@ -72,7 +63,7 @@ static void compare(const char *model, const char *what, const float *got, const
     if (!want) return;
     CHECK_MSG(m == n, "%s: %lld values, golden has %lld", name, (long long)n, (long long)m);
     if (m == n) {
-        double e = rel_error(got, want, n);
+        double e = avo_test_rel_error(got, want, n);
         fprintf(stderr, "  %-16s rel error %.3g\n", name, e);
         CHECK_MSG(e < TOL, "%s: relative error %g >= %g", name, e, TOL);
     }
@@ -136,19 +127,19 @@ static void test_model(avo_backend *be, avo_arena *arena, const cJSON *js, const
     /* short generator chunks with receptive-field overlap: same audio */
     rvc_taps chunked = {.chunk_frames = 7};
     CHECK_OK(rvc_infer_taps(m, arena, phone, T, pitch, f0, sid, zn, sn, 0, audio2, &chunked, &err), &err);
-    double e = rel_error(audio2, audio, T * hop);
+    double e = avo_test_rel_error(audio2, audio, T * hop);
     fprintf(stderr, "  chunks of 7 frames vs one pass: rel error %.3g\n", e);
     CHECK_MSG(e < 1e-5, "%s: chunked audio differs from one pass by %g", name, e);
     compare(name, "audio", audio2, js, T * hop);
 
     /* public entry point, and the seeded noise when none is given */
     CHECK_OK(avo_rvc_infer(m, arena, phone, T, pitch, f0, sid, zn, sn, 0, audio2, &err), &err);
-    CHECK(rel_error(audio2, audio, T * hop) < 1e-6);
+    CHECK(avo_test_rel_error(audio2, audio, T * hop) < 1e-6);
     CHECK_OK(avo_rvc_infer(m, arena, phone, T, pitch, f0, sid, NULL, NULL, 42, audio, &err), &err);
     CHECK_OK(avo_rvc_infer(m, arena, phone, T, pitch, f0, sid, NULL, NULL, 42, audio2, &err), &err);
     CHECK_MSG(memcmp(audio, audio2, (size_t)(T * hop) * sizeof(float)) == 0, "%s: same seed, different audio", name);
     CHECK_OK(avo_rvc_infer(m, arena, phone, T, pitch, f0, sid, NULL, NULL, 43, audio2, &err), &err);
-    CHECK_MSG(rel_error(audio2, audio, T * hop) > 1e-3, "%s: the seed does not change the noise", name);
+    CHECK_MSG(avo_test_rel_error(audio2, audio, T * hop) > 1e-3, "%s: the seed does not change the noise", name);
     double peak = 0;
     for (int64_t i = 0; i < T * hop; i++) peak = fabs(audio[i]) > peak ? fabs(audio[i]) : peak;
     CHECK(peak > 1e-3 && peak <= 1.0);

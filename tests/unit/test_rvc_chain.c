@@ -42,15 +42,6 @@ static float *golden(const cJSON *js, const char *name, int64_t *count) {
     return d;
 }
 
-static double rel_error(const float *a, const float *b, int64_t n) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= num)) num = d;
-        if (fabs(b[i]) > den) den = fabs(b[i]);
-    }
-    return den > 0 ? num / den : num;
-}
 
 static void test_chain(const cJSON *js) {
     char path[800];
@@ -83,7 +74,7 @@ static void test_chain(const cJSON *js) {
         const int64_t p_len = cJSON_GetObjectItem(js, "p_len")->valueint;
         CHECK_MSG(frames == p_len, "frames %lld, want %lld", (long long)frames, (long long)p_len);
         if (frames == p_len && nwant == p_len * info->hop) {
-            double e = rel_error(audio, want, nwant);
+            double e = avo_test_rel_error(audio, want, nwant);
             printf("chain audio: rel error %.3g over %lld samples\n", e, (long long)nwant);
             CHECK_MSG(e < 1e-4, "chain audio rel error %g", e);
         }
@@ -93,7 +84,7 @@ static void test_chain(const cJSON *js) {
         float *audio2 = calloc((size_t)((n / 160 + 1) * info->hop), sizeof *audio2);
         avo_arena_reset(arena);
         CHECK(rvc_chain_segment(&plain, arena, x, n, f0, z, sn, audio2, &frames, &err) == AVO_OK);
-        CHECK(rel_error(audio2, want, nwant) > 1e-3);
+        CHECK(avo_test_rel_error(audio2, want, nwant) > 1e-3);
         free(audio2);
         free(audio);
     }

@@ -53,15 +53,6 @@ static float *golden(const char *name, int64_t *n) {
     return v;
 }
 
-static double rel_error(const float *a, const float *b, int64_t n) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= num)) num = d; /* NaN propagates as a failure */
-        if (fabs(b[i]) > den) den = fabs(b[i]);
-    }
-    return den > 0 ? num / den : num;
-}
 
 static void compare(const char *what, const float *got, const char *name, int64_t n_expect) {
     int64_t n = 0;
@@ -69,7 +60,7 @@ static void compare(const char *what, const float *got, const char *name, int64_
     if (!want) return;
     CHECK_MSG(n == n_expect, "%s: %lld values, expected %lld", name, (long long)n, (long long)n_expect);
     if (n == n_expect) {
-        double e = rel_error(got, want, n);
+        double e = avo_test_rel_error(got, want, n);
         fprintf(stderr, "  %-26s rel error %.3g\n", what, e);
         CHECK_MSG(e < TOL, "%s: relative error %g >= %g", what, e, TOL);
     }
@@ -79,7 +70,7 @@ static void compare(const char *what, const float *got, const char *name, int64_
 /* The audio away from the edges, relative to its own peak (the edges carry the zero-padding spikes). */
 static void compare_interior(const char *what, const float *got, const float *want, int64_t n, int64_t margin) {
     if (n <= 2 * margin) return;
-    double e = rel_error(got + margin, want + margin, n - 2 * margin);
+    double e = avo_test_rel_error(got + margin, want + margin, n - 2 * margin);
     fprintf(stderr, "  %-26s rel error %.3g (interior)\n", what, e);
     CHECK_MSG(e < TOL, "%s interior: relative error %g >= %g", what, e, TOL);
 }
@@ -171,7 +162,7 @@ static void test_model(avo_backend *be, avo_arena *arena, const char *key, const
         CHECK_OK(sovits_infer_taps(m, arena, units, T, f0, uv, in->vol_embedding ? vol : NULL, sid, noise_scale, &nz, 0,
                                    audio2, &taps, &err),
                  &err);
-        double e = rel_error(audio2, audio, N);
+        double e = avo_test_rel_error(audio2, audio, N);
         fprintf(stderr, "  %-26s rel diff %.3g\n", "chunks of 8 frames", e);
         CHECK_MSG(e < TOL, "chunked generator differs by %g", e);
 
@@ -195,11 +186,11 @@ static void test_model(avo_backend *be, avo_arena *arena, const char *key, const
             CHECK_OK(avo_sovits_infer(m, arena, units, T, f0, uv, vol, sid, 0.4f, NULL, 7, a2, &err), &err);
             CHECK(memcmp(a1, a2, (size_t)N * 4) == 0);
             CHECK_OK(avo_sovits_infer(m, arena, units, T, f0, uv, vol, sid, 0.4f, NULL, 8, a2, &err), &err);
-            CHECK(rel_error(a1, a2, N) > 1e-3);
+            CHECK(avo_test_rel_error(a1, a2, N) > 1e-3);
             CHECK_OK(avo_sovits_infer(m, arena, units, T, f0, uv, in->vol_embedding ? vol : NULL, sid, noise_scale, &nz, 99, a2,
                                       &err),
                      &err);
-            CHECK(rel_error(a2, audio, N) < 1e-6); /* every draw given: the seed does not matter */
+            CHECK(avo_test_rel_error(a2, audio, N) < 1e-6); /* every draw given: the seed does not matter */
             double peak = 0;
             for (int64_t i = 0; i < N; i++) peak = fmax(peak, fabs(a1[i]));
             CHECK(peak > 0.01 && peak < 1.0);
@@ -243,7 +234,7 @@ static void test_release(avo_backend *be, avo_arena *arena) {
         if (x && y) {
             CHECK_OK(avo_sovits_infer(a, arena, units, T, f0, NULL, vol, 2, 0.4f, NULL, 3, x, &err), &err);
             CHECK_OK(avo_sovits_infer(b, arena, units, T, f0, NULL, vol, 2, 0.4f, NULL, 3, y, &err), &err);
-            double e = rel_error(y, x, N);
+            double e = avo_test_rel_error(y, x, N);
             fprintf(stderr, "fp16 release file vs training file: rel diff %.3g\n", e);
             CHECK(e < 1e-6);
         }
@@ -330,10 +321,10 @@ static void test_glue_golden(void) {
     if (raw && filled && uv_g && f && uv) {
         avo_sovits_fill_f0(raw, nf, f, uv);
         CHECK(memcmp(uv, uv_g, (size_t)nf * 4) == 0);
-        double e = rel_error(f, filled, nf);
+        double e = avo_test_rel_error(f, filled, nf);
         CHECK_MSG(e < 1e-6, "fill_f0 differs by %g", e);
         avo_sovits_fill_f0(raw, nf, raw, uv); /* in place */
-        CHECK(rel_error(raw, filled, nf) < 1e-6);
+        CHECK(avo_test_rel_error(raw, filled, nf) < 1e-6);
     }
     free(raw), free(filled), free(uv_g), free(f), free(uv);
 }
