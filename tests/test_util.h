@@ -68,6 +68,31 @@ static inline const char *avo_test_tmp_dir(const char *test_name, char *buf, siz
     return buf;
 }
 
+/* Runs the PyTorch reference script tests/reference/<script> with /usr/bin/python3 as
+ * `script 'outdir' extra` (extra: further arguments, quoted by the caller, or ""), its output in
+ * outdir/gen.log. The source tree is AVO_SOURCE_DIR, else derived from caller_file (__FILE__, absolute in
+ * CMake builds). Returns 1 when the data exist, 0 when python3-torch is missing (the script then
+ * writes outdir/TORCH_MISSING), -1 when the script failed. */
+static inline int avo_test_run_reference(const char *caller_file, const char *script, const char *outdir,
+                                         const char *extra) {
+    char src[600], cmd[4200], missing[1100];
+    const char *env = getenv("AVO_SOURCE_DIR");
+    snprintf(src, sizeof src, "%s", env && *env ? env : caller_file);
+    char *cut = env && *env ? NULL : strstr(src, "tests/unit/");
+    if (cut) snprintf(cut, sizeof src - (size_t)(cut - src), ".");
+    snprintf(missing, sizeof missing, "%s/TORCH_MISSING", outdir);
+    remove(missing);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tests/reference/%s' '%s' %s > '%s/gen.log' 2>&1", src, script, outdir,
+             extra, outdir);
+    int rc = system(cmd);
+    if (rc != 0) {
+        fprintf(stderr, "%s failed (rc %d), see %s/gen.log\n", script, rc, outdir);
+        return -1;
+    }
+    struct stat sb;
+    return stat(missing, &sb) == 0 ? 0 : 1;
+}
+
 /* max|got - ref| / max|ref| (max|got - ref| when ref is all zero); a NaN anywhere makes it NaN, so
  * a comparison against a bound fails. The relative error of every parity test against a reference. */
 static inline double avo_test_rel_error(const float *got, const float *ref, int64_t n) {

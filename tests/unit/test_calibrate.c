@@ -648,21 +648,7 @@ static void test_simulation(avo_backend *be, avo_arena *a) {
 
 /* Runs hubert_golden.py into dir; 1 if the model exists, 0 if torch is missing, -1 on failure. */
 static int make_small_hubert(const char *dir) {
-    char src[600], cmd[3000], path[1000];
-    const char *env = getenv("AVO_SOURCE_DIR");
-    snprintf(src, sizeof src, "%s", env && *env ? env : __FILE__);
-    char *cut = env && *env ? NULL : strstr(src, "tests/unit/");
-    if (cut) snprintf(cut, sizeof src - (size_t)(cut - src), ".");
-    snprintf(path, sizeof path, "%s/TORCH_MISSING", dir);
-    unlink(path);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tests/reference/hubert_golden.py' '%s' > '%s/gen.log' 2>&1", src, dir,
-             dir);
-    int rc = system(cmd);
-    if (rc != 0) {
-        fprintf(stderr, "hubert_golden.py failed (rc %d), see %s/gen.log\n", rc, dir);
-        return -1;
-    }
-    return access(path, F_OK) == 0 ? 0 : 1;
+    return avo_test_run_reference(__FILE__, "hubert_golden.py", dir, "");
 }
 
 /* A clip of the shared data as 16 kHz mono (the content encoder's input). */

@@ -18,20 +18,7 @@ static const char *fx(char *buf, size_t n, const char *name) {
 
 /* Runs the fixture generator; returns 1 if torch fixtures exist, 0 if only the hand-made ones. */
 static int make_fixtures(void) {
-    char src[600], cmd[2000], path[700];
-    /* The source tree: AVO_SOURCE_DIR, else derived from this file's path (absolute in CMake builds). */
-    const char *env = getenv("AVO_SOURCE_DIR");
-    snprintf(src, sizeof src, "%s", env && *env ? env : __FILE__);
-    char *cut = env && *env ? NULL : strstr(src, "tests/unit/");
-    if (cut) snprintf(cut, sizeof src - (size_t)(cut - src), ".");
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tests/reference/make_checkpoint_fixtures.py' '%s' > '%s/gen.log' 2>&1",
-             src, fxdir, fxdir);
-    int rc = system(cmd);
-    if (rc != 0) {
-        fprintf(stderr, "fixture generator failed (rc %d), see %s/gen.log\n", rc, fxdir);
-        return -1;
-    }
-    return access(fx(path, sizeof path, "TORCH_MISSING"), F_OK) == 0 ? 0 : 1;
+    return avo_test_run_reference(__FILE__, "make_checkpoint_fixtures.py", fxdir, "");
 }
 
 static bool same_bits(const float *a, const float *b, int64_t n, int64_t *bad) {

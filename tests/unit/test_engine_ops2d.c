@@ -17,21 +17,7 @@ static avo_backend *be;
 static avo_arena *arena;
 
 static int make_cases(void) {
-    char src[600], cmd[2000], path[700];
-    const char *env = getenv("AVO_SOURCE_DIR");
-    snprintf(src, sizeof src, "%s", env && *env ? env : __FILE__);
-    char *cut = env && *env ? NULL : strstr(src, "tests/unit/");
-    if (cut) snprintf(cut, sizeof src - (size_t)(cut - src), ".");
-    snprintf(path, sizeof path, "%s/TORCH_MISSING", refdir);
-    unlink(path);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tests/reference/engine_ops2d_reference.py' '%s' > '%s/gen.log' 2>&1",
-             src, refdir, refdir);
-    int rc = system(cmd);
-    if (rc != 0) {
-        fprintf(stderr, "reference generator failed (rc %d), see %s/gen.log\n", rc, refdir);
-        return -1;
-    }
-    return access(path, F_OK) == 0 ? 0 : 1;
+    return avo_test_run_reference(__FILE__, "engine_ops2d_reference.py", refdir, "");
 }
 
 /* ---- case loading --------------------------------------------------------------------------- */

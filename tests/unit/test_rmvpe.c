@@ -19,21 +19,9 @@
 static char refdir[600];
 
 static int make_golden(const char *audio_path) {
-    char src[600], cmd[3200], path[700];
-    const char *env = getenv("AVO_SOURCE_DIR");
-    snprintf(src, sizeof src, "%s", env && *env ? env : __FILE__);
-    char *cut = env && *env ? NULL : strstr(src, "tests/unit/");
-    if (cut) snprintf(cut, sizeof src - (size_t)(cut - src), ".");
-    snprintf(path, sizeof path, "%s/TORCH_MISSING", refdir);
-    unlink(path);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tests/reference/rmvpe_golden.py' '%s' '%s' > '%s/gen.log' 2>&1", src,
-             refdir, audio_path, refdir);
-    int rc = system(cmd);
-    if (rc != 0) {
-        fprintf(stderr, "golden generator failed (rc %d), see %s/gen.log\n", rc, refdir);
-        return -1;
-    }
-    return access(path, F_OK) == 0 ? 0 : 1;
+    char extra[800];
+    snprintf(extra, sizeof extra, "'%s'", audio_path);
+    return avo_test_run_reference(__FILE__, "rmvpe_golden.py", refdir, extra);
 }
 
 static float *golden(const cJSON *js, const char *name, int64_t *rows, int64_t *cols) {

@@ -20,21 +20,7 @@ static char refdir[600];
 
 /* Runs the generator; 1 if the golden data exist, 0 if torch is missing, -1 on failure. */
 static int make_golden(void) {
-    char src[600], cmd[2000], path[700];
-    const char *env = getenv("AVO_SOURCE_DIR");
-    snprintf(src, sizeof src, "%s", env && *env ? env : __FILE__);
-    char *cut = env && *env ? NULL : strstr(src, "tests/unit/");
-    if (cut) snprintf(cut, sizeof src - (size_t)(cut - src), ".");
-    snprintf(path, sizeof path, "%s/TORCH_MISSING", refdir);
-    unlink(path);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tests/reference/rvc_golden.py' '%s' > '%s/gen.log' 2>&1", src, refdir,
-             refdir);
-    int rc = system(cmd);
-    if (rc != 0) {
-        fprintf(stderr, "golden generator failed (rc %d), see %s/gen.log\n", rc, refdir);
-        return -1;
-    }
-    return access(path, F_OK) == 0 ? 0 : 1;
+    return avo_test_run_reference(__FILE__, "rvc_golden.py", refdir, "");
 }
 
 /* Golden tensor as floats; *n gets its element count. */

@@ -14,20 +14,9 @@
 static char dir[600];
 
 static int make_golden(void) {
-    char src[600], cmd[2000], path[700];
-    const char *env = getenv("AVO_SOURCE_DIR");
-    snprintf(src, sizeof src, "%s", env && *env ? env : __FILE__);
-    char *cut = env && *env ? NULL : strstr(src, "tests/unit/");
-    if (cut) snprintf(cut, sizeof src - (size_t)(cut - src), ".");
-    snprintf(path, sizeof path, "%s/TORCH_MISSING", dir);
-    unlink(path);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tests/reference/rvc_chain_golden.py' '%s' '%s' > '%s/gen.log' 2>&1",
-             src, dir, avo_test_data_dir(), dir);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "golden generator failed, see %s/gen.log\n", dir);
-        return -1;
-    }
-    return access(path, F_OK) == 0 ? 0 : 1;
+    char extra[800];
+    snprintf(extra, sizeof extra, "'%s'", avo_test_data_dir());
+    return avo_test_run_reference(__FILE__, "rvc_chain_golden.py", dir, extra);
 }
 
 static float *golden(const cJSON *js, const char *name, int64_t *count) {

@@ -19,21 +19,7 @@ static char refdir[600];
 static cJSON *gidx; /* golden/index.json */
 
 static int make_golden(void) {
-    char src[600], cmd[2000], path[700];
-    const char *env = getenv("AVO_SOURCE_DIR");
-    snprintf(src, sizeof src, "%s", env && *env ? env : __FILE__);
-    char *cut = env && *env ? NULL : strstr(src, "tests/unit/");
-    if (cut) snprintf(cut, sizeof src - (size_t)(cut - src), ".");
-    snprintf(path, sizeof path, "%s/TORCH_MISSING", refdir);
-    unlink(path);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tests/reference/make_sovits_models.py' --small '%s' > '%s/gen.log' 2>&1",
-             src, refdir, refdir);
-    int rc = system(cmd);
-    if (rc != 0) {
-        fprintf(stderr, "golden generator failed (rc %d), see %s/gen.log\n", rc, refdir);
-        return -1;
-    }
-    return access(path, F_OK) == 0 ? 0 : 1;
+    return avo_test_run_reference(__FILE__, "make_sovits_models.py", refdir, "--small");
 }
 
 /* Golden tensor as floats; *n gets its element count. */
