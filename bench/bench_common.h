@@ -12,6 +12,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* Every benchmark runs with the environment the CLI gives itself (OpenMP wait policy, OpenBLAS kernels:
+ * see avo_runtime_prefer_env), so its numbers are the product's. Runs before main. */
+__attribute__((constructor)) static void bench_prefer_runtime_env(int argc, char **argv) {
+    (void)argc;
+    avo_runtime_reexec_with_preferred_env(argv);
+}
+
 static inline const char *bench_data_dir(void) { return avo_bench_data_dir(); }
 
 static inline void bench_die(const avo_error *err) {

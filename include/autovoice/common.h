@@ -6,6 +6,7 @@
 #ifndef AUTOVOICE_COMMON_H
 #define AUTOVOICE_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,14 @@ void avo_error_clear(avo_error *err);
 
 /* Short stable name of a status ("io", "format", ...). */
 const char *avo_status_name(avo_status status);
+
+/* Sets, where the user has not, the environment the math libraries read once at load time:
+ * OMP_WAIT_POLICY=PASSIVE, and OPENBLAS_CORETYPE=SkylakeX on AVX-512 CPUs that this OpenBLAS would
+ * otherwise give its AVX2 kernels. Returns true when it changed something: the settings only take effect
+ * in a new process, so a program calls avo_runtime_reexec_with_preferred_env(argv) first thing in main
+ * (it re-executes /proc/self/exe with the same arguments, or returns if nothing changed or exec fails). */
+bool avo_runtime_prefer_env(void);
+void avo_runtime_reexec_with_preferred_env(char **argv);
 
 /* Library version, "MAJOR.MINOR.PATCH". */
 const char *avo_version(void);

@@ -26,17 +26,9 @@ static void print_help(FILE *out) {
             avo_version());
 }
 
-/* OpenMP threads that spin while idle take the cores OpenBLAS's own threads need (measured: GEMM-based
- * operators 10-30x slower). libgomp reads the policy once at start-up, so set it and start again;
- * a user's own setting is left alone. */
-static void prefer_passive_openmp(char **argv) {
-    if (getenv("OMP_WAIT_POLICY")) return;
-    if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
-    execv("/proc/self/exe", argv); /* returns only on failure: carry on as we are */
-}
-
 int main(int argc, char **argv) {
-    prefer_passive_openmp(argv);
+    /* OpenMP wait policy and OpenBLAS kernels are read once at start-up (see common.h). */
+    avo_runtime_reexec_with_preferred_env(argv);
     if (argc < 2) {
         print_help(stderr);
         return CLI_USAGE;
