@@ -59,6 +59,10 @@ typedef struct avo_converter_info {
     double applied_transpose_semitones; /* after auto-transpose, set by the last run */
     double formant_warp_ratio;          /* envelope warp the last run applied */
     const char *fallback;               /* why a requested device was not used ("" if none) */
+    /* Neural converters: where the content encoder ran (device, precision above are the voice model's);
+     * NULL for the DSP converter. */
+    const char *content_device;
+    const char *content_precision;
 } avo_converter_info;
 
 typedef struct avo_converter avo_converter;
@@ -93,12 +97,33 @@ typedef struct avo_neural_config {
     int speaker_id;                   /* 0 for single-speaker models */
     const char *device;               /* "cpu" (NULL too) or "cuda" */
     const char *precision;            /* "fp32" (NULL too), "fp16" (CUDA: half weight GEMMs) or "int8" */
+    /* Per component, NULL: as precision. Vocoders and pitch trackers are numerically sensitive, so a
+     * common choice is an INT8 content encoder with an FP16 synthesizer and pitch network. */
+    const char *content_precision;    /* content encoder (HuBERT / ContentVec) */
+    const char *pitch_precision;      /* pitch network (RMVPE, in the f0_extraction stage) */
+    const char *vocoder_precision;    /* voice model: RVC / so-vits-svc synthesizer with its vocoder */
+    const char *calibration_path;     /* INT8 calibration cache of the content encoder (autovoice calibrate) */
     int strict;                       /* 1: a device or precision that cannot be had is an error, not a
                                        * fallback to what can */
     uint64_t seed;                    /* the synthesizer's noise draws (runs are reproducible) */
 } avo_neural_config;
 
 void avo_neural_config_default(avo_neural_config *cfg);
+
+/* The neural components, each with its own back end when their precisions differ. */
+typedef enum avo_neural_component {
+    AVO_NEURAL_CONTENT = 0, /* content encoder */
+    AVO_NEURAL_PITCH,       /* pitch network */
+    AVO_NEURAL_VOCODER      /* voice model (synthesizer) */
+} avo_neural_component;
+
+/* Parses a --precision value into cfg: one precision for every component ("fp16"), or a default and
+ * per-component overrides, comma-separated ("fp16,content=int8", "content=int8,pitch=fp16,vocoder=fp16").
+ * Precisions: fp32, fp16, int8, bf16. The fields point at constant strings, not into spec. */
+avo_status avo_neural_parse_precision(const char *spec, avo_neural_config *cfg, avo_error *err);
+
+/* The precision cfg asks of a component ("fp32" when none is set). */
+const char *avo_neural_component_precision(const avo_neural_config *cfg, avo_neural_component component);
 
 /* What a neural component really runs on: the back end's device name and precision, and why the request
  * was not met (empty if it was). */
@@ -113,6 +138,10 @@ typedef struct avo_neural_placement {
  * placement->fallback; with cfg->strict an unmet request is an error. threads: CPU threads. */
 avo_status avo_neural_backend_open(const avo_neural_config *cfg, int threads, avo_backend **be,
                                    avo_neural_placement *placement, avo_error *err);
+/* The same for one component, at that component's precision. */
+avo_status avo_neural_backend_open_component(const avo_neural_config *cfg, avo_neural_component component,
+                                             int threads, avo_backend **be, avo_neural_placement *placement,
+                                             avo_error *err);
 /* After a run: what precision really ran on be (CUDA: from its GEMM counters). */
 void avo_neural_backend_observe(avo_backend *be, avo_neural_placement *placement);
 

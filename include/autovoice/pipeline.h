@@ -78,7 +78,9 @@ typedef struct avo_run_metadata {
     char backend[32];
     char device[64];
     char precision[16];
-    char device_fallback[320];    /* why a requested device was not used; empty if none */
+    char content_device[64];      /* neural converters: where the content encoder ran (else empty) */
+    char content_precision[16];
+    char device_fallback[640];    /* why a requested device or precision was not used; empty if none */
     double applied_transpose_semitones;
     double formant_warp_ratio;
     avo_mix_report mix;

@@ -33,7 +33,11 @@ static const char CONVERT_HELP[] =
     "      --index-rate R        0..1, share of retrieved features (default 0.75)\n"
     "      --speaker-id N        speaker of a multi-speaker model (default 0)\n"
     "      --device D            cpu | cuda (default cpu)\n"
-    "      --precision P         fp32 | fp16 | int8 (default fp32; fp16 needs cuda)\n"
+    "      --precision P         fp32 | fp16 | int8 | bf16 for every neural component, or per component:\n"
+    "                            fp16,content=int8 or content=int8,pitch=fp16,vocoder=fp16 (components:\n"
+    "                            content encoder, pitch network, vocoder = voice model; default fp32;\n"
+    "                            fp16 and int8 need cuda, bf16 a CPU with AVX512-BF16)\n"
+    "      --calib FILE          INT8 calibration cache of the content encoder (autovoice calibrate)\n"
     "      --strict              fail instead of falling back to the CPU or to fp32\n"
     "  -o, --output FILE         where to write the result\n"
     "  -t, --transpose N         move the melody by N semitones (-24..24)\n"
@@ -65,7 +69,7 @@ typedef struct convert_args {
 enum {
     OPT_AUTO_TRANSPOSE = 256, OPT_FORMANT, OPT_RETRIEVAL, OPT_PROTECT, OPT_RMS, OPT_PRESET, OPT_STEMS, OPT_VOCALS,
     OPT_ACCOMP, OPT_NO_SEP, OPT_JSON, OPT_RATE, OPT_THREADS, OPT_STORE, OPT_ENCODER, OPT_PITCH, OPT_INDEX,
-    OPT_INDEX_RATE, OPT_SPEAKER, OPT_DEVICE, OPT_STRICT, OPT_MODEL_CONFIG, OPT_PRECISION
+    OPT_INDEX_RATE, OPT_SPEAKER, OPT_DEVICE, OPT_STRICT, OPT_MODEL_CONFIG, OPT_PRECISION, OPT_CALIB
 };
 
 static int parse_convert_args(int argc, char **argv, convert_args *a) {
@@ -84,6 +88,7 @@ static int parse_convert_args(int argc, char **argv, convert_args *a) {
         {"index-rate", required_argument, 0, OPT_INDEX_RATE}, {"speaker-id", required_argument, 0, OPT_SPEAKER},
         {"device", required_argument, 0, OPT_DEVICE}, {"strict", no_argument, 0, OPT_STRICT},
         {"model-config", required_argument, 0, OPT_MODEL_CONFIG}, {"precision", required_argument, 0, OPT_PRECISION},
+        {"calib", required_argument, 0, OPT_CALIB},
         {0, 0, 0, 0}};
     avo_pipeline_config_default(&a->cfg);
     avo_neural_config_default(&a->neural);
@@ -127,11 +132,13 @@ static int parse_convert_args(int argc, char **argv, convert_args *a) {
             a->neural.device = optarg;
             break;
         case OPT_STRICT: a->neural.strict = 1; break;
-        case OPT_PRECISION:
-            if (strcmp(optarg, "fp32") != 0 && strcmp(optarg, "fp16") != 0 && strcmp(optarg, "int8") != 0)
-                rc = cli_usage_error(cmd, "--precision must be fp32, fp16 or int8, got '%s'", optarg);
-            a->neural.precision = optarg;
+        case OPT_PRECISION: {
+            avo_error perr = {0};
+            if (avo_neural_parse_precision(optarg, &a->neural, &perr) != AVO_OK)
+                rc = cli_usage_error(cmd, "--precision: %s", perr.message);
             break;
+        }
+        case OPT_CALIB: a->neural.calibration_path = optarg; break;
         case 'q': a->quiet = 1; break;
         case 'h': fputs(CONVERT_HELP, stdout); return -1;
         case ':': rc = cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]); break;

@@ -28,6 +28,57 @@ void avo_neural_config_default(avo_neural_config *cfg) {
     cfg->seed = 1234;
 }
 
+static const char *canonical_precision(const char *name, size_t len) {
+    static const char *const known[] = {"fp32", "fp16", "int8", "bf16"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strlen(known[i]) == len && strncmp(name, known[i], len) == 0) return known[i];
+    return NULL;
+}
+
+avo_status avo_neural_parse_precision(const char *spec, avo_neural_config *cfg, avo_error *err) {
+    const char *all = NULL, *part[3] = {NULL, NULL, NULL};
+    static const char *const names[3] = {"content", "pitch", "vocoder"};
+    for (const char *p = spec ? spec : ""; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        const char *value = eq ? eq + 1 : p;
+        const char *prec = canonical_precision(value, len - (size_t)(value - p));
+        if (!prec)
+            return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT,
+                                 "precision '%.*s': use fp32, fp16, int8 or bf16, alone or as COMPONENT=PRECISION "
+                                 "with COMPONENT content, pitch or vocoder (e.g. fp16,content=int8)",
+                                 (int)len, p);
+        if (!eq) {
+            all = prec;
+        } else {
+            int c = 0;
+            while (c < 3 && !(strlen(names[c]) == (size_t)(eq - p) && strncmp(p, names[c], (size_t)(eq - p)) == 0)) c++;
+            if (c == 3)
+                return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT,
+                                     "precision '%.*s': unknown component '%.*s' (use content, pitch or vocoder)",
+                                     (int)len, p, (int)(eq - p), p);
+            part[c] = prec;
+        }
+        p = end ? end + 1 : p + len;
+    }
+    if (!all && !part[0] && !part[1] && !part[2])
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "empty precision (use fp32, fp16, int8 or bf16)");
+    cfg->precision = all ? all : "fp32";
+    cfg->content_precision = part[0];
+    cfg->pitch_precision = part[1];
+    cfg->vocoder_precision = part[2];
+    return AVO_OK;
+}
+
+const char *avo_neural_component_precision(const avo_neural_config *cfg, avo_neural_component component) {
+    const char *p = component == AVO_NEURAL_CONTENT ? cfg->content_precision
+                    : component == AVO_NEURAL_PITCH ? cfg->pitch_precision
+                                                    : cfg->vocoder_precision;
+    if (!p || !*p) p = cfg->precision;
+    return p && *p ? p : "fp32";
+}
+
 /* ---- signal helpers ---- */
 
 static void biquad_pass(float *x, int64_t n, const double b[3], const double a[3], int reverse) {
@@ -72,7 +123,8 @@ avo_status rvc_chain_segment(const rvc_chain *ch, avo_arena *a, const float *x, 
     avo_tensor feat;
     /* RVC reads layer 9 (v1) or 12 (v2) of HuBERT base; smaller encoders give their last layer. */
     const int layers = avo_hubert_layers(ch->hubert), want = v1 ? 9 : 12;
-    avo_status st = avo_hubert_extract(ch->hubert, a, x, n, want < layers ? want : layers, v1, &feat, err);
+    avo_arena *ca = ch->content_arena ? ch->content_arena : a;
+    avo_status st = avo_hubert_extract(ch->hubert, ca, x, n, want < layers ? want : layers, v1, &feat, err);
     if (st) return st;
     const int64_t cf = feat.shape[0];
     const int dim = (int)feat.shape[1];
@@ -93,7 +145,7 @@ avo_status rvc_chain_segment(const rvc_chain *ch, avo_arena *a, const float *x, 
         st = avo_error_set(err, AVO_ERR_NO_MEMORY, "no memory for a %lld-frame segment", (long long)cf);
         goto done;
     }
-    st = avo_tensor_to_host(a, &feat, raw, cf * dim, err);
+    st = avo_tensor_to_host(ca, &feat, raw, cf * dim, err);
     if (st) goto done;
     memcpy(blend, raw, sizeof(float) * (size_t)(cf * dim));
     if (ch->index && ch->index_rate > 0.0) {
@@ -197,8 +249,11 @@ typedef enum neural_kind { NEURAL_RVC = 0, NEURAL_SOVITS } neural_kind;
 
 typedef struct neural_state {
     neural_kind kind;
-    avo_backend *be;
+    avo_backend *be;            /* the voice model's */
     avo_arena *arena;
+    avo_backend *be_content;    /* the content encoder's: be itself when both run alike */
+    avo_arena *arena_content;
+    avo_neural_placement place_content;
     avo_hubert *hubert;
     avo_rvc *rvc;
     avo_sovits *sovits;
@@ -233,8 +288,8 @@ static void segment_f0(const avo_f0_track *f0, double factor, int64_t start, int
 
 static avo_status rvc_segment(neural_state *s, const avo_converter *c, const float *x, int64_t len,
                               const float *f0_hz, float *audio, int64_t *frames, avo_error *err) {
-    rvc_chain ch = {s->hubert, s->rvc, s->index, s->cfg.index_rate, c->options.protect, s->cfg.speaker_id,
-                    s->cfg.seed};
+    rvc_chain ch = {s->hubert, s->arena_content, s->rvc, s->index, s->cfg.index_rate, c->options.protect,
+                    s->cfg.speaker_id, s->cfg.seed};
     return rvc_chain_segment(&ch, s->arena, x, len, f0_hz, NULL, NULL, audio, frames, err);
 }
 
@@ -261,7 +316,8 @@ static avo_status sovits_segment(neural_state *s, const avo_converter *c, const 
     const int v256 = strcmp(info->speech_encoder, "vec256l9") == 0;
     const int layers = avo_hubert_layers(s->hubert), want = v256 ? 9 : 12;
     avo_tensor feat;
-    if (!st) st = avo_hubert_extract(s->hubert, s->arena, x16, n16, want < layers ? want : layers, v256, &feat, err);
+    if (!st)
+        st = avo_hubert_extract(s->hubert, s->arena_content, x16, n16, want < layers ? want : layers, v256, &feat, err);
     if (st) goto done;
     const int64_t cf = feat.shape[0];
     const int dim = (int)feat.shape[1];
@@ -277,7 +333,7 @@ static avo_status sovits_segment(neural_state *s, const avo_converter *c, const 
         st = avo_error_set(err, AVO_ERR_NO_MEMORY, "no memory for a segment's units");
         goto done;
     }
-    st = avo_tensor_to_host(s->arena, &feat, units, cf * dim, err);
+    st = avo_tensor_to_host(s->arena_content, &feat, units, cf * dim, err);
     if (!st) st = avo_sovits_expand_units(units, cf, dim, nf, info->unit_interpolate_mode, expanded, err);
     if (st) goto done;
     avo_sovits_fill_f0(f0_hz, nf, f0, uv);
@@ -326,6 +382,7 @@ static avo_status run_segments(neural_state *s, avo_converter *c, const segment_
         segment_f0(f0, factor, s0 - p->context, len / p->work_frame + 1, p, seg_f0);
         int64_t frames = 0;
         avo_arena_reset(s->arena);
+        if (s->arena_content != s->arena) avo_arena_reset(s->arena_content);
         st = fn(s, c, xp + s0, len, seg_f0, seg_audio, &frames, err);
         if (st) break;
         const int64_t skip = p->context / p->work_frame, want = (s1 - s0 + p->work_frame - 1) / p->work_frame;
@@ -373,6 +430,7 @@ static avo_status neural_run(avo_converter *c, const avo_audio *vocals, const av
     if (!st)
         st = run_segments(s, c, &p, fn, x, n, f0, pow(2.0, transpose / 12.0), y, total, progress, user, err);
     avo_neural_backend_observe(s->be, &s->place);
+    avo_neural_backend_observe(s->be_content, &s->place_content);
     if (!st) rms_mix(x, n, p.work_rate, y, total, p.out_rate, c->options.rms_mix);
     if (!st) st = avo_audio_alloc(out, in_rate, 1, in_frames, err);
     if (!st) st = avo_resample_buffer(y, total, p.out_rate, in_rate, out->samples, in_frames, err);
@@ -388,6 +446,8 @@ static void neural_destroy(void *state) {
     avo_sovits_free(s->sovits);
     avo_hubert_free(s->hubert);
     feature_index_free(s->index);
+    if (s->arena_content != s->arena) avo_arena_free(s->arena_content);
+    if (s->be_content != s->be) avo_backend_free(s->be_content);
     avo_arena_free(s->arena);
     avo_backend_free(s->be);
     free(s);
@@ -402,24 +462,30 @@ static avo_status unmet(const avo_neural_config *cfg, avo_neural_placement *pl, 
     return AVO_OK;
 }
 
-avo_status avo_neural_backend_open(const avo_neural_config *cfg, int threads, avo_backend **be,
-                                   avo_neural_placement *pl, avo_error *err) {
+/* Opens cfg's device at precision prec (what, e.g. "content encoder", names the component in notes). */
+static avo_status backend_open(const avo_neural_config *cfg, const char *prec, const char *what, int threads,
+                               avo_backend **be, avo_neural_placement *pl, avo_error *err) {
     *be = NULL;
     memset(pl, 0, sizeof *pl);
     const char *dev = cfg->device && *cfg->device ? cfg->device : "cpu";
-    const char *prec = cfg->precision && *cfg->precision ? cfg->precision : "fp32";
+    if (!prec || !*prec) prec = "fp32";
     if (strcmp(dev, "cpu") != 0 && strcmp(dev, "cuda") != 0)
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "unknown device '%s' (use cpu or cuda)", dev);
-    if (strcmp(prec, "fp32") != 0 && strcmp(prec, "fp16") != 0 && strcmp(prec, "int8") != 0)
-        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "unknown precision '%s' (use fp32, fp16 or int8)", prec);
+    if (!canonical_precision(prec, strlen(prec)))
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "unknown precision '%s' (use fp32, fp16, int8 or bf16)",
+                             prec);
     avo_status st = AVO_OK;
     if (strcmp(dev, "cuda") == 0) {
         avo_error cerr = {0};
         if (avo_backend_cuda_create(-1, be, &cerr) == AVO_OK) {
             snprintf(pl->backend, sizeof pl->backend, "cuda");
             if (strcmp(prec, "fp16") == 0) st = avo_backend_cuda_set_precision(*be, AVO_CUDA_FP16, err);
-            else if (strcmp(prec, "int8") == 0)
-                st = unmet(cfg, pl, err, "int8 requested but this build has no calibrated INT8 path; ran fp32");
+            else if (strcmp(prec, "fp32") != 0) {
+                char why[160];
+                snprintf(why, sizeof why, "%s: %s requested but the CUDA back end has no such path here; ran fp32",
+                         what, prec);
+                st = unmet(cfg, pl, err, why);
+            }
             if (!st) {
                 snprintf(pl->device, sizeof pl->device, "%s", avo_backend_name(*be));
                 snprintf(pl->precision, sizeof pl->precision, "fp32");
@@ -430,12 +496,12 @@ avo_status avo_neural_backend_open(const avo_neural_config *cfg, int threads, av
             return st;
         }
         char why[300];
-        snprintf(why, sizeof why, "cuda requested but not usable: %.250s", cerr.message);
+        snprintf(why, sizeof why, "%s: cuda requested but not usable: %.230s", what, cerr.message);
         st = unmet(cfg, pl, err, why);
     }
     if (!st && strcmp(prec, "fp32") != 0) {
-        char why[120];
-        snprintf(why, sizeof why, "%s requested but the CPU back end runs fp32", prec);
+        char why[160];
+        snprintf(why, sizeof why, "%s: %s requested but the CPU back end runs fp32", what, prec);
         st = unmet(cfg, pl, err, why);
     }
     if (st) return st;
@@ -443,6 +509,18 @@ avo_status avo_neural_backend_open(const avo_neural_config *cfg, int threads, av
     snprintf(pl->backend, sizeof pl->backend, "cpu");
     snprintf(pl->precision, sizeof pl->precision, "fp32");
     return avo_backend_cpu_create(threads, be, err);
+}
+
+avo_status avo_neural_backend_open(const avo_neural_config *cfg, int threads, avo_backend **be,
+                                   avo_neural_placement *pl, avo_error *err) {
+    return backend_open(cfg, cfg->precision, "neural models", threads, be, pl, err);
+}
+
+avo_status avo_neural_backend_open_component(const avo_neural_config *cfg, avo_neural_component component,
+                                             int threads, avo_backend **be, avo_neural_placement *pl,
+                                             avo_error *err) {
+    static const char *const what[] = {"content encoder", "pitch network", "voice model"};
+    return backend_open(cfg, avo_neural_component_precision(cfg, component), what[component], threads, be, pl, err);
 }
 
 void avo_neural_backend_observe(avo_backend *be, avo_neural_placement *pl) {
@@ -528,12 +606,23 @@ avo_status avo_converter_create_neural(const avo_neural_config *cfg, const avo_v
     c->options = *opt;
     s->cfg = *cfg;
     s->cfg.model_path = s->cfg.content_encoder_path = s->cfg.index_path = s->cfg.device = NULL;
-    s->cfg.model_config_path = s->cfg.precision = NULL;
+    s->cfg.model_config_path = s->cfg.precision = s->cfg.calibration_path = NULL;
+    s->cfg.content_precision = s->cfg.pitch_precision = s->cfg.vocoder_precision = NULL;
     s->target = target;
-    avo_status st = avo_neural_backend_open(cfg, opt->threads, &s->be, &s->place, err);
+    avo_status st = avo_neural_backend_open_component(cfg, AVO_NEURAL_VOCODER, opt->threads, &s->be, &s->place, err);
     if (!st) st = avo_arena_create(s->be, (size_t)64 << 20, &s->arena, err);
+    if (!st && strcmp(avo_neural_component_precision(cfg, AVO_NEURAL_CONTENT),
+                      avo_neural_component_precision(cfg, AVO_NEURAL_VOCODER)) == 0) {
+        s->be_content = s->be, s->arena_content = s->arena, s->place_content = s->place;
+    } else if (!st) {
+        st = avo_neural_backend_open_component(cfg, AVO_NEURAL_CONTENT, opt->threads, &s->be_content,
+                                               &s->place_content, err);
+        if (!st) st = avo_arena_create(s->be_content, (size_t)64 << 20, &s->arena_content, err);
+        if (!st && s->place_content.fallback[0]) /* one list of notes for the run */
+            unmet(cfg, &s->place, err, s->place_content.fallback);
+    }
     if (!st) st = load_voice(s, cfg, err);
-    if (!st) st = avo_hubert_load(cfg->content_encoder_path, s->be, &s->hubert, err);
+    if (!st) st = avo_hubert_load(cfg->content_encoder_path, s->be_content, &s->hubert, err);
     if (st) {
         neural_destroy(s);
         free(c);
@@ -546,6 +635,8 @@ avo_status avo_converter_create_neural(const avo_neural_config *cfg, const avo_v
     c->info.applied_transpose_semitones = opt->transpose_semitones;
     c->info.formant_warp_ratio = 1.0;
     c->info.fallback = s->place.fallback;
+    c->info.content_device = s->place_content.device;
+    c->info.content_precision = s->place_content.precision;
     *out = c;
     return AVO_OK;
 }

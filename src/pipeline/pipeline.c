@@ -146,7 +146,9 @@ static avo_status run_rmvpe(const avo_pipeline_config *cfg, const avo_audio *mon
     avo_neural_config cpu_only;
     avo_neural_config_default(&cpu_only);
     avo_neural_placement place;
-    if (!st) st = avo_neural_backend_open(cfg->neural ? cfg->neural : &cpu_only, cfg->threads, &be, &place, err);
+    if (!st)
+        st = avo_neural_backend_open_component(cfg->neural ? cfg->neural : &cpu_only, AVO_NEURAL_PITCH, cfg->threads, &be,
+                                               &place, err);
     if (!st) st = avo_arena_create(be, (size_t)64 << 20, &arena, err);
     if (!st) st = avo_rmvpe_load(cfg->pitch_model_path, be, &model, err);
     if (!st) st = avo_f0_track_alloc(track, avo_rmvpe_frames(n), 0.010, err);
@@ -155,6 +157,7 @@ static avo_status run_rmvpe(const avo_pipeline_config *cfg, const avo_audio *mon
         avo_neural_backend_observe(be, &place);
         snprintf(meta->f0_device, sizeof meta->f0_device, "%s", place.device);
         snprintf(meta->f0_precision, sizeof meta->f0_precision, "%s", place.precision);
+        if (place.fallback[0]) snprintf(meta->device_fallback, sizeof meta->device_fallback, "%s", place.fallback);
     }
     avo_rmvpe_free(model);
     avo_arena_free(arena);
@@ -201,7 +204,14 @@ static avo_status run_conversion(const avo_pipeline_config *cfg, const avo_pipel
         snprintf(meta->backend, sizeof meta->backend, "%s", info.backend);
         snprintf(meta->device, sizeof meta->device, "%s", info.device);
         snprintf(meta->precision, sizeof meta->precision, "%s", info.precision);
-        snprintf(meta->device_fallback, sizeof meta->device_fallback, "%s", info.fallback ? info.fallback : "");
+        if (info.fallback && info.fallback[0]) { /* after the F0 stage's own notes, if any */
+            const size_t used = strlen(meta->device_fallback);
+            snprintf(meta->device_fallback + used, sizeof meta->device_fallback - used, "%s%s", used ? "; " : "",
+                     info.fallback);
+        }
+        snprintf(meta->content_device, sizeof meta->content_device, "%s", info.content_device ? info.content_device : "");
+        snprintf(meta->content_precision, sizeof meta->content_precision, "%s",
+                 info.content_precision ? info.content_precision : "");
         meta->applied_transpose_semitones = info.applied_transpose_semitones;
         meta->formant_warp_ratio = info.formant_warp_ratio;
     }
@@ -308,6 +318,14 @@ avo_status avo_run_metadata_to_json(const avo_run_metadata *meta, char **json, a
     cJSON_AddStringToObject(cc, "converter", meta->converter);
     cJSON_AddStringToObject(cc, "device", meta->device);
     cJSON_AddStringToObject(cc, "precision", meta->precision);
+    if (meta->content_device[0]) { /* neural: the content encoder and the voice model, each as it ran */
+        cJSON *ce = cJSON_AddObjectToObject(cc, "content_encoder");
+        cJSON_AddStringToObject(ce, "device", meta->content_device);
+        cJSON_AddStringToObject(ce, "precision", meta->content_precision);
+        cJSON *vm = cJSON_AddObjectToObject(cc, "voice_model");
+        cJSON_AddStringToObject(vm, "device", meta->device);
+        cJSON_AddStringToObject(vm, "precision", meta->precision);
+    }
     cJSON_AddStringToObject(root, "preset", meta->preset);
     cJSON_AddStringToObject(root, "converter", meta->converter);
     cJSON_AddStringToObject(root, "separation_method", meta->separation_method);

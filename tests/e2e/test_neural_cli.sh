@@ -101,6 +101,33 @@ set -e
 [ $rc = 1 ] && grep -q "fp16" "$base/p2.err" || fail "--precision fp16 --strict on the CPU is not an error (exit $rc)"
 [ ! -e "$base/out/p2.wav" ] || fail "a failed run left its output"
 
+# per-component precision: each component's request is judged (and reported) on its own
+"$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" --content-encoder "$m/hubert_small.pt" \
+  --pitch-model "$rm_small" --precision fp32,content=int8,pitch=fp16 -o "$base/out/q.wav" \
+  --profile-json "$base/out/q.json" -q 2> "$base/q.err" || fail "per-component precision without --strict should fall back"
+/usr/bin/python3 - "$base/out/q.json" <<'PY' || fail "per-component precision not reported truthfully: $(cat "$base/out/q.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = d["components"]
+note = d["device_fallback"]
+assert "content encoder: int8" in note and "pitch network: fp16" in note and "voice model" not in note, note
+assert c["conversion"]["content_encoder"]["precision"] == "fp32", c
+assert c["conversion"]["voice_model"]["precision"] == "fp32" and c["f0_extraction"]["precision"] == "fp32", c
+PY
+grep -q "content encoder: int8" "$base/q.err" || fail "a per-component fallback gives no warning"
+set +e
+"$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" --content-encoder "$m/hubert_small.pt" \
+  --precision content=int8 --strict -o "$base/out/q2.wav" -q 2> "$base/q2.err"; rc=$?
+[ $rc = 1 ] && grep -q "content encoder: int8" "$base/q2.err" || fail "--strict accepted an unmet content precision (exit $rc)"
+"$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" --content-encoder "$m/hubert_small.pt" \
+  --precision vocoder=fp8 -o "$base/out/q3.wav" -q 2> "$base/q3.err"; rc=$?
+[ $rc = 2 ] && grep -q "vocoder=fp8" "$base/q3.err" || fail "a bad precision is not a usage error (exit $rc)"
+"$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" --content-encoder "$m/hubert_small.pt" \
+  --precision decoder=fp16 -o "$base/out/q4.wav" -q 2> "$base/q4.err"; rc=$?
+[ $rc = 2 ] && grep -q "unknown component 'decoder'" "$base/q4.err" || fail "an unknown component is not a usage error (exit $rc)"
+set -e
+[ ! -e "$base/out/q2.wav" ] && [ ! -e "$base/out/q3.wav" ] && [ ! -e "$base/out/q4.wav" ] || fail "a failed run left its output"
+
 # 4. a neural profile keeps its own copy of the model and index
 store="$base/store"
 cp "$m/rvc_small.pth" "$base/moved.pth"
