@@ -77,10 +77,35 @@ bool avo_backend_cuda_built(void);
  * overflow); every other op, and all activations between ops, stay FP32. A weight's half copy is
  * made on its first use and dropped when the back end writes into the weight's memory.
  * avo_backend_name is "cuda" or "cuda-fp16" (depthwise convolutions have no GEMM and stay FP32). */
-typedef enum avo_cuda_precision { AVO_CUDA_FP32 = 0, AVO_CUDA_FP16 = 1 } avo_cuda_precision;
+typedef enum avo_cuda_precision { AVO_CUDA_FP32 = 0, AVO_CUDA_FP16 = 1, AVO_CUDA_INT8 = 2 } avo_cuda_precision;
 avo_status avo_backend_cuda_set_precision(avo_backend *be, avo_cuda_precision precision, avo_error *err);
 /* GEMM calls run so far by operand precision: what really ran, whatever the mode says. */
 avo_status avo_backend_cuda_gemm_counts(const avo_backend *be, int64_t *fp32, int64_t *fp16, avo_error *err);
+/* AVO_CUDA_INT8 is FP16 mode in which avo_op_linear runs as an INT8 x INT8 -> INT32 tensor-core GEMM
+ * wherever the calibration table (calibrate.h) has a scale for the op's tensor name: the input is
+ * quantised with that per-tensor scale, the weight per output channel (max|w| / 127), by the quantiser
+ * of calibrate.h, and the result is acc * x_scale * w_scale[o] + bias[o] in FP32, so the CPU simulation
+ * (avo_calib_sim) predicts it up to the order of float additions. Linears without a scale, or whose
+ * in / out sizes do not meet the INT8 GEMM's alignment (in a multiple of 16, out of 4), and every other
+ * op run as in FP16 mode. The INT8 weight copy is made on first use (the weight is read back to name
+ * it: one synchronisation) and dropped like a half copy. Setting AVO_CUDA_INT8 needs a table first
+ * (AVO_ERR_INVALID_ARGUMENT otherwise); avo_backend_name is "cuda-int8". */
+typedef struct avo_calib_table avo_calib_table; /* calibrate.h */
+/* The scales for INT8 mode (borrowed: t must outlive its use; NULL forgets it and, in INT8 mode,
+ * returns the back end to FP16). Replacing the table drops the INT8 weight copies. */
+avo_status avo_backend_cuda_set_calibration(avo_backend *be, const avo_calib_table *t, avo_error *err);
+/* Linear calls run as INT8 GEMMs, and linear calls made in INT8 mode that ran FP16 instead (no scale
+ * in the table, sizes the INT8 GEMM does not take, or no INT8 GEMM on this GPU): what really ran. */
+avo_status avo_backend_cuda_int8_counts(const avo_backend *be, int64_t *int8, int64_t *int8_skipped, avo_error *err);
+/* Precision of the CPU back end's convolutions. AVO_CPU_BF16: conv1d (the direct AVX-512 kernel:
+ * groups 1) multiplies bfloat16 copies of weights and inputs (rounded to nearest even) with FP32
+ * accumulation and FP32 results, about 1e-3..1e-2 relative error; every other op stays FP32. Refused
+ * with AVO_ERR_UNSUPPORTED on a CPU without AVX512_BF16 (the back end then stays FP32). */
+typedef enum avo_cpu_precision { AVO_CPU_FP32 = 0, AVO_CPU_BF16 = 1 } avo_cpu_precision;
+avo_status avo_backend_cpu_set_precision(avo_backend *be, avo_cpu_precision precision, avo_error *err);
+/* Weight-GEMM calls (linear, convolutions) run so far on the CPU back end by operand precision:
+ * what really ran (shapes the BF16 kernel does not take run FP32 and count there). */
+avo_status avo_backend_cpu_gemm_counts(const avo_backend *be, int64_t *fp32, int64_t *bf16, avo_error *err);
 /* Waits for the queued work (ops are asynchronous on the GPU; copies to the host wait already) and
  * reports a failure of it. For timing and error checks. */
 avo_status avo_backend_cuda_sync(avo_backend *be, avo_error *err);
@@ -196,6 +221,20 @@ avo_status avo_op_linear(avo_backend *be, avo_arena *a, const avo_tensor *x, con
 /* x [Cin, T], w [Cout, Cin/groups, K], b [Cout] or NULL -> [Cout, Tout] as nn.Conv1d. */
 avo_status avo_op_conv1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
                          const avo_conv1d_params *p, avo_tensor *out, avo_error *err);
+
+/* conv1d with the passes around it fused: out = conv1d(leaky_relu?(x, slope), w) + b + residual, the
+ * pre-activated convolution of a HiFi-GAN resblock in one pass over the data. Shapes as avo_op_conv1d;
+ * f NULL is a plain conv1d. residual has the result's shape, may be NULL, and may not share memory
+ * with out; out may not share memory with x. A GEMM observer sees the activated input. Back ends
+ * without a fused kernel run the activation, the convolution and the add as separate ops. */
+typedef struct avo_conv1d_fuse {
+    bool input_leaky_relu;      /* y = conv(leaky_relu(x, slope)) ... */
+    float slope;
+    const avo_tensor *residual; /* ... + b + residual; residual has y's shape, may be NULL, may not alias y */
+} avo_conv1d_fuse;
+avo_status avo_op_conv1d_fused(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
+                               const avo_tensor *b, const avo_conv1d_params *p, const avo_conv1d_fuse *f,
+                               avo_tensor *out, avo_error *err);
 
 /* x [Cin, T], w [Cin, Cout/groups, K], b [Cout] or NULL -> [Cout, Tout] as nn.ConvTranspose1d:
  * Tout = (T-1)*stride - 2*padding + dilation*(K-1) + output_padding + 1. */

@@ -1,6 +1,7 @@
 /* CPU back end: OpenBLAS sgemm for the matrix work, OpenMP over channels/time for the rest.
  * Convolutions go through im2col + sgemm, except when each output channel reads one input channel
  * (depthwise), where a direct loop over time is faster and needs no scratch. */
+#include "engine/cpu_conv1d.h"
 #include "engine/engine_internal.h"
 
 #include <cblas.h>
@@ -10,8 +11,11 @@
 #include <string.h>
 
 typedef struct cpu_impl {
-    int dummy;
+    avo_cpu_precision precision;
+    int64_t gemm_fp32, gemm_bf16; /* weight-GEMM calls by the precision that really ran */
 } cpu_impl;
+
+static cpu_impl *impl_of(const avo_backend *be) { return (cpu_impl *)be->impl; }
 
 static int nthreads(const avo_backend *be) { return be->n_threads; }
 
@@ -57,6 +61,7 @@ static avo_status cpu_linear(avo_backend *be, avo_arena *a, const avo_tensor *x,
     int64_t in = w->shape[1], out = w->shape[0], rows = avo_tensor_numel(x) / (in ? in : 1);
     float *Y = avo_tensor_f32(y);
     const float *B = b ? avo_tensor_f32(b) : NULL;
+    impl_of(be)->gemm_fp32++;
     if (B) {
 #pragma omp parallel for num_threads(nthreads(be)) if (rows * out > 32768)
         for (int64_t r = 0; r < rows; r++) memcpy(Y + r * out, B, (size_t)out * sizeof(float));
@@ -135,12 +140,45 @@ static void im2col(const avo_backend *be, const float *X, int64_t cin, int64_t t
     }
 }
 
+/* The direct AVX-512 kernel (cpu_conv1d_avx512.c) when it takes the shape: *done tells. It is the
+ * only conv1d path that can run BF16, so the precision counts are made here. */
+static avo_status conv1d_direct(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
+                                const avo_tensor *b, const avo_conv1d_params *p, const avo_conv1d_fuse *f,
+                                avo_tensor *y, bool *done, avo_error *err) {
+    *done = false;
+    if (p->groups != 1) return AVO_OK;
+    cpu_conv1d_args c = {
+        .x = avo_tensor_f32(x), .cin = x->shape[0], .t = x->shape[1],
+        .w = avo_tensor_f32(w), .cout = w->shape[0], .k = w->shape[2],
+        .bias = b ? avo_tensor_f32(b) : NULL,
+        .residual = f && f->residual ? avo_tensor_f32(f->residual) : NULL,
+        .y = avo_tensor_f32(y), .tout = y->shape[1],
+        .stride = p->stride, .padding = p->padding, .dilation = p->dilation,
+        .leaky = f && f->input_leaky_relu, .slope = f ? f->slope : 0.0f,
+        .bf16 = impl_of(be)->precision == AVO_CPU_BF16,
+        .nthreads = nthreads(be),
+    };
+    if (!cpu_conv1d_direct_supported(&c)) return AVO_OK;
+    avo_status st = cpu_conv1d_direct(a, &c, err);
+    if (st) return st;
+    if (c.bf16)
+        impl_of(be)->gemm_bf16++;
+    else
+        impl_of(be)->gemm_fp32++;
+    *done = true;
+    return AVO_OK;
+}
+
 static avo_status cpu_conv1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
                              const avo_tensor *b, const avo_conv1d_params *p, avo_tensor *y, avo_error *err) {
     int64_t cin = x->shape[0], t = x->shape[1], cout = w->shape[0], k = w->shape[2], tout = y->shape[1];
     int64_t g = p->groups, cig = cin / g, cog = cout / g;
     const float *X = avo_tensor_f32(x), *W = avo_tensor_f32(w), *B = b ? avo_tensor_f32(b) : NULL;
     float *Y = avo_tensor_f32(y);
+    bool done = false;
+    avo_status dst = conv1d_direct(be, a, x, w, b, p, NULL, y, &done, err);
+    if (dst || done) return dst;
+    impl_of(be)->gemm_fp32++;
     if (cig == 1) {
         conv_direct_depthwise(be, X, W, B, Y, cout, cog, t, k, tout, p);
         return AVO_OK;
@@ -171,6 +209,31 @@ static avo_status cpu_conv1d(avo_backend *be, avo_arena *a, const avo_tensor *x,
     return AVO_OK;
 }
 
+static avo_status cpu_act(avo_backend *be, const avo_tensor *x, avo_act act, float alpha, avo_tensor *y,
+                          avo_error *err);
+static avo_status cpu_binary(avo_backend *be, int op, const avo_tensor *x, const avo_tensor *y, avo_tensor *out,
+                             avo_error *err);
+
+/* y = conv1d(leaky?(x)) + b + residual: one pass in the direct kernel; otherwise the activation goes
+ * to scratch, the convolution runs as above and the residual is added after. */
+static avo_status cpu_conv1d_fused(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
+                                   const avo_tensor *b, const avo_conv1d_params *p, const avo_conv1d_fuse *f,
+                                   avo_tensor *y, avo_error *err) {
+    bool done = false;
+    avo_status st = conv1d_direct(be, a, x, w, b, p, f, y, &done, err);
+    if (st || done) return st;
+    avo_tensor xa;
+    if (f->input_leaky_relu) {
+        st = avo_tensor_new(a, AVO_DTYPE_F32, 2, x->shape, &xa, err);
+        if (!st) st = cpu_act(be, x, AVO_ACT_LEAKY_RELU, f->slope, &xa, err);
+        if (st) return st;
+        x = &xa;
+    }
+    st = cpu_conv1d(be, a, x, w, b, p, y, err);
+    if (!st && f->residual) st = cpu_binary(be, 0, y, f->residual, y, err);
+    return st;
+}
+
 /* ---- transposed conv1d ---------------------------------------------------------------------- */
 
 static avo_status cpu_conv_transpose1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
@@ -184,6 +247,7 @@ static avo_status cpu_conv_transpose1d(avo_backend *be, avo_arena *a, const avo_
     float *cols = NULL;
     avo_status st = engine_scratch(a, cog * k * tile, &cols, err);
     if (st) return st;
+    impl_of(be)->gemm_fp32++;
     fill_rows(Y, cout, tout, B, nthreads(be));
     for (int64_t gi = 0; gi < g; gi++)
         for (int64_t i0 = 0; i0 < t; i0 += tile) { /* tiles of input frames; overlaps simply add */
@@ -586,6 +650,21 @@ static avo_status cpu_bigru(avo_backend *be, avo_arena *a, const avo_tensor *x, 
     return AVO_OK;
 }
 
+/* The 2-D convolutions (cpu_ops2d.c) run FP32 sgemm: counted here so the precision counts are whole. */
+static avo_status cpu_conv2d_counted(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
+                                     const avo_tensor *b, const avo_conv2d_params *p, const avo_tensor *residual,
+                                     avo_tensor *y, avo_error *err) {
+    impl_of(be)->gemm_fp32++;
+    return cpu_conv2d(be, a, x, w, b, p, residual, y, err);
+}
+
+static avo_status cpu_conv_transpose2d_counted(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
+                                               const avo_tensor *b, const avo_conv_transpose2d_params *p, avo_tensor *y,
+                                               avo_error *err) {
+    impl_of(be)->gemm_fp32++;
+    return cpu_conv_transpose2d(be, a, x, w, b, p, y, err);
+}
+
 static const avo_backend_ops cpu_ops = {
     .name = "cpu",
     .host_memory = true,
@@ -608,11 +687,33 @@ static const avo_backend_ops cpu_ops = {
     .transpose = cpu_transpose,
     .copy = cpu_copy,
     .bigru = cpu_bigru,
-    .conv2d = cpu_conv2d,
-    .conv_transpose2d = cpu_conv_transpose2d,
+    .conv2d = cpu_conv2d_counted,
+    .conv_transpose2d = cpu_conv_transpose2d_counted,
     .pool2d = cpu_pool2d,
     .transpose01 = cpu_transpose01,
+    .conv1d_fused = cpu_conv1d_fused,
 };
+
+static bool is_cpu(const avo_backend *be) { return be && be->ops == &cpu_ops; }
+
+avo_status avo_backend_cpu_set_precision(avo_backend *be, avo_cpu_precision precision, avo_error *err) {
+    if (!is_cpu(be)) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cpu precision: not a CPU back end");
+    if (precision != AVO_CPU_FP32 && precision != AVO_CPU_BF16)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cpu precision: unknown value %d", (int)precision);
+    if (precision == AVO_CPU_BF16 && !cpu_conv1d_bf16_available())
+        return avo_error_set(err, AVO_ERR_UNSUPPORTED, "cpu precision: this CPU has no AVX512_BF16; staying FP32");
+    impl_of(be)->precision = precision;
+    return AVO_OK;
+}
+
+avo_status avo_backend_cpu_gemm_counts(const avo_backend *be, int64_t *fp32, int64_t *bf16, avo_error *err) {
+    if (fp32) *fp32 = 0;
+    if (bf16) *bf16 = 0;
+    if (!is_cpu(be)) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cpu gemm counts: not a CPU back end");
+    if (fp32) *fp32 = impl_of(be)->gemm_fp32;
+    if (bf16) *bf16 = impl_of(be)->gemm_bf16;
+    return AVO_OK;
+}
 
 avo_status avo_backend_cpu_create(int n_threads, avo_backend **out, avo_error *err) {
     *out = NULL;

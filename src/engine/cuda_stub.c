@@ -32,6 +32,19 @@ avo_status avo_backend_cuda_gemm_counts(const avo_backend *be, int64_t *fp32, in
     return no_cuda(err);
 }
 
+avo_status avo_backend_cuda_set_calibration(avo_backend *be, const avo_calib_table *t, avo_error *err) {
+    (void)be;
+    (void)t;
+    return no_cuda(err);
+}
+
+avo_status avo_backend_cuda_int8_counts(const avo_backend *be, int64_t *int8, int64_t *int8_skipped, avo_error *err) {
+    (void)be;
+    if (int8) *int8 = 0;
+    if (int8_skipped) *int8_skipped = 0;
+    return no_cuda(err);
+}
+
 avo_status avo_backend_cuda_sync(avo_backend *be, avo_error *err) {
     (void)be;
     return no_cuda(err);

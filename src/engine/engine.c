@@ -375,30 +375,96 @@ static void conv_defaults(avo_conv1d_params *p) {
     if (p->padding < 0) p->padding = 0;
 }
 
-avo_status avo_op_conv1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
-                         const avo_conv1d_params *params, avo_tensor *out, avo_error *err) {
-    const char *op = "conv1d";
+/* The checks shared by conv1d and conv1d_fused: p gets the defaults filled, shape the result's. */
+static avo_status conv1d_check(const char *op, avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
+                               const avo_tensor *b, const avo_conv1d_params *params, avo_conv1d_params *p,
+                               int64_t shape[2], avo_error *err) {
     TRY(need_args(op, be, a, err));
     TRY(need_f32(op, "x", x, 2, err));
     TRY(need_f32(op, "weight", w, 3, err));
-    avo_conv1d_params p = {0, 0, 0, 0};
-    if (params) p = *params;
-    conv_defaults(&p);
+    avo_conv1d_params q = {0, 0, 0, 0};
+    if (params) q = *params;
+    conv_defaults(&q);
     int64_t cin = x->shape[0], t = x->shape[1], cout = w->shape[0], k = w->shape[2];
-    if (cin % p.groups || cout % p.groups || w->shape[1] * p.groups != cin)
+    if (cin % q.groups || cout % q.groups || w->shape[1] * q.groups != cin)
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT,
-                             "conv1d: %lld input channels, weight [%lld, %lld, %lld] and groups %d do not fit",
-                             (long long)cin, (long long)cout, (long long)w->shape[1], (long long)k, p.groups);
+                             "%s: %lld input channels, weight [%lld, %lld, %lld] and groups %d do not fit", op,
+                             (long long)cin, (long long)cout, (long long)w->shape[1], (long long)k, q.groups);
     TRY(need_len(op, "bias", b, cout, err));
-    int64_t span = (int64_t)p.dilation * (k - 1) + 1;
-    int64_t tout = (t + 2 * (int64_t)p.padding - span) / p.stride + 1;
-    if (t + 2 * (int64_t)p.padding < span || tout <= 0)
-        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "conv1d: input of %lld frames is shorter than the kernel span %lld",
+    int64_t span = (int64_t)q.dilation * (k - 1) + 1;
+    int64_t tout = (t + 2 * (int64_t)q.padding - span) / q.stride + 1;
+    if (t + 2 * (int64_t)q.padding < span || tout <= 0)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "%s: input of %lld frames is shorter than the kernel span %lld", op,
                              (long long)t, (long long)span);
-    int64_t shape[2] = {cout, tout};
+    *p = q;
+    shape[0] = cout;
+    shape[1] = tout;
+    return AVO_OK;
+}
+
+avo_status avo_op_conv1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
+                         const avo_conv1d_params *params, avo_tensor *out, avo_error *err) {
+    const char *op = "conv1d";
+    avo_conv1d_params p;
+    int64_t shape[2];
+    TRY(conv1d_check(op, be, a, x, w, b, params, &p, shape, err));
     TRY(prepare_out(op, a, 2, shape, out, err));
     OBSERVE(AVO_GEMM_CONV1D, p.groups);
     DISPATCH(be->ops->conv1d(be, a, x, w, b, &p, out, err));
+}
+
+/* Whether the f32 data of two tensors share any bytes (the same back end's memory). */
+static bool overlaps(const avo_tensor *s, const avo_tensor *t) {
+    const char *a0 = s->data, *a1 = a0 + avo_tensor_numel(s) * 4, *b0 = t->data, *b1 = b0 + avo_tensor_numel(t) * 4;
+    return a0 < b1 && b0 < a1;
+}
+
+/* The body of avo_op_conv1d_fused after its checks; scratch stays in the arena (the caller rewinds). */
+static avo_status conv1d_fused_run(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
+                                   const avo_tensor *b, const avo_conv1d_params *p, avo_conv1d_fuse f, avo_tensor *out,
+                                   avo_error *err) {
+    avo_tensor xa;
+    /* The observer (INT8 calibration) must see, and may replace, what the GEMM multiplies: the
+     * activated input. So with an observer the activation is made as its own pass first. */
+    if (be->observer && f.input_leaky_relu) {
+        TRY(avo_tensor_new(a, AVO_DTYPE_F32, 2, x->shape, &xa, err));
+        TRY(be->ops->act(be, x, AVO_ACT_LEAKY_RELU, f.slope, &xa, err));
+        x = &xa;
+        f.input_leaky_relu = false;
+    }
+    OBSERVE(AVO_GEMM_CONV1D, p->groups);
+    if (be->ops->conv1d_fused) return be->ops->conv1d_fused(be, a, x, w, b, p, &f, out, err);
+    if (f.input_leaky_relu) {
+        TRY(avo_tensor_new(a, AVO_DTYPE_F32, 2, x->shape, &xa, err));
+        TRY(be->ops->act(be, x, AVO_ACT_LEAKY_RELU, f.slope, &xa, err));
+        x = &xa;
+    }
+    TRY(be->ops->conv1d(be, a, x, w, b, p, out, err));
+    if (f.residual) TRY(be->ops->binary(be, 0, out, f.residual, out, err));
+    return AVO_OK;
+}
+
+avo_status avo_op_conv1d_fused(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
+                               const avo_tensor *b, const avo_conv1d_params *params, const avo_conv1d_fuse *f,
+                               avo_tensor *out, avo_error *err) {
+    const char *op = "conv1d_fused";
+    avo_conv1d_params p;
+    int64_t shape[2];
+    TRY(conv1d_check(op, be, a, x, w, b, params, &p, shape, err));
+    avo_conv1d_fuse fz = {false, 0.0f, NULL};
+    if (f) fz = *f;
+    if (fz.residual) {
+        TRY(need_f32(op, "residual", fz.residual, 2, err));
+        if (fz.residual->shape[0] != shape[0] || fz.residual->shape[1] != shape[1]) {
+            char b1[96];
+            return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "%s: residual has shape %s, the result is [%lld, %lld]", op,
+                                 shape_str(fz.residual, b1, sizeof b1), (long long)shape[0], (long long)shape[1]);
+        }
+    }
+    TRY(prepare_out(op, a, 2, shape, out, err));
+    if (overlaps(out, x) || (fz.residual && overlaps(fz.residual, out)))
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "%s: the output shares memory with x or the residual", op);
+    DISPATCH(conv1d_fused_run(be, a, x, w, b, &p, fz, out, err));
 }
 
 avo_status avo_op_conv_transpose1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
@@ -616,12 +682,6 @@ avo_status avo_op_bigru(avo_backend *be, avo_arena *a, const avo_tensor *x, cons
 static avo_status need_entry(const char *op, const avo_backend *be, bool present, avo_error *err) {
     if (!present) return avo_error_set(err, AVO_ERR_UNSUPPORTED, "%s: back end '%s' does not have this operator", op, be->ops->name);
     return AVO_OK;
-}
-
-/* Whether the f32 data of two tensors share any bytes (the same back end's memory). */
-static bool overlaps(const avo_tensor *s, const avo_tensor *t) {
-    const char *a0 = s->data, *a1 = a0 + avo_tensor_numel(s) * 4, *b0 = t->data, *b1 = b0 + avo_tensor_numel(t) * 4;
-    return a0 < b1 && b0 < a1;
 }
 
 avo_status avo_op_conv2d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,

@@ -58,6 +58,13 @@ typedef struct avo_backend_ops {
     avo_status (*pool2d)(avo_backend *be, const avo_tensor *x, avo_pool kind, const avo_pool2d_params *p, avo_tensor *y,
                          avo_error *err);
     avo_status (*transpose01)(avo_backend *be, const avo_tensor *x, avo_tensor *y, avo_error *err);
+
+    /* y = conv1d(leaky_relu?(x, f->slope), w) + b + f->residual (see avo_op_conv1d_fused). The wrapper
+     * has checked shapes, filled p's defaults, allocated y, and made sure y overlaps neither x nor the
+     * residual; f is never NULL. NULL: the wrapper composes act + conv1d + add. */
+    avo_status (*conv1d_fused)(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
+                               const avo_tensor *b, const avo_conv1d_params *p, const avo_conv1d_fuse *f,
+                               avo_tensor *y, avo_error *err);
 } avo_backend_ops;
 
 struct avo_backend {

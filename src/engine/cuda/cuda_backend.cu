@@ -66,7 +66,7 @@ void cu_note_write(cu_impl *cu, const void *p, size_t bytes) {
     for (size_t i = 0; i < cu->n_hw; i++) {
         cu_half_weight *h = &cu->hw[i];
         if (h->lo < hi && lo < h->hi) {
-            cudaFreeAsync(h->h, cu->stream); /* ops already queued that read it run first */
+            if (h->h) cudaFreeAsync(h->h, cu->stream); /* ops already queued that read it run first */
             continue;
         }
         if (h->lo < nlo) nlo = h->lo;
@@ -285,6 +285,7 @@ static avo_backend_ops make_ops(const char *name) {
     o.destroy = cu_destroy;
     o.linear = cu_linear;
     o.conv1d = cu_conv1d;
+    o.conv1d_fused = cu_conv1d_fused;
     o.conv_transpose1d = cu_conv_transpose1d;
     o.layer_norm = cu_layer_norm;
     o.group_norm = cu_group_norm;
@@ -304,26 +305,26 @@ static avo_backend_ops make_ops(const char *name) {
 /* One table per precision, so that avo_backend_name says which one is selected, and a profiling
  * twin of each (cuda_profile.cu) whose entries time the plain ones. */
 static const avo_backend_ops *ops_for(int precision, int prof) {
-    static const avo_backend_ops fp32 = make_ops("cuda");
-    static const avo_backend_ops fp16 = make_ops("cuda-fp16");
-    static avo_backend_ops fp32p, fp16p;
+    static const char *const names[3] = {"cuda", "cuda-fp16", "cuda-int8"};
+    static avo_backend_ops plain[3], profiled[3];
     static bool init = false;
     if (!init) { /* one back end per thread, but creation may race: the tables are only ever written the same */
-        fp32p = make_ops("cuda");
-        fp16p = make_ops("cuda-fp16");
-        cu_profile_register(&fp32p);
-        cu_profile_register(&fp16p);
+        for (int i = 0; i < 3; i++) {
+            plain[i] = make_ops(names[i]);
+            profiled[i] = make_ops(names[i]);
+            cu_profile_register(&profiled[i]);
+        }
         init = true;
     }
-    if (prof) return precision == AVO_CUDA_FP16 ? &fp16p : &fp32p;
-    return precision == AVO_CUDA_FP16 ? &fp16 : &fp32;
+    int i = precision == AVO_CUDA_INT8 ? 2 : precision == AVO_CUDA_FP16 ? 1 : 0;
+    return prof ? &profiled[i] : &plain[i];
 }
 
 const avo_backend_ops *cu_plain_ops(int precision) { return ops_for(precision, 0); }
 
 cu_impl *cu_checked(const avo_backend *be) {
     if (!be) return NULL;
-    for (int p = 0; p < 2; p++)
+    for (int p = 0; p < 3; p++)
         for (int q = 0; q < 2; q++)
             if (be->ops == ops_for(p, q)) return cu_of(be);
     return NULL;
@@ -423,8 +424,11 @@ avo_status avo_backend_cuda_profile(avo_backend *be, bool on, avo_error *err) {
 avo_status avo_backend_cuda_set_precision(avo_backend *be, avo_cuda_precision precision, avo_error *err) {
     cu_impl *cu = cuda_impl_of(be);
     if (!cu) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: set_precision on a back end that is not CUDA");
-    if (precision != AVO_CUDA_FP32 && precision != AVO_CUDA_FP16)
+    if (precision != AVO_CUDA_FP32 && precision != AVO_CUDA_FP16 && precision != AVO_CUDA_INT8)
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: unknown precision %d", (int)precision);
+    if (precision == AVO_CUDA_INT8 && !cu->calib)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT,
+                             "cuda: INT8 needs a calibration table first (avo_backend_cuda_set_calibration)");
     if (cu->precision != (int)precision) cu_half_weights_clear(cu);
     cu->precision = (int)precision;
     be->ops = ops_for(precision, cu->prof);
@@ -436,6 +440,26 @@ avo_status avo_backend_cuda_gemm_counts(const avo_backend *be, int64_t *fp32, in
     if (!cu) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: gemm_counts on a back end that is not CUDA");
     if (fp32) *fp32 = cu->gemm_fp32;
     if (fp16) *fp16 = cu->gemm_fp16;
+    return AVO_OK;
+}
+
+avo_status avo_backend_cuda_set_calibration(avo_backend *be, const avo_calib_table *t, avo_error *err) {
+    cu_impl *cu = cuda_impl_of(be);
+    if (!cu) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: set_calibration on a back end that is not CUDA");
+    if (t != cu->calib) cu_half_weights_clear(cu); /* INT8 copies carry the old table's scales */
+    cu->calib = t;
+    if (!t && cu->precision == AVO_CUDA_INT8) {
+        cu->precision = AVO_CUDA_FP16;
+        be->ops = ops_for(cu->precision, cu->prof);
+    }
+    return AVO_OK;
+}
+
+avo_status avo_backend_cuda_int8_counts(const avo_backend *be, int64_t *int8, int64_t *int8_skipped, avo_error *err) {
+    cu_impl *cu = cuda_impl_of(be);
+    if (!cu) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: int8_counts on a back end that is not CUDA");
+    if (int8) *int8 = cu->gemm_int8;
+    if (int8_skipped) *int8_skipped = cu->int8_skipped;
     return AVO_OK;
 }
 

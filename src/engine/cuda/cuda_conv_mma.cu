@@ -58,7 +58,8 @@ __device__ __forceinline__ void mma_16816(float c[4], const uint32_t a[4], const
 template <bool VEC_W>
 __global__ void __launch_bounds__(MMA_THREADS) k_conv1d_mma(const float *x, const __half *wt, const float *bias, float *y,
                                                             int cig, int cog, int t, int tout, int k, int s, int d,
-                                                            int pad, int span, int kt) {
+                                                            int pad, int span, int kt, bool act, float slope,
+                                                            const float *res) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     __half *xs = (__half *)smem_raw;              /* [span][MMA_LDS] */
     __half *ws = xs + (size_t)span * MMA_LDS;     /* [kt][MMA_BM][MMA_LDS] */
@@ -86,7 +87,11 @@ __global__ void __launch_bounds__(MMA_THREADS) k_conv1d_mma(const float *x, cons
             for (int r = lane; r < span; r += 32) {
                 const int64_t src = src0 + r;
                 const bool in = src >= 0 && src < t;
-                const float v0 = in && ok0 ? __ldg(x0 + src) : 0.0f, v1 = in && ok1 ? __ldg(x1 + src) : 0.0f;
+                float v0 = in && ok0 ? __ldg(x0 + src) : 0.0f, v1 = in && ok1 ? __ldg(x1 + src) : 0.0f;
+                if (act) { /* the fused input activation (zero padding stays zero) */
+                    v0 = v0 > 0.0f ? v0 : v0 * slope;
+                    v1 = v1 > 0.0f ? v1 : v1 * slope;
+                }
                 *(__half2 *)(xs + r * MMA_LDS + c) = __floats2half2_rn(v0, v1);
             }
         }
@@ -152,10 +157,15 @@ __global__ void __launch_bounds__(MMA_THREADS) k_conv1d_mma(const float *x, cons
             if (co >= cog) continue;
             const float bv = bias ? bias[(int64_t)g * cog + co] : 0.0f;
             float *yr = y + ((int64_t)g * cog + co) * tout;
+            const float *rr = res ? res + ((int64_t)g * cog + co) * tout : NULL;
 #pragma unroll
             for (int q = 0; q < 4; q++) {
                 const int n = n0 + wn * 32 + q * 8 + tig * 2;
-                const float v0 = acc[mt][q][hrow * 2] + bv, v1 = acc[mt][q][hrow * 2 + 1] + bv;
+                float v0 = acc[mt][q][hrow * 2] + bv, v1 = acc[mt][q][hrow * 2 + 1] + bv;
+                if (rr) { /* the fused residual */
+                    if (n < tout) v0 += rr[n];
+                    if (n + 1 < tout) v1 += rr[n + 1];
+                }
                 if (pair && n + 1 < tout) {
                     *(float2 *)(yr + n) = make_float2(v0, v1);
                 } else {
@@ -172,7 +182,8 @@ static bool env_off(const char *name) {
 }
 
 bool cu_conv1d_mma(cu_impl *cu, const float *x, const avo_tensor *w, const float *bias, float *y, int64_t cin,
-                   int64_t t, int64_t cout, int64_t k, int64_t tout, int64_t g, int64_t s, int64_t d, int64_t pad) {
+                   int64_t t, int64_t cout, int64_t k, int64_t tout, int64_t g, int64_t s, int64_t d, int64_t pad,
+                   bool act, float slope, const float *res) {
     if (cu->conv_mma == 0) cu->conv_mma = cu->cc_major >= 8 && !env_off("AVO_CUDA_CONV_MMA") ? 1 : -1;
     if (cu->conv_mma < 0) return false;
     int64_t cig = cin / g, cog = cout / g;
@@ -203,10 +214,12 @@ bool cu_conv1d_mma(cu_impl *cu, const float *x, const avo_tensor *w, const float
     dim3 grid((unsigned)gx, (unsigned)gy, (unsigned)g);
     if (cig % 8 == 0)
         k_conv1d_mma<true><<<grid, MMA_THREADS, smem, cu->stream>>>(x, wt, bias, y, (int)cig, (int)cog, (int)t, (int)tout,
-                                                                    (int)k, (int)s, (int)d, (int)pad, (int)span, (int)kt);
+                                                                    (int)k, (int)s, (int)d, (int)pad, (int)span, (int)kt, act, slope,
+                                                                    res);
     else
         k_conv1d_mma<false><<<grid, MMA_THREADS, smem, cu->stream>>>(x, wt, bias, y, (int)cig, (int)cog, (int)t, (int)tout,
-                                                                     (int)k, (int)s, (int)d, (int)pad, (int)span, (int)kt);
+                                                                     (int)k, (int)s, (int)d, (int)pad, (int)span, (int)kt, act, slope,
+                                                                     res);
     cu->gemm_fp16++;
     return true;
 }

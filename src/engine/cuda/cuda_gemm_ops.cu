@@ -24,25 +24,41 @@ static size_t f32_bytes(const avo_tensor *t) { return (size_t)avo_tensor_numel(t
 /* ---- half copies of weights ------------------------------------------------------------------ */
 
 void cu_half_weights_clear(cu_impl *cu) {
-    for (size_t i = 0; i < cu->n_hw; i++) cudaFreeAsync(cu->hw[i].h, cu->stream);
+    for (size_t i = 0; i < cu->n_hw; i++)
+        if (cu->hw[i].h) cudaFreeAsync(cu->hw[i].h, cu->stream);
     cu->n_hw = 0;
     cu->hw_lo = cu->hw_hi = 0;
+}
+
+const cu_half_weight *cu_weight_cache_find(const cu_impl *cu, const avo_tensor *w, int layout) {
+    uintptr_t lo = (uintptr_t)w->data, hi = lo + (uintptr_t)avo_tensor_numel(w) * sizeof(float);
+    for (size_t i = 0; i < cu->n_hw; i++)
+        if (cu->hw[i].lo == lo && cu->hw[i].hi == hi && cu->hw[i].layout == layout) return &cu->hw[i];
+    return NULL;
+}
+
+bool cu_weight_cache_add(cu_impl *cu, const avo_tensor *w, int layout, void *h, float x_scale) {
+    uintptr_t lo = (uintptr_t)w->data, hi = lo + (uintptr_t)avo_tensor_numel(w) * sizeof(float);
+    if (cu->n_hw + 1 > cu->cap_hw) {
+        size_t cap = cu->cap_hw ? cu->cap_hw * 2 : 64;
+        void *p = realloc(cu->hw, cap * sizeof *cu->hw);
+        if (!p) return false;
+        cu->hw = (cu_half_weight *)p;
+        cu->cap_hw = cap;
+    }
+    cu_half_weight e = {lo, hi, layout, h, x_scale};
+    cu->hw[cu->n_hw++] = e;
+    if (cu->n_hw == 1 || lo < cu->hw_lo) cu->hw_lo = lo;
+    if (cu->n_hw == 1 || hi > cu->hw_hi) cu->hw_hi = hi;
+    return true;
 }
 
 /* The half copy of w in the given layout, made now if there is none; NULL if the device has no
  * memory for it (the caller then runs the FP32 path, and the GEMM counters say so). */
 static const __half *half_weight(cu_impl *cu, const avo_tensor *w, int layout, int64_t groups) {
+    const cu_half_weight *e = cu_weight_cache_find(cu, w, layout);
+    if (e) return (const __half *)e->h;
     int64_t n = avo_tensor_numel(w);
-    uintptr_t lo = (uintptr_t)w->data, hi = lo + (uintptr_t)n * sizeof(float);
-    for (size_t i = 0; i < cu->n_hw; i++)
-        if (cu->hw[i].lo == lo && cu->hw[i].hi == hi && cu->hw[i].layout == layout) return cu->hw[i].h;
-    if (cu->n_hw + 1 > cu->cap_hw) {
-        size_t cap = cu->cap_hw ? cu->cap_hw * 2 : 64;
-        void *p = realloc(cu->hw, cap * sizeof *cu->hw);
-        if (!p) return NULL;
-        cu->hw = (cu_half_weight *)p;
-        cu->cap_hw = cap;
-    }
     __half *h = NULL;
     if (cudaMallocAsync((void **)&h, (size_t)(n > 0 ? n : 1) * sizeof(__half), cu->stream) != cudaSuccess) {
         cudaGetLastError();
@@ -52,10 +68,10 @@ static const __half *half_weight(cu_impl *cu, const avo_tensor *w, int layout, i
         cu_launch_repack_taps(cu, (const float *)w->data, h, groups, w->shape[0] / groups, w->shape[1], w->shape[2]);
     else
         cu_launch_to_half(cu, (const float *)w->data, h, n);
-    cu_half_weight e = {lo, hi, layout, h};
-    cu->hw[cu->n_hw++] = e;
-    if (cu->n_hw == 1 || lo < cu->hw_lo) cu->hw_lo = lo;
-    if (cu->n_hw == 1 || hi > cu->hw_hi) cu->hw_hi = hi;
+    if (!cu_weight_cache_add(cu, w, layout, h, 0.0f)) {
+        cudaFreeAsync(h, cu->stream);
+        return NULL;
+    }
     return h;
 }
 
@@ -74,7 +90,7 @@ avo_status cu_to_half_scratch(cu_impl *cu, avo_arena *a, const float *x, int64_t
     return AVO_OK;
 }
 
-static bool use_half(const cu_impl *cu) { return cu->precision == AVO_CUDA_FP16; }
+static bool use_half(const cu_impl *cu) { return cu_half_mode(cu); }
 
 /* ---- linear --------------------------------------------------------------------------------- */
 
@@ -108,7 +124,13 @@ avo_status cu_linear(avo_backend *be, avo_arena *a, const avo_tensor *x, const a
     TRY(cu_check_sticky(cu, "linear", err));
     int64_t out = w->shape[0], rows = out ? avo_tensor_numel(y) / out : 0;
     cu_note_write(cu, y->data, f32_bytes(y));
-    return gemm_xwT(cu, a, (const float *)x->data, rows, w, b ? (const float *)b->data : NULL, (float *)y->data, err);
+    const float *B = b ? (const float *)b->data : NULL;
+    if (cu->precision == AVO_CUDA_INT8) {
+        bool ran = false;
+        TRY(cu_linear_int8(cu, a, (const float *)x->data, rows, w, B, (float *)y->data, &ran, err));
+        if (ran) return AVO_OK;
+    }
+    return gemm_xwT(cu, a, (const float *)x->data, rows, w, B, (float *)y->data, err);
 }
 
 /* ---- conv1d --------------------------------------------------------------------------------- */
@@ -119,8 +141,12 @@ static int64_t tile_len(int64_t per_frame, int64_t total) {
     return n < total ? n : total;
 }
 
-avo_status cu_conv1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
-                     const avo_conv1d_params *p, avo_tensor *y, avo_error *err) {
+/* conv1d with the fused extras of cu_conv1d_fused: the input through leaky_relu(x, slope) when act,
+ * and res (NULL or y's shape) added with the bias. Paths that read x directly (depthwise, 1x1)
+ * activate a scratch copy first and the depthwise one adds res as its own pass. */
+static avo_status conv1d_run(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
+                             const avo_conv1d_params *p, bool act, float slope, const float *res, avo_tensor *y,
+                             avo_error *err) {
     cu_impl *cu = cu_of(be);
     TRY(cu_check_sticky(cu, "conv1d", err));
     int64_t cin = x->shape[0], t = x->shape[1], cout = w->shape[0], k = w->shape[2], tout = y->shape[1];
@@ -129,15 +155,31 @@ avo_status cu_conv1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const a
     float *Y = (float *)y->data;
     cu_note_write(cu, Y, f32_bytes(y));
     if (cout == 0 || tout == 0) return AVO_OK;
+    bool plain = k == 1 && s == 1 && pad == 0; /* x is already the column matrix */
+    if (use_half(cu) && !plain && cig > 1 &&
+        cu_conv1d_mma(cu, X, w, B, Y, cin, t, cout, k, tout, g, s, d, pad, act, slope, res))
+        return cu_check_launch("conv1d", err);
+    if (act && (cig == 1 || plain)) { /* these read x in place: activate a copy */
+        void *xa = NULL;
+        TRY(cu_scratch(cu, a, (size_t)(cin * t) * sizeof(float), &xa, err));
+        cu_launch_leaky(cu, X, (float *)xa, cin * t, slope);
+        X = (const float *)xa;
+        act = false;
+    }
     if (cig == 1) { /* depthwise: a direct kernel, no GEMM worth the name */
         cu_launch_conv_depthwise(cu, X, W, B, Y, cout, cog, t, k, tout, s, d, pad);
+        if (res) {
+            avo_tensor rt = *y;
+            rt.data = (void *)res;
+            TRY(cu_binary(be, 0, y, &rt, y, err));
+        }
         return cu_check_launch("conv1d", err);
     }
-    bool plain = k == 1 && s == 1 && pad == 0; /* x is already the column matrix */
-    if (use_half(cu) && !plain && cu_conv1d_mma(cu, X, w, B, Y, cin, t, cout, k, tout, g, s, d, pad))
-        return cu_check_launch("conv1d", err);
-    if (B) cu_launch_bias_rows(cu, Y, cout, tout, tout, B);
-    float beta = B ? 1.0f : 0.0f;
+    if (res)
+        cu_launch_bias_res_rows(cu, Y, cout, tout, B, res);
+    else if (B)
+        cu_launch_bias_rows(cu, Y, cout, tout, tout, B);
+    float beta = B || res ? 1.0f : 0.0f;
     int64_t rk = cig * k;
     const __half *wh = use_half(cu) ? cu_half_weight_get(cu, w) : NULL;
     if (plain) {
@@ -158,16 +200,27 @@ avo_status cu_conv1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const a
     for (int64_t i0 = 0; i0 < tout; i0 += tile) {
         int64_t n = tout - i0 < tile ? tout - i0 : tile;
         if (wh) {
-            cu_launch_im2col_half(cu, X, g, cig, t, k, s, d, pad, i0, n, (__half *)cols);
+            cu_launch_im2col_half(cu, X, g, cig, t, k, s, d, pad, i0, n, (__half *)cols, act, slope);
             TRY(cu_hgemm(cu, false, false, (int)cog, (int)n, (int)rk, 1.0f, wh, (int)rk, cog * rk, (const __half *)cols,
                          (int)n, rk * n, beta, Y + i0, (int)tout, cog * tout, (int)g, err));
         } else {
-            cu_launch_im2col(cu, X, g, cig, t, k, s, d, pad, i0, n, (float *)cols);
+            cu_launch_im2col(cu, X, g, cig, t, k, s, d, pad, i0, n, (float *)cols, act, slope);
             TRY(cu_sgemm(cu, false, false, (int)cog, (int)n, (int)rk, 1.0f, W, (int)rk, cog * rk, (const float *)cols,
                          (int)n, rk * n, beta, Y + i0, (int)tout, cog * tout, (int)g, err));
         }
     }
     return cu_check_launch("conv1d", err);
+}
+
+avo_status cu_conv1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
+                     const avo_conv1d_params *p, avo_tensor *y, avo_error *err) {
+    return conv1d_run(be, a, x, w, b, p, false, 0.0f, NULL, y, err);
+}
+
+avo_status cu_conv1d_fused(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
+                           const avo_conv1d_params *p, const avo_conv1d_fuse *f, avo_tensor *y, avo_error *err) {
+    return conv1d_run(be, a, x, w, b, p, f->input_leaky_relu, f->slope,
+                      f->residual ? (const float *)f->residual->data : NULL, y, err);
 }
 
 /* ---- conv_transpose1d ------------------------------------------------------------------------ */

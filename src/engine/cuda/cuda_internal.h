@@ -14,18 +14,22 @@ extern "C" {
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-/* A half copy of a weight tensor (FP16 mode), made on first use and dropped as soon as the back end
- * writes anywhere into the float original's memory (see cu_note_write). */
+/* A half copy of a weight tensor (FP16 mode), or its INT8 copy (INT8 mode), made on first use and
+ * dropped as soon as the back end writes anywhere into the float original's memory (see cu_note_write). */
 typedef struct cu_half_weight {
     uintptr_t lo, hi; /* the float original's bytes */
-    int layout;       /* CU_HALF_PLAIN or CU_HALF_TAPS */
-    __half *h;
+    int layout;       /* CU_HALF_PLAIN, CU_HALF_TAPS or CU_I8_ROWS */
+    void *h;          /* device copy; NULL for a CU_I8_ROWS entry whose weight has no scale */
+    float x_scale;    /* CU_I8_ROWS: the input's calibrated scale */
 } cu_half_weight;
 
 /* Half weight layouts: the original's order, or a conv1d weight [Cout, Cin/g, K] regrouped as
  * [g][K][Cout/g][Cin/g] (input channels contiguous per tap) for the implicit-GEMM convolution. */
 #define CU_HALF_PLAIN 0
 #define CU_HALF_TAPS 1
+/* A linear's weight [out, in] as int8 rows (quantised per output channel, calibrate.h), then the out
+ * float scales, at a 16-byte aligned offset. */
+#define CU_I8_ROWS 2
 
 /* One op timed by CUDA events (profiling mode). */
 typedef struct cu_prof_rec {
@@ -66,6 +70,12 @@ typedef struct cu_impl {
 
     int64_t gemm_fp32, gemm_fp16; /* GEMM calls made, by operand precision */
 
+    /* INT8 mode (cuda_int8.cu): the calibration's scales (borrowed), linears run INT8 and linears of
+     * INT8 mode that ran FP16; int8_ok 0 until the first INT8 GEMM, -1 once cuBLAS refused one */
+    const avo_calib_table *calib;
+    int64_t gemm_int8, int8_skipped;
+    int int8_ok;
+
     int cc_major;     /* compute capability: the mma.sync convolution needs 8 or more */
     int conv_mma;     /* FP16 convolutions by the implicit-GEMM kernel (AVO_CUDA_CONV_MMA=0 turns it off) */
     int conv_mma_smem; /* dynamic shared memory the kernel was allowed (0: not yet asked) */
@@ -81,6 +91,8 @@ typedef struct cu_impl {
 } cu_impl;
 
 static inline cu_impl *cu_of(const avo_backend *be) { return (cu_impl *)be->impl; }
+/* FP16 and INT8 mode: the weight GEMMs that do not run INT8 take half operands. */
+static inline bool cu_half_mode(const cu_impl *cu) { return cu->precision != AVO_CUDA_FP32; }
 
 /* ---- errors --------------------------------------------------------------------------------- */
 
@@ -141,10 +153,16 @@ void cu_launch_to_half(cu_impl *cu, const float *x, __half *y, int64_t n);
 void cu_launch_bias_cols(cu_impl *cu, float *y, int64_t rows, int64_t cols, const float *bias);
 void cu_launch_bias_rows(cu_impl *cu, float *y, int64_t rows, int64_t cols, int64_t ld, const float *bias);
 /* cols[g][c*k + kk][i] = x[g*cig + c, (i0+i)*s + kk*d - pad] (0 outside), i < n. */
+/* act: x goes through leaky_relu(x, slope) on its way (the fused convolution's input activation). */
 void cu_launch_im2col(cu_impl *cu, const float *x, int64_t groups, int64_t cig, int64_t t, int64_t k, int64_t s,
-                      int64_t d, int64_t pad, int64_t i0, int64_t n, float *cols);
+                      int64_t d, int64_t pad, int64_t i0, int64_t n, float *cols, bool act = false, float slope = 0.0f);
 void cu_launch_im2col_half(cu_impl *cu, const float *x, int64_t groups, int64_t cig, int64_t t, int64_t k, int64_t s,
-                           int64_t d, int64_t pad, int64_t i0, int64_t n, __half *cols);
+                           int64_t d, int64_t pad, int64_t i0, int64_t n, __half *cols, bool act = false,
+                           float slope = 0.0f);
+/* y[r, c] = (bias ? bias[r] : 0) + res[r, c] (rows of cols values, contiguous). */
+void cu_launch_bias_res_rows(cu_impl *cu, float *y, int64_t rows, int64_t cols, const float *bias, const float *res);
+/* y = leaky_relu(x, slope), n values. */
+void cu_launch_leaky(cu_impl *cu, const float *x, float *y, int64_t n, float slope);
 void cu_launch_conv_depthwise(cu_impl *cu, const float *x, const float *w, const float *b, float *y, int64_t cout,
                               int64_t cog, int64_t t, int64_t k, int64_t tout, int64_t s, int64_t d, int64_t pad);
 /* Transposed conv: y[o, j] (+)= sum over taps of cols[g][(o%cog)*k + kk][i - i0] where
@@ -159,6 +177,10 @@ avo_status cu_linear(avo_backend *be, avo_arena *a, const avo_tensor *x, const a
                      avo_tensor *y, avo_error *err);
 avo_status cu_conv1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
                      const avo_conv1d_params *p, avo_tensor *y, avo_error *err);
+/* y = conv1d(leaky_relu?(x), w) + b + residual with the activation applied while the input is staged
+ * (mma kernel, im2col) and bias and residual in the epilogue / the GEMM's C (engine_internal.h). */
+avo_status cu_conv1d_fused(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
+                           const avo_conv1d_params *p, const avo_conv1d_fuse *f, avo_tensor *y, avo_error *err);
 avo_status cu_conv_transpose1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
                                const avo_tensor *b, const avo_conv_transpose1d_params *p, avo_tensor *y, avo_error *err);
 avo_status cu_rel_attention(avo_backend *be, avo_arena *a, const avo_tensor *q, const avo_tensor *k, const avo_tensor *v,
@@ -175,6 +197,16 @@ const __half *cu_half_weight_get(cu_impl *cu, const avo_tensor *w);
 const __half *cu_half_weight_taps(cu_impl *cu, const avo_tensor *w, int64_t groups);
 /* A half copy of n activations in arena scratch. */
 avo_status cu_to_half_scratch(cu_impl *cu, avo_arena *a, const float *x, int64_t n, __half **out, avo_error *err);
+/* Adds a device copy to the weight cache (h may be NULL: an INT8 entry without a scale); false when
+ * the table cannot grow. */
+bool cu_weight_cache_add(cu_impl *cu, const avo_tensor *w, int layout, void *h, float x_scale);
+/* The cache entry of w in layout, or NULL. */
+const cu_half_weight *cu_weight_cache_find(const cu_impl *cu, const avo_tensor *w, int layout);
+
+/* cuda_int8.cu: Y[rows, out] = X W^T + bias as an INT8 GEMM when INT8 mode has a scale for w (see
+ * avo_backend_cuda_set_calibration); *ran false (nothing queued, counted as skipped) otherwise. */
+avo_status cu_linear_int8(cu_impl *cu, avo_arena *a, const float *X, int64_t rows, const avo_tensor *w,
+                          const float *bias, float *Y, bool *ran, avo_error *err);
 
 /* cuda_ops2d.cu: fills the 2-D entries of the table. */
 void cu_ops2d_register(avo_backend_ops *o);
@@ -183,7 +215,8 @@ void cu_ops2d_register(avo_backend_ops *o);
  * accumulation, bias in the epilogue): no column matrix in memory. Returns false (nothing queued)
  * when the shape or the device does not suit it; the caller then takes the im2col path. */
 bool cu_conv1d_mma(cu_impl *cu, const float *x, const avo_tensor *w, const float *bias, float *y, int64_t cin,
-                   int64_t t, int64_t cout, int64_t k, int64_t tout, int64_t g, int64_t s, int64_t d, int64_t pad);
+                   int64_t t, int64_t cout, int64_t k, int64_t tout, int64_t g, int64_t s, int64_t d, int64_t pad,
+                   bool act = false, float slope = 0.0f, const float *res = NULL);
 /* W [g*cog, cig, k] -> [g][k][cog][cig] in half. */
 void cu_launch_repack_taps(cu_impl *cu, const float *w, __half *wt, int64_t g, int64_t cog, int64_t cig, int64_t k);
 

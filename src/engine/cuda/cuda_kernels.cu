@@ -100,7 +100,7 @@ void cu_launch_bias_rows(cu_impl *cu, float *y, int64_t rows, int64_t cols, int6
 /* Rows of cols are (input channel, tap) pairs: [g][c*k + kk] is global row (g*cig + c)*k + kk. */
 template <typename T>
 __global__ void k_im2col(const float *x, int64_t rows, int64_t t, int64_t k, int64_t s, int64_t d, int64_t pad,
-                         int64_t i0, int64_t n, T *cols) {
+                         int64_t i0, int64_t n, T *cols, bool act, float slope) {
     ROW_LOOP(row, rows) {
         int64_t kk = row % k, ch = row / k, off = kk * d - pad;
         const float *xr = x + ch * t;
@@ -108,6 +108,7 @@ __global__ void k_im2col(const float *x, int64_t rows, int64_t t, int64_t k, int
         COL_LOOP(i, n) {
             int64_t src = (i0 + i) * s + off;
             float v = src >= 0 && src < t ? xr[src] : 0.0f;
+            if (act) v = v > 0.0f ? v : v * slope;
             if constexpr (sizeof(T) == 2)
                 cr[i] = __float2half_rn(v);
             else
@@ -117,17 +118,29 @@ __global__ void k_im2col(const float *x, int64_t rows, int64_t t, int64_t k, int
 }
 
 void cu_launch_im2col(cu_impl *cu, const float *x, int64_t groups, int64_t cig, int64_t t, int64_t k, int64_t s,
-                      int64_t d, int64_t pad, int64_t i0, int64_t n, float *cols) {
+                      int64_t d, int64_t pad, int64_t i0, int64_t n, float *cols, bool act, float slope) {
     int64_t rows = groups * cig * k;
     if (rows > 0 && n > 0)
-        k_im2col<float><<<CU_ROWS(cu, rows, n), 0, cu->stream>>>(x, rows, t, k, s, d, pad, i0, n, cols);
+        k_im2col<float><<<CU_ROWS(cu, rows, n), 0, cu->stream>>>(x, rows, t, k, s, d, pad, i0, n, cols, act, slope);
 }
 
 void cu_launch_im2col_half(cu_impl *cu, const float *x, int64_t groups, int64_t cig, int64_t t, int64_t k, int64_t s,
-                           int64_t d, int64_t pad, int64_t i0, int64_t n, __half *cols) {
+                           int64_t d, int64_t pad, int64_t i0, int64_t n, __half *cols, bool act, float slope) {
     int64_t rows = groups * cig * k;
     if (rows > 0 && n > 0)
-        k_im2col<__half><<<CU_ROWS(cu, rows, n), 0, cu->stream>>>(x, rows, t, k, s, d, pad, i0, n, cols);
+        k_im2col<__half><<<CU_ROWS(cu, rows, n), 0, cu->stream>>>(x, rows, t, k, s, d, pad, i0, n, cols, act, slope);
+}
+
+__global__ void k_bias_res_rows(float *y, int64_t rows, int64_t cols, const float *bias, const float *res) {
+    ROW_LOOP(r, rows) {
+        float v = bias ? bias[r] : 0.0f;
+        COL_LOOP(c, cols) y[r * cols + c] = v + res[r * cols + c];
+    }
+}
+
+void cu_launch_bias_res_rows(cu_impl *cu, float *y, int64_t rows, int64_t cols, const float *bias, const float *res) {
+    if (rows > 0 && cols > 0)
+        k_bias_res_rows<<<CU_ROWS(cu, rows, cols), 0, cu->stream>>>(y, rows, cols, bias, res);
 }
 
 __global__ void k_conv_dw(const float *x, const float *w, const float *b, float *y, int64_t cout, int64_t cog,
@@ -368,6 +381,10 @@ static void launch_act(cu_impl *cu, const float *X, float *Y, int64_t n, float a
         k_act<ACT, true><<<flat_blocks(cu, n / 4), CU_THREADS, 0, cu->stream>>>(X, Y, n, alpha);
     else
         k_act<ACT, false><<<flat_blocks(cu, n), CU_THREADS, 0, cu->stream>>>(X, Y, n, alpha);
+}
+
+void cu_launch_leaky(cu_impl *cu, const float *x, float *y, int64_t n, float slope) {
+    if (n > 0) launch_act<AVO_ACT_LEAKY_RELU>(cu, x, y, n, slope);
 }
 
 avo_status cu_act(avo_backend *be, const avo_tensor *x, avo_act act, float alpha, avo_tensor *y, avo_error *err) {

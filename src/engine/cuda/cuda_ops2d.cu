@@ -78,7 +78,7 @@ static avo_status cu_conv2d(avo_backend *be, avo_arena *a, const avo_tensor *x, 
     if (cout == 0 || hw == 0) return AVO_OK;
     if (h * wd > INT_MAX || hw > INT_MAX)
         return avo_error_set(err, AVO_ERR_UNSUPPORTED, "cuda: conv2d planes of more than 2^31 pixels");
-    const __half *wh = cu->precision == AVO_CUDA_FP16 && kdim > 0 ? cu_half_weight_get(cu, w) : NULL;
+    const __half *wh = cu_half_mode(cu) && kdim > 0 ? cu_half_weight_get(cu, w) : NULL;
     bool plain = kh == 1 && kw == 1 && p->stride[0] == 1 && p->stride[1] == 1 && p->padding[0] == 0 && p->padding[1] == 0;
     if (kdim == 0) {
         cudaMemsetAsync(Y, 0, f32_bytes(y), cu->stream);
@@ -173,7 +173,7 @@ static avo_status cu_conv_transpose2d(avo_backend *be, avo_arena *a, const avo_t
     if (cout == 0 || ho * wo == 0) return AVO_OK;
     if (h * wd > INT_MAX || ho * wo > INT_MAX || ho > INT_MAX / 2)
         return avo_error_set(err, AVO_ERR_UNSUPPORTED, "cuda: conv_transpose2d planes of more than 2^31 pixels");
-    const __half *wh = cu->precision == AVO_CUDA_FP16 && cin > 0 ? cu_half_weight_get(cu, w) : NULL;
+    const __half *wh = cu_half_mode(cu) && cin > 0 ? cu_half_weight_get(cu, w) : NULL;
     __half *xh = NULL;
     if (wh) TRY(cu_to_half_scratch(cu, a, X, cin * h * wd, &xh, err));
     int64_t tile = CU_COLS2D_MAX / (rows * wd > 0 ? rows * wd : 1); /* input rows per tile */

@@ -95,6 +95,18 @@ static avo_status p_conv1d(avo_backend *be, avo_arena *a, const avo_tensor *x, c
     return st;
 }
 
+static avo_status p_conv1d_fused(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
+                                 const avo_tensor *b, const avo_conv1d_params *p, const avo_conv1d_fuse *f, avo_tensor *y,
+                                 avo_error *err) {
+    cu_impl *cu = cu_of(be);
+    long i = prof_begin(cu, "conv1d_fused", "conv1d_fused %lld->%lld k%lld s%d d%d g%d T%lld%s%s", LL(x->shape[0]),
+                        LL(w->shape[0]), LL(w->shape[2]), p->stride, p->dilation, p->groups, LL(y->shape[1]),
+                        f->input_leaky_relu ? " lrelu" : "", f->residual ? " +res" : "");
+    avo_status st = PLAIN(be)->conv1d_fused(be, a, x, w, b, p, f, y, err);
+    prof_end(cu, i);
+    return st;
+}
+
 static avo_status p_conv_transpose1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
                                      const avo_tensor *b, const avo_conv_transpose1d_params *p, avo_tensor *y,
                                      avo_error *err) {
@@ -248,6 +260,7 @@ void cu_profile_register(avo_backend_ops *o) {
     o->copy_out = p_copy_out;
     o->linear = p_linear;
     o->conv1d = p_conv1d;
+    o->conv1d_fused = p_conv1d_fused;
     o->conv_transpose1d = p_conv_transpose1d;
     o->layer_norm = p_layer_norm;
     o->group_norm = p_group_norm;

@@ -1,0 +1,39 @@
+/* Direct (implicit-GEMM) conv1d for AVX-512 CPUs, FP32 or BF16 operands, with the resblock's
+ * input leaky ReLU, bias and residual add fused into the one pass (cpu_conv1d_avx512.c). The CPU
+ * back end calls it for groups == 1 when the CPU has AVX-512 and keeps im2col + sgemm otherwise. */
+#ifndef AVO_CPU_CONV1D_H
+#define AVO_CPU_CONV1D_H
+
+#include "engine/engine_internal.h"
+
+/* cpuid (and OS state) checks, made once. */
+bool cpu_conv1d_avx512_available(void);
+bool cpu_conv1d_bf16_available(void);
+
+/* Process-wide switch of the direct kernel (default on where available), so tests and benches can
+ * compare it with the im2col + sgemm path in one run. Not for use while ops run on other threads. */
+void cpu_conv1d_direct_enable(bool on);
+bool cpu_conv1d_direct_enabled(void);
+
+typedef struct cpu_conv1d_args {
+    const float *x; /* [cin, t] */
+    int64_t cin, t;
+    const float *w; /* [cout, cin, k] (groups 1) */
+    int64_t cout, k;
+    const float *bias;     /* [cout] or NULL */
+    const float *residual; /* [cout, tout] or NULL, not overlapping y */
+    float *y;              /* [cout, tout] */
+    int64_t tout;
+    int stride, padding, dilation;
+    bool leaky; /* x -> leaky_relu(x, slope) before the convolution */
+    float slope;
+    bool bf16; /* bf16 operands (the caller checked cpu_conv1d_bf16_available) */
+    int nthreads;
+} cpu_conv1d_args;
+
+/* Whether the direct kernel takes this convolution (groups must be 1: checked by the caller). */
+bool cpu_conv1d_direct_supported(const cpu_conv1d_args *c);
+/* Runs it; scratch (packed weights, per-thread input tiles) comes from a. */
+avo_status cpu_conv1d_direct(avo_arena *a, const cpu_conv1d_args *c, avo_error *err);
+
+#endif

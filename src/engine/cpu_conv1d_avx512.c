@@ -1,0 +1,336 @@
+/* Direct conv1d for AVX-512 (see cpu_conv1d.h).
+ *
+ * y[o, t] = sum_{c, kk} w[o, c, kk] * x[c, t*s + kk*d - pad]. The output is cut into time tiles; each
+ * work item copies its tile of x once (zero padding, leaky ReLU, BF16 rounding applied there) into a
+ * per-thread buffer sized for L2, then a register-blocked microkernel computes MR output channels x
+ * NV vectors of 16 time steps, broadcasting weights from a packed [c][kk][MR] layout. Bias and
+ * residual are added when the accumulators are stored, so the output is written exactly once.
+ * A stride s splits the input into s phases (input index s*j + r in phase r, column j): tap kk then
+ * reads phase (kk*d - pad) mod s at a fixed column offset, and every load stays contiguous.
+ *
+ * BF16: vdpbf16ps multiplies pairs along the reduction, so the tile holds channel pairs interleaved
+ * (c even, c odd) per time step and the packed weights hold the matching pairs as 32-bit values.
+ *
+ * Weight packing happens on every call, into arena scratch. It costs one read of the weights per
+ * call (under 1% of the convolution at the sequence lengths where this kernel matters) and can never
+ * go stale: a cache keyed on weight addresses could serve a freed model's packing to another model
+ * that got the same memory, or miss an in-place rewrite of a weight. */
+#include "engine/cpu_conv1d.h"
+
+#include <immintrin.h>
+#include <omp.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MR 4              /* output channels per microkernel */
+#define NV 6              /* 16-float vectors of time steps per microkernel */
+#define NT (NV * 16)      /* time steps per microkernel */
+#define MAX_K 64          /* longest kernel taken (the per-tap offsets live on the stack) */
+#define MAX_STRIDE 16
+#define TILE_BYTES 196608 /* input tile per thread: well inside L2 with the weight block */
+
+#define TGT __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
+#define TGT16 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,avx512bf16")))
+
+static int direct_on = 1;
+
+void cpu_conv1d_direct_enable(bool on) { direct_on = on ? 1 : 0; }
+bool cpu_conv1d_direct_enabled(void) { return direct_on && cpu_conv1d_avx512_available(); }
+
+bool cpu_conv1d_avx512_available(void) {
+    static int v = -1;
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    }
+    return v;
+}
+
+bool cpu_conv1d_bf16_available(void) {
+    static int v = -1;
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = cpu_conv1d_avx512_available() && __builtin_cpu_supports("avx512bf16");
+    }
+    return v;
+}
+
+bool cpu_conv1d_direct_supported(const cpu_conv1d_args *c) {
+    return cpu_conv1d_direct_enabled() && c->k >= 1 && c->k <= MAX_K && c->stride >= 1 && c->stride <= MAX_STRIDE &&
+           c->cin >= 1 && c->cout >= 1 && c->tout >= 1 && (!c->bf16 || cpu_conv1d_bf16_available());
+}
+
+static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+static int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+
+typedef struct geom {
+    const cpu_conv1d_args *c;
+    int64_t cinp;   /* cin rounded up to the reduction step (1 FP32, 2 BF16) */
+    int64_t qmin;   /* column of phase data at tile column 0, relative to the tile's first output */
+    int64_t cols;   /* columns per phase row of a tile */
+    int64_t tt;     /* output steps per tile (multiple of NT) */
+    int64_t nob;    /* blocks of MR output channels */
+    const void *wp; /* packed weights */
+    int64_t koff[MAX_K]; /* per tap: phase row and column offset inside a channel's rows */
+} geom;
+
+/* Round to nearest even, NaN kept quiet. */
+static uint16_t f2bf(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static float act(const cpu_conv1d_args *c, float v) { return c->leaky && v < 0.0f ? v * c->slope : v; }
+
+/* ---- weight packing ---------------------------------------------------------------------------- */
+
+/* FP32: wp[ob][c][kk][m] = w[ob*MR + m, c, kk] (0 past cout). */
+static void pack_f32(const geom *g, float *wp) {
+    const cpu_conv1d_args *c = g->c;
+    int64_t cin = c->cin, k = c->k;
+#pragma omp parallel for num_threads(c->nthreads) if (g->nob * cin * k > 65536)
+    for (int64_t ob = 0; ob < g->nob; ob++) {
+        float *dst = wp + ob * cin * k * MR;
+        for (int64_t ci = 0; ci < cin; ci++)
+            for (int64_t kk = 0; kk < k; kk++)
+                for (int m = 0; m < MR; m++) {
+                    int64_t o = ob * MR + m;
+                    *dst++ = o < c->cout ? c->w[(o * cin + ci) * k + kk] : 0.0f;
+                }
+    }
+}
+
+/* BF16: wp[ob][cp][kk][m] = (bf16 w[o, 2cp, kk]) | (bf16 w[o, 2cp+1, kk]) << 16. */
+static void pack_bf16(const geom *g, uint32_t *wp) {
+    const cpu_conv1d_args *c = g->c;
+    int64_t cin = c->cin, k = c->k, ncp = g->cinp / 2;
+#pragma omp parallel for num_threads(c->nthreads) if (g->nob * cin * k > 65536)
+    for (int64_t ob = 0; ob < g->nob; ob++) {
+        uint32_t *dst = wp + ob * ncp * k * MR;
+        for (int64_t cp = 0; cp < ncp; cp++)
+            for (int64_t kk = 0; kk < k; kk++)
+                for (int m = 0; m < MR; m++) {
+                    int64_t o = ob * MR + m, c0 = 2 * cp, c1 = c0 + 1;
+                    uint16_t lo = o < c->cout ? f2bf(c->w[(o * cin + c0) * k + kk]) : 0;
+                    uint16_t hi = o < c->cout && c1 < cin ? f2bf(c->w[(o * cin + c1) * k + kk]) : 0;
+                    *dst++ = (uint32_t)lo | (uint32_t)hi << 16;
+                }
+    }
+}
+
+/* ---- input tiles ------------------------------------------------------------------------------- */
+
+/* Valid columns [lo, hi) of a phase row: input index s*(t0 + qmin + j) + r inside [0, t). */
+static void tile_range(const geom *g, int64_t t0, int64_t r, int64_t *lo, int64_t *hi) {
+    const cpu_conv1d_args *c = g->c;
+    int64_t s = c->stride, base = s * (t0 + g->qmin) + r; /* index of column 0 */
+    int64_t l = base >= 0 ? 0 : (-base + s - 1) / s;
+    int64_t h = c->t - base <= 0 ? 0 : (c->t - base + s - 1) / s;
+    if (h > g->cols) h = g->cols;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* buf[(ci*s + r)*cols + j] = act(x[ci, s*(t0 + qmin + j) + r]), 0 outside x. */
+TGT static void copy_tile_f32(const geom *g, int64_t t0, float *buf) {
+    const cpu_conv1d_args *c = g->c;
+    int64_t s = c->stride, cols = g->cols;
+    const __m512 slope = _mm512_set1_ps(c->leaky ? c->slope : 1.0f), zero = _mm512_setzero_ps();
+    for (int64_t ci = 0; ci < c->cin; ci++)
+        for (int64_t r = 0; r < s; r++) {
+            float *dst = buf + (ci * s + r) * cols;
+            const float *src = c->x + ci * c->t + s * (t0 + g->qmin) + r;
+            int64_t lo, hi;
+            tile_range(g, t0, r, &lo, &hi);
+            for (int64_t j = 0; j < lo; j++) dst[j] = 0.0f;
+            if (s == 1) {
+                int64_t j = lo;
+                for (; j + 16 <= hi; j += 16) {
+                    __m512 v = _mm512_loadu_ps(src + j);
+                    v = _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, slope);
+                    _mm512_storeu_ps(dst + j, v);
+                }
+                for (; j < hi; j++) dst[j] = act(c, src[j]);
+            } else {
+                for (int64_t j = lo; j < hi; j++) dst[j] = act(c, src[j * s]);
+            }
+            for (int64_t j = hi; j < cols; j++) dst[j] = 0.0f;
+        }
+}
+
+/* buf (uint16) [((cp*s + r)*cols + j)*2 + (ci & 1)] = bf16(act(x[ci, ...])), 0 outside x and for
+ * the padding channel of an odd cin. */
+TGT16 static void copy_tile_bf16(const geom *g, int64_t t0, uint16_t *buf) {
+    const cpu_conv1d_args *c = g->c;
+    int64_t s = c->stride, cols = g->cols, ncp = g->cinp / 2;
+    const __m512 slope = _mm512_set1_ps(c->leaky ? c->slope : 1.0f), zero = _mm512_setzero_ps();
+    /* interleave two 16-value halves: out[2i] = first[i], out[2i+1] = second[i] */
+    static const uint16_t il_idx[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                        8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i il = _mm512_loadu_si512(il_idx);
+    for (int64_t cp = 0; cp < ncp; cp++)
+        for (int64_t r = 0; r < s; r++) {
+            uint16_t *dst = buf + (cp * s + r) * cols * 2;
+            int64_t c0 = 2 * cp, c1 = c0 + 1, lo, hi;
+            const float *s0 = c->x + c0 * c->t + s * (t0 + g->qmin) + r;
+            const float *s1 = c1 < c->cin ? s0 + c->t : NULL;
+            tile_range(g, t0, r, &lo, &hi);
+            memset(dst, 0, (size_t)lo * 2 * sizeof(uint16_t));
+            int64_t j = lo;
+            if (s == 1 && s1) {
+                for (; j + 16 <= hi; j += 16) {
+                    __m512 a = _mm512_loadu_ps(s0 + j), b = _mm512_loadu_ps(s1 + j);
+                    a = _mm512_mask_mul_ps(a, _mm512_cmp_ps_mask(a, zero, _CMP_LT_OQ), a, slope);
+                    b = _mm512_mask_mul_ps(b, _mm512_cmp_ps_mask(b, zero, _CMP_LT_OQ), b, slope);
+                    /* cvtne2ps: values of the second operand first */
+                    __m512i v = (__m512i)_mm512_cvtne2ps_pbh(b, a);
+                    _mm512_storeu_si512(dst + 2 * j, _mm512_permutexvar_epi16(il, v));
+                }
+            }
+            for (; j < hi; j++) {
+                dst[2 * j] = f2bf(act(c, s0[j * s]));
+                dst[2 * j + 1] = s1 ? f2bf(act(c, s1[j * s])) : 0;
+            }
+            memset(dst + 2 * hi, 0, (size_t)(cols - hi) * 2 * sizeof(uint16_t));
+        }
+}
+
+/* ---- microkernels ------------------------------------------------------------------------------ */
+
+/* Adds bias and residual to the MR x NV accumulators and stores the ones inside y. */
+#define STORE_ACC(acc)                                                                                      \
+    do {                                                                                                    \
+        const cpu_conv1d_args *c_ = g->c;                                                                   \
+        _Pragma("GCC unroll 4") for (int m = 0; m < MR; m++) {                                              \
+            int64_t o = ob * MR + m;                                                                        \
+            if (o >= c_->cout) break;                                                                       \
+            __m512 bv = _mm512_set1_ps(c_->bias ? c_->bias[o] : 0.0f);                                      \
+            float *yr = c_->y + o * c_->tout;                                                               \
+            const float *rr = c_->residual ? c_->residual + o * c_->tout : NULL;                            \
+            _Pragma("GCC unroll 6") for (int v = 0; v < NV; v++) {                                          \
+                int64_t col = t0 + tsub + 16 * v, rem = c_->tout - col;                                     \
+                if (rem <= 0) break;                                                                        \
+                __mmask16 mk = rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);               \
+                __m512 val = _mm512_add_ps(acc[m][v], bv);                                                  \
+                if (rr) val = _mm512_add_ps(val, _mm512_maskz_loadu_ps(mk, rr + col));                      \
+                _mm512_mask_storeu_ps(yr + col, mk, val);                                                   \
+            }                                                                                               \
+        }                                                                                                   \
+    } while (0)
+
+TGT static void kernel_f32(const geom *g, const float *buf, int64_t ob, int64_t t0, int64_t tsub) {
+    __m512 acc[MR][NV];
+    _Pragma("GCC unroll 4") for (int m = 0; m < MR; m++) _Pragma("GCC unroll 6") for (int v = 0; v < NV; v++) acc[m][v] =
+        _mm512_setzero_ps();
+    const int64_t k = g->c->k, rs = g->c->stride * g->cols;
+    const float *wq = (const float *)g->wp + ob * g->c->cin * k * MR;
+    for (int64_t ci = 0; ci < g->c->cin; ci++) {
+        const float *xr = buf + ci * rs + tsub;
+        for (int64_t kk = 0; kk < k; kk++) {
+            const float *xp = xr + g->koff[kk];
+            __m512 xv[NV];
+            _Pragma("GCC unroll 6") for (int v = 0; v < NV; v++) xv[v] = _mm512_loadu_ps(xp + 16 * v);
+            _Pragma("GCC unroll 4") for (int m = 0; m < MR; m++) {
+                __m512 wv = _mm512_set1_ps(wq[m]);
+                _Pragma("GCC unroll 6") for (int v = 0; v < NV; v++) acc[m][v] = _mm512_fmadd_ps(wv, xv[v], acc[m][v]);
+            }
+            wq += MR;
+        }
+    }
+    STORE_ACC(acc);
+}
+
+TGT16 static void kernel_bf16(const geom *g, const uint16_t *buf, int64_t ob, int64_t t0, int64_t tsub) {
+    __m512 acc[MR][NV];
+    _Pragma("GCC unroll 4") for (int m = 0; m < MR; m++) _Pragma("GCC unroll 6") for (int v = 0; v < NV; v++) acc[m][v] =
+        _mm512_setzero_ps();
+    const int64_t k = g->c->k, rs = g->c->stride * g->cols * 2, ncp = g->cinp / 2;
+    const uint32_t *wq = (const uint32_t *)g->wp + ob * ncp * k * MR;
+    for (int64_t cp = 0; cp < ncp; cp++) {
+        const uint16_t *xr = buf + cp * rs + 2 * tsub;
+        for (int64_t kk = 0; kk < k; kk++) {
+            const uint16_t *xp = xr + 2 * g->koff[kk];
+            __m512bh xv[NV];
+            _Pragma("GCC unroll 6") for (int v = 0; v < NV; v++) xv[v] = (__m512bh)_mm512_loadu_si512(xp + 32 * v);
+            _Pragma("GCC unroll 4") for (int m = 0; m < MR; m++) {
+                __m512bh wv = (__m512bh)_mm512_set1_epi32((int)wq[m]);
+                _Pragma("GCC unroll 6") for (int v = 0; v < NV; v++) acc[m][v] = _mm512_dpbf16_ps(acc[m][v], wv, xv[v]);
+            }
+            wq += MR;
+        }
+    }
+    STORE_ACC(acc);
+}
+
+/* One work item: tile `tile` of the output, output-channel blocks [ob0, ob1). */
+TGT static void work_f32(const geom *g, float *buf, int64_t tile, int64_t ob0, int64_t ob1) {
+    int64_t t0 = tile * g->tt, n = g->c->tout - t0 < g->tt ? g->c->tout - t0 : g->tt;
+    copy_tile_f32(g, t0, buf);
+    for (int64_t ob = ob0; ob < ob1; ob++)
+        for (int64_t tsub = 0; tsub < n; tsub += NT) kernel_f32(g, buf, ob, t0, tsub);
+}
+
+TGT16 static void work_bf16(const geom *g, uint16_t *buf, int64_t tile, int64_t ob0, int64_t ob1) {
+    int64_t t0 = tile * g->tt, n = g->c->tout - t0 < g->tt ? g->c->tout - t0 : g->tt;
+    copy_tile_bf16(g, t0, buf);
+    for (int64_t ob = ob0; ob < ob1; ob++)
+        for (int64_t tsub = 0; tsub < n; tsub += NT) kernel_bf16(g, buf, ob, t0, tsub);
+}
+
+avo_status cpu_conv1d_direct(avo_arena *a, const cpu_conv1d_args *c, avo_error *err) {
+    geom g;
+    memset(&g, 0, sizeof g);
+    g.c = c;
+    int64_t s = c->stride, d = c->dilation, esize = c->bf16 ? 2 : 4;
+    g.cinp = c->bf16 ? round_up(c->cin, 2) : c->cin;
+    g.qmin = floor_div(-(int64_t)c->padding, s);
+    int64_t qmax = floor_div((c->k - 1) * d - c->padding, s);
+    /* tile length: the copy of one tile (all channels, all phases) within TILE_BYTES */
+    int64_t span = qmax - g.qmin, per_col = g.cinp * s * esize;
+    int64_t fit = TILE_BYTES / per_col - span;
+    g.tt = fit >= NT ? fit / NT * NT : NT;
+    if (g.tt > round_up(c->tout, NT)) g.tt = round_up(c->tout, NT);
+    g.cols = g.tt + span;
+    for (int64_t kk = 0; kk < c->k; kk++) {
+        int64_t off = kk * d - c->padding, q = floor_div(off, s), r = off - q * s;
+        g.koff[kk] = r * g.cols + (q - g.qmin);
+    }
+    g.nob = (c->cout + MR - 1) / MR;
+    int nt = c->nthreads > 0 ? c->nthreads : 1;
+    int64_t ntiles = (c->tout + g.tt - 1) / g.tt;
+    /* Few tiles (short sequences): split the output channels too so every thread has work. */
+    int64_t ng = 1;
+    while (ntiles * ng < 4 * nt && ng * 2 <= g.nob) ng *= 2;
+    int64_t nwork = ntiles * ng, obg = (g.nob + ng - 1) / ng;
+
+    void *wp = NULL, *bufs = NULL;
+    int64_t wcount = g.nob * (g.cinp / (c->bf16 ? 2 : 1)) * c->k * MR; /* 32-bit values */
+    int64_t buf_elems = round_up(g.cinp * s * g.cols + 32, 32);       /* + slack for the 16-wide tail loads */
+    avo_status st = avo_arena_alloc(a, (size_t)wcount * 4, &wp, err);
+    if (!st) st = avo_arena_alloc(a, (size_t)(buf_elems * esize * nt), &bufs, err);
+    if (st) return st;
+    g.wp = wp;
+    if (c->bf16)
+        pack_bf16(&g, wp);
+    else
+        pack_f32(&g, wp);
+#pragma omp parallel num_threads(nt)
+    {
+        char *buf = (char *)bufs + (size_t)(buf_elems * esize) * (size_t)omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t wi = 0; wi < nwork; wi++) {
+            int64_t tile = wi / ng, gi = wi % ng, ob0 = gi * obg, ob1 = ob0 + obg < g.nob ? ob0 + obg : g.nob;
+            if (ob0 >= ob1) continue;
+            if (c->bf16)
+                work_bf16(&g, (uint16_t *)buf, tile, ob0, ob1);
+            else
+                work_f32(&g, (float *)buf, tile, ob0, ob1);
+        }
+    }
+    return AVO_OK;
+}
