@@ -7,6 +7,7 @@
  * for so-vits), so the synthesizer's frame grid stays aligned with the song. */
 #include "converter_internal.h"
 
+#include "autovoice/calibrate.h"
 #include "autovoice/checkpoint.h"
 #include "autovoice/models.h"
 
@@ -254,6 +255,7 @@ typedef struct neural_state {
     avo_backend *be_content;    /* the content encoder's: be itself when both run alike */
     avo_arena *arena_content;
     avo_neural_placement place_content;
+    avo_calib_table *calib;     /* the content encoder's INT8 scales (CUDA INT8 only) */
     avo_hubert *hubert;
     avo_rvc *rvc;
     avo_sovits *sovits;
@@ -450,6 +452,7 @@ static void neural_destroy(void *state) {
     if (s->be_content != s->be) avo_backend_free(s->be_content);
     avo_arena_free(s->arena);
     avo_backend_free(s->be);
+    avo_calib_table_free(s->calib);
     free(s);
 }
 
@@ -463,8 +466,30 @@ static avo_status unmet(const avo_neural_config *cfg, avo_neural_placement *pl, 
 }
 
 /* Opens cfg's device at precision prec (what, e.g. "content encoder", names the component in notes). */
+/* INT8 on CUDA: the content encoder's calibration cache, checked against the encoder file, handed to
+ * the back end. Returns AVO_OK with *why set when INT8 cannot run (the back end then stays FP16). */
+static avo_status cuda_int8(const avo_neural_config *cfg, avo_backend *be, avo_calib_table **table, char *why,
+                            size_t cap, avo_error *err) {
+    why[0] = 0;
+    if (!table) return snprintf(why, cap, "int8 is for the content encoder only; ran fp16"), AVO_OK;
+    if (!cfg->calibration_path || !*cfg->calibration_path)
+        return snprintf(why, cap, "int8 needs a calibration cache (--calib FILE, made by autovoice calibrate); ran fp16"),
+               AVO_OK;
+    uint64_t hash = 0;
+    avo_error cerr = {0};
+    avo_status st = avo_calib_file_hash(cfg->content_encoder_path, &hash, &cerr);
+    if (!st) st = avo_calib_cache_read(cfg->calibration_path, &hash, table, &cerr);
+    if (!st) st = avo_backend_cuda_set_calibration(be, *table, &cerr);
+    if (!st) st = avo_backend_cuda_set_precision(be, AVO_CUDA_INT8, &cerr);
+    if (st == AVO_ERR_NO_MEMORY) return avo_error_set(err, st, "%s", cerr.message);
+    if (st) snprintf(why, cap, "int8 not used (%.200s); ran fp16", cerr.message);
+    return AVO_OK;
+}
+
+/* Opens cfg's device at precision prec; what (e.g. "content encoder") names the component in notes.
+ * table: where an INT8 calibration table is kept for the back end's life (NULL: INT8 not offered). */
 static avo_status backend_open(const avo_neural_config *cfg, const char *prec, const char *what, int threads,
-                               avo_backend **be, avo_neural_placement *pl, avo_error *err) {
+                               avo_calib_table **table, avo_backend **be, avo_neural_placement *pl, avo_error *err) {
     *be = NULL;
     memset(pl, 0, sizeof *pl);
     const char *dev = cfg->device && *cfg->device ? cfg->device : "cpu";
@@ -475,16 +500,20 @@ static avo_status backend_open(const avo_neural_config *cfg, const char *prec, c
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "unknown precision '%s' (use fp32, fp16, int8 or bf16)",
                              prec);
     avo_status st = AVO_OK;
+    char why[400];
     if (strcmp(dev, "cuda") == 0) {
         avo_error cerr = {0};
         if (avo_backend_cuda_create(-1, be, &cerr) == AVO_OK) {
             snprintf(pl->backend, sizeof pl->backend, "cuda");
-            if (strcmp(prec, "fp16") == 0) st = avo_backend_cuda_set_precision(*be, AVO_CUDA_FP16, err);
-            else if (strcmp(prec, "fp32") != 0) {
-                char why[160];
-                snprintf(why, sizeof why, "%s: %s requested but the CUDA back end has no such path here; ran fp32",
-                         what, prec);
-                st = unmet(cfg, pl, err, why);
+            why[0] = 0;
+            if (strcmp(prec, "fp16") == 0 || strcmp(prec, "int8") == 0)
+                st = avo_backend_cuda_set_precision(*be, AVO_CUDA_FP16, err);
+            if (!st && strcmp(prec, "int8") == 0) st = cuda_int8(cfg, *be, table, why, 300, err);
+            else if (!st && strcmp(prec, "bf16") == 0) snprintf(why, sizeof why, "bf16 is a CPU precision; ran fp32");
+            if (!st && why[0]) {
+                char note[440];
+                snprintf(note, sizeof note, "%s: %s", what, why);
+                st = unmet(cfg, pl, err, note);
             }
             if (!st) {
                 snprintf(pl->device, sizeof pl->device, "%s", avo_backend_name(*be));
@@ -495,39 +524,57 @@ static avo_status backend_open(const avo_neural_config *cfg, const char *prec, c
             *be = NULL;
             return st;
         }
-        char why[300];
         snprintf(why, sizeof why, "%s: cuda requested but not usable: %.230s", what, cerr.message);
-        st = unmet(cfg, pl, err, why);
-    }
-    if (!st && strcmp(prec, "fp32") != 0) {
-        char why[160];
-        snprintf(why, sizeof why, "%s: %s requested but the CPU back end runs fp32", what, prec);
         st = unmet(cfg, pl, err, why);
     }
     if (st) return st;
     snprintf(pl->device, sizeof pl->device, "cpu");
     snprintf(pl->backend, sizeof pl->backend, "cpu");
     snprintf(pl->precision, sizeof pl->precision, "fp32");
-    return avo_backend_cpu_create(threads, be, err);
+    st = avo_backend_cpu_create(threads, be, err);
+    if (st) return st;
+    if (strcmp(prec, "bf16") == 0) {
+        avo_error cerr = {0};
+        if (avo_backend_cpu_set_precision(*be, AVO_CPU_BF16, &cerr) == AVO_OK) return AVO_OK;
+        snprintf(why, sizeof why, "%s: bf16 not available (%.200s); ran fp32", what, cerr.message);
+    } else if (strcmp(prec, "fp32") != 0) {
+        snprintf(why, sizeof why, "%s: %s requested but the CPU back end runs fp32 (or bf16)", what, prec);
+    } else {
+        return AVO_OK;
+    }
+    st = unmet(cfg, pl, err, why);
+    if (st) {
+        avo_backend_free(*be);
+        *be = NULL;
+    }
+    return st;
 }
 
 avo_status avo_neural_backend_open(const avo_neural_config *cfg, int threads, avo_backend **be,
                                    avo_neural_placement *pl, avo_error *err) {
-    return backend_open(cfg, cfg->precision, "neural models", threads, be, pl, err);
+    return backend_open(cfg, cfg->precision, "neural models", threads, NULL, be, pl, err);
 }
 
 avo_status avo_neural_backend_open_component(const avo_neural_config *cfg, avo_neural_component component,
                                              int threads, avo_backend **be, avo_neural_placement *pl,
                                              avo_error *err) {
     static const char *const what[] = {"content encoder", "pitch network", "voice model"};
-    return backend_open(cfg, avo_neural_component_precision(cfg, component), what[component], threads, be, pl, err);
+    return backend_open(cfg, avo_neural_component_precision(cfg, component), what[component], threads, NULL, be, pl,
+                        err);
 }
 
 void avo_neural_backend_observe(avo_backend *be, avo_neural_placement *pl) {
-    if (strcmp(pl->backend, "cuda") != 0) return;
-    int64_t fp32 = 0, fp16 = 0;
-    if (avo_backend_cuda_gemm_counts(be, &fp32, &fp16, NULL) == AVO_OK)
-        snprintf(pl->precision, sizeof pl->precision, "%s", fp16 > 0 ? "fp16-gemm" : "fp32");
+    int64_t a = 0, b = 0;
+    if (strcmp(pl->backend, "cpu") == 0) {
+        if (avo_backend_cpu_gemm_counts(be, &a, &b, NULL) == AVO_OK && b > 0)
+            snprintf(pl->precision, sizeof pl->precision, "bf16-conv");
+        return;
+    }
+    if (avo_backend_cuda_gemm_counts(be, &a, &b, NULL) != AVO_OK) return;
+    snprintf(pl->precision, sizeof pl->precision, "%s", b > 0 ? "fp16-gemm" : "fp32");
+    int64_t q = 0, skipped = 0;
+    if (avo_backend_cuda_int8_counts(be, &q, &skipped, NULL) == AVO_OK && q > 0)
+        snprintf(pl->precision, sizeof pl->precision, "int8-gemm");
 }
 
 /* RVC files hold {"weight", "config"}; so-vits files {"model"} with a config.json. */
@@ -611,12 +658,13 @@ avo_status avo_converter_create_neural(const avo_neural_config *cfg, const avo_v
     s->target = target;
     avo_status st = avo_neural_backend_open_component(cfg, AVO_NEURAL_VOCODER, opt->threads, &s->be, &s->place, err);
     if (!st) st = avo_arena_create(s->be, (size_t)64 << 20, &s->arena, err);
-    if (!st && strcmp(avo_neural_component_precision(cfg, AVO_NEURAL_CONTENT),
-                      avo_neural_component_precision(cfg, AVO_NEURAL_VOCODER)) == 0) {
+    const char *content_prec = avo_neural_component_precision(cfg, AVO_NEURAL_CONTENT);
+    if (!st && strcmp(content_prec, avo_neural_component_precision(cfg, AVO_NEURAL_VOCODER)) == 0 &&
+        strcmp(content_prec, "int8") != 0) { /* INT8 scales are the content encoder's own */
         s->be_content = s->be, s->arena_content = s->arena, s->place_content = s->place;
     } else if (!st) {
-        st = avo_neural_backend_open_component(cfg, AVO_NEURAL_CONTENT, opt->threads, &s->be_content,
-                                               &s->place_content, err);
+        st = backend_open(cfg, content_prec, "content encoder", opt->threads, &s->calib, &s->be_content,
+                          &s->place_content, err);
         if (!st) st = avo_arena_create(s->be_content, (size_t)64 << 20, &s->arena_content, err);
         if (!st && s->place_content.fallback[0]) /* one list of notes for the run */
             unmet(cfg, &s->place, err, s->place_content.fallback);

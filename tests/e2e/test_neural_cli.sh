@@ -128,6 +128,23 @@ set +e
 set -e
 [ ! -e "$base/out/q2.wav" ] && [ ! -e "$base/out/q3.wav" ] && [ ! -e "$base/out/q4.wav" ] || fail "a failed run left its output"
 
+# bf16 on the CPU: it runs where the CPU has AVX512-BF16 (and says so) and is a noted fallback elsewhere.
+# (Its accuracy is measured on real-size models in bench_neural and per kernel in test_engine_conv_fused;
+# the small random test models here amplify any difference into noise.)
+"$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" --content-encoder "$m/hubert_small.pt" \
+  --pitch-model "$rm_small" --precision vocoder=bf16 -o "$base/out/bf.wav" --profile-json "$base/out/bf.json" -q \
+  || fail "--precision bf16 failed"
+has_bf16=0; grep -q avx512_bf16 /proc/cpuinfo && has_bf16=1
+/usr/bin/python3 - "$base/out/bf.json" "$has_bf16" <<'PY' || fail "bf16 run not reported truthfully: $(cat "$base/out/bf.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = d["components"]["conversion"]
+if sys.argv[2] == "1":
+    assert c["voice_model"]["precision"] == "bf16-conv" and "voice model" not in d.get("device_fallback", ""), d
+else:
+    assert c["voice_model"]["precision"] == "fp32" and "bf16" in d["device_fallback"], d
+assert c["content_encoder"]["precision"] == "fp32", c
+PY
 # 4. a neural profile keeps its own copy of the model and index
 store="$base/store"
 cp "$m/rvc_small.pth" "$base/moved.pth"
