@@ -752,6 +752,13 @@ static avo_tensor view2(const avo_tensor *buf, int64_t c, int64_t t) {
     return avo_tensor_view(AVO_DTYPE_F32, 2, s, buf->data);
 }
 
+/* out = conv(leaky_relu(x, slope)) + bias + res (res may be NULL): one fused pass. */
+static avo_status conv_lrelu(avo_backend *be, avo_arena *a, const vits_conv *c, const avo_tensor *x, float slope,
+                             const avo_tensor *res, avo_tensor *out, avo_error *err) {
+    avo_conv1d_fuse f = {.input_leaky_relu = true, .slope = slope, .residual = res};
+    return avo_op_conv1d_fused(be, a, x, &c->w, c->b.data ? &c->b : NULL, &c->p, &f, out, err);
+}
+
 /* One chunk: xc [in_channels, n] -> y [1, n * upp] (tanh applied). src: the chunk's n * upp source
  * samples (NULL without NSF); host scratch holds at least n * upp + 2 * upp floats. */
 static avo_status generator_chunk(avo_backend *be, avo_arena *a, const vits_generator *gen, const avo_tensor *xc,
@@ -808,27 +815,30 @@ static avo_status generator_chunk(avo_backend *be, avo_arena *a, const vits_gene
         avo_tensor acc = view2(&Q, ch, len), r = view2(&R, ch, len), tb = view2(&Tb, ch, len), u = view2(&U, ch, len);
         for (int j = 0; j < gen->cfg.n_kernels; j++) {
             const vits_resblock *rb = &s->rb[j];
-            avo_tensor *run = j == 0 ? &acc : &r; /* the first resblock's running x is the sum itself */
+            /* Each dilation computes x + conv2(lrelu(conv1(lrelu(x)))) (ResBlock2: x + conv1(lrelu(x))) with
+             * the activations and the add fused into the convolutions. The fused op cannot write over its
+             * residual x, so the steps alternate between two buffers, chosen so that the first resblock's
+             * chain ends in acc (the stage's sum) and the others' in r or tb, which is then added to it. */
+            avo_tensor *bufs[2] = {j == 0 ? &acc : &r, j == 0 ? &r : &tb};
+            const avo_tensor *cur = &xin;
             for (int d = 0; d < rb->n; d++) {
-                const avo_tensor *cur = d == 0 ? &xin : run;
-                TRY(avo_op_act(be, a, cur, AVO_ACT_LEAKY_RELU, LRELU_SLOPE, &tb, err));
-                TRY(vits_conv_run(be, a, &rb->c1[d], &tb, &u, err));
-                const avo_tensor *res = &u;
+                avo_tensor *dst = bufs[(rb->n - 1 - d) % 2];
                 if (gen->cfg.resblock == 1) {
-                    TRY(avo_op_act(be, a, &u, AVO_ACT_LEAKY_RELU, LRELU_SLOPE, &u, err));
-                    TRY(vits_conv_run(be, a, &rb->c2[d], &u, &tb, err));
-                    res = &tb;
+                    TRY(conv_lrelu(be, a, &rb->c1[d], cur, LRELU_SLOPE, NULL, &u, err));
+                    TRY(conv_lrelu(be, a, &rb->c2[d], &u, LRELU_SLOPE, cur, dst, err));
+                } else {
+                    TRY(conv_lrelu(be, a, &rb->c1[d], cur, LRELU_SLOPE, cur, dst, err));
                 }
-                TRY(avo_op_add(be, a, cur, res, run, err));
+                cur = dst;
             }
-            if (j > 0) TRY(avo_op_add(be, a, &acc, &r, &acc, err));
+            if (j > 0) TRY(avo_op_add(be, a, &acc, cur, &acc, err));
         }
     }
     {
         avo_tensor acc = view2(&Q, ch, len);
-        TRY(avo_op_act(be, a, &acc, AVO_ACT_LEAKY_RELU, 0.01f, &acc, err)); /* torch's default slope, as upstream */
         avo_tensor out = view2(&P, 1, len);
-        TRY(vits_conv_run(be, a, &gen->post, &acc, &out, err));
+        /* torch's default slope 0.01 before conv_post, as upstream */
+        TRY(conv_lrelu(be, a, &gen->post, &acc, 0.01f, NULL, &out, err));
         TRY(avo_op_act(be, a, &out, AVO_ACT_TANH, 0.0f, &out, err));
         *y = out;
     }
