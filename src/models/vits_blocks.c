@@ -12,6 +12,8 @@
  *    convolutions over the source laid out as [s, samples/s + 1], i.e. a plain GEMM. */
 #include "models/vits_internal.h"
 
+#include "autovoice/engine_cache.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,11 +143,26 @@ static avo_status upload(const vits_loader *l, const host_tensor *h, avo_tensor 
 
 avo_status vits_load(const vits_loader *l, const char *name, int ndim, const int64_t *want, avo_tensor *out,
                      avo_error *err) {
+    char key[512];
+    key_of(l, name, key, sizeof key);
+    if (avo_engine_replaying(l->ec)) return avo_engine_take_shaped(l->ec, key, ndim, want, out, err);
     host_tensor h;
     avo_status st = read_tensor(l, name, &h, err);
     if (!st) st = check_shape(l, name, &h, ndim, want, err);
     if (!st) st = upload(l, &h, out, err);
+    if (!st) st = avo_engine_put(l->ec, key, out, err);
     host_free(&h);
+    return st;
+}
+
+/* Engine cache (engine_cache.h): the weight and bias of module as recorded after their rewrites. */
+static avo_status engine_pair(const vits_loader *l, const char *module, bool put, avo_tensor *w, avo_tensor *b,
+                              avo_error *err) {
+    char kw[600], kb[600];
+    snprintf(kw, sizeof kw, "%s%.500s.weight", l->prefix ? l->prefix : "", module);
+    snprintf(kb, sizeof kb, "%s%.500s.bias", l->prefix ? l->prefix : "", module);
+    avo_status st = put ? avo_engine_put(l->ec, kw, w, err) : avo_engine_take(l->ec, kw, w, err);
+    if (!st && b && (b->data || !put)) st = put ? avo_engine_put(l->ec, kb, b, err) : avo_engine_take(l->ec, kb, b, err);
     return st;
 }
 
@@ -159,6 +176,14 @@ typedef struct conv_rewrite {
 static avo_status conv_load_rw(const vits_loader *l, const char *module, int64_t cout, int64_t cin, int64_t k,
                                bool has_bias, avo_conv1d_params p, const conv_rewrite *rw, vits_conv *c, avo_error *err) {
     memset(c, 0, sizeof *c);
+    c->p = p;
+    if (avo_engine_replaying(l->ec)) {
+        avo_status st = engine_pair(l, module, false, &c->w, has_bias ? &c->b : NULL, err);
+        const int64_t want[3] = {cout, cin, k};
+        bool ok = st || c->w.ndim == 3;
+        for (int i = 0; ok && !st && i < 3; i++) ok = want[i] < 0 || c->w.shape[i] == want[i];
+        return ok ? st : avo_error_set(err, AVO_ERR_FORMAT, "%s: engine file: '%s' has another shape", l->file, module);
+    }
     host_tensor w = {0}, b = {0};
     char name[512];
     snprintf(name, sizeof name, "%s.weight", module);
@@ -207,6 +232,7 @@ static avo_status conv_load_rw(const vits_loader *l, const char *module, int64_t
     }
     if (!st) st = upload(l, &w, &c->w, err);
     if (!st && b.d) st = upload(l, &b, &c->b, err);
+    if (!st) st = engine_pair(l, module, true, &c->w, &c->b, err);
     host_free(&w);
     host_free(&b);
     c->p = p;
@@ -670,6 +696,11 @@ avo_status vits_generator_load(const vits_loader *l, const char *prefix, const v
         s->src_stride = src_stride;
         if (cfg->nsf) {
             snprintf(m, sizeof m, "%s.noise_convs.%d", prefix, i);
+            if (avo_engine_replaying(l->ec)) {
+                st = engine_pair(l, m, false, &s->noise.w, &s->noise.b, err);
+                if (st) return st;
+                goto noise_done;
+            }
             host_tensor w = {0}, b = {0};
             int kn = src_stride > 1 ? 2 * src_stride : 1;
             if (src_stride > 1 && src_stride % 2)
@@ -699,10 +730,12 @@ avo_status vits_generator_load(const vits_loader *l, const char *prefix, const v
             }
             if (!st) st = upload(l, &w, &s->noise.w, err);
             if (!st) st = upload(l, &b, &s->noise.b, err);
+            if (!st) st = engine_pair(l, m, true, &s->noise.w, &s->noise.b, err);
             host_free(&w);
             host_free(&b);
             if (st) return st;
         }
+    noise_done:
         for (int j = 0; j < cfg->n_kernels && !st; j++) {
             snprintf(m, sizeof m, "%s.resblocks.%d", prefix, i * cfg->n_kernels + j);
             st = resblock_load(l, m, cfg->resblock, cfg->n_dilations, cfg->dilations[j], s->channels, &s->rb[j], err);
