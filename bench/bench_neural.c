@@ -7,11 +7,18 @@
  * The vocal: the singing clips of data/singing, concatenated at 16 kHz until --seconds long.
  * Times are medians of --repeats runs after one warm-up; RTF = seconds of compute per second of audio.
  *
+ * --cpu-precision bf16 runs the three components with BF16 convolutions (avo_backend_cpu_set_precision)
+ * after an FP32 run of the synthesizer, and reports the audio's relative error against it; the whole
+ * conversion stage makes its own back end and stays FP32. --conv im2col turns the direct AVX-512
+ * conv1d kernel off (the old im2col + sgemm path, for before/after comparisons in one build).
+ *
  * usage: bench_neural [--models DIR] [--make] [--seconds S] [--repeats N] [--threads N] [--no-torch]
+ *                     [--cpu-precision fp32|bf16] [--conv direct|im2col]
  *                     [--out PATH]   (default bench/out/neural.json) */
 #include "autovoice/convert.h"
 #include "autovoice/models.h"
 #include "bench_common.h"
+#include "engine/cpu_conv1d.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -20,7 +27,7 @@
 typedef struct bench_args {
     const char *models, *out;
     double seconds;
-    int repeats, threads, make, torch;
+    int repeats, threads, make, torch, bf16, im2col;
 } bench_args;
 
 static void parse(int argc, char **argv, bench_args *a) {
@@ -30,6 +37,9 @@ static void parse(int argc, char **argv, bench_args *a) {
     a->repeats = 3;
     a->threads = 2;
     a->torch = 1;
+    a->make = 0;
+    a->bf16 = 0;
+    a->im2col = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--models") && i + 1 < argc) a->models = argv[++i];
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) a->out = argv[++i];
@@ -38,9 +48,13 @@ static void parse(int argc, char **argv, bench_args *a) {
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) a->threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--make")) a->make = 1;
         else if (!strcmp(argv[i], "--no-torch")) a->torch = 0;
+        else if (!strcmp(argv[i], "--cpu-precision") && i + 1 < argc && !strcmp(argv[i + 1], "bf16")) a->bf16 = 1, i++;
+        else if (!strcmp(argv[i], "--cpu-precision") && i + 1 < argc && !strcmp(argv[i + 1], "fp32")) a->bf16 = 0, i++;
+        else if (!strcmp(argv[i], "--conv") && i + 1 < argc && !strcmp(argv[i + 1], "im2col")) a->im2col = 1, i++;
+        else if (!strcmp(argv[i], "--conv") && i + 1 < argc && !strcmp(argv[i + 1], "direct")) a->im2col = 0, i++;
         else {
             fprintf(stderr, "usage: bench_neural [--models DIR] [--make] [--seconds S] [--repeats N] [--threads N] "
-                            "[--no-torch] [--out PATH]\n");
+                            "[--no-torch] [--cpu-precision fp32|bf16] [--conv direct|im2col] [--out PATH]\n");
             exit(2);
         }
     }
@@ -162,9 +176,15 @@ int main(int argc, char **argv) {
     avo_arena *arena = NULL;
     check(avo_backend_cpu_create(a.threads, &be, &err), &err);
     check(avo_arena_create(be, (size_t)256 << 20, &arena, &err), &err);
+    if (a.im2col) cpu_conv1d_direct_enable(false);
+    printf("conv1d path: %s; cpu precision: %s\n", cpu_conv1d_direct_enabled() ? "direct avx512" : "im2col + sgemm",
+           a.bf16 ? "bf16" : "fp32");
+    double bf16_rel = -1;
+    float *audio32 = NULL;
     char path[4096];
     timing hub = {0, 0}, rmv = {0, 0}, syn = {0, 0};
 
+    if (a.bf16) check(avo_backend_cpu_set_precision(be, AVO_CPU_BF16, &err), &err);
     /* Content features: HuBERT layer 12 on the whole input. */
     avo_hubert *h = NULL;
     model_path(&a, "hubert_base.pt", path, sizeof path);
@@ -208,12 +228,33 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; i < p_len; i++) nsf[i] = (float)(220.0 * pow(2.0, 3.0 * sin(2 * M_PI * 0.3 * i / 100.0) / 12.0));
     avo_rvc_pitch_coarse(nsf, p_len, coarse);
     float *audio = malloc(sizeof(float) * (size_t)(p_len * info->hop));
+    if (a.bf16) { /* the FP32 reference audio, then BF16 again */
+        audio32 = malloc(sizeof(float) * (size_t)(p_len * info->hop));
+        check(avo_backend_cpu_set_precision(be, AVO_CPU_FP32, &err), &err);
+        avo_arena_reset(arena);
+        check(avo_rvc_infer(rvc, arena, phone, p_len, coarse, nsf, 0, NULL, NULL, 1, audio32, &err), &err);
+        check(avo_backend_cpu_set_precision(be, AVO_CPU_BF16, &err), &err);
+    }
     TIME_MEDIAN(syn.c_s, a.repeats, {
         avo_arena_reset(arena);
         check(avo_rvc_infer(rvc, arena, phone, p_len, coarse, nsf, 0, NULL, NULL, 1, audio, &err), &err);
     });
     avo_rvc_free(rvc);
     printf("rvc      %.3f s\n", syn.c_s);
+    if (a.bf16) {
+        double num = 0, den = 0;
+        for (int64_t i = 0; i < p_len * info->hop; i++) {
+            double d = fabs((double)audio[i] - audio32[i]);
+            num = d > num ? d : num;
+            den = fabs(audio32[i]) > den ? fabs(audio32[i]) : den;
+        }
+        bf16_rel = den > 0 ? num / den : num;
+        int64_t n32 = 0, n16 = 0;
+        check(avo_backend_cpu_gemm_counts(be, &n32, &n16, &err), &err);
+        printf("rvc audio bf16 vs fp32: max relative error %.3g (weight GEMMs so far: %lld fp32, %lld bf16)\n", bf16_rel,
+               (long long)n32, (long long)n16);
+        free(audio32);
+    }
     avo_arena_free(arena);
     avo_backend_free(be);
 
@@ -263,8 +304,10 @@ int main(int argc, char **argv) {
     int len = snprintf(json, sizeof json,
                        "{\"benchmark\": \"neural\", \"seconds\": %.1f, \"threads\": %d, \"repeats\": %d, "
                        "\"torch\": \"%s\", \"models\": \"random weights, real sizes (make_random_models.py)\", "
+                       "\"conv1d\": \"%s\", \"cpu_precision\": \"%s\", \"rvc_bf16_rel_error\": %.4g, "
                        "\"components\": [",
-                       sec, a.threads, a.repeats, torch_version);
+                       sec, a.threads, a.repeats, torch_version, a.im2col ? "im2col" : "direct",
+                       a.bf16 ? "bf16" : "fp32", bf16_rel);
     for (int i = 0; i < 3; i++) {
         const double ratio = rows[i]->torch_s > 0 ? rows[i]->torch_s / rows[i]->c_s : 0;
         printf("%-40s %10.3f %8.3f %12.3f %9.2fx\n", names[i], rows[i]->c_s, rows[i]->c_s / sec, rows[i]->torch_s,

@@ -1,5 +1,6 @@
 /* Loading weights from a checkpoint into engine tensors. The values go through a host buffer
  * (avo_ckpt_tensor_read_f32 converts dtype and strides) and then into the back end's memory. */
+#include "autovoice/engine_cache.h"
 #include "engine/engine_internal.h"
 
 #include <stdio.h>
@@ -68,4 +69,22 @@ avo_status avo_tensor_load_weight(avo_arena *a, avo_ckpt *ckpt, const char *pref
     free(g);
     free(v);
     return st;
+}
+
+/* Through an engine cache session: the recorded tensor when replaying (no checkpoint read), else
+ * the load above, recorded. */
+avo_status avo_engine_tensor_load(avo_engine_session *s, avo_arena *a, avo_ckpt *ckpt, const char *path,
+                                  avo_tensor *out, avo_error *err) {
+    if (avo_engine_replaying(s)) return avo_engine_take(s, path, out, err);
+    avo_status st = avo_tensor_load(a, ckpt, path, out, err);
+    return st ? st : avo_engine_put(s, path, out, err);
+}
+
+avo_status avo_engine_tensor_load_weight(avo_engine_session *s, avo_arena *a, avo_ckpt *ckpt, const char *prefix,
+                                         avo_tensor *out, avo_error *err) {
+    char name[512];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    if (avo_engine_replaying(s)) return avo_engine_take(s, name, out, err);
+    avo_status st = avo_tensor_load_weight(a, ckpt, prefix, out, err);
+    return st ? st : avo_engine_put(s, name, out, err);
 }

@@ -4,6 +4,7 @@
 #include "autovoice/models.h"
 
 #include "autovoice/checkpoint.h"
+#include "autovoice/engine_cache.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@ typedef struct hb_loader {
     avo_arena *a;
     const char *prefix; /* "model." for fairseq files, "" for a bare state_dict */
     const char *file;
+    avo_engine_session *ec; /* engine cache: final weights taken from / recorded into it (NULL: none) */
 } hb_loader;
 
 static const avo_ckpt_tensor *hb_find(const hb_loader *l, const char *name) {
@@ -64,7 +66,7 @@ static avo_status hb_load(const hb_loader *l, const char *name, int want_ndim, c
     if (!ok)
         return avo_error_set(err, AVO_ERR_FORMAT, "%s: tensor '%s' has an unexpected shape (rank %d, first dim %lld)",
                              l->file, path, t->ndim, (long long)(t->ndim ? t->shape[0] : 0));
-    avo_status st = avo_tensor_load(l->a, l->ckpt, path, out, err);
+    avo_status st = avo_engine_tensor_load(l->ec, l->a, l->ckpt, path, out, err);
     return st ? avo_error_prefix(err, "%s", l->file) : AVO_OK;
 }
 
@@ -107,6 +109,9 @@ static avo_status hb_load_pos_conv(const hb_loader *l, avo_hubert *m, avo_error 
         return avo_error_set(err, AVO_ERR_FORMAT,
                              "%s: encoder.pos_conv.0 needs weight, or weight_g [1, 1, K] with weight_v [%d, C/groups, K]",
                              l->file, m->dim);
+    char key[512];
+    snprintf(key, sizeof key, "%sencoder.pos_conv.0.weight", l->prefix);
+    if (avo_engine_replaying(l->ec)) return avo_engine_take(l->ec, key, &m->pos_w, err);
     int64_t K = v->shape[2], rows = v->shape[0] * v->shape[1];
     float *gb = malloc((size_t)K * sizeof(float)), *vb = malloc((size_t)v->numel * sizeof(float));
     double *norm = calloc((size_t)K, sizeof(double));
@@ -121,6 +126,7 @@ static avo_status hb_load_pos_conv(const hb_loader *l, avo_hubert *m, avo_error 
         for (int64_t r = 0; r < rows; r++)
             for (int64_t k = 0; k < K; k++) vb[r * K + k] = (float)(vb[r * K + k] * norm[k]);
         st = avo_tensor_from_host(l->a, 3, v->shape, vb, &m->pos_w, err);
+        if (!st) st = avo_engine_put(l->ec, key, &m->pos_w, err);
     }
     free(gb);
     free(vb);
@@ -220,7 +226,8 @@ static avo_status hb_load_all(hb_loader *l, avo_hubert *m, avo_error *err) {
     return st;
 }
 
-avo_status avo_hubert_load(const char *path, avo_backend *be, avo_hubert **out, avo_error *err) {
+static avo_status hb_load_file(const char *path, avo_backend *be, avo_engine_session *ec, avo_hubert **out,
+                               avo_error *err) {
     if (!path || !be || !out) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "avo_hubert_load: NULL argument");
     *out = NULL;
     avo_hubert *m = calloc(1, sizeof *m);
@@ -229,9 +236,10 @@ avo_status avo_hubert_load(const char *path, avo_backend *be, avo_hubert **out, 
     avo_ckpt *ckpt = NULL;
     avo_status st = avo_ckpt_open(path, &ckpt, err);
     if (!st) st = avo_arena_create(be, 1u << 20, &m->weights, err);
+    if (!st) st = avo_engine_attach(ec, m->weights, err);
     if (!st) {
         const avo_ckpt_value *root = avo_ckpt_lookup(ckpt, "model");
-        hb_loader l = {ckpt, m->weights, root && avo_ckpt_value_kind(root) == AVO_CKPT_DICT ? "model." : "", path};
+        hb_loader l = {ckpt, m->weights, root && avo_ckpt_value_kind(root) == AVO_CKPT_DICT ? "model." : "", path, ec};
         st = hb_load_all(&l, m, err);
     }
     avo_ckpt_free(ckpt);
@@ -241,6 +249,35 @@ avo_status avo_hubert_load(const char *path, avo_backend *be, avo_hubert **out, 
     }
     *out = m;
     return AVO_OK;
+}
+
+avo_status avo_hubert_load(const char *path, avo_backend *be, avo_hubert **out, avo_error *err) {
+    return hb_load_file(path, be, NULL, out, err);
+}
+
+/* avo_hubert_load_cached (engine_cache.h): the load above, run by the engine cache */
+typedef struct hb_args {
+    const char *path;
+    avo_backend *be;
+    avo_hubert **out;
+} hb_args;
+
+static avo_status hb_load_cb(void *u, avo_engine_session *s, avo_error *err) {
+    hb_args *a = u;
+    return hb_load_file(a->path, a->be, s, a->out, err);
+}
+
+static void hb_unload_cb(void *u) {
+    hb_args *a = u;
+    avo_hubert_free(*a->out);
+    *a->out = NULL;
+}
+
+avo_status avo_hubert_load_cached(const char *path, avo_backend *be, const avo_engine_request *req, avo_hubert **out,
+                                  avo_engine_result *res, avo_error *err) {
+    if (!out) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "avo_hubert_load_cached: NULL argument");
+    hb_args a = {path, be, out};
+    return avo_engine_load(req, path, NULL, "hubert/1", be, hb_load_cb, hb_unload_cb, &a, res, err);
 }
 
 void avo_hubert_free(avo_hubert *m) {

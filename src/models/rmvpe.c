@@ -26,6 +26,7 @@
 #include "models/rmvpe_internal.h"
 
 #include "autovoice/checkpoint.h"
+#include "autovoice/engine_cache.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -75,6 +76,7 @@ typedef struct rm_loader {
     avo_arena *a;
     const char *prefix; /* "" for the bare state_dict RVC ships, "model." if wrapped */
     const char *file;
+    avo_engine_session *ec; /* engine cache: final weights taken from / recorded into it (NULL: none) */
 } rm_loader;
 
 static const avo_ckpt_tensor *rm_find(const rm_loader *l, const char *name) {
@@ -148,6 +150,13 @@ static avo_status rm_bn(const rm_loader *l, const char *prefix, int64_t c, float
 static avo_status rm_conv_bn(const rm_loader *l, const char *wname, const char *bn, int64_t cin, int64_t cout,
                              bool transposed, rm_conv *out, avo_error *err) {
     int64_t ws[4] = {transposed ? cin : cout, transposed ? cout : cin, 3, 3};
+    char kw[300], kb[300];
+    snprintf(kw, sizeof kw, "%s%s", l->prefix, wname);
+    snprintf(kb, sizeof kb, "%s%s.folded_bias", l->prefix, bn);
+    if (avo_engine_replaying(l->ec)) {
+        avo_status st = avo_engine_take_shaped(l->ec, kw, 4, ws, &out->w, err);
+        return st ? st : avo_engine_take_shaped(l->ec, kb, 1, &cout, &out->b, err);
+    }
     float *w = NULL, *scale = malloc((size_t)cout * sizeof(float)), *shift = malloc((size_t)cout * sizeof(float));
     avo_status st = scale && shift ? AVO_OK : avo_error_set(err, AVO_ERR_NO_MEMORY, "%s: out of memory", l->file);
     if (!st) st = rm_read(l, wname, 4, ws, &w, err);
@@ -162,9 +171,25 @@ static avo_status rm_conv_bn(const rm_loader *l, const char *wname, const char *
         st = rm_upload(l, 4, ws, w, &out->w, err);
     }
     if (!st) st = rm_upload(l, 1, &cout, shift, &out->b, err);
+    if (!st) st = avo_engine_put(l->ec, kw, &out->w, err);
+    if (!st) st = avo_engine_put(l->ec, kb, &out->b, err);
     free(w);
     free(scale);
     free(shift);
+    return st;
+}
+
+/* A tensor used as stored: taken from the engine cache when replaying, else read, uploaded, recorded. */
+static avo_status rm_load_as_is(const rm_loader *l, const char *name, int ndim, const int64_t *shape, avo_tensor *out,
+                                avo_error *err) {
+    char key[300];
+    snprintf(key, sizeof key, "%s%s", l->prefix, name);
+    if (avo_engine_replaying(l->ec)) return avo_engine_take_shaped(l->ec, key, ndim, shape, out, err);
+    float *v = NULL;
+    avo_status st = rm_read(l, name, ndim, shape, &v, err);
+    if (!st) st = rm_upload(l, ndim, shape, v, out, err);
+    if (!st) st = avo_engine_put(l->ec, key, out, err);
+    free(v);
     return st;
 }
 
@@ -173,15 +198,10 @@ static avo_status rm_conv_plain(const rm_loader *l, const char *prefix, int64_t 
                                 rm_conv *out, avo_error *err) {
     char name[256];
     int64_t ws[4] = {cout, cin, k, k};
-    float *w = NULL, *b = NULL;
     snprintf(name, sizeof name, "%s.weight", prefix);
-    avo_status st = rm_read(l, name, 4, ws, &w, err);
+    avo_status st = rm_load_as_is(l, name, 4, ws, &out->w, err);
     snprintf(name, sizeof name, "%s.bias", prefix);
-    if (!st) st = rm_read(l, name, 1, &cout, &b, err);
-    if (!st) st = rm_upload(l, 4, ws, w, &out->w, err);
-    if (!st) st = rm_upload(l, 1, &cout, b, &out->b, err);
-    free(w);
-    free(b);
+    if (!st) st = rm_load_as_is(l, name, 1, &cout, &out->b, err);
     return st;
 }
 
@@ -289,36 +309,23 @@ static avo_status rm_load_all(const rm_loader *l, avo_rmvpe *m, avo_error *err) 
     m->hidden = (int)h;
     static const char *const sfx[2] = {"", "_reverse"};
     for (int d = 0; d < 2 && !st; d++) {
-        float *v = NULL;
         snprintf(name, sizeof name, "fc.0.gru.weight_ih_l0%s", sfx[d]);
-        st = rm_read(l, name, 2, (int64_t[]){h3, in}, &v, err);
-        if (!st) st = rm_upload(l, 2, (int64_t[]){h3, in}, v, &m->gru_wih[d], err);
-        free(v), v = NULL;
+        st = rm_load_as_is(l, name, 2, (int64_t[]){h3, in}, &m->gru_wih[d], err);
         snprintf(name, sizeof name, "fc.0.gru.weight_hh_l0%s", sfx[d]);
-        if (!st) st = rm_read(l, name, 2, (int64_t[]){h3, h}, &v, err);
-        if (!st) st = rm_upload(l, 2, (int64_t[]){h3, h}, v, &m->gru_whh[d], err);
-        free(v), v = NULL;
+        if (!st) st = rm_load_as_is(l, name, 2, (int64_t[]){h3, h}, &m->gru_whh[d], err);
         snprintf(name, sizeof name, "fc.0.gru.bias_ih_l0%s", sfx[d]);
-        if (!st) st = rm_read(l, name, 1, &h3, &v, err);
-        if (!st) st = rm_upload(l, 1, &h3, v, &m->gru_bih[d], err);
-        free(v), v = NULL;
+        if (!st) st = rm_load_as_is(l, name, 1, &h3, &m->gru_bih[d], err);
         snprintf(name, sizeof name, "fc.0.gru.bias_hh_l0%s", sfx[d]);
-        if (!st) st = rm_read(l, name, 1, &h3, &v, err);
-        if (!st) st = rm_upload(l, 1, &h3, v, &m->gru_bhh[d], err);
-        free(v);
+        if (!st) st = rm_load_as_is(l, name, 1, &h3, &m->gru_bhh[d], err);
     }
     int64_t fs[2] = {RMVPE_BINS, 2 * h}, nb = RMVPE_BINS;
-    float *v = NULL;
-    if (!st) st = rm_read(l, "fc.1.weight", 2, fs, &v, err);
-    if (!st) st = rm_upload(l, 2, fs, v, &m->fc_w, err);
-    free(v), v = NULL;
-    if (!st) st = rm_read(l, "fc.1.bias", 1, &nb, &v, err);
-    if (!st) st = rm_upload(l, 1, &nb, v, &m->fc_b, err);
-    free(v);
+    if (!st) st = rm_load_as_is(l, "fc.1.weight", 2, fs, &m->fc_w, err);
+    if (!st) st = rm_load_as_is(l, "fc.1.bias", 1, &nb, &m->fc_b, err);
     return st;
 }
 
-avo_status avo_rmvpe_load(const char *path, avo_backend *be, avo_rmvpe **out, avo_error *err) {
+static avo_status rm_load_file(const char *path, avo_backend *be, avo_engine_session *ec, avo_rmvpe **out,
+                               avo_error *err) {
     if (!path || !be || !out) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "avo_rmvpe_load: NULL argument");
     *out = NULL;
     avo_rmvpe *m = calloc(1, sizeof *m);
@@ -329,9 +336,10 @@ avo_status avo_rmvpe_load(const char *path, avo_backend *be, avo_rmvpe **out, av
     avo_ckpt *ckpt = NULL;
     avo_status st = avo_ckpt_open(path, &ckpt, err);
     if (!st) st = avo_arena_create(be, 1u << 20, &m->weights, err);
+    if (!st) st = avo_engine_attach(ec, m->weights, err);
     if (!st) {
         const avo_ckpt_value *root = avo_ckpt_lookup(ckpt, "model");
-        rm_loader l = {ckpt, m->weights, root && avo_ckpt_value_kind(root) == AVO_CKPT_DICT ? "model." : "", path};
+        rm_loader l = {ckpt, m->weights, root && avo_ckpt_value_kind(root) == AVO_CKPT_DICT ? "model." : "", path, ec};
         st = rm_load_all(&l, m, err);
     }
     avo_ckpt_free(ckpt);
@@ -342,6 +350,35 @@ avo_status avo_rmvpe_load(const char *path, avo_backend *be, avo_rmvpe **out, av
     }
     *out = m;
     return AVO_OK;
+}
+
+avo_status avo_rmvpe_load(const char *path, avo_backend *be, avo_rmvpe **out, avo_error *err) {
+    return rm_load_file(path, be, NULL, out, err);
+}
+
+/* avo_rmvpe_load_cached (engine_cache.h): the load above, run by the engine cache */
+typedef struct rm_args {
+    const char *path;
+    avo_backend *be;
+    avo_rmvpe **out;
+} rm_args;
+
+static avo_status rm_load_cb(void *u, avo_engine_session *s, avo_error *err) {
+    rm_args *a = u;
+    return rm_load_file(a->path, a->be, s, a->out, err);
+}
+
+static void rm_unload_cb(void *u) {
+    rm_args *a = u;
+    avo_rmvpe_free(*a->out);
+    *a->out = NULL;
+}
+
+avo_status avo_rmvpe_load_cached(const char *path, avo_backend *be, const avo_engine_request *req, avo_rmvpe **out,
+                                 avo_engine_result *res, avo_error *err) {
+    if (!out) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "avo_rmvpe_load_cached: NULL argument");
+    rm_args a = {path, be, out};
+    return avo_engine_load(req, path, NULL, "rmvpe/1", be, rm_load_cb, rm_unload_cb, &a, res, err);
 }
 
 void avo_rmvpe_free(avo_rmvpe *m) {

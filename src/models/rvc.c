@@ -9,6 +9,7 @@
  * enc_p's sqrt(hidden) scale is folded into emb_phone and emb_pitch at load time. The prior sample
  * z_p = m_p + exp(logs_p) * noise * 0.66666 is formed on the host (the engine has no exp). */
 #include "autovoice/models.h"
+#include "autovoice/engine_cache.h"
 
 #include "models/vits_internal.h"
 
@@ -164,7 +165,7 @@ static avo_status load_scalar(const vits_loader *l, const char *name, float *out
     return avo_ckpt_tensor_read_f32(l->ckpt, t, out, 1, err);
 }
 
-static avo_status rvc_load_all(avo_ckpt *ckpt, const char *path, avo_rvc *m, avo_error *err) {
+static avo_status rvc_load_all(avo_ckpt *ckpt, const char *path, avo_engine_session *ec, avo_rvc *m, avo_error *err) {
     const avo_ckpt_value *w = avo_ckpt_lookup(ckpt, "weight");
     if (!w || avo_ckpt_value_kind(w) != AVO_CKPT_DICT) {
         if (avo_ckpt_lookup(ckpt, "model"))
@@ -177,7 +178,7 @@ static avo_status rvc_load_all(avo_ckpt *ckpt, const char *path, avo_rvc *m, avo
     rvc_config c;
     avo_status st = parse_config(ckpt, path, &c, err);
     if (st) return st;
-    vits_loader l = {ckpt, m->weights, "weight.", path};
+    vits_loader l = {ckpt, m->weights, "weight.", path, ec};
 
     int64_t f0 = 1;
     const avo_ckpt_value *fv = avo_ckpt_lookup(ckpt, "f0");
@@ -270,7 +271,8 @@ static avo_status rvc_load_all(avo_ckpt *ckpt, const char *path, avo_rvc *m, avo
     return vits_load(&l, "emb_g.weight", 2, (int64_t[]){t->shape[0], c.gin}, &m->emb_g, err);
 }
 
-avo_status avo_rvc_load(const char *path, avo_backend *be, avo_rvc **out, avo_error *err) {
+static avo_status rvc_load_file(const char *path, avo_backend *be, avo_engine_session *ec, avo_rvc **out,
+                                avo_error *err) {
     if (!path || !be || !out) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "avo_rvc_load: NULL argument");
     *out = NULL;
     avo_rvc *m = calloc(1, sizeof *m);
@@ -279,7 +281,8 @@ avo_status avo_rvc_load(const char *path, avo_backend *be, avo_rvc **out, avo_er
     avo_ckpt *ckpt = NULL;
     avo_status st = avo_ckpt_open(path, &ckpt, err);
     if (!st) st = avo_arena_create(be, 1u << 20, &m->weights, err);
-    if (!st) st = rvc_load_all(ckpt, path, m, err);
+    if (!st) st = avo_engine_attach(ec, m->weights, err);
+    if (!st) st = rvc_load_all(ckpt, path, ec, m, err);
     avo_ckpt_free(ckpt);
     if (st) {
         avo_rvc_free(m);
@@ -287,6 +290,35 @@ avo_status avo_rvc_load(const char *path, avo_backend *be, avo_rvc **out, avo_er
     }
     *out = m;
     return AVO_OK;
+}
+
+avo_status avo_rvc_load(const char *path, avo_backend *be, avo_rvc **out, avo_error *err) {
+    return rvc_load_file(path, be, NULL, out, err);
+}
+
+/* avo_rvc_load_cached (engine_cache.h): the load above, run by the engine cache */
+typedef struct rvc_args {
+    const char *path;
+    avo_backend *be;
+    avo_rvc **out;
+} rvc_args;
+
+static avo_status rvc_load_cb(void *u, avo_engine_session *s, avo_error *err) {
+    rvc_args *a = u;
+    return rvc_load_file(a->path, a->be, s, a->out, err);
+}
+
+static void rvc_unload_cb(void *u) {
+    rvc_args *a = u;
+    avo_rvc_free(*a->out);
+    *a->out = NULL;
+}
+
+avo_status avo_rvc_load_cached(const char *path, avo_backend *be, const avo_engine_request *req, avo_rvc **out,
+                               avo_engine_result *res, avo_error *err) {
+    if (!out) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "avo_rvc_load_cached: NULL argument");
+    rvc_args a = {path, be, out};
+    return avo_engine_load(req, path, NULL, "rvc/1", be, rvc_load_cb, rvc_unload_cb, &a, res, err);
 }
 
 void avo_rvc_free(avo_rvc *m) {

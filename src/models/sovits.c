@@ -20,6 +20,7 @@
 #include "models/sovits_internal.h"
 
 #include "autovoice/checkpoint.h"
+#include "autovoice/engine_cache.h"
 #include "models/vits_internal.h"
 
 #include <cjson/cJSON.h>
@@ -335,19 +336,26 @@ static void sv_release(avo_sovits *m) {
     avo_arena_free(m->weights);
 }
 
-avo_status avo_sovits_load(const char *model_path, const char *config_path, avo_backend *be, avo_sovits **out,
-                           avo_error *err) {
-    if (!model_path || !be || !out) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "sovits_load: missing argument");
-    *out = NULL;
-    char cfg_path[4096];
+/* config_path, or config.json in the model's folder. */
+static avo_status sv_config_path(const char *model_path, const char *config_path, char *cfg_path, size_t n,
+                                 avo_error *err) {
     if (config_path) {
-        snprintf(cfg_path, sizeof cfg_path, "%s", config_path);
+        snprintf(cfg_path, n, "%s", config_path);
     } else {
         const char *slash = strrchr(model_path, '/');
         int dir = slash ? (int)(slash - model_path) : 0;
-        if (snprintf(cfg_path, sizeof cfg_path, "%.*s%sconfig.json", dir, model_path, slash ? "/" : "") >= (int)sizeof cfg_path)
+        if (snprintf(cfg_path, n, "%.*s%sconfig.json", dir, model_path, slash ? "/" : "") >= (int)n)
             return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "sovits_load: path too long");
     }
+    return AVO_OK;
+}
+
+static avo_status sv_load_file(const char *model_path, const char *config_path, avo_backend *be, avo_engine_session *ec,
+                               avo_sovits **out, avo_error *err) {
+    if (!model_path || !be || !out) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "sovits_load: missing argument");
+    *out = NULL;
+    char cfg_path[4096];
+    if (sv_config_path(model_path, config_path, cfg_path, sizeof cfg_path, err)) return err ? err->code : AVO_ERR_INVALID_ARGUMENT;
     char *text = sv_read_text(cfg_path, err);
     if (!text) return err ? err->code : AVO_ERR_IO;
     cJSON *root = cJSON_Parse(text);
@@ -389,8 +397,9 @@ avo_status avo_sovits_load(const char *model_path, const char *config_path, avo_
                                model_path);
     }
     if (!st) st = avo_arena_create(be, 64u << 20, &m->weights, err);
+    if (!st) st = avo_engine_attach(ec, m->weights, err);
     if (!st) {
-        vits_loader l = {.ckpt = ckpt, .a = m->weights, .prefix = "model.", .file = model_path};
+        vits_loader l = {.ckpt = ckpt, .a = m->weights, .prefix = "model.", .file = model_path, .ec = ec};
         st = sv_load_weights(&l, &c, m, err);
     }
     avo_ckpt_free(ckpt);
@@ -401,6 +410,40 @@ avo_status avo_sovits_load(const char *model_path, const char *config_path, avo_
     }
     *out = m;
     return AVO_OK;
+}
+
+avo_status avo_sovits_load(const char *model_path, const char *config_path, avo_backend *be, avo_sovits **out,
+                           avo_error *err) {
+    return sv_load_file(model_path, config_path, be, NULL, out, err);
+}
+
+/* avo_sovits_load_cached (engine_cache.h): the load above, run by the engine cache */
+typedef struct sv_args {
+    const char *model_path, *config_path;
+    avo_backend *be;
+    avo_sovits **out;
+} sv_args;
+
+static avo_status sv_load_cb(void *u, avo_engine_session *s, avo_error *err) {
+    sv_args *a = u;
+    return sv_load_file(a->model_path, a->config_path, a->be, s, a->out, err);
+}
+
+static void sv_unload_cb(void *u) {
+    sv_args *a = u;
+    avo_sovits_free(*a->out);
+    *a->out = NULL;
+}
+
+avo_status avo_sovits_load_cached(const char *model_path, const char *config_path, avo_backend *be,
+                                  const avo_engine_request *req, avo_sovits **out, avo_engine_result *res,
+                                  avo_error *err) {
+    if (!model_path || !out) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "avo_sovits_load_cached: NULL argument");
+    char cfg_path[4096];
+    avo_status st = sv_config_path(model_path, config_path, cfg_path, sizeof cfg_path, err);
+    if (st) return st;
+    sv_args a = {model_path, cfg_path, be, out};
+    return avo_engine_load(req, model_path, cfg_path, "sovits/1", be, sv_load_cb, sv_unload_cb, &a, res, err);
 }
 
 void avo_sovits_free(avo_sovits *m) {

@@ -12,6 +12,8 @@
  *    convolutions over the source laid out as [s, samples/s + 1], i.e. a plain GEMM. */
 #include "models/vits_internal.h"
 
+#include "autovoice/engine_cache.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,11 +143,26 @@ static avo_status upload(const vits_loader *l, const host_tensor *h, avo_tensor 
 
 avo_status vits_load(const vits_loader *l, const char *name, int ndim, const int64_t *want, avo_tensor *out,
                      avo_error *err) {
+    char key[512];
+    key_of(l, name, key, sizeof key);
+    if (avo_engine_replaying(l->ec)) return avo_engine_take_shaped(l->ec, key, ndim, want, out, err);
     host_tensor h;
     avo_status st = read_tensor(l, name, &h, err);
     if (!st) st = check_shape(l, name, &h, ndim, want, err);
     if (!st) st = upload(l, &h, out, err);
+    if (!st) st = avo_engine_put(l->ec, key, out, err);
     host_free(&h);
+    return st;
+}
+
+/* Engine cache (engine_cache.h): the weight and bias of module as recorded after their rewrites. */
+static avo_status engine_pair(const vits_loader *l, const char *module, bool put, avo_tensor *w, avo_tensor *b,
+                              avo_error *err) {
+    char kw[600], kb[600];
+    snprintf(kw, sizeof kw, "%s%.500s.weight", l->prefix ? l->prefix : "", module);
+    snprintf(kb, sizeof kb, "%s%.500s.bias", l->prefix ? l->prefix : "", module);
+    avo_status st = put ? avo_engine_put(l->ec, kw, w, err) : avo_engine_take(l->ec, kw, w, err);
+    if (!st && b && (b->data || !put)) st = put ? avo_engine_put(l->ec, kb, b, err) : avo_engine_take(l->ec, kb, b, err);
     return st;
 }
 
@@ -159,6 +176,14 @@ typedef struct conv_rewrite {
 static avo_status conv_load_rw(const vits_loader *l, const char *module, int64_t cout, int64_t cin, int64_t k,
                                bool has_bias, avo_conv1d_params p, const conv_rewrite *rw, vits_conv *c, avo_error *err) {
     memset(c, 0, sizeof *c);
+    c->p = p;
+    if (avo_engine_replaying(l->ec)) {
+        avo_status st = engine_pair(l, module, false, &c->w, has_bias ? &c->b : NULL, err);
+        const int64_t want[3] = {cout, cin, k};
+        bool ok = st || c->w.ndim == 3;
+        for (int i = 0; ok && !st && i < 3; i++) ok = want[i] < 0 || c->w.shape[i] == want[i];
+        return ok ? st : avo_error_set(err, AVO_ERR_FORMAT, "%s: engine file: '%s' has another shape", l->file, module);
+    }
     host_tensor w = {0}, b = {0};
     char name[512];
     snprintf(name, sizeof name, "%s.weight", module);
@@ -207,6 +232,7 @@ static avo_status conv_load_rw(const vits_loader *l, const char *module, int64_t
     }
     if (!st) st = upload(l, &w, &c->w, err);
     if (!st && b.d) st = upload(l, &b, &c->b, err);
+    if (!st) st = engine_pair(l, module, true, &c->w, &c->b, err);
     host_free(&w);
     host_free(&b);
     c->p = p;
@@ -670,6 +696,11 @@ avo_status vits_generator_load(const vits_loader *l, const char *prefix, const v
         s->src_stride = src_stride;
         if (cfg->nsf) {
             snprintf(m, sizeof m, "%s.noise_convs.%d", prefix, i);
+            if (avo_engine_replaying(l->ec)) {
+                st = engine_pair(l, m, false, &s->noise.w, &s->noise.b, err);
+                if (st) return st;
+                goto noise_done;
+            }
             host_tensor w = {0}, b = {0};
             int kn = src_stride > 1 ? 2 * src_stride : 1;
             if (src_stride > 1 && src_stride % 2)
@@ -699,10 +730,12 @@ avo_status vits_generator_load(const vits_loader *l, const char *prefix, const v
             }
             if (!st) st = upload(l, &w, &s->noise.w, err);
             if (!st) st = upload(l, &b, &s->noise.b, err);
+            if (!st) st = engine_pair(l, m, true, &s->noise.w, &s->noise.b, err);
             host_free(&w);
             host_free(&b);
             if (st) return st;
         }
+    noise_done:
         for (int j = 0; j < cfg->n_kernels && !st; j++) {
             snprintf(m, sizeof m, "%s.resblocks.%d", prefix, i * cfg->n_kernels + j);
             st = resblock_load(l, m, cfg->resblock, cfg->n_dilations, cfg->dilations[j], s->channels, &s->rb[j], err);
@@ -750,6 +783,13 @@ void vits_generator_free(vits_generator *gen) { (void)gen; }
 static avo_tensor view2(const avo_tensor *buf, int64_t c, int64_t t) {
     int64_t s[2] = {c, t};
     return avo_tensor_view(AVO_DTYPE_F32, 2, s, buf->data);
+}
+
+/* out = conv(leaky_relu(x, slope)) + bias + res (res may be NULL): one fused pass. */
+static avo_status conv_lrelu(avo_backend *be, avo_arena *a, const vits_conv *c, const avo_tensor *x, float slope,
+                             const avo_tensor *res, avo_tensor *out, avo_error *err) {
+    avo_conv1d_fuse f = {.input_leaky_relu = true, .slope = slope, .residual = res};
+    return avo_op_conv1d_fused(be, a, x, &c->w, c->b.data ? &c->b : NULL, &c->p, &f, out, err);
 }
 
 /* One chunk: xc [in_channels, n] -> y [1, n * upp] (tanh applied). src: the chunk's n * upp source
@@ -808,27 +848,30 @@ static avo_status generator_chunk(avo_backend *be, avo_arena *a, const vits_gene
         avo_tensor acc = view2(&Q, ch, len), r = view2(&R, ch, len), tb = view2(&Tb, ch, len), u = view2(&U, ch, len);
         for (int j = 0; j < gen->cfg.n_kernels; j++) {
             const vits_resblock *rb = &s->rb[j];
-            avo_tensor *run = j == 0 ? &acc : &r; /* the first resblock's running x is the sum itself */
+            /* Each dilation computes x + conv2(lrelu(conv1(lrelu(x)))) (ResBlock2: x + conv1(lrelu(x))) with
+             * the activations and the add fused into the convolutions. The fused op cannot write over its
+             * residual x, so the steps alternate between two buffers, chosen so that the first resblock's
+             * chain ends in acc (the stage's sum) and the others' in r or tb, which is then added to it. */
+            avo_tensor *bufs[2] = {j == 0 ? &acc : &r, j == 0 ? &r : &tb};
+            const avo_tensor *cur = &xin;
             for (int d = 0; d < rb->n; d++) {
-                const avo_tensor *cur = d == 0 ? &xin : run;
-                TRY(avo_op_act(be, a, cur, AVO_ACT_LEAKY_RELU, LRELU_SLOPE, &tb, err));
-                TRY(vits_conv_run(be, a, &rb->c1[d], &tb, &u, err));
-                const avo_tensor *res = &u;
+                avo_tensor *dst = bufs[(rb->n - 1 - d) % 2];
                 if (gen->cfg.resblock == 1) {
-                    TRY(avo_op_act(be, a, &u, AVO_ACT_LEAKY_RELU, LRELU_SLOPE, &u, err));
-                    TRY(vits_conv_run(be, a, &rb->c2[d], &u, &tb, err));
-                    res = &tb;
+                    TRY(conv_lrelu(be, a, &rb->c1[d], cur, LRELU_SLOPE, NULL, &u, err));
+                    TRY(conv_lrelu(be, a, &rb->c2[d], &u, LRELU_SLOPE, cur, dst, err));
+                } else {
+                    TRY(conv_lrelu(be, a, &rb->c1[d], cur, LRELU_SLOPE, cur, dst, err));
                 }
-                TRY(avo_op_add(be, a, cur, res, run, err));
+                cur = dst;
             }
-            if (j > 0) TRY(avo_op_add(be, a, &acc, &r, &acc, err));
+            if (j > 0) TRY(avo_op_add(be, a, &acc, cur, &acc, err));
         }
     }
     {
         avo_tensor acc = view2(&Q, ch, len);
-        TRY(avo_op_act(be, a, &acc, AVO_ACT_LEAKY_RELU, 0.01f, &acc, err)); /* torch's default slope, as upstream */
         avo_tensor out = view2(&P, 1, len);
-        TRY(vits_conv_run(be, a, &gen->post, &acc, &out, err));
+        /* torch's default slope 0.01 before conv_post, as upstream */
+        TRY(conv_lrelu(be, a, &gen->post, &acc, 0.01f, NULL, &out, err));
         TRY(avo_op_act(be, a, &out, AVO_ACT_TANH, 0.0f, &out, err));
         *y = out;
     }

@@ -32,6 +32,7 @@ typedef struct vits_loader {
     avo_arena *a;       /* the model's weights arena (never reset) */
     const char *prefix; /* prepended to every key: "weight." for an RVC .pth, "" for a bare state_dict */
     const char *file;   /* for messages */
+    struct avo_engine_session *ec; /* engine cache (engine_cache.h): final weights taken / recorded; NULL: none */
 } vits_loader;
 
 /* prefix + name as a tensor, or NULL when absent (or not a tensor). */

@@ -1,0 +1,150 @@
+/* conv1d speed on the CPU back end: the direct AVX-512 kernel (FP32 and BF16) against the
+ * im2col + sgemm path, in the same run, on the NSF-HiFiGAN resblock shapes of RVC v2 40k (256/128/64/32
+ * channels, kernels 3/7/11, dilations 1/3/5) and HuBERT's strided feature-extractor convolutions.
+ * "fused" rows time the resblock step y = x + conv(leaky_relu(x)) as one avo_op_conv1d_fused against
+ * the composed act + conv1d + add of the old path. GFLOP/s counts 2 * cout * cin * k * tout.
+ *
+ * usage: bench_conv1d [--repeats N] [--threads N] [--seconds S] [--out PATH]
+ *        (default 5 repeats, 2 threads, 1 s of audio per shape, bench/out/conv1d.json) */
+#include "autovoice/engine.h"
+#include "bench_common.h"
+#include "engine/cpu_conv1d.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct cshape {
+    const char *name;
+    int cin, cout, rate, k, stride, dil; /* rate: frames per second of audio */
+} cshape;
+
+static const cshape shapes[] = {
+    {"resblock 256ch k3 d1", 256, 256, 1000, 3, 1, 1},    {"resblock 256ch k11 d5", 256, 256, 1000, 11, 1, 5},
+    {"resblock 128ch k7 d3", 128, 128, 10000, 7, 1, 3},   {"resblock 128ch k11 d1", 128, 128, 10000, 11, 1, 1},
+    {"resblock 64ch k7 d5", 64, 64, 20000, 7, 1, 5},      {"resblock 64ch k3 d3", 64, 64, 20000, 3, 1, 3},
+    {"resblock 32ch k11 d5", 32, 32, 40000, 11, 1, 5},    {"resblock 32ch k3 d1", 32, 32, 40000, 3, 1, 1},
+    {"hubert fe 1->512 k10 s5", 1, 512, 16000, 10, 5, 1}, {"hubert fe 512 k3 s2", 512, 512, 3200, 3, 2, 1},
+    {"hubert fe 512 k2 s2", 512, 512, 400, 2, 2, 1},
+};
+#define NSHAPES ((int)(sizeof shapes / sizeof shapes[0]))
+
+static void fill(float *p, int64_t n, unsigned seed) {
+    for (int64_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        p[i] = (float)(seed >> 8) / 8388608.0f - 1.0f;
+    }
+}
+
+/* mode 0: im2col + sgemm, 1: direct FP32, 2: direct BF16. fused: resblock step with leaky + residual. */
+static double time_conv(avo_backend *be, avo_arena *a, const cshape *s, int64_t t, int mode, bool fused, int repeats,
+                        float *out_host) {
+    avo_error err;
+    cpu_conv1d_direct_enable(mode != 0);
+    if (avo_backend_cpu_set_precision(be, mode == 2 ? AVO_CPU_BF16 : AVO_CPU_FP32, &err)) return -1;
+    avo_arena_reset(a);
+    int64_t xs[2] = {s->cin, t}, ws[3] = {s->cout, s->cin, s->k}, bs[1] = {s->cout};
+    avo_tensor X, W, B;
+    float *h = malloc(sizeof(float) * (size_t)(s->cin * t > s->cout * s->cin * s->k ? s->cin * t : s->cout * s->cin * s->k));
+    fill(h, s->cin * t, 1);
+    if (avo_tensor_from_host(a, 2, xs, h, &X, &err)) bench_die(&err);
+    fill(h, s->cout * s->cin * s->k, 2);
+    for (int64_t i = 0; i < s->cout * s->cin * s->k; i++) h[i] *= 0.05f;
+    if (avo_tensor_from_host(a, 3, ws, h, &W, &err)) bench_die(&err);
+    fill(h, s->cout, 3);
+    if (avo_tensor_from_host(a, 1, bs, h, &B, &err)) bench_die(&err);
+    free(h);
+    int pad = s->stride == 1 ? s->dil * (s->k - 1) / 2 : 0;
+    avo_conv1d_params p = {.stride = s->stride, .dilation = s->dil, .padding = pad};
+    avo_conv1d_fuse f = {.input_leaky_relu = true, .slope = 0.1f, .residual = &X};
+    avo_tensor Y = {0}, T = {0};
+    double best[64];
+    int n = repeats < 64 ? repeats : 64;
+    for (int r = -1; r < n; r++) { /* one warm-up */
+        avo_arena_mark m = avo_arena_get_mark(a);
+        Y.data = NULL;
+        T.data = NULL;
+        double t0 = avo_now_ms();
+        avo_status st;
+        if (!fused)
+            st = avo_op_conv1d(be, a, &X, &W, &B, &p, &Y, &err);
+        else if (mode != 0)
+            st = avo_op_conv1d_fused(be, a, &X, &W, &B, &p, &f, &Y, &err);
+        else { /* what the resblock did before: three ops, two extra passes */
+            st = avo_op_act(be, a, &X, AVO_ACT_LEAKY_RELU, 0.1f, &T, &err);
+            if (!st) st = avo_op_conv1d(be, a, &T, &W, &B, &p, &Y, &err);
+            if (!st) st = avo_op_add(be, a, &Y, &X, &Y, &err);
+        }
+        double ms = avo_now_ms() - t0;
+        if (st) bench_die(&err);
+        if (r >= 0) best[r] = ms;
+        if (r == n - 1 && out_host) avo_tensor_to_host(a, &Y, out_host, avo_tensor_numel(&Y), &err);
+        avo_arena_rewind(a, m);
+    }
+    return bench_median(best, n) / 1000.0;
+}
+
+int main(int argc, char **argv) {
+    int repeats = 5, threads = 2;
+    double seconds = 1.0;
+    const char *out = "bench/out/conv1d.json";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        else {
+            fprintf(stderr, "usage: bench_conv1d [--repeats N] [--threads N] [--seconds S] [--out PATH]\n");
+            return 2;
+        }
+    }
+    if (repeats < 1) repeats = 1;
+    avo_error err;
+    avo_backend *be = NULL;
+    avo_arena *a = NULL;
+    if (avo_backend_cpu_create(threads, &be, &err) || avo_arena_create(be, (size_t)64 << 20, &a, &err)) bench_die(&err);
+    const bool direct = cpu_conv1d_avx512_available(), bf16 = cpu_conv1d_bf16_available();
+    printf("conv1d, %d threads, %.2f s of audio per shape, median of %d (direct kernel %s, bf16 %s)\n", threads, seconds,
+           repeats, direct ? "yes" : "no", bf16 ? "yes" : "no");
+    printf("%-26s %-6s %9s %9s %9s %8s %8s %8s %8s\n", "shape", "op", "im2col ms", "fp32 ms", "bf16 ms", "im2col", "fp32",
+           "bf16", "bf16 err");
+    printf("%-26s %-6s %9s %9s %9s %8s %8s %8s %8s\n", "", "", "", "", "", "GFLOP/s", "GFLOP/s", "GFLOP/s", "");
+    char json[16384];
+    int len = snprintf(json, sizeof json, "{\"benchmark\": \"conv1d\", \"threads\": %d, \"seconds\": %.2f, \"repeats\": %d, "
+                                          "\"rows\": [", threads, seconds, repeats);
+    int rows = 0;
+    for (int i = 0; i < NSHAPES; i++)
+        for (int fused = 0; fused < 2; fused++) {
+            const cshape *s = &shapes[i];
+            if (fused && (s->stride != 1 || s->cin != s->cout)) continue;
+            int64_t t = (int64_t)(seconds * s->rate);
+            int pad = s->stride == 1 ? s->dil * (s->k - 1) / 2 : 0;
+            int64_t tout = (t + 2 * pad - s->dil * (s->k - 1) - 1) / s->stride + 1;
+            double flop = 2.0 * s->cout * s->cin * s->k * (double)tout;
+            float *y32 = malloc(sizeof(float) * (size_t)(s->cout * tout)), *y16 = malloc(sizeof(float) * (size_t)(s->cout * tout));
+            double t0 = time_conv(be, a, s, t, 0, fused, repeats, NULL);
+            double t1 = direct ? time_conv(be, a, s, t, 1, fused, repeats, y32) : -1;
+            double t2 = bf16 ? time_conv(be, a, s, t, 2, fused, repeats, y16) : -1;
+            double e = 0, mx = 0;
+            if (t1 > 0 && t2 > 0)
+                for (int64_t j = 0; j < s->cout * tout; j++) {
+                    double d = fabs((double)y16[j] - y32[j]);
+                    e = d > e ? d : e;
+                    mx = fabs(y32[j]) > mx ? fabs(y32[j]) : mx;
+                }
+            double rel = mx > 0 ? e / mx : 0;
+            printf("%-26s %-6s %9.2f %9.2f %9.2f %8.1f %8.1f %8.1f %8.1e\n", s->name, fused ? "fused" : "conv", t0 * 1e3,
+                   t1 * 1e3, t2 * 1e3, flop / t0 / 1e9, t1 > 0 ? flop / t1 / 1e9 : 0, t2 > 0 ? flop / t2 / 1e9 : 0, rel);
+            len += snprintf(json + len, sizeof json - (size_t)len,
+                            "%s{\"shape\": \"%s\", \"op\": \"%s\", \"im2col_ms\": %.3f, \"direct_fp32_ms\": %.3f, "
+                            "\"direct_bf16_ms\": %.3f, \"gflop\": %.4f, \"bf16_rel_error\": %.2e}",
+                            rows++ ? ", " : "", s->name, fused ? "fused" : "conv", t0 * 1e3, t1 * 1e3, t2 * 1e3, flop / 1e9, rel);
+            free(y32);
+            free(y16);
+        }
+    cpu_conv1d_direct_enable(true);
+    len += snprintf(json + len, sizeof json - (size_t)len, "]}");
+    avo_arena_free(a);
+    avo_backend_free(be);
+    return bench_write_json(out, json);
+}
