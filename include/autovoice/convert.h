@@ -63,6 +63,11 @@ typedef struct avo_converter_info {
      * NULL for the DSP converter. */
     const char *content_device;
     const char *content_precision;
+    /* Engine cache per model: "off", "hit", "build", "rebuild" or "uncached" (engine_cache.h), and why
+     * for rebuild / uncached ("" otherwise). */
+    const char *content_engine, *content_engine_note;
+    const char *voice_engine, *voice_engine_note;
+    const char *calibration_cache;      /* the INT8 calibration cache that really ran, "" if none */
 } avo_converter_info;
 
 typedef struct avo_converter avo_converter;
@@ -103,6 +108,8 @@ typedef struct avo_neural_config {
     const char *pitch_precision;      /* pitch network (RMVPE, in the f0_extraction stage) */
     const char *vocoder_precision;    /* voice model: RVC / so-vits-svc synthesizer with its vocoder */
     const char *calibration_path;     /* INT8 calibration cache of the content encoder (autovoice calibrate) */
+    int engine_cache;                 /* 1 (default): keep built engines (engine_cache.h) and reuse them */
+    const char *engine_cache_dir;     /* NULL: $XDG_CACHE_HOME/autovoice/engines */
     int strict;                       /* 1: a device or precision that cannot be had is an error, not a
                                        * fallback to what can */
     uint64_t seed;                    /* the synthesizer's noise draws (runs are reproducible) */

@@ -80,6 +80,9 @@ typedef struct avo_run_metadata {
     char precision[16];
     char content_device[64];      /* neural converters: where the content encoder ran (else empty) */
     char content_precision[16];
+    char f0_engine[16], content_engine[16], voice_engine[16]; /* engine cache per model ("" for none) */
+    char engine_notes[640];       /* why an engine was rebuilt or not cached; empty if none */
+    char calibration_cache[512];  /* the INT8 calibration cache that ran, empty if none */
     char device_fallback[640];    /* why a requested device or precision was not used; empty if none */
     double applied_transpose_semitones;
     double formant_warp_ratio;

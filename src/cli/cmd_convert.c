@@ -38,6 +38,9 @@ static const char CONVERT_HELP[] =
     "                            content encoder, pitch network, vocoder = voice model; default fp32;\n"
     "                            fp16 and int8 need cuda, bf16 a CPU with AVX512-BF16)\n"
     "      --calib FILE          INT8 calibration cache of the content encoder (autovoice calibrate)\n"
+    "      --engine-cache DIR    where built model engines are kept and reused (default\n"
+    "                            $XDG_CACHE_HOME/autovoice/engines)\n"
+    "      --no-engine-cache     load every model from its checkpoint\n"
     "      --strict              fail instead of falling back to the CPU or to fp32\n"
     "  -o, --output FILE         where to write the result\n"
     "  -t, --transpose N         move the melody by N semitones (-24..24)\n"
@@ -69,7 +72,8 @@ typedef struct convert_args {
 enum {
     OPT_AUTO_TRANSPOSE = 256, OPT_FORMANT, OPT_RETRIEVAL, OPT_PROTECT, OPT_RMS, OPT_PRESET, OPT_STEMS, OPT_VOCALS,
     OPT_ACCOMP, OPT_NO_SEP, OPT_JSON, OPT_RATE, OPT_THREADS, OPT_STORE, OPT_ENCODER, OPT_PITCH, OPT_INDEX,
-    OPT_INDEX_RATE, OPT_SPEAKER, OPT_DEVICE, OPT_STRICT, OPT_MODEL_CONFIG, OPT_PRECISION, OPT_CALIB
+    OPT_INDEX_RATE, OPT_SPEAKER, OPT_DEVICE, OPT_STRICT, OPT_MODEL_CONFIG, OPT_PRECISION, OPT_CALIB,
+    OPT_ENGINE_DIR, OPT_NO_ENGINE
 };
 
 static int parse_convert_args(int argc, char **argv, convert_args *a) {
@@ -88,7 +92,8 @@ static int parse_convert_args(int argc, char **argv, convert_args *a) {
         {"index-rate", required_argument, 0, OPT_INDEX_RATE}, {"speaker-id", required_argument, 0, OPT_SPEAKER},
         {"device", required_argument, 0, OPT_DEVICE}, {"strict", no_argument, 0, OPT_STRICT},
         {"model-config", required_argument, 0, OPT_MODEL_CONFIG}, {"precision", required_argument, 0, OPT_PRECISION},
-        {"calib", required_argument, 0, OPT_CALIB},
+        {"calib", required_argument, 0, OPT_CALIB}, {"engine-cache", required_argument, 0, OPT_ENGINE_DIR},
+        {"no-engine-cache", no_argument, 0, OPT_NO_ENGINE},
         {0, 0, 0, 0}};
     avo_pipeline_config_default(&a->cfg);
     avo_neural_config_default(&a->neural);
@@ -139,6 +144,8 @@ static int parse_convert_args(int argc, char **argv, convert_args *a) {
             break;
         }
         case OPT_CALIB: a->neural.calibration_path = optarg; break;
+        case OPT_ENGINE_DIR: a->neural.engine_cache_dir = optarg; break;
+        case OPT_NO_ENGINE: a->neural.engine_cache = 0; break;
         case 'q': a->quiet = 1; break;
         case 'h': fputs(CONVERT_HELP, stdout); return -1;
         case ':': rc = cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]); break;

@@ -9,6 +9,7 @@
 
 #include "autovoice/calibrate.h"
 #include "autovoice/checkpoint.h"
+#include "autovoice/engine_cache.h"
 #include "autovoice/models.h"
 
 #include <math.h>
@@ -27,6 +28,7 @@ void avo_neural_config_default(avo_neural_config *cfg) {
     cfg->index_rate = 0.75;
     cfg->device = "cpu";
     cfg->seed = 1234;
+    cfg->engine_cache = 1;
 }
 
 static const char *canonical_precision(const char *name, size_t len) {
@@ -256,6 +258,10 @@ typedef struct neural_state {
     avo_arena *arena_content;
     avo_neural_placement place_content;
     avo_calib_table *calib;     /* the content encoder's INT8 scales (CUDA INT8 only) */
+    avo_engine_cache *engines;  /* NULL: no engine cache */
+    avo_engine_result engine_content, engine_voice;
+    char calib_path[512];       /* cfg's calibration cache, kept for the report */
+    char calib_used[512];
     avo_hubert *hubert;
     avo_rvc *rvc;
     avo_sovits *sovits;
@@ -433,6 +439,8 @@ static avo_status neural_run(avo_converter *c, const avo_audio *vocals, const av
         st = run_segments(s, c, &p, fn, x, n, f0, pow(2.0, transpose / 12.0), y, total, progress, user, err);
     avo_neural_backend_observe(s->be, &s->place);
     avo_neural_backend_observe(s->be_content, &s->place_content);
+    if (strcmp(s->place_content.precision, "int8-gemm") == 0)
+        snprintf(s->calib_used, sizeof s->calib_used, "%s", s->calib_path);
     if (!st) rms_mix(x, n, p.work_rate, y, total, p.out_rate, c->options.rms_mix);
     if (!st) st = avo_audio_alloc(out, in_rate, 1, in_frames, err);
     if (!st) st = avo_resample_buffer(y, total, p.out_rate, in_rate, out->samples, in_frames, err);
@@ -453,6 +461,7 @@ static void neural_destroy(void *state) {
     avo_arena_free(s->arena);
     avo_backend_free(s->be);
     avo_calib_table_free(s->calib);
+    avo_engine_cache_free(s->engines);
     free(s);
 }
 
@@ -596,16 +605,18 @@ static avo_status detect_kind(const char *path, neural_kind *kind, avo_error *er
 /* Loads the voice model of either family and checks the speaker id and index against it. */
 static avo_status load_voice(neural_state *s, const avo_neural_config *cfg, avo_error *err) {
     avo_status st = detect_kind(cfg->model_path, &s->kind, err);
+    const avo_engine_request req = {s->engines, NULL, NULL, NULL};
     int speakers = 0, dim = 0;
     if (!st && s->kind == NEURAL_RVC) {
-        st = avo_rvc_load(cfg->model_path, s->be, &s->rvc, err);
+        st = avo_rvc_load_cached(cfg->model_path, s->be, &req, &s->rvc, &s->engine_voice, err);
         if (!st) {
             const avo_rvc_info *info = avo_rvc_get_info(s->rvc);
             speakers = info->n_speakers, dim = info->phone_dim;
             snprintf(s->name, sizeof s->name, "rvc-v%d", info->version);
         }
     } else if (!st) {
-        st = avo_sovits_load(cfg->model_path, cfg->model_config_path, s->be, &s->sovits, err);
+        st = avo_sovits_load_cached(cfg->model_path, cfg->model_config_path, s->be, &req, &s->sovits, &s->engine_voice,
+                                    err);
         if (!st) {
             const avo_sovits_info *info = avo_sovits_get_info(s->sovits);
             speakers = info->n_speakers, dim = info->ssl_dim;
@@ -656,6 +667,9 @@ avo_status avo_converter_create_neural(const avo_neural_config *cfg, const avo_v
     s->cfg.model_config_path = s->cfg.precision = s->cfg.calibration_path = NULL;
     s->cfg.content_precision = s->cfg.pitch_precision = s->cfg.vocoder_precision = NULL;
     s->target = target;
+    if (cfg->calibration_path) snprintf(s->calib_path, sizeof s->calib_path, "%s", cfg->calibration_path);
+    if (cfg->engine_cache && avo_engine_cache_open(cfg->engine_cache_dir, &s->engines, NULL) != AVO_OK)
+        s->engines = NULL; /* no place for a cache (no home directory): load from the checkpoints */
     avo_status st = avo_neural_backend_open_component(cfg, AVO_NEURAL_VOCODER, opt->threads, &s->be, &s->place, err);
     if (!st) st = avo_arena_create(s->be, (size_t)64 << 20, &s->arena, err);
     const char *content_prec = avo_neural_component_precision(cfg, AVO_NEURAL_CONTENT);
@@ -670,7 +684,10 @@ avo_status avo_converter_create_neural(const avo_neural_config *cfg, const avo_v
             unmet(cfg, &s->place, err, s->place_content.fallback);
     }
     if (!st) st = load_voice(s, cfg, err);
-    if (!st) st = avo_hubert_load(cfg->content_encoder_path, s->be_content, &s->hubert, err);
+    if (!st) {
+        const avo_engine_request req = {s->engines, NULL, NULL, NULL};
+        st = avo_hubert_load_cached(cfg->content_encoder_path, s->be_content, &req, &s->hubert, &s->engine_content, err);
+    }
     if (st) {
         neural_destroy(s);
         free(c);
@@ -685,6 +702,11 @@ avo_status avo_converter_create_neural(const avo_neural_config *cfg, const avo_v
     c->info.fallback = s->place.fallback;
     c->info.content_device = s->place_content.device;
     c->info.content_precision = s->place_content.precision;
+    c->info.content_engine = avo_engine_outcome_name(s->engine_content.outcome);
+    c->info.content_engine_note = s->engine_content.reason;
+    c->info.voice_engine = avo_engine_outcome_name(s->engine_voice.outcome);
+    c->info.voice_engine_note = s->engine_voice.reason;
+    c->info.calibration_cache = s->calib_used;
     *out = c;
     return AVO_OK;
 }

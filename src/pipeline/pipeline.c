@@ -1,5 +1,6 @@
 /* Runs the four stages, times each, and records what really ran. */
 #include "autovoice/pipeline.h"
+#include "autovoice/engine_cache.h"
 
 #include "autovoice/models.h"
 #include "autovoice/separate.h"
@@ -133,6 +134,14 @@ static avo_status prepare_vocals(const avo_pipeline_config *cfg, avo_pipeline_ou
     return AVO_OK;
 }
 
+/* Adds why an engine was rebuilt or not cached to the run's notes. */
+static void note_engine(avo_run_metadata *meta, const char *what, const char *outcome, const char *reason) {
+    if (!reason || !reason[0]) return;
+    const size_t used = strlen(meta->engine_notes);
+    snprintf(meta->engine_notes + used, sizeof meta->engine_notes - used, "%s%s: engine %s: %s", used ? "; " : "", what,
+             outcome, reason);
+}
+
 /* RMVPE on the vocals at 16 kHz: one F0 value per 10 ms, frame i at 10 i ms (as the DSP tracks). */
 static avo_status run_rmvpe(const avo_pipeline_config *cfg, const avo_audio *mono, avo_f0_track *track,
                             avo_run_metadata *meta, avo_error *err) {
@@ -150,7 +159,18 @@ static avo_status run_rmvpe(const avo_pipeline_config *cfg, const avo_audio *mon
         st = avo_neural_backend_open_component(cfg->neural ? cfg->neural : &cpu_only, AVO_NEURAL_PITCH, cfg->threads, &be,
                                                &place, err);
     if (!st) st = avo_arena_create(be, (size_t)64 << 20, &arena, err);
-    if (!st) st = avo_rmvpe_load(cfg->pitch_model_path, be, &model, err);
+    avo_engine_cache *engines = NULL;
+    avo_engine_result eng;
+    memset(&eng, 0, sizeof eng);
+    const avo_neural_config *ncfg = cfg->neural ? cfg->neural : &cpu_only;
+    if (!st && ncfg->engine_cache && avo_engine_cache_open(ncfg->engine_cache_dir, &engines, NULL) != AVO_OK)
+        engines = NULL;
+    const avo_engine_request req = {engines, NULL, NULL, NULL};
+    if (!st) st = avo_rmvpe_load_cached(cfg->pitch_model_path, be, &req, &model, &eng, err);
+    if (!st) {
+        snprintf(meta->f0_engine, sizeof meta->f0_engine, "%s", avo_engine_outcome_name(eng.outcome));
+        note_engine(meta, "pitch network", meta->f0_engine, eng.reason);
+    }
     if (!st) st = avo_f0_track_alloc(track, avo_rmvpe_frames(n), 0.010, err);
     if (!st) st = avo_rmvpe_f0(model, arena, x, n, 0.03f, track->f0_hz, track->confidence, err);
     if (!st) {
@@ -160,6 +180,7 @@ static avo_status run_rmvpe(const avo_pipeline_config *cfg, const avo_audio *mon
         if (place.fallback[0]) snprintf(meta->device_fallback, sizeof meta->device_fallback, "%s", place.fallback);
     }
     avo_rmvpe_free(model);
+    avo_engine_cache_free(engines);
     avo_arena_free(arena);
     avo_backend_free(be);
     free(x);
@@ -212,6 +233,13 @@ static avo_status run_conversion(const avo_pipeline_config *cfg, const avo_pipel
         snprintf(meta->content_device, sizeof meta->content_device, "%s", info.content_device ? info.content_device : "");
         snprintf(meta->content_precision, sizeof meta->content_precision, "%s",
                  info.content_precision ? info.content_precision : "");
+        if (info.content_engine) {
+            snprintf(meta->content_engine, sizeof meta->content_engine, "%s", info.content_engine);
+            snprintf(meta->voice_engine, sizeof meta->voice_engine, "%s", info.voice_engine);
+            snprintf(meta->calibration_cache, sizeof meta->calibration_cache, "%s", info.calibration_cache);
+            note_engine(meta, "content encoder", info.content_engine, info.content_engine_note);
+            note_engine(meta, "voice model", info.voice_engine, info.voice_engine_note);
+        }
         meta->applied_transpose_semitones = info.applied_transpose_semitones;
         meta->formant_warp_ratio = info.formant_warp_ratio;
     }
@@ -308,12 +336,14 @@ avo_status avo_run_metadata_to_json(const avo_run_metadata *meta, char **json, a
     cJSON_AddStringToObject(root, "backend", meta->backend);
     cJSON_AddStringToObject(root, "precision", meta->precision);
     if (meta->device_fallback[0]) cJSON_AddStringToObject(root, "device_fallback", meta->device_fallback);
+    if (meta->engine_notes[0]) cJSON_AddStringToObject(root, "engine_notes", meta->engine_notes);
     /* What ran where, per component (the top-level device/backend/precision are the converter's). */
     cJSON *comp = cJSON_AddObjectToObject(root, "components");
     cJSON *f0c = cJSON_AddObjectToObject(comp, "f0_extraction");
     cJSON_AddStringToObject(f0c, "method", meta->f0_method);
     cJSON_AddStringToObject(f0c, "device", meta->f0_device);
     cJSON_AddStringToObject(f0c, "precision", meta->f0_precision);
+    if (meta->f0_engine[0]) cJSON_AddStringToObject(f0c, "engine_cache", meta->f0_engine);
     cJSON *cc = cJSON_AddObjectToObject(comp, "conversion");
     cJSON_AddStringToObject(cc, "converter", meta->converter);
     cJSON_AddStringToObject(cc, "device", meta->device);
@@ -322,9 +352,12 @@ avo_status avo_run_metadata_to_json(const avo_run_metadata *meta, char **json, a
         cJSON *ce = cJSON_AddObjectToObject(cc, "content_encoder");
         cJSON_AddStringToObject(ce, "device", meta->content_device);
         cJSON_AddStringToObject(ce, "precision", meta->content_precision);
+        cJSON_AddStringToObject(ce, "engine_cache", meta->content_engine);
+        cJSON_AddStringToObject(ce, "calibration_cache", meta->calibration_cache);
         cJSON *vm = cJSON_AddObjectToObject(cc, "voice_model");
         cJSON_AddStringToObject(vm, "device", meta->device);
         cJSON_AddStringToObject(vm, "precision", meta->precision);
+        cJSON_AddStringToObject(vm, "engine_cache", meta->voice_engine);
     }
     cJSON_AddStringToObject(root, "preset", meta->preset);
     cJSON_AddStringToObject(root, "converter", meta->converter);

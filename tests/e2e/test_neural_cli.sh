@@ -145,6 +145,38 @@ else:
     assert c["voice_model"]["precision"] == "fp32" and "bf16" in d["device_fallback"], d
 assert c["content_encoder"]["precision"] == "fp32", c
 PY
+# engine cache: the first run builds each model's engine, the next reuses it; a damaged engine file is
+# rebuilt (and said so), never used; the results are the same either way
+ec="$base/engines"
+rm -rf "$ec"
+for run in e1 e2 e3; do
+  if [ $run = e3 ]; then # damage one byte in the middle of every engine file
+    for f in "$ec"/*.aveng; do
+      size=$(stat -c %s "$f"); printf '\x5a' | dd of="$f" bs=1 seek=$((size / 2)) conv=notrunc status=none
+    done
+  fi
+  "$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" --content-encoder "$m/hubert_small.pt" \
+    --pitch-model "$rm_small" --engine-cache "$ec" -o "$base/out/$run.wav" --profile-json "$base/out/$run.json" -q \
+    || fail "engine cache run $run failed"
+done
+[ "$(ls "$ec"/*.aveng | wc -l)" = 3 ] || fail "expected three engine files (content encoder, voice model, pitch network)"
+ls "$ec" | grep -v '\.aveng$' && fail "the engine cache directory holds stray files"
+cmp -s "$base/out/e1.wav" "$base/out/e2.wav" && cmp -s "$base/out/e1.wav" "$base/out/e3.wav" \
+  || fail "a cached engine changed the output"
+/usr/bin/python3 - "$base/out" <<'PY' || fail "engine cache outcomes not reported: $(cat "$base/out/e3.json")"
+import json, sys
+def eng(run):
+    d = json.load(open("%s/%s.json" % (sys.argv[1], run)))
+    c = d["components"]
+    return (c["f0_extraction"]["engine_cache"], c["conversion"]["content_encoder"]["engine_cache"],
+            c["conversion"]["voice_model"]["engine_cache"]), d.get("engine_notes", "")
+assert eng("e1")[0] == ("build",) * 3, eng("e1")
+assert eng("e2")[0] == ("hit",) * 3, eng("e2")
+outcomes, notes = eng("e3")
+assert outcomes == ("rebuild",) * 3, outcomes
+assert "content encoder: engine rebuild" in notes and "voice model" in notes and "pitch network" in notes, notes
+PY
+
 # 4. a neural profile keeps its own copy of the model and index
 store="$base/store"
 cp "$m/rvc_small.pth" "$base/moved.pth"
