@@ -66,7 +66,7 @@ class ChannelLayerNorm(nn.Module):
 def relative_table(emb, length, window):
     """emb [1, 2W+1, d] indexed by offset+W -> [1, 2L-1, d] indexed by offset+(L-1), zero where
     |offset| > W (the upstream pads the table with zeros, which gives the same thing)."""
-    offsets = torch.arange(-(length - 1), length)
+    offsets = torch.arange(-(length - 1), length, device=emb.device)
     valid = offsets.abs() <= window
     idx = (offsets.clamp(-window, window) + window)
     table = emb[:, idx, :]
@@ -76,8 +76,8 @@ def relative_table(emb, length, window):
 def rel_to_abs(x):
     """[B, H, L, 2L-1] scores by relative offset -> [B, H, L, L]: out[i, j] = x[i, j - i + L - 1]."""
     L = x.shape[2]
-    i = torch.arange(L)[:, None]
-    j = torch.arange(L)[None, :]
+    i = torch.arange(L, device=x.device)[:, None]
+    j = torch.arange(L, device=x.device)[None, :]
     idx = (j - i + L - 1).expand(*x.shape[:2], L, L)
     return torch.gather(x, 3, idx)
 
@@ -86,8 +86,8 @@ def abs_to_rel(x):
     """[B, H, L, L] -> [B, H, L, 2L-1]: out[i, r] = x[i, r + i - (L-1)], zero outside the row."""
     L = x.shape[2]
     padded = F.pad(x, (L - 1, L - 1))
-    i = torch.arange(L)[:, None]
-    r = torch.arange(2 * L - 1)[None, :]
+    i = torch.arange(L, device=x.device)[:, None]
+    r = torch.arange(2 * L - 1, device=x.device)[None, :]
     idx = (r + i).expand(*x.shape[:2], L, 2 * L - 1)
     return torch.gather(padded, 3, idx)
 
