@@ -97,9 +97,10 @@ avo_status avo_backend_cuda_set_calibration(avo_backend *be, const avo_calib_tab
 /* Linear calls run as INT8 GEMMs, and linear calls made in INT8 mode that ran FP16 instead (no scale
  * in the table, sizes the INT8 GEMM does not take, or no INT8 GEMM on this GPU): what really ran. */
 avo_status avo_backend_cuda_int8_counts(const avo_backend *be, int64_t *int8, int64_t *int8_skipped, avo_error *err);
-/* Precision of the CPU back end's convolutions. AVO_CPU_BF16: conv1d (the direct AVX-512 kernel:
- * groups 1) multiplies bfloat16 copies of weights and inputs (rounded to nearest even) with FP32
- * accumulation and FP32 results, about 1e-3..1e-2 relative error; every other op stays FP32. Refused
+/* Precision of the CPU back end's weight GEMMs. AVO_CPU_BF16: avo_op_linear and conv1d / conv1d_fused
+ * (the direct AVX-512 kernel: groups 1) multiply bfloat16 copies of weights and inputs (rounded to
+ * nearest even) with FP32 accumulation and FP32 results, about 1e-3..1e-2 relative error; every other
+ * op (transposed and 2-D convolutions, attention products, grouped convolutions) stays FP32. Refused
  * with AVO_ERR_UNSUPPORTED on a CPU without AVX512_BF16 (the back end then stays FP32). */
 typedef enum avo_cpu_precision { AVO_CPU_FP32 = 0, AVO_CPU_BF16 = 1 } avo_cpu_precision;
 avo_status avo_backend_cpu_set_precision(avo_backend *be, avo_cpu_precision precision, avo_error *err);

@@ -56,11 +56,14 @@ static void fill_rows(float *y, int64_t rows, int64_t n, const float *bias, int 
 
 static avo_status cpu_linear(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
                              const avo_tensor *b, avo_tensor *y, avo_error *err) {
-    (void)a;
-    (void)err;
     int64_t in = w->shape[1], out = w->shape[0], rows = avo_tensor_numel(x) / (in ? in : 1);
     float *Y = avo_tensor_f32(y);
     const float *B = b ? avo_tensor_f32(b) : NULL;
+    if (impl_of(be)->precision == AVO_CPU_BF16 && cpu_conv1d_direct_enabled() && cpu_conv1d_bf16_available() && rows > 0) {
+        avo_status st = cpu_linear_bf16(a, avo_tensor_f32(x), rows, in, avo_tensor_f32(w), out, B, Y, nthreads(be), err);
+        if (!st) impl_of(be)->gemm_bf16++;
+        return st;
+    }
     impl_of(be)->gemm_fp32++;
     if (B) {
 #pragma omp parallel for num_threads(nthreads(be)) if (rows * out > 32768)
