@@ -2,7 +2,9 @@
  * im2col + sgemm path, in the same run, on the NSF-HiFiGAN resblock shapes of RVC v2 40k (256/128/64/32
  * channels, kernels 3/7/11, dilations 1/3/5) and HuBERT's strided feature-extractor convolutions.
  * "fused" rows time the resblock step y = x + conv(leaky_relu(x)) as one avo_op_conv1d_fused against
- * the composed act + conv1d + add of the old path. GFLOP/s counts 2 * cout * cin * k * tout.
+ * the composed act + conv1d + add of the old path. GFLOP/s counts 2 * cout * cin * k * tout, per second
+ * of wall time and per second of process CPU time ("cpu" columns: on a shared machine the wall time
+ * includes waiting for the cores, the CPU time is closer to what the kernel costs).
  *
  * usage: bench_conv1d [--repeats N] [--threads N] [--seconds S] [--out PATH]
  *        (default 5 repeats, 2 threads, 1 s of audio per shape, bench/out/conv1d.json) */
@@ -13,6 +15,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct cshape {
     const char *name;
@@ -37,8 +40,15 @@ static void fill(float *p, int64_t n, unsigned seed) {
 }
 
 /* mode 0: im2col + sgemm, 1: direct FP32, 2: direct BF16. fused: resblock step with leaky + residual. */
+static double cpu_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Median wall seconds; *cpu_s gets the median process CPU seconds. */
 static double time_conv(avo_backend *be, avo_arena *a, const cshape *s, int64_t t, int mode, bool fused, int repeats,
-                        float *out_host) {
+                        float *out_host, double *cpu_s) {
     avo_error err;
     cpu_conv1d_direct_enable(mode != 0);
     if (avo_backend_cpu_set_precision(be, mode == 2 ? AVO_CPU_BF16 : AVO_CPU_FP32, &err)) return -1;
@@ -58,13 +68,13 @@ static double time_conv(avo_backend *be, avo_arena *a, const cshape *s, int64_t 
     avo_conv1d_params p = {.stride = s->stride, .dilation = s->dil, .padding = pad};
     avo_conv1d_fuse f = {.input_leaky_relu = true, .slope = 0.1f, .residual = &X};
     avo_tensor Y = {0}, T = {0};
-    double best[64];
+    double best[64], cpu[64];
     int n = repeats < 64 ? repeats : 64;
     for (int r = -1; r < n; r++) { /* one warm-up */
         avo_arena_mark m = avo_arena_get_mark(a);
         Y.data = NULL;
         T.data = NULL;
-        double t0 = avo_now_ms();
+        double t0 = avo_now_ms(), c0 = cpu_ms();
         avo_status st;
         if (!fused)
             st = avo_op_conv1d(be, a, &X, &W, &B, &p, &Y, &err);
@@ -75,12 +85,13 @@ static double time_conv(avo_backend *be, avo_arena *a, const cshape *s, int64_t 
             if (!st) st = avo_op_conv1d(be, a, &T, &W, &B, &p, &Y, &err);
             if (!st) st = avo_op_add(be, a, &Y, &X, &Y, &err);
         }
-        double ms = avo_now_ms() - t0;
+        double ms = avo_now_ms() - t0, cms = cpu_ms() - c0;
         if (st) bench_die(&err);
-        if (r >= 0) best[r] = ms;
+        if (r >= 0) best[r] = ms, cpu[r] = cms;
         if (r == n - 1 && out_host) avo_tensor_to_host(a, &Y, out_host, avo_tensor_numel(&Y), &err);
         avo_arena_rewind(a, m);
     }
+    *cpu_s = bench_median(cpu, n) / 1000.0;
     return bench_median(best, n) / 1000.0;
 }
 
@@ -106,9 +117,10 @@ int main(int argc, char **argv) {
     const bool direct = cpu_conv1d_avx512_available(), bf16 = cpu_conv1d_bf16_available();
     printf("conv1d, %d threads, %.2f s of audio per shape, median of %d (direct kernel %s, bf16 %s)\n", threads, seconds,
            repeats, direct ? "yes" : "no", bf16 ? "yes" : "no");
-    printf("%-26s %-6s %9s %9s %9s %8s %8s %8s %8s\n", "shape", "op", "im2col ms", "fp32 ms", "bf16 ms", "im2col", "fp32",
-           "bf16", "bf16 err");
-    printf("%-26s %-6s %9s %9s %9s %8s %8s %8s %8s\n", "", "", "", "", "", "GFLOP/s", "GFLOP/s", "GFLOP/s", "");
+    printf("%-24s %-5s %9s %9s %9s %7s %7s %7s %7s %7s %7s %8s\n", "shape", "op", "im2col ms", "fp32 ms", "bf16 ms", "im2col",
+           "fp32", "bf16", "im2col", "fp32", "bf16", "bf16 err");
+    printf("%-24s %-5s %9s %9s %9s %7s %7s %7s %7s %7s %7s %8s\n", "", "", "(wall)", "(wall)", "(wall)", "GF/s", "GF/s",
+           "GF/s", "cpuGF/s", "cpuGF/s", "cpuGF/s", "");
     char json[16384];
     int len = snprintf(json, sizeof json, "{\"benchmark\": \"conv1d\", \"threads\": %d, \"seconds\": %.2f, \"repeats\": %d, "
                                           "\"rows\": [", threads, seconds, repeats);
@@ -122,9 +134,10 @@ int main(int argc, char **argv) {
             int64_t tout = (t + 2 * pad - s->dil * (s->k - 1) - 1) / s->stride + 1;
             double flop = 2.0 * s->cout * s->cin * s->k * (double)tout;
             float *y32 = malloc(sizeof(float) * (size_t)(s->cout * tout)), *y16 = malloc(sizeof(float) * (size_t)(s->cout * tout));
-            double t0 = time_conv(be, a, s, t, 0, fused, repeats, NULL);
-            double t1 = direct ? time_conv(be, a, s, t, 1, fused, repeats, y32) : -1;
-            double t2 = bf16 ? time_conv(be, a, s, t, 2, fused, repeats, y16) : -1;
+            double c0 = 0, c1 = 0, c2 = 0;
+            double t0 = time_conv(be, a, s, t, 0, fused, repeats, NULL, &c0);
+            double t1 = direct ? time_conv(be, a, s, t, 1, fused, repeats, y32, &c1) : -1;
+            double t2 = bf16 ? time_conv(be, a, s, t, 2, fused, repeats, y16, &c2) : -1;
             double e = 0, mx = 0;
             if (t1 > 0 && t2 > 0)
                 for (int64_t j = 0; j < s->cout * tout; j++) {
@@ -133,12 +146,15 @@ int main(int argc, char **argv) {
                     mx = fabs(y32[j]) > mx ? fabs(y32[j]) : mx;
                 }
             double rel = mx > 0 ? e / mx : 0;
-            printf("%-26s %-6s %9.2f %9.2f %9.2f %8.1f %8.1f %8.1f %8.1e\n", s->name, fused ? "fused" : "conv", t0 * 1e3,
-                   t1 * 1e3, t2 * 1e3, flop / t0 / 1e9, t1 > 0 ? flop / t1 / 1e9 : 0, t2 > 0 ? flop / t2 / 1e9 : 0, rel);
+            printf("%-24s %-5s %9.2f %9.2f %9.2f %7.1f %7.1f %7.1f %7.1f %7.1f %7.1f %8.1e\n", s->name, fused ? "fused" : "conv",
+                   t0 * 1e3, t1 * 1e3, t2 * 1e3, flop / t0 / 1e9, t1 > 0 ? flop / t1 / 1e9 : 0, t2 > 0 ? flop / t2 / 1e9 : 0,
+                   flop / c0 / 1e9, t1 > 0 ? flop / c1 / 1e9 : 0, t2 > 0 ? flop / c2 / 1e9 : 0, rel);
             len += snprintf(json + len, sizeof json - (size_t)len,
                             "%s{\"shape\": \"%s\", \"op\": \"%s\", \"im2col_ms\": %.3f, \"direct_fp32_ms\": %.3f, "
-                            "\"direct_bf16_ms\": %.3f, \"gflop\": %.4f, \"bf16_rel_error\": %.2e}",
-                            rows++ ? ", " : "", s->name, fused ? "fused" : "conv", t0 * 1e3, t1 * 1e3, t2 * 1e3, flop / 1e9, rel);
+                            "\"direct_bf16_ms\": %.3f, \"im2col_cpu_ms\": %.3f, \"direct_fp32_cpu_ms\": %.3f, "
+                            "\"direct_bf16_cpu_ms\": %.3f, \"gflop\": %.4f, \"bf16_rel_error\": %.2e}",
+                            rows++ ? ", " : "", s->name, fused ? "fused" : "conv", t0 * 1e3, t1 * 1e3, t2 * 1e3, c0 * 1e3,
+                            c1 * 1e3, c2 * 1e3, flop / 1e9, rel);
             free(y32);
             free(y16);
         }

@@ -14,6 +14,13 @@
  * per op shape, cuda_profile.h). FP16 reaches the converter through AVO_CUDA_PRECISION=fp16 (the
  * converter takes no precision yet).
  *
+ * INT8 content encoder: HuBERT calibrated on the speed audio (on the GPU in FP32: histograms, frame-error
+ * pass and selection as autovoice calibrate), the tensors the CUDA back end runs INT8 (linears, 1x1
+ * convolutions) handed to it, then timed like FP16, with its per-frame cosine against FP32 and the
+ * INT8 GEMMs that ran. Fused convolutions: the RVC synthesizer in FP16 once more on a back end made
+ * with AVO_CUDA_FUSED=0 (the conv1d_fused entry composes activation, convolution and add as three
+ * passes), against the fused run above.
+ *
  * Models: the random-weight checkpoints of the real sizes in --models (make_random_models.py writes
  * hubert_base.pt, rmvpe.pt, rvc_v2_40k.pth). The vocal: --wav (any rate, mixed to mono, resampled to
  * 16 kHz, looped to length).
@@ -22,6 +29,7 @@
  *                          [--threads N] [--no-parity] [--no-speed] [--out PATH]
  * Exit status 1 if a parity bound is missed (FP32 1e-4, FP16 1e-2; F0 within 5 cents where both
  * are voiced) or anything fails. */
+#include "autovoice/calibrate.h"
 #include "autovoice/convert.h"
 #include "autovoice/models.h"
 #include "bench_common.h"
@@ -348,6 +356,31 @@ static void profile_into(avo_backend *gpu, jbuf *j, const char *name, int *first
     *first = 0;
 }
 
+/* Whether the CUDA back end runs this calibration tensor INT8: linear, 1x1 conv1d ("conv1d.<o>x<i>x1."). */
+static int int8_capable(const char *name) {
+    if (!strncmp(name, "linear.", 7)) return 1;
+    if (strncmp(name, "conv1d.", 7)) return 0;
+    const char *dot = strchr(name + 7, '.');
+    return dot && dot - name >= 9 && dot[-2] == 'x' && dot[-1] == '1';
+}
+
+static double frame_cosines(const float *a, const float *b, int64_t frames, int64_t dim, double *worst) {
+    double sum = 0;
+    *worst = 1;
+    for (int64_t f = 0; f < frames; f++) {
+        double ab = 0, aa = 0, bb = 0;
+        for (int64_t i = 0; i < dim; i++) {
+            ab += (double)a[f * dim + i] * b[f * dim + i];
+            aa += (double)a[f * dim + i] * a[f * dim + i];
+            bb += (double)b[f * dim + i] * b[f * dim + i];
+        }
+        double c = aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : (aa == bb ? 1.0 : 0.0);
+        sum += c;
+        if (!(c >= *worst)) *worst = c;
+    }
+    return frames ? sum / (double)frames : 0;
+}
+
 static void speed(const args *a, const avo_audio *v16, avo_backend *gpu, jbuf *j) {
     avo_error err;
     char path[4096];
@@ -364,7 +397,7 @@ static void speed(const args *a, const avo_audio *v16, avo_backend *gpu, jbuf *j
     check(avo_hubert_load(path, gpu, &h, &err), &err);
     avo_tensor f;
     int64_t cf = 0, dim = 768;
-    float *feat = NULL;
+    float *feat = NULL, *feat32 = NULL;
     for (int p = 0; p < 2; p++) {
         set_prec(gpu, p);
         TIME_MS(ms[p][0], a->repeats, {
@@ -382,6 +415,75 @@ static void speed(const args *a, const avo_audio *v16, avo_backend *gpu, jbuf *j
         check(avo_backend_cuda_profile(gpu, false, &err), &err);
         profile_into(gpu, &prof, p ? "hubert fp16" : "hubert fp32", &pfirst);
         printf("hubert   %-5s %8.2f ms\n", p ? "fp16" : "fp32", ms[p][0]);
+        if (p == 0) {
+            feat32 = malloc(sizeof(float) * (size_t)(cf * dim));
+            memcpy(feat32, feat, sizeof(float) * (size_t)(cf * dim));
+        }
+    }
+
+    /* INT8: calibrate on this audio, then run with the INT8-capable tensors */
+    double int8_ms = 0, calib_ms = 0, cos_mean = 0, cos_min = 0;
+    int64_t n8 = 0, n8skip = 0, f16_8 = 0;
+    int n_all = 0, n_sel = 0, n_tab = 0;
+    {
+        set_prec(gpu, 0);
+        avo_calib *col = NULL;
+        avo_calib_table *all = NULL, *sel = NULL, *tab = NULL;
+        double t0 = avo_now_ms();
+        check(avo_calib_create(&col, &err), &err);
+        check(avo_calib_attach(col, gpu, &err), &err);
+        avo_arena_reset(ag);
+        check(avo_hubert_extract(h, ag, x, n, 12, false, &f, &err), &err);
+        avo_calib_note_audio(col, (double)n / 16000.0);
+        check(avo_calib_compute(col, 1.0, 0, &all, &err), &err);
+        check(avo_calib_start_error_pass(col, all, &err), &err);
+        avo_arena_reset(ag);
+        check(avo_hubert_extract(h, ag, x, n, 12, false, &f, &err), &err);
+        avo_calib_detach(col, gpu);
+        check(avo_calib_select(col, 0, &sel, &err), &err);
+        calib_ms = avo_now_ms() - t0;
+        check(avo_calib_table_create(0, &tab, &err), &err);
+        for (int i = 0; i < avo_calib_table_count(sel); i++) {
+            const char *nm;
+            float sc;
+            avo_calib_table_entry(sel, i, &nm, &sc);
+            if (int8_capable(nm)) check(avo_calib_table_set(tab, nm, sc, &err), &err);
+        }
+        n_all = avo_calib_tensor_count(col), n_sel = avo_calib_table_count(sel), n_tab = avo_calib_table_count(tab);
+        check(avo_backend_cuda_set_calibration(gpu, tab, &err), &err);
+        check(avo_backend_cuda_set_precision(gpu, AVO_CUDA_INT8, &err), &err);
+        int64_t a0 = 0, s0 = 0, a1 = 0, s1 = 0, h0 = half_gemms(gpu);
+        check(avo_backend_cuda_int8_counts(gpu, &a0, &s0, &err), &err);
+        TIME_MS(int8_ms, a->repeats, {
+            avo_arena_reset(ag);
+            check(avo_hubert_extract(h, ag, x, n, 12, false, &f, &err), &err);
+            check(avo_tensor_to_host(ag, &f, feat, cf * dim, &err), &err);
+        });
+        check(avo_backend_cuda_int8_counts(gpu, &a1, &s1, &err), &err);
+        n8 = (a1 - a0) / (a->repeats + 1), n8skip = (s1 - s0) / (a->repeats + 1);
+        f16_8 = (half_gemms(gpu) - h0) / (a->repeats + 1);
+        cos_mean = frame_cosines(feat, feat32, cf, dim, &cos_min);
+        check(avo_backend_cuda_profile(gpu, true, &err), &err);
+        avo_arena_reset(ag);
+        check(avo_hubert_extract(h, ag, x, n, 12, false, &f, &err), &err);
+        check(avo_tensor_to_host(ag, &f, feat, cf * dim, &err), &err);
+        check(avo_backend_cuda_profile(gpu, false, &err), &err);
+        profile_into(gpu, &prof, "hubert int8", &pfirst);
+        set_prec(gpu, 0);
+        check(avo_backend_cuda_set_calibration(gpu, NULL, &err), &err);
+        avo_calib_table_free(tab), avo_calib_table_free(sel), avo_calib_table_free(all);
+        avo_calib_free(col);
+        printf("hubert   int8  %8.2f ms (fp16 %.2f ms: %.2fx); per run %lld INT8 GEMMs, %lld FP16 GEMMs (%lld "
+               "INT8-capable without a scale); %d tensors calibrated, %d selected, %d INT8 on CUDA; cosine vs fp32 mean "
+               "%.5f min %.5f; calibration %.0f ms\n",
+               int8_ms, ms[1][0], ms[1][0] / int8_ms, (long long)n8, (long long)f16_8, (long long)n8skip, n_all, n_sel,
+               n_tab, cos_mean, cos_min, calib_ms);
+        if (cos_mean < 0.99) {
+            printf("  hubert int8: mean per-frame cosine %.4f < 0.99\n", cos_mean);
+            failures++;
+        }
+        /* the RVC runs below take the FP32 features (the FP16 ones before: the same sizes and timing) */
+        memcpy(feat, feat32, sizeof(float) * (size_t)(cf * dim));
     }
     avo_hubert_free(h);
 
@@ -431,7 +533,27 @@ static void speed(const args *a, const avo_audio *v16, avo_backend *gpu, jbuf *j
         printf("rvc      %-5s %8.2f ms (%lld frames)\n", p ? "fp16" : "fp32", ms[p][2], (long long)T);
     }
     avo_rvc_free(rvc);
-    free(phone), free(f0), free(coarse), free(zn), free(sn), free(y), free(feat);
+    /* the same FP16 run without the fused convolutions (a back end made with AVO_CUDA_FUSED=0) */
+    double unfused_ms = 0;
+    {
+        avo_backend *g2 = NULL;
+        avo_arena *a2 = NULL;
+        setenv("AVO_CUDA_FUSED", "0", 1);
+        check(avo_backend_cuda_create(-1, &g2, &err), &err);
+        unsetenv("AVO_CUDA_FUSED");
+        check(avo_arena_create(g2, (size_t)256 << 20, &a2, &err), &err);
+        set_prec(g2, 1);
+        check(avo_rvc_load(path, g2, &rvc, &err), &err);
+        TIME_MS(unfused_ms, a->repeats, {
+            avo_arena_reset(a2);
+            check(avo_rvc_infer(rvc, a2, phone, T, coarse, f0, 0, zn, sn, 1, y, &err), &err);
+        });
+        avo_rvc_free(rvc);
+        avo_arena_free(a2);
+        avo_backend_free(g2);
+        printf("rvc      fp16 without fused convolutions %8.2f ms (fused %.2f ms)\n", unfused_ms, ms[1][2]);
+    }
+    free(phone), free(f0), free(coarse), free(zn), free(sn), free(y), free(feat), free(feat32);
     avo_arena_free(ag);
     set_prec(gpu, 0);
 
@@ -478,11 +600,21 @@ static void speed(const args *a, const avo_audio *v16, avo_backend *gpu, jbuf *j
     jcat(j, "\"speed\": {\"seconds\": %.2f, \"repeats\": %d, \"ms\": {", (double)n / 16000.0, a->repeats);
     for (int c = 0; c < 4; c++)
         jcat(j, "%s\"%s\": {\"fp32\": %.3f, \"fp16\": %.3f}", c ? ", " : "", names[c], ms[0][c], ms[1][c]);
-    jcat(j, "}, \"conversion_model_loading_ms\": {\"fp32\": %.1f, \"fp16\": %.1f}, \"profiles\": {%s}}, ", load_ms[0],
+    jcat(j, "}, \"hubert_int8\": {\"ms\": %.3f, \"fp16_ms\": %.3f, \"speedup_vs_fp16\": %.3f, \"cosine_mean\": %.6f, "
+            "\"cosine_min\": %.6f, \"int8_gemms_per_run\": %lld, \"fp16_gemms_per_run\": %lld, "
+            "\"int8_capable_skipped_per_run\": %lld, \"tensors_calibrated\": %d, \"tensors_selected\": %d, "
+            "\"tensors_int8\": %d, \"calibration_ms\": %.1f}",
+         int8_ms, ms[1][0], int8_ms > 0 ? ms[1][0] / int8_ms : 0.0, cos_mean, cos_min, (long long)n8, (long long)f16_8,
+         (long long)n8skip, n_all, n_sel, n_tab, calib_ms);
+    jcat(j, ", \"rvc_fp16_unfused_ms\": %.3f, \"rvc_fp16_fused_ms\": %.3f", unfused_ms, ms[1][2]);
+    jcat(j, ", \"conversion_model_loading_ms\": {\"fp32\": %.1f, \"fp16\": %.1f}, \"profiles\": {%s}}, ", load_ms[0],
          load_ms[1], prof.s ? prof.s : "");
     free(prof.s);
     printf("\n%-18s %10s %10s\n", "(ms, 30 s audio)", "fp32", "fp16");
     for (int c = 0; c < 4; c++) printf("%-18s %10.2f %10.2f\n", names[c], ms[0][c], ms[1][c]);
+    printf("%-18s %10s %10.2f  int8 %.2f (%.2fx fp16)\n", "hubert int8", "", ms[1][0], int8_ms,
+           int8_ms > 0 ? ms[1][0] / int8_ms : 0.0);
+    printf("%-18s %10s %10.2f  unfused %.2f\n", "rvc fused conv", "", ms[1][2], unfused_ms);
 }
 
 /* The host-side pieces of the conversion stage, each alone on this machine's CPU (single-threaded code

@@ -81,25 +81,28 @@ typedef enum avo_cuda_precision { AVO_CUDA_FP32 = 0, AVO_CUDA_FP16 = 1, AVO_CUDA
 avo_status avo_backend_cuda_set_precision(avo_backend *be, avo_cuda_precision precision, avo_error *err);
 /* GEMM calls run so far by operand precision: what really ran, whatever the mode says. */
 avo_status avo_backend_cuda_gemm_counts(const avo_backend *be, int64_t *fp32, int64_t *fp16, avo_error *err);
-/* AVO_CUDA_INT8 is FP16 mode in which avo_op_linear runs as an INT8 x INT8 -> INT32 tensor-core GEMM
- * wherever the calibration table (calibrate.h) has a scale for the op's tensor name: the input is
- * quantised with that per-tensor scale, the weight per output channel (max|w| / 127), by the quantiser
- * of calibrate.h, and the result is acc * x_scale * w_scale[o] + bias[o] in FP32, so the CPU simulation
- * (avo_calib_sim) predicts it up to the order of float additions. Linears without a scale, or whose
- * in / out sizes do not meet the INT8 GEMM's alignment (in a multiple of 16, out of 4), and every other
- * op run as in FP16 mode. The INT8 weight copy is made on first use (the weight is read back to name
- * it: one synchronisation) and dropped like a half copy. Setting AVO_CUDA_INT8 needs a table first
- * (AVO_ERR_INVALID_ARGUMENT otherwise); avo_backend_name is "cuda-int8". */
+/* AVO_CUDA_INT8 is FP16 mode in which avo_op_linear and the 1x1 avo_op_conv1d (groups 1, stride 1, no
+ * padding: HuBERT's projections) run as INT8 x INT8 -> INT32 tensor-core GEMMs wherever the calibration
+ * table (calibrate.h) has a scale for the op's tensor name: the input is quantised with that
+ * per-tensor scale, the weight per output channel (max|w| / 127), by the quantiser of calibrate.h, and
+ * the result is acc * x_scale * w_scale[o] + bias[o] in FP32, so the CPU simulation (avo_calib_sim)
+ * predicts it up to the order of float additions. Those ops without a scale, or whose in / out sizes do
+ * not meet the INT8 GEMM's alignment (in a multiple of 16, out of 4), and every other op run as in
+ * FP16 mode. The INT8 weight copy is made on first use (the weight is read back to name it: one
+ * synchronisation) and dropped like a half copy, and whenever a table is set. Setting AVO_CUDA_INT8
+ * needs a table first (AVO_ERR_INVALID_ARGUMENT otherwise); avo_backend_name is "cuda-int8". */
 typedef struct avo_calib_table avo_calib_table; /* calibrate.h */
 /* The scales for INT8 mode (borrowed: t must outlive its use; NULL forgets it and, in INT8 mode,
- * returns the back end to FP16). Replacing the table drops the INT8 weight copies. */
+ * returns the back end to FP16). Every call drops the INT8 weight copies. */
 avo_status avo_backend_cuda_set_calibration(avo_backend *be, const avo_calib_table *t, avo_error *err);
-/* Linear calls run as INT8 GEMMs, and linear calls made in INT8 mode that ran FP16 instead (no scale
- * in the table, sizes the INT8 GEMM does not take, or no INT8 GEMM on this GPU): what really ran. */
+/* Linear and 1x1 conv1d calls run as INT8 GEMMs, and such calls made in INT8 mode that ran FP16
+ * instead (no scale in the table, sizes the INT8 GEMM does not take, or no INT8 GEMM on this GPU):
+ * what really ran. Other ops of INT8 mode show in the FP16 count of avo_backend_cuda_gemm_counts. */
 avo_status avo_backend_cuda_int8_counts(const avo_backend *be, int64_t *int8, int64_t *int8_skipped, avo_error *err);
-/* Precision of the CPU back end's convolutions. AVO_CPU_BF16: conv1d (the direct AVX-512 kernel:
- * groups 1) multiplies bfloat16 copies of weights and inputs (rounded to nearest even) with FP32
- * accumulation and FP32 results, about 1e-3..1e-2 relative error; every other op stays FP32. Refused
+/* Precision of the CPU back end's weight GEMMs. AVO_CPU_BF16: avo_op_linear and conv1d / conv1d_fused
+ * (the direct AVX-512 kernel: groups 1) multiply bfloat16 copies of weights and inputs (rounded to
+ * nearest even) with FP32 accumulation and FP32 results, about 1e-3..1e-2 relative error; every other
+ * op (transposed and 2-D convolutions, attention products, grouped convolutions) stays FP32. Refused
  * with AVO_ERR_UNSUPPORTED on a CPU without AVX512_BF16 (the back end then stays FP32). */
 typedef enum avo_cpu_precision { AVO_CPU_FP32 = 0, AVO_CPU_BF16 = 1 } avo_cpu_precision;
 avo_status avo_backend_cpu_set_precision(avo_backend *be, avo_cpu_precision precision, avo_error *err);

@@ -2,6 +2,7 @@
  * Convolutions go through im2col + sgemm, except when each output channel reads one input channel
  * (depthwise), where a direct loop over time is faster and needs no scratch. */
 #include "engine/cpu_conv1d.h"
+#include "engine/cpu_math.h"
 #include "engine/engine_internal.h"
 
 #include <cblas.h>
@@ -56,11 +57,14 @@ static void fill_rows(float *y, int64_t rows, int64_t n, const float *bias, int 
 
 static avo_status cpu_linear(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
                              const avo_tensor *b, avo_tensor *y, avo_error *err) {
-    (void)a;
-    (void)err;
     int64_t in = w->shape[1], out = w->shape[0], rows = avo_tensor_numel(x) / (in ? in : 1);
     float *Y = avo_tensor_f32(y);
     const float *B = b ? avo_tensor_f32(b) : NULL;
+    if (impl_of(be)->precision == AVO_CPU_BF16 && cpu_conv1d_direct_enabled() && cpu_conv1d_bf16_available() && rows > 0) {
+        avo_status st = cpu_linear_bf16(a, avo_tensor_f32(x), rows, in, avo_tensor_f32(w), out, B, Y, nthreads(be), err);
+        if (!st) impl_of(be)->gemm_bf16++;
+        return st;
+    }
     impl_of(be)->gemm_fp32++;
     if (B) {
 #pragma omp parallel for num_threads(nthreads(be)) if (rows * out > 32768)
@@ -362,17 +366,17 @@ static avo_status cpu_act(avo_backend *be, const avo_tensor *x, avo_act act, flo
         case AVO_ACT_LEAKY_RELU:
             for (int64_t i = i0; i < i1; i++) Y[i] = X[i] > 0.0f ? X[i] : X[i] * alpha;
             break;
-        case AVO_ACT_GELU:
-            for (int64_t i = i0; i < i1; i++) Y[i] = 0.5f * X[i] * (1.0f + erff(X[i] * 0.70710678118654752f));
+        case AVO_ACT_GELU: /* erf form, as PyTorch's default */
+            cpu_math_gelu(X + i0, Y + i0, i1 - i0);
             break;
         case AVO_ACT_TANH:
-            for (int64_t i = i0; i < i1; i++) Y[i] = tanhf(X[i]);
+            cpu_math_tanh(X + i0, Y + i0, i1 - i0);
             break;
         case AVO_ACT_SIGMOID:
-            for (int64_t i = i0; i < i1; i++) Y[i] = 1.0f / (1.0f + expf(-X[i]));
+            cpu_math_sigmoid(X + i0, Y + i0, i1 - i0);
             break;
-        case AVO_ACT_SOFTPLUS:
-            for (int64_t i = i0; i < i1; i++) Y[i] = X[i] > 20.0f ? X[i] : log1pf(expf(X[i]));
+        case AVO_ACT_SOFTPLUS: /* threshold 20, as PyTorch's */
+            cpu_math_softplus(X + i0, Y + i0, i1 - i0);
             break;
         }
     }
@@ -461,11 +465,10 @@ static avo_status cpu_rel_attention(avo_backend *be, avo_arena *a, const avo_ten
                 }
                 float mx = srow[0];
                 for (int64_t j = 1; j < t; j++) mx = srow[j] > mx ? srow[j] : mx;
+                for (int64_t j = 0; j < t; j++) srow[j] -= mx;
+                cpu_math_exp(srow, srow, t);
                 float sum = 0.0f;
-                for (int64_t j = 0; j < t; j++) {
-                    srow[j] = expf(srow[j] - mx);
-                    sum += srow[j];
-                }
+                for (int64_t j = 0; j < t; j++) sum += srow[j];
                 float inv = 1.0f / sum;
                 for (int64_t j = 0; j < t; j++) srow[j] *= inv;
                 if (window > 0) { /* R becomes the band of P around the diagonal, by offset */
@@ -583,8 +586,6 @@ static avo_status cpu_copy(avo_backend *be, const avo_tensor *x, avo_tensor *out
 
 /* ---- bidirectional GRU ---------------------------------------------------------------------- */
 
-static float sigm(float v) { return 1.0f / (1.0f + expf(-v)); }
-
 /* One direction: gx [T, 3H] holds W_ih x_t + b_ih; wt is W_hh transposed ([H, 3H]) so the
  * recurrent product is a sum of contiguous axpys (vectorises without a reduction); out has row
  * stride ostride. */
@@ -608,10 +609,13 @@ static void gru_direction(const float *gx, const float *wt, const float *bhh, in
         }
         const float *g = gx + ti * h3;
         float *o = out + ti * ostride;
+        /* gates over whole rows of gh (scratch, rebuilt each step): r, z, then n */
+        for (int64_t i = 0; i < 2 * h; i++) gh[i] += g[i];
+        cpu_math_sigmoid(gh, gh, 2 * h);
+        for (int64_t i = 0; i < h; i++) gh[2 * h + i] = g[2 * h + i] + gh[i] * gh[2 * h + i];
+        cpu_math_tanh(gh + 2 * h, gh + 2 * h, h);
         for (int64_t i = 0; i < h; i++) {
-            float r = sigm(g[i] + gh[i]);
-            float z = sigm(g[h + i] + gh[h + i]);
-            float n = tanhf(g[2 * h + i] + r * gh[2 * h + i]);
+            float z = gh[h + i], n = gh[2 * h + i];
             hs[i] = (1.0f - z) * n + z * hs[i];
             o[i] = hs[i];
         }

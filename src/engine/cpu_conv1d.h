@@ -36,4 +36,10 @@ bool cpu_conv1d_direct_supported(const cpu_conv1d_args *c);
 /* Runs it; scratch (packed weights, per-thread input tiles) comes from a. */
 avo_status cpu_conv1d_direct(avo_arena *a, const cpu_conv1d_args *c, avo_error *err);
 
+/* y[rows, out] = x[rows, in] w[out, in]^T + b (b may be NULL) with bf16 operands (rounded to nearest
+ * even) and fp32 accumulation: the BF16 mode of avo_op_linear. The caller checked
+ * cpu_conv1d_bf16_available. Scratch (bf16 copies of x and w) comes from a. */
+avo_status cpu_linear_bf16(avo_arena *a, const float *x, int64_t rows, int64_t in, const float *w, int64_t out,
+                           const float *b, float *y, int nthreads, avo_error *err);
+
 #endif

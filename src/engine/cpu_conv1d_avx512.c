@@ -334,3 +334,94 @@ avo_status cpu_conv1d_direct(avo_arena *a, const cpu_conv1d_args *c, avo_error *
     }
     return AVO_OK;
 }
+
+/* ---- BF16 linear ------------------------------------------------------------------------------- */
+
+/* y[r, o] = sum_i x[r, i] w[o, i] + b[o]. The microkernel holds LR rows x LV vectors of 16 outputs;
+ * per pair of inputs it loads LV vectors of packed weight pairs and broadcasts LR input pairs. x is
+ * first copied to bf16 (rows padded to LR with zeros, in padded to even), w packed as
+ * wp[ob][ip][LV*16 outputs] of 32-bit pairs, both into arena scratch on every call. */
+#define LR 6
+#define LV 4
+#define LO (LV * 16)
+#define LIN_TILE_BYTES 196608
+
+typedef struct lin_geom {
+    const uint32_t *xb; /* [rows_p][ipn] */
+    const uint32_t *wp; /* [nob][ipn][LO] */
+    const float *b;
+    float *y;
+    int64_t rows, out, ipn;
+} lin_geom;
+
+static uint32_t bf16_pair(float lo, float hi) { return (uint32_t)f2bf(lo) | (uint32_t)f2bf(hi) << 16; }
+
+TGT16 static void lin_kernel(const lin_geom *g, int64_t ob, int64_t r0) {
+    __m512 acc[LR][LV];
+    _Pragma("GCC unroll 6") for (int r = 0; r < LR; r++) _Pragma("GCC unroll 4") for (int v = 0; v < LV; v++) acc[r][v] =
+        _mm512_setzero_ps();
+    const uint32_t *wq = g->wp + ob * g->ipn * LO, *xq = g->xb + r0 * g->ipn;
+    for (int64_t ip = 0; ip < g->ipn; ip++) {
+        __m512bh wv[LV];
+        _Pragma("GCC unroll 4") for (int v = 0; v < LV; v++) wv[v] = (__m512bh)_mm512_loadu_si512(wq + 16 * v);
+        _Pragma("GCC unroll 6") for (int r = 0; r < LR; r++) {
+            __m512bh xv = (__m512bh)_mm512_set1_epi32((int)xq[r * g->ipn + ip]);
+            _Pragma("GCC unroll 4") for (int v = 0; v < LV; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], xv, wv[v]);
+        }
+        wq += LO;
+    }
+    _Pragma("GCC unroll 6") for (int r = 0; r < LR; r++) {
+        if (r0 + r >= g->rows) break;
+        float *yr = g->y + (r0 + r) * g->out;
+        _Pragma("GCC unroll 4") for (int v = 0; v < LV; v++) {
+            int64_t o = ob * LO + 16 * v, rem = g->out - o;
+            if (rem <= 0) break;
+            __mmask16 mk = rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);
+            __m512 val = acc[r][v];
+            if (g->b) val = _mm512_add_ps(val, _mm512_maskz_loadu_ps(mk, g->b + o));
+            _mm512_mask_storeu_ps(yr + o, mk, val);
+        }
+    }
+}
+
+avo_status cpu_linear_bf16(avo_arena *a, const float *x, int64_t rows, int64_t in, const float *w, int64_t out,
+                           const float *b, float *y, int nthreads, avo_error *err) {
+    int nt = nthreads > 0 ? nthreads : 1;
+    int64_t ipn = (in + 1) / 2, rows_p = round_up(rows, LR), nob = (out + LO - 1) / LO;
+    void *xb = NULL, *wp = NULL;
+    avo_status st = avo_arena_alloc(a, (size_t)(rows_p * ipn) * 4, &xb, err);
+    if (!st) st = avo_arena_alloc(a, (size_t)(nob * ipn * LO) * 4, &wp, err);
+    if (st) return st;
+    uint32_t *xq = xb, *wq = wp;
+#pragma omp parallel for num_threads(nt) if (rows_p * ipn > 65536)
+    for (int64_t r = 0; r < rows_p; r++)
+        for (int64_t ip = 0; ip < ipn; ip++) {
+            int64_t i = 2 * ip;
+            float lo = r < rows ? x[r * in + i] : 0.0f, hi = r < rows && i + 1 < in ? x[r * in + i + 1] : 0.0f;
+            xq[r * ipn + ip] = bf16_pair(lo, hi);
+        }
+#pragma omp parallel for num_threads(nt) if (nob * ipn * LO > 65536)
+    for (int64_t ob = 0; ob < nob; ob++)
+        for (int64_t ip = 0; ip < ipn; ip++)
+            for (int64_t oo = 0; oo < LO; oo++) {
+                int64_t o = ob * LO + oo, i = 2 * ip;
+                float lo = o < out ? w[o * in + i] : 0.0f, hi = o < out && i + 1 < in ? w[o * in + i + 1] : 0.0f;
+                wq[(ob * ipn + ip) * LO + oo] = bf16_pair(lo, hi);
+            }
+    lin_geom g = {xq, wq, b, y, rows, out, ipn};
+    /* row tiles whose bf16 copy stays in L2 while every output block passes over them */
+    int64_t tr = LIN_TILE_BYTES / (ipn * 4) / LR * LR;
+    if (tr < LR) tr = LR;
+    if (tr > rows_p) tr = rows_p;
+    int64_t ntiles = (rows_p + tr - 1) / tr, ng = 1;
+    while (ntiles * ng < 4 * nt && ng * 2 <= nob) ng *= 2;
+    int64_t obg = (nob + ng - 1) / ng;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int64_t wi = 0; wi < ntiles * ng; wi++) {
+        int64_t tile = wi / ng, gi = wi % ng, ob0 = gi * obg, ob1 = ob0 + obg < nob ? ob0 + obg : nob;
+        int64_t r0 = tile * tr, r1 = r0 + tr < rows_p ? r0 + tr : rows_p;
+        for (int64_t ob = ob0; ob < ob1; ob++)
+            for (int64_t r = r0; r < r1; r += LR) lin_kernel(&g, ob, r);
+    }
+    return AVO_OK;
+}

@@ -159,10 +159,10 @@ const char *cpu_math_isa_name(cpu_math_isa isa) {
     return isa == CPU_MATH_AVX512 ? "avx512" : isa == CPU_MATH_AVX2 ? "avx2" : "generic";
 }
 
+#if CM_MULTI
 /* __builtin_cpu_supports reads a word that libgcc fills in before main: cheap enough per call. */
 static inline cpu_math_isa cm_isa(void) { return cm_forced >= 0 ? (cpu_math_isa)cm_forced : cpu_math_isa_best(); }
 
-#if CM_MULTI
 #define CM_DISPATCH(fn)                                                                            \
     void cpu_math_##fn(const float *x, float *y, int64_t n) {                                      \
         switch (cm_isa()) {                                                                        \

@@ -4,6 +4,7 @@
  * residual and bias. FP32: max|got - ref| / max|ref| under 1e-5, for the direct kernel and for the
  * im2col + sgemm path (the fallback and the composed op). BF16 against the same reference under
  * 1e-2 (skipped with a message on a CPU without AVX512_BF16), with the precision counts checked.
+ * BF16 linear (avo_op_linear in BF16 mode) against naive loops under 1e-2 and FP32 mode under 1e-5.
  * Also: the GEMM observer sees the activated input, and argument errors. */
 #include "autovoice/engine.h"
 #include "engine/cpu_conv1d.h"
@@ -167,6 +168,55 @@ static void grid_bf16(void) {
     CHECK_OK(avo_backend_cpu_set_precision(be, AVO_CPU_FP32, &err), &err);
 }
 
+/* ---- linear ----------------------------------------------------------------------------------- */
+
+static void linear_cases(bool bf16) {
+    static const int cases[][3] = {{1, 1, 1}, {7, 5, 3}, {13, 768, 70}, {100, 33, 129}, {37, 64, 64}, {6, 17, 200}};
+    avo_error err = {0};
+    if (bf16 && avo_backend_cpu_set_precision(be, AVO_CPU_BF16, &err)) {
+        fprintf(stderr, "SKIP bf16 linear: %s\n", err.message);
+        return;
+    }
+    int64_t f0, b0, f1, b1;
+    CHECK_OK(avo_backend_cpu_gemm_counts(be, &f0, &b0, &err), &err);
+    double worst = 0;
+    const int n = (int)(sizeof cases / sizeof cases[0]);
+    for (int i = 0; i < n; i++)
+        for (int with_b = 0; with_b < 2; with_b++) {
+            int64_t rows = cases[i][0], in = cases[i][1], out = cases[i][2];
+            float *x = malloc(rows * in * 4), *w = malloc(out * in * 4), *b = malloc(out * 4), *ref = malloc(rows * out * 4),
+                  *got = malloc(rows * out * 4);
+            fill(x, rows * in);
+            fill(w, out * in);
+            fill(b, out);
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t o = 0; o < out; o++) {
+                    double acc = with_b ? b[o] : 0.0;
+                    for (int64_t k = 0; k < in; k++) acc += (double)x[r * in + k] * w[o * in + k];
+                    ref[r * out + o] = (float)acc;
+                }
+            avo_arena_reset(arena);
+            int64_t xs[2] = {rows, in}, ws[2] = {out, in}, bs[1] = {out};
+            avo_tensor X, W, B, Y = {0};
+            CHECK_OK(avo_tensor_from_host(arena, 2, xs, x, &X, &err), &err);
+            CHECK_OK(avo_tensor_from_host(arena, 2, ws, w, &W, &err), &err);
+            CHECK_OK(avo_tensor_from_host(arena, 1, bs, b, &B, &err), &err);
+            CHECK_OK(avo_op_linear(be, arena, &X, &W, with_b ? &B : NULL, &Y, &err), &err);
+            CHECK_OK(avo_tensor_to_host(arena, &Y, got, rows * out, &err), &err);
+            double e = avo_test_rel_error(got, ref, rows * out);
+            worst = e > worst ? e : worst;
+            CHECK_MSG(e < (bf16 ? 1e-2 : 1e-5), "%s linear rows %lld in %lld out %lld bias %d: rel error %g", bf16 ? "bf16" : "fp32",
+                      (long long)rows, (long long)in, (long long)out, with_b, e);
+            free(x), free(w), free(b), free(ref), free(got);
+        }
+    CHECK_OK(avo_backend_cpu_gemm_counts(be, &f1, &b1, &err), &err);
+    CHECK(b1 - b0 == (bf16 ? 2 * n : 0));
+    CHECK(f1 - f0 == (bf16 ? 0 : 2 * n));
+    if (bf16) CHECK(worst > 1e-6); /* it really ran in bf16 */
+    fprintf(stderr, "%s linear: worst relative error %.3g\n", bf16 ? "bf16" : "fp32", worst);
+    CHECK_OK(avo_backend_cpu_set_precision(be, AVO_CPU_FP32, &err), &err);
+}
+
 /* ---- observer --------------------------------------------------------------------------------- */
 
 typedef struct obs_state {
@@ -241,6 +291,8 @@ int main(void) {
     grid_fp32("im2col + sgemm");
     cpu_conv1d_direct_enable(true);
     grid_bf16();
+    linear_cases(false);
+    if (cpu_conv1d_bf16_available()) linear_cases(true);
     observer_sees_activation();
     argument_errors();
     avo_arena_free(arena);

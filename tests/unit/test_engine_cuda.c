@@ -4,10 +4,21 @@
  * Bound: relative error max|gpu - cpu| / max|cpu| under 1e-5 in FP32, and 1e-2 in FP16 mode for the
  * GEMM-based ops (half operands carry 2^-11 relative rounding each; sums of a few hundred products
  * land near 1e-3), whose GEMM counters must show that half GEMMs really ran.
+ * Fused conv1d (leaky ReLU on the input, bias and residual): the GPU's fused op against the CPU's
+ * composed ops (activation, conv1d, add), same bounds.
+ * INT8 mode: linear and 1x1 conv1d against an exact integer reference made here with calibrate.c's
+ * quantiser (1e-6 relative: only the float dequantisation rounds) and against the CPU simulation of
+ * calibrate.c on the same inputs and scales, within 2 steps x_scale * w_scale[o] of the INT32
+ * accumulator per output: the GPU's sum is exact, the simulation adds the same products in float,
+ * which puts it up to 0.84 steps (this machine's CPU) / 1.13 steps (the H100 host's) from the exact
+ * sum over 768 terms on these cases; error against FP32 under 2e-2 without clipping (reported
+ * otherwise); ops without a scale or of unaligned sizes must fall back to FP16 and be counted as
+ * skipped.
  * End to end: the small random HuBERT of tests/reference/hubert_golden.py on CUDA against the CPU
  * back end and the float64 PyTorch golden data (1e-4 as test_hubert; 5e-2 in FP16 mode).
  * Without CUDA in the build, or without a GPU, it prints SKIP and passes (AVO_REQUIRE_CUDA=1 makes
  * that a failure). */
+#include "autovoice/calibrate.h"
 #include "autovoice/engine.h"
 #include "autovoice/models.h"
 #include "engine/cuda/cuda_profile.h"
@@ -563,6 +574,236 @@ static void t_half_cache(void) {
     free(x), free(w1), free(w2);
 }
 
+/* ---- fused conv1d ----------------------------------------------------------------------------- */
+
+/* GPU avo_op_conv1d_fused against the CPU's separate ops: leaky_relu, conv1d, add. */
+static void t_conv1d_fused(int64_t cin, int64_t cout, int64_t t, int64_t k, int s_, int pad, int dil, int g, bool bias,
+                           bool act, bool res) {
+    begin_case();
+    float *x = host_rand(cin * t, 1.0f), *w = host_rand(cout * (cin / g) * k, 0.3f), *b = host_rand(cout, 0.5f);
+    avo_conv1d_params p = {s_, pad, dil, g};
+    const float slope = 0.1f;
+    avo_tensor y[2] = {{0}};
+    int64_t f16 = half_gemms();
+    avo_error err = {0};
+    /* CPU: composed */
+    avo_tensor X = up(0, SHAPE(cin, t), x), W = up(0, SHAPE(cout, cin / g, k), w), B = up(0, SHAPE(cout), b), xa = {0};
+    if (act) CHECK_OK(avo_op_act(be_cpu, ar_cpu, &X, AVO_ACT_LEAKY_RELU, slope, &xa, &err), &err);
+    CHECK_OK(avo_op_conv1d(be_cpu, ar_cpu, act ? &xa : &X, &W, bias ? &B : NULL, &p, &y[0], &err), &err);
+    int64_t tout = y[0].shape[1];
+    float *r = host_rand(cout * tout, 1.0f);
+    if (res) {
+        avo_tensor R = up(0, SHAPE(cout, tout), r);
+        CHECK_OK(avo_op_add(be_cpu, ar_cpu, &y[0], &R, &y[0], &err), &err);
+    }
+    /* GPU: fused */
+    {
+        avo_tensor Xg = up(1, SHAPE(cin, t), x), Wg = up(1, SHAPE(cout, cin / g, k), w), Bg = up(1, SHAPE(cout), b);
+        avo_tensor Rg = up(1, SHAPE(cout, tout), r);
+        avo_conv1d_fuse f = {act, slope, res ? &Rg : NULL};
+        y[1] = out_for(1, &y[0]);
+        CHECK_OK(avo_op_conv1d_fused(be_gpu, ar_gpu, &Xg, &Wg, bias ? &Bg : NULL, &p, &f, &y[1], &err), &err);
+    }
+    char d[128];
+    snprintf(d, sizeof d, "%lld->%lld T%lld k%lld s%d p%d d%d g%d%s%s%s", (long long)cin, (long long)cout, (long long)t,
+             (long long)k, s_, pad, dil, g, bias ? " +b" : "", act ? " lrelu" : "", res ? " +res" : "");
+    compare("conv1d_fused", d, &y[0], &y[1], cin / g > 1, f16);
+    free(x), free(w), free(b), free(r);
+}
+
+static void run_fused_cases(void) {
+    /* HiFi-GAN resblock shapes (mma kernel in FP16: dilated k 3 / 7 / 11), 1x1 (x read in place),
+     * depthwise, groups, stride, a residual without activation and the reverse */
+    t_conv1d_fused(48, 48, 300, 11, 1, 25, 5, 1, true, true, true);
+    t_conv1d_fused(64, 64, 517, 3, 1, 3, 3, 1, true, true, true);
+    t_conv1d_fused(32, 32, 257, 7, 1, 3, 1, 1, false, true, true);
+    t_conv1d_fused(40, 24, 100, 1, 1, 0, 1, 1, true, true, true);
+    t_conv1d_fused(16, 16, 90, 5, 1, 2, 1, 16, true, true, true);
+    t_conv1d_fused(24, 36, 77, 3, 1, 1, 1, 3, true, true, false);
+    t_conv1d_fused(20, 12, 64, 4, 2, 1, 1, 1, true, false, true);
+    t_conv1d_fused(8, 8, 40, 3, 1, 1, 1, 1, false, true, false);
+}
+
+/* ---- INT8 ------------------------------------------------------------------------------------- */
+
+static void int8_counts(int64_t *ran, int64_t *skipped) {
+    avo_error err = {0};
+    CHECK_OK(avo_backend_cuda_int8_counts(be_gpu, ran, skipped, &err), &err);
+}
+
+static float absmax(const float *v, int64_t n) {
+    float m = 0;
+    for (int64_t i = 0; i < n; i++) m = fabsf(v[i]) > m ? fabsf(v[i]) : m;
+    return m;
+}
+
+/* y = x w^T + b (conv: y = w x + b on [in, t]) in INT8 mode against (1) the CPU simulation, (2) the
+ * exact integer product of calibrate.c's quantised values, (3) FP32 (reported). clip < 1 sets the
+ * input scale below max|x| / 127, so that the clamp is exercised. */
+static void t_int8(bool conv, int64_t rows, int64_t in, int64_t out, bool bias, float clip) {
+    begin_case();
+    avo_error err = {0};
+    float *x = host_rand(rows * in, 1.0f), *w = host_rand(out * in, 0.3f), *b = host_rand(out, 0.5f);
+    for (int64_t o = 0; o < out; o++) /* uneven channel ranges: per-channel scales matter */
+        for (int64_t i = 0; i < in; i++) w[o * in + i] *= 0.2f + (float)(o % 7) * 0.3f;
+    avo_gemm_kind kind = conv ? AVO_GEMM_CONV1D : AVO_GEMM_LINEAR;
+    avo_tensor wv = conv ? avo_tensor_view(AVO_DTYPE_F32, 3, (int64_t[]){out, in, 1}, w) : avo_tensor_view2(w, out, in);
+    char name[AVO_CALIB_NAME_MAX];
+    avo_calib_weight_name(kind, &wv, name);
+    avo_calib_table *tab = NULL;
+    CHECK_OK(avo_calib_table_create(0, &tab, &err), &err);
+    const float xs = avo_calib_scale_from_threshold(clip * absmax(x, rows * in));
+    CHECK_OK(avo_calib_table_set(tab, name, xs, &err), &err);
+    /* exact reference: integer sums of the quantised operands, dequantised as the contract says */
+    int8_t *xq = malloc((size_t)(rows * in)), *wq = malloc((size_t)(out * in));
+    float *ws = malloc(sizeof(float) * (size_t)out);
+    avo_calib_quantize(x, rows * in, xs, xq);
+    CHECK_OK(avo_calib_weight_scales(kind, &wv, 1, ws, &err), &err);
+    for (int64_t o = 0; o < out; o++) avo_calib_quantize(w + o * in, in, ws[o], wq + o * in);
+    int64_t ny = rows * out;
+    float *exact = malloc(sizeof(float) * (size_t)ny);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t o = 0; o < out; o++) {
+            int64_t acc = 0;
+            for (int64_t i = 0; i < in; i++)
+                acc += (int64_t)(conv ? xq[i * rows + r] : xq[r * in + i]) * wq[o * in + i];
+            double v = (double)acc * ((double)xs * ws[o]) + (bias ? b[o] : 0.0);
+            exact[conv ? o * rows + r : r * out + o] = (float)v;
+        }
+    avo_calib_sim *sim = NULL;
+    CHECK_OK(avo_calib_sim_create(tab, true, &sim, &err), &err);
+    int64_t i8a = 0, i8s = 0, i8b = 0, i8t = 0;
+    int64_t shx[2] = {conv ? in : rows, conv ? rows : in}, shw[3] = {out, in, 1};
+    float *got[3] = {NULL, NULL, NULL}; /* sim, gpu int8, cpu fp32 */
+    for (int pass = 0; pass < 3; pass++) {
+        int s = pass == 1;
+        avo_tensor X = up(s, 2, shx, x), W = up(s, conv ? 3 : 2, shw, w), B = up(s, SHAPE(out), b), y = {0};
+        if (pass == 0) CHECK_OK(avo_calib_sim_attach(sim, be_cpu, &err), &err);
+        if (pass == 1) {
+            CHECK_OK(avo_backend_cuda_set_calibration(be_gpu, tab, &err), &err);
+            CHECK_OK(avo_backend_cuda_set_precision(be_gpu, AVO_CUDA_INT8, &err), &err);
+            int8_counts(&i8a, &i8s);
+        }
+        if (conv) {
+            avo_conv1d_params p = {1, 0, 1, 1};
+            CHECK_OK(avo_op_conv1d(BE(s), AR(s), &X, &W, bias ? &B : NULL, &p, &y, &err), &err);
+        } else {
+            CHECK_OK(avo_op_linear(BE(s), AR(s), &X, &W, bias ? &B : NULL, &y, &err), &err);
+        }
+        if (pass == 0) avo_calib_sim_detach(sim, be_cpu);
+        if (pass == 1) int8_counts(&i8b, &i8t);
+        got[pass] = y.data ? down(s, &y) : NULL;
+    }
+    int64_t quantised = 0, skipped = 0;
+    avo_calib_sim_counts(sim, &quantised, &skipped);
+    CHECK_MSG(quantised == 1 && skipped == 0, "int8: the simulation quantised %lld op(s)", (long long)quantised);
+    CHECK_MSG(i8b == i8a + 1 && i8t == i8s, "int8: INT8 GEMMs %lld -> %lld, skipped %lld -> %lld", (long long)i8a,
+              (long long)i8b, (long long)i8s, (long long)i8t);
+    char d[128];
+    snprintf(d, sizeof d, "%s %lldx%lld->%lld%s clip %.2f", conv ? "conv1x1" : "linear", (long long)rows, (long long)in,
+             (long long)out, bias ? " +b" : "", clip);
+    if (got[0] && got[1] && got[2]) {
+        double worst_steps = 0, e_exact = avo_test_rel_error(got[1], exact, ny);
+        for (int64_t i = 0; i < ny; i++) {
+            int64_t o = conv ? i / rows : i % out;
+            double steps = fabs((double)got[1][i] - got[0][i]) / ((double)xs * ws[o]);
+            if (!(steps <= worst_steps)) worst_steps = steps;
+        }
+        double e_sim = avo_test_rel_error(got[1], got[0], ny), e_fp32 = avo_test_rel_error(got[1], got[2], ny);
+        fprintf(stderr, "%-17s int8  %-40s vs sim %.2e (worst %.3f steps), vs exact %.2e, vs fp32 %.2e\n", "int8", d,
+                e_sim, worst_steps, e_exact, e_fp32);
+        CHECK_MSG(worst_steps <= 2.0, "int8 %s: %.3f quantisation steps from the CPU simulation", d, worst_steps);
+        CHECK_MSG(e_exact < 1e-6, "int8 %s: relative error %.3g against the exact integer result", d, e_exact);
+        /* unclipped, the error against FP32 is that of 8-bit operands (measured 4.5e-3 and 4.9e-3 on an
+         * H100); clipped inputs (clip < 1) lose their outliers by design, and are only reported */
+        if (clip >= 1.0f) CHECK_MSG(e_fp32 < 2e-2, "int8 %s: relative error %.3g against FP32", d, e_fp32);
+        record(conv ? "int8 conv1x1 sim" : "int8 linear sim", e_sim);
+        record(conv ? "int8 conv1x1 fp32" : "int8 linear fp32", e_fp32);
+    } else {
+        CHECK_MSG(0, "int8 %s: no result", d);
+    }
+    /* the INT8 copy must not outlive a write into the weight: W overwritten by another weight
+     * (a name the table lacks) must run FP16 and be counted as skipped */
+    {
+        float *w2 = host_rand(out * in, 0.3f);
+        avo_tensor X = up(1, 2, shx, x), W = up(1, conv ? 3 : 2, shw, w), W2 = up(1, conv ? 3 : 2, shw, w2);
+        avo_tensor y = {0}, y2 = {0};
+        avo_conv1d_params p = {1, 0, 1, 1};
+        if (conv) {
+            CHECK_OK(avo_op_conv1d(be_gpu, ar_gpu, &X, &W, NULL, &p, &y, &err), &err);
+            CHECK_OK(avo_op_copy(be_gpu, ar_gpu, &W2, &W, &err), &err);
+            int8_counts(&i8a, &i8s);
+            CHECK_OK(avo_op_conv1d(be_gpu, ar_gpu, &X, &W, NULL, &p, &y2, &err), &err);
+        } else {
+            CHECK_OK(avo_op_linear(be_gpu, ar_gpu, &X, &W, NULL, &y, &err), &err);
+            CHECK_OK(avo_op_copy(be_gpu, ar_gpu, &W2, &W, &err), &err);
+            int8_counts(&i8a, &i8s);
+            CHECK_OK(avo_op_linear(be_gpu, ar_gpu, &X, &W, NULL, &y2, &err), &err);
+        }
+        int8_counts(&i8b, &i8t);
+        CHECK_MSG(i8b == i8a && i8t == i8s + 1, "int8 %s: an overwritten weight still ran INT8", d);
+        /* FP32 of the new weight on the CPU */
+        avo_tensor Xc = up(0, 2, shx, x), Wc = up(0, conv ? 3 : 2, shw, w2), yc = {0};
+        if (conv)
+            CHECK_OK(avo_op_conv1d(be_cpu, ar_cpu, &Xc, &Wc, NULL, &p, &yc, &err), &err);
+        else
+            CHECK_OK(avo_op_linear(be_cpu, ar_cpu, &Xc, &Wc, NULL, &yc, &err), &err);
+        if (y2.data && yc.data) {
+            float *g2 = down(1, &y2), *c2 = down(0, &yc);
+            double e = avo_test_rel_error(g2, c2, ny);
+            CHECK_MSG(e < TOL_FP16, "int8 %s: FP16 fallback relative error %.3g", d, e);
+            free(g2), free(c2);
+        }
+        free(w2);
+    }
+    CHECK_OK(avo_backend_cuda_set_precision(be_gpu, AVO_CUDA_FP32, &err), &err);
+    CHECK_OK(avo_backend_cuda_set_calibration(be_gpu, NULL, &err), &err);
+    avo_calib_sim_free(sim);
+    avo_calib_table_free(tab);
+    free(x), free(w), free(b), free(xq), free(wq), free(ws), free(exact);
+    for (int i = 0; i < 3; i++) free(got[i]);
+}
+
+/* Sizes the INT8 GEMM does not take run FP16 and count as skipped; INT8 needs a table. */
+static void t_int8_refusals(void) {
+    begin_case();
+    avo_error err = {0};
+    CHECK(avo_backend_cuda_set_precision(be_gpu, AVO_CUDA_INT8, &err) == AVO_ERR_INVALID_ARGUMENT);
+    int64_t rows = 21, in = 24, out = 10; /* in not a multiple of 16 */
+    float *x = host_rand(rows * in, 1.0f), *w = host_rand(out * in, 0.3f);
+    avo_tensor wv = avo_tensor_view2(w, out, in);
+    char name[AVO_CALIB_NAME_MAX];
+    avo_calib_weight_name(AVO_GEMM_LINEAR, &wv, name);
+    avo_calib_table *tab = NULL;
+    CHECK_OK(avo_calib_table_create(0, &tab, &err), &err);
+    CHECK_OK(avo_calib_table_set(tab, name, 0.01f, &err), &err);
+    CHECK_OK(avo_backend_cuda_set_calibration(be_gpu, tab, &err), &err);
+    CHECK_OK(avo_backend_cuda_set_precision(be_gpu, AVO_CUDA_INT8, &err), &err);
+    CHECK(strcmp(avo_backend_name(be_gpu), "cuda-int8") == 0);
+    int64_t a0 = 0, s0 = 0, a1 = 0, s1 = 0, h0 = half_gemms();
+    int8_counts(&a0, &s0);
+    avo_tensor X = up(1, SHAPE(rows, in), x), W = up(1, SHAPE(out, in), w), y = {0};
+    CHECK_OK(avo_op_linear(be_gpu, ar_gpu, &X, &W, NULL, &y, &err), &err);
+    int8_counts(&a1, &s1);
+    CHECK_MSG(a1 == a0 && s1 == s0 + 1 && half_gemms() == h0 + 1, "int8: unaligned linear: int8 %lld->%lld, skipped "
+              "%lld->%lld", (long long)a0, (long long)a1, (long long)s0, (long long)s1);
+    /* forgetting the table leaves INT8 mode */
+    CHECK_OK(avo_backend_cuda_set_calibration(be_gpu, NULL, &err), &err);
+    CHECK(strcmp(avo_backend_name(be_gpu), "cuda-fp16") == 0);
+    CHECK_OK(avo_backend_cuda_set_precision(be_gpu, AVO_CUDA_FP32, &err), &err);
+    avo_calib_table_free(tab);
+    free(x), free(w);
+}
+
+static void run_int8_cases(void) {
+    t_int8_refusals();
+    t_int8(false, 37, 64, 20, true, 1.0f);
+    t_int8(false, 257, 768, 256, true, 0.6f);
+    t_int8(false, 1000, 768, 3072, false, 0.8f);
+    t_int8(true, 333, 768, 768, true, 1.0f);
+    t_int8(true, 100, 48, 36, false, 0.5f);
+}
+
 static void run_gemm_cases(void) {
     t_linear(1, 5, 7, 3, true);
     t_linear(1, 1, 1, 1, false);
@@ -815,6 +1056,7 @@ int main(void) {
     /* FP32: every op */
     run_gemm_cases();
     run_other_cases();
+    run_fused_cases();
     int64_t f16 = -1;
     CHECK_OK(avo_backend_cuda_gemm_counts(be_gpu, NULL, &f16, &err), &err);
     CHECK_MSG(f16 == 0, "FP32 mode ran %lld half GEMMs", (long long)f16);
@@ -836,11 +1078,13 @@ int main(void) {
     tol = TOL_FP16;
     run_gemm_cases();
     t_half_cache();
+    run_fused_cases();
     fp16 = false;
     tol = TOL_FP32;
     CHECK_OK(avo_backend_cuda_set_precision(be_gpu, AVO_CUDA_FP32, &err), &err);
     CHECK(strcmp(avo_backend_name(be_gpu), "cuda") == 0);
 
+    run_int8_cases();
     test_hubert();
     CHECK_OK(avo_backend_cuda_sync(be_gpu, &err), &err);
 

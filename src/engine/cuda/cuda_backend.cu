@@ -403,10 +403,12 @@ avo_status avo_backend_cuda_create(int device, avo_backend **out, avo_error *err
         return st;
     }
     /* Test and benchmark hooks, read once here: AVO_CUDA_PRECISION=fp16 starts in FP16 mode (for
-     * callers that cannot reach the back end, such as the converter before it takes a precision), and
-     * AVO_CUDA_PROFILE=1 starts in profiling mode. */
+     * callers that cannot reach the back end, such as the converter before it takes a precision),
+     * AVO_CUDA_PROFILE=1 starts in profiling mode, AVO_CUDA_FUSED=0 unfuses conv1d_fused. */
     const char *pv = getenv("AVO_CUDA_PRECISION");
     if (pv && !strcmp(pv, "fp16")) avo_backend_cuda_set_precision(be, AVO_CUDA_FP16, NULL);
+    const char *fu = getenv("AVO_CUDA_FUSED"); /* benchmarks: the unfused passes, for comparison */
+    cu->no_fuse = fu && !strcmp(fu, "0");
     const char *pf = getenv("AVO_CUDA_PROFILE");
     if (pf && !strcmp(pf, "1")) avo_backend_cuda_profile(be, true, NULL);
     *out = be;
@@ -446,7 +448,7 @@ avo_status avo_backend_cuda_gemm_counts(const avo_backend *be, int64_t *fp32, in
 avo_status avo_backend_cuda_set_calibration(avo_backend *be, const avo_calib_table *t, avo_error *err) {
     cu_impl *cu = cuda_impl_of(be);
     if (!cu) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: set_calibration on a back end that is not CUDA");
-    if (t != cu->calib) cu_half_weights_clear(cu); /* INT8 copies carry the old table's scales */
+    cu_half_weights_clear(cu); /* INT8 copies carry the old table's scales (a new table may reuse its address) */
     cu->calib = t;
     if (!t && cu->precision == AVO_CUDA_INT8) {
         cu->precision = AVO_CUDA_FP16;

@@ -10,7 +10,11 @@
  * 2 x 4 mma.sync.m16n8k16 (f16 operands, f32 accumulators); input channels in chunks of 32, taps in
  * groups of 4. Shared rows are 40 halves (80 bytes): the fragment loads of a warp hit 32 distinct
  * banks at stride 1. x is stored frame-major ([frame][channel]) so that a fragment's two halves
- * along K are one aligned 32-bit load whatever the shift. */
+ * along K are one aligned 32-bit load whatever the shift.
+ *
+ * Fused form (conv1d_fused): the input's leaky ReLU is applied as the window is staged (each x value
+ * once per block, where a separate pass would write and read all of x again) and a residual is added
+ * with the bias in the epilogue. */
 #include "engine/cuda/cuda_internal.h"
 
 #include <stdint.h>

@@ -156,6 +156,11 @@ static avo_status conv1d_run(avo_backend *be, avo_arena *a, const avo_tensor *x,
     cu_note_write(cu, Y, f32_bytes(y));
     if (cout == 0 || tout == 0) return AVO_OK;
     bool plain = k == 1 && s == 1 && pad == 0; /* x is already the column matrix */
+    if (cu->precision == AVO_CUDA_INT8 && plain && g == 1 && !act && !res) { /* HuBERT's projections */
+        bool ran = false;
+        TRY(cu_conv1x1_int8(cu, a, X, t, w, B, Y, &ran, err));
+        if (ran) return AVO_OK;
+    }
     if (use_half(cu) && !plain && cig > 1 &&
         cu_conv1d_mma(cu, X, w, B, Y, cin, t, cout, k, tout, g, s, d, pad, act, slope, res))
         return cu_check_launch("conv1d", err);
@@ -219,6 +224,16 @@ avo_status cu_conv1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const a
 
 avo_status cu_conv1d_fused(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w, const avo_tensor *b,
                            const avo_conv1d_params *p, const avo_conv1d_fuse *f, avo_tensor *y, avo_error *err) {
+    cu_impl *cu = cu_of(be);
+    if (cu->no_fuse) { /* the engine's composition: three passes over the data */
+        avo_tensor xa = *x;
+        if (f->input_leaky_relu) {
+            TRY(cu_scratch(cu, a, f32_bytes(x), &xa.data, err));
+            TRY(cu_act(be, x, AVO_ACT_LEAKY_RELU, f->slope, &xa, err));
+        }
+        TRY(conv1d_run(be, a, &xa, w, b, p, false, 0.0f, NULL, y, err));
+        return f->residual ? cu_binary(be, 0, y, f->residual, y, err) : AVO_OK;
+    }
     return conv1d_run(be, a, x, w, b, p, f->input_leaky_relu, f->slope,
                       f->residual ? (const float *)f->residual->data : NULL, y, err);
 }

@@ -48,12 +48,48 @@ __global__ void k_dequant(float *y, int64_t rows, int64_t cols, float xs, const 
     }
 }
 
-/* The INT8 cache entry of w: made now (weight read back, named, looked up, quantised and uploaded)
- * when missing. NULL only when the host or the device has no memory. */
-static const cu_half_weight *int8_weight(cu_impl *cu, const avo_tensor *w, avo_error *err) {
+/* 1x1 convolution: x [in, t] quantised into xq [t, in] (the GEMM's rows are frames), through a
+ * 32 x 32 shared tile so that both the float reads and the byte writes are coalesced. */
+#define TT 32
+__global__ void k_quant_t(const float *x, signed char *xq, int64_t in, int64_t t, float inv) {
+    __shared__ signed char tile[TT][TT + 4];
+    const int64_t t0 = (int64_t)blockIdx.x * TT, c0 = (int64_t)blockIdx.y * TT;
+    for (int j = threadIdx.y; j < TT; j += blockDim.y) {
+        int64_t c = c0 + j, f = t0 + threadIdx.x;
+        tile[j][threadIdx.x] = c < in && f < t ? quant1(x[c * t + f], inv) : (signed char)0;
+    }
+    __syncthreads();
+    for (int j = threadIdx.y; j < TT; j += blockDim.y) {
+        int64_t f = t0 + j, c = c0 + threadIdx.x;
+        if (f < t && c < in) xq[f * in + c] = tile[threadIdx.x][j];
+    }
+}
+
+/* acc [t, out] (int32) -> y [out, t] = acc * (xs * ws[o]) + bias[o], transposed through a tile. */
+__global__ void k_dequant_t(const int *acc, float *y, int64_t out, int64_t t, float xs, const float *ws,
+                            const float *bias) {
+    __shared__ float tile[TT][TT + 1];
+    const int64_t t0 = (int64_t)blockIdx.x * TT, o0 = (int64_t)blockIdx.y * TT;
+    for (int j = threadIdx.y; j < TT; j += blockDim.y) {
+        int64_t f = t0 + j, o = o0 + threadIdx.x;
+        tile[j][threadIdx.x] = f < t && o < out ? (float)acc[f * out + o] : 0.0f;
+    }
+    __syncthreads();
+    for (int j = threadIdx.y; j < TT; j += blockDim.y) {
+        int64_t o = o0 + j, f = t0 + threadIdx.x;
+        if (o < out && f < t) {
+            float v = tile[threadIdx.x][j] * (xs * ws[o]);
+            y[o * t + f] = bias ? v + bias[o] : v;
+        }
+    }
+}
+
+/* The INT8 cache entry of w (kind: how calibrate.h names it): made now (weight read back, named, looked
+ * up, quantised and uploaded) when missing. NULL only when the host or the device has no memory. */
+static const cu_half_weight *int8_weight(cu_impl *cu, const avo_tensor *w, avo_gemm_kind kind, avo_error *err) {
     const cu_half_weight *e = cu_weight_cache_find(cu, w, CU_I8_ROWS);
     if (e) return e;
-    const int64_t out = w->shape[0], in = w->shape[1], n = out * in;
+    const int64_t out = w->shape[0], n = avo_tensor_numel(w), in = out ? n / out : 0;
     float *hw = (float *)malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
     if (!hw) {
         avo_error_set(err, AVO_ERR_NO_MEMORY, "cuda int8: out of host memory reading a weight");
@@ -69,7 +105,7 @@ static const cu_half_weight *int8_weight(cu_impl *cu, const avo_tensor *w, avo_e
     avo_tensor hv = *w;
     hv.data = hw;
     char name[AVO_CALIB_NAME_MAX];
-    avo_calib_weight_name(AVO_GEMM_LINEAR, &hv, name);
+    avo_calib_weight_name(kind, &hv, name);
     float xs = 0.0f;
     void *blk = NULL;
     if (avo_calib_table_find(cu->calib, name, &xs)) {
@@ -81,7 +117,7 @@ static const cu_half_weight *int8_weight(cu_impl *cu, const avo_tensor *w, avo_e
             return NULL;
         }
         float *ws = (float *)(host + qbytes);
-        avo_status st = avo_calib_weight_scales(AVO_GEMM_LINEAR, &hv, 1, ws, err);
+        avo_status st = avo_calib_weight_scales(kind, &hv, 1, ws, err);
         for (int64_t o = 0; !st && o < out; o++) avo_calib_quantize(hw + o * in, in, ws[o], (int8_t *)host + o * in);
         if (!st) {
             ce = cudaMallocAsync(&blk, bytes, cu->stream);
@@ -105,44 +141,101 @@ static const cu_half_weight *int8_weight(cu_impl *cu, const avo_tensor *w, avo_e
     return cu_weight_cache_find(cu, w, CU_I8_ROWS);
 }
 
-avo_status cu_linear_int8(cu_impl *cu, avo_arena *a, const float *X, int64_t rows, const avo_tensor *w,
-                          const float *bias, float *Y, bool *ran, avo_error *err) {
-    *ran = false;
-    const int64_t out = w->shape[0], in = w->shape[1];
-    /* IMMA kernels want 16-byte rows of int8 (in % 16) and 4-aligned output rows; others stay FP16 */
-    bool ok = cu->calib && cu->int8_ok >= 0 && rows > 0 && in > 0 && in % 16 == 0 && out % 4 == 0 &&
-              rows <= INT32_MAX && in <= INT32_MAX && out <= INT32_MAX;
-    const cu_half_weight *e = NULL;
-    if (ok) {
-        e = int8_weight(cu, w, err);
-        if (!e) return err ? err->code : AVO_ERR_NO_MEMORY;
-        ok = e->h != NULL;
+/* Whether an op of these sizes may run INT8 (IMMA kernels want 16-byte rows of int8, in % 16, and
+ * 4-aligned output rows), and its weight's entry with a scale; false: count it as skipped. */
+static bool int8_ready(cu_impl *cu, const avo_tensor *w, avo_gemm_kind kind, int64_t rows, int64_t in, int64_t out,
+                       const cu_half_weight **e, avo_status *st, avo_error *err) {
+    *st = AVO_OK;
+    *e = NULL;
+    if (!cu->calib || cu->int8_ok < 0 || rows <= 0 || in <= 0 || in % 16 || out % 4 || rows > INT32_MAX ||
+        in > INT32_MAX || out > INT32_MAX)
+        return false;
+    *e = int8_weight(cu, w, kind, err);
+    if (!*e) {
+        *st = err && err->code ? err->code : AVO_ERR_NO_MEMORY;
+        return false;
     }
-    if (!ok) {
-        cu->int8_skipped++;
-        return AVO_OK;
-    }
-    void *xq = NULL;
-    TRY(cu_scratch(cu, a, (size_t)(rows * in), &xq, err));
-    const float inv = 1.0f / e->x_scale; /* as the host quantiser: 1/scale in float, then v * inv */
-    int64_t nb = (rows * in + 255) / 256, cap = (int64_t)(cu->n_sm > 0 ? cu->n_sm : 80) * 32;
-    k_quant<<<(unsigned)(nb < cap ? nb : cap), 256, 0, cu->stream>>>(X, (signed char *)xq, rows * in, inv);
-    const signed char *wq = (const signed char *)e->h;
-    const float *ws = (const float *)((const unsigned char *)e->h + round16((size_t)(out * in)));
+    return (*e)->h != NULL;
+}
+
+/* acc[rows, out] = xq[rows, in] wq[out, in]^T in int32. Row-major acc = Xq Wq^T is column-major
+ * acc^T[out, rows] = Wq^T(T) Xq^T(N): the TN layout of the IMMA kernels. *ran false when cuBLAS
+ * refuses INT8 here (then never asked again: FP16 from now on, and the counts say so). */
+static avo_status int8_gemm(cu_impl *cu, const cu_half_weight *e, const void *xq, int64_t rows, int64_t in, int64_t out,
+                            int *acc, bool *ran, avo_error *err) {
     const int alpha = 1, beta = 0;
-    /* row-major Y[rows, out] = Xq Wq^T is column-major Y^T[out, rows] = Wq^T(T) Xq^T(N): the TN layout */
-    cublasStatus_t s = cublasGemmEx(cu->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)out, (int)rows, (int)in, &alpha, wq, CUDA_R_8I,
-                                    (int)in, xq, CUDA_R_8I, (int)in, &beta, Y, CUDA_R_32I, (int)out, CUBLAS_COMPUTE_32I,
-                                    CUBLAS_GEMM_DEFAULT);
+    cublasStatus_t s = cublasGemmEx(cu->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)out, (int)rows, (int)in, &alpha, e->h,
+                                    CUDA_R_8I, (int)in, xq, CUDA_R_8I, (int)in, &beta, acc, CUDA_R_32I, (int)out,
+                                    CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT);
+    *ran = false;
     if (s == CUBLAS_STATUS_NOT_SUPPORTED || s == CUBLAS_STATUS_ARCH_MISMATCH || s == CUBLAS_STATUS_INVALID_VALUE) {
-        cu->int8_ok = -1; /* this GPU / cuBLAS takes no INT8 GEMM: FP16 from now on, and the counts say so */
-        cu->int8_skipped++;
+        cu->int8_ok = -1;
         return AVO_OK;
     }
     if (s != CUBLAS_STATUS_SUCCESS) return cu_fail_blas(err, "int8 gemm", s);
     cu->int8_ok = 1;
-    k_dequant<<<CU_ROWS(cu, rows, out), 0, cu->stream>>>(Y, rows, out, e->x_scale, ws, bias);
-    cu->gemm_int8++;
     *ran = true;
+    return AVO_OK;
+}
+
+static const float *w_scales(const cu_half_weight *e, int64_t n) {
+    return (const float *)((const unsigned char *)e->h + round16((size_t)n));
+}
+
+static unsigned grid1(const cu_impl *cu, int64_t n) {
+    int64_t nb = (n + 255) / 256, cap = (int64_t)(cu->n_sm > 0 ? cu->n_sm : 80) * 32;
+    return (unsigned)(nb < 1 ? 1 : nb < cap ? nb : cap);
+}
+
+avo_status cu_linear_int8(cu_impl *cu, avo_arena *a, const float *X, int64_t rows, const avo_tensor *w,
+                          const float *bias, float *Y, bool *ran, avo_error *err) {
+    *ran = false;
+    const int64_t out = w->shape[0], in = w->shape[1];
+    const cu_half_weight *e = NULL;
+    avo_status st;
+    if (!int8_ready(cu, w, AVO_GEMM_LINEAR, rows, in, out, &e, &st, err)) {
+        if (!st) cu->int8_skipped++;
+        return st;
+    }
+    void *xq = NULL;
+    TRY(cu_scratch(cu, a, (size_t)(rows * in), &xq, err));
+    const float inv = 1.0f / e->x_scale; /* as the host quantiser: 1/scale in float, then v * inv */
+    k_quant<<<grid1(cu, rows * in), 256, 0, cu->stream>>>(X, (signed char *)xq, rows * in, inv);
+    TRY(int8_gemm(cu, e, xq, rows, in, out, (int *)Y, ran, err)); /* the int32 sums land in Y's own memory */
+    if (!*ran) {
+        cu->int8_skipped++;
+        return AVO_OK;
+    }
+    k_dequant<<<CU_ROWS(cu, rows, out), 0, cu->stream>>>(Y, rows, out, e->x_scale, w_scales(e, out * in), bias);
+    cu->gemm_int8++;
     return cu_check_launch("linear int8", err);
+}
+
+avo_status cu_conv1x1_int8(cu_impl *cu, avo_arena *a, const float *X, int64_t t, const avo_tensor *w, const float *bias,
+                           float *Y, bool *ran, avo_error *err) {
+    *ran = false;
+    const int64_t out = w->shape[0], in = w->shape[1];
+    const cu_half_weight *e = NULL;
+    avo_status st;
+    if (!int8_ready(cu, w, AVO_GEMM_CONV1D, t, in, out, &e, &st, err)) {
+        if (!st) cu->int8_skipped++;
+        return st;
+    }
+    void *xq = NULL, *acc = NULL;
+    TRY(cu_scratch(cu, a, (size_t)(t * in), &xq, err));
+    TRY(cu_scratch(cu, a, (size_t)(t * out) * sizeof(int), &acc, err));
+    const float inv = 1.0f / e->x_scale;
+    dim3 blk(TT, 8), gq((unsigned)((t + TT - 1) / TT), (unsigned)((in + TT - 1) / TT));
+    if (gq.y > 65535) return avo_error_set(err, AVO_ERR_UNSUPPORTED, "cuda int8: %lld input channels", (long long)in);
+    k_quant_t<<<gq, blk, 0, cu->stream>>>(X, (signed char *)xq, in, t, inv);
+    TRY(int8_gemm(cu, e, xq, t, in, out, (int *)acc, ran, err));
+    if (!*ran) {
+        cu->int8_skipped++;
+        return AVO_OK;
+    }
+    dim3 gd((unsigned)((t + TT - 1) / TT), (unsigned)((out + TT - 1) / TT));
+    if (gd.y > 65535) return avo_error_set(err, AVO_ERR_UNSUPPORTED, "cuda int8: %lld output channels", (long long)out);
+    k_dequant_t<<<gd, blk, 0, cu->stream>>>((const int *)acc, Y, out, t, e->x_scale, w_scales(e, out * in), bias);
+    cu->gemm_int8++;
+    return cu_check_launch("conv1d int8", err);
 }

@@ -75,6 +75,7 @@ typedef struct cu_impl {
     const avo_calib_table *calib;
     int64_t gemm_int8, int8_skipped;
     int int8_ok;
+    int no_fuse; /* AVO_CUDA_FUSED=0 at creation: conv1d_fused runs activation, conv1d and add as passes */
 
     int cc_major;     /* compute capability: the mma.sync convolution needs 8 or more */
     int conv_mma;     /* FP16 convolutions by the implicit-GEMM kernel (AVO_CUDA_CONV_MMA=0 turns it off) */
@@ -204,9 +205,12 @@ bool cu_weight_cache_add(cu_impl *cu, const avo_tensor *w, int layout, void *h, 
 const cu_half_weight *cu_weight_cache_find(const cu_impl *cu, const avo_tensor *w, int layout);
 
 /* cuda_int8.cu: Y[rows, out] = X W^T + bias as an INT8 GEMM when INT8 mode has a scale for w (see
- * avo_backend_cuda_set_calibration); *ran false (nothing queued, counted as skipped) otherwise. */
+ * avo_backend_cuda_set_calibration); *ran false (the caller runs FP16; counted as skipped) otherwise. */
 avo_status cu_linear_int8(cu_impl *cu, avo_arena *a, const float *X, int64_t rows, const avo_tensor *w,
                           const float *bias, float *Y, bool *ran, avo_error *err);
+/* The same for a 1x1 convolution (groups 1, stride 1, no padding): x [in, t], w [out, in, 1], Y [out, t]. */
+avo_status cu_conv1x1_int8(cu_impl *cu, avo_arena *a, const float *X, int64_t t, const avo_tensor *w, const float *bias,
+                           float *Y, bool *ran, avo_error *err);
 
 /* cuda_ops2d.cu: fills the 2-D entries of the table. */
 void cu_ops2d_register(avo_backend_ops *o);
