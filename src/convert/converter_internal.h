@@ -91,7 +91,6 @@ struct avo_arena;
 
 typedef struct rvc_chain {
     struct avo_hubert *hubert;
-    struct avo_arena *content_arena; /* the content encoder's arena; NULL: the segment's arena */
     struct avo_rvc *rvc;
     const feature_index *index; /* may be NULL */
     double index_rate;

@@ -116,9 +116,10 @@ static void repeat_x2(const float *in, int64_t cf, int dim, float *out) {
     }
 }
 
-avo_status rvc_chain_segment(const rvc_chain *ch, avo_arena *a, const float *x, int64_t n, const float *f0_hz,
-                             const float *z_noise, const float *src_noise, float *audio, int64_t *frames,
-                             avo_error *err) {
+/* rvc_chain_segment with the content encoder on its own arena ca (its own back end). */
+static avo_status rvc_chain_segment_split(const rvc_chain *ch, avo_arena *ca, avo_arena *a, const float *x, int64_t n,
+                                          const float *f0_hz, const float *z_noise, const float *src_noise,
+                                          float *audio, int64_t *frames, avo_error *err) {
     const avo_rvc_info *info = avo_rvc_get_info(ch->rvc);
     *frames = 0;
     if (n < 400) return AVO_OK; /* shorter than one content frame: nothing to say */
@@ -126,7 +127,6 @@ avo_status rvc_chain_segment(const rvc_chain *ch, avo_arena *a, const float *x, 
     avo_tensor feat;
     /* RVC reads layer 9 (v1) or 12 (v2) of HuBERT base; smaller encoders give their last layer. */
     const int layers = avo_hubert_layers(ch->hubert), want = v1 ? 9 : 12;
-    avo_arena *ca = ch->content_arena ? ch->content_arena : a;
     avo_status st = avo_hubert_extract(ch->hubert, ca, x, n, want < layers ? want : layers, v1, &feat, err);
     if (st) return st;
     const int64_t cf = feat.shape[0];
@@ -175,6 +175,12 @@ avo_status rvc_chain_segment(const rvc_chain *ch, avo_arena *a, const float *x, 
 done:
     free(raw), free(blend), free(phone), free(phone0), free(nsff0), free(pitch);
     return st;
+}
+
+avo_status rvc_chain_segment(const rvc_chain *ch, avo_arena *a, const float *x, int64_t n, const float *f0_hz,
+                             const float *z_noise, const float *src_noise, float *audio, int64_t *frames,
+                             avo_error *err) {
+    return rvc_chain_segment_split(ch, a, a, x, n, f0_hz, z_noise, src_noise, audio, frames, err);
 }
 
 /* ---- segmentation ---- */
@@ -296,9 +302,9 @@ static void segment_f0(const avo_f0_track *f0, double factor, int64_t start, int
 
 static avo_status rvc_segment(neural_state *s, const avo_converter *c, const float *x, int64_t len,
                               const float *f0_hz, float *audio, int64_t *frames, avo_error *err) {
-    rvc_chain ch = {s->hubert, s->arena_content, s->rvc, s->index, s->cfg.index_rate, c->options.protect,
-                    s->cfg.speaker_id, s->cfg.seed};
-    return rvc_chain_segment(&ch, s->arena, x, len, f0_hz, NULL, NULL, audio, frames, err);
+    rvc_chain ch = {s->hubert, s->rvc, s->index, s->cfg.index_rate, c->options.protect, s->cfg.speaker_id,
+                    s->cfg.seed};
+    return rvc_chain_segment_split(&ch, s->arena_content, s->arena, x, len, f0_hz, NULL, NULL, audio, frames, err);
 }
 
 /* so-vits-svc as its Svc.infer runs a slice: units of the 16 kHz audio stretched to the model's

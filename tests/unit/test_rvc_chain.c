@@ -54,7 +54,7 @@ static void test_chain(const cJSON *js) {
     if (hub && rvc && ix && x && f0 && z && sn && want) {
         const avo_rvc_info *info = avo_rvc_get_info(rvc);
         CHECK(info->version == 2 && info->sample_rate == 40000 && info->hop == 400 && info->uses_f0);
-        rvc_chain ch = {hub, NULL, rvc, ix, cJSON_GetObjectItem(js, "index_rate")->valuedouble,
+        rvc_chain ch = {hub, rvc, ix, cJSON_GetObjectItem(js, "index_rate")->valuedouble,
                         cJSON_GetObjectItem(js, "protect")->valuedouble,
                         cJSON_GetObjectItem(js, "speaker")->valueint, 1};
         float *audio = calloc((size_t)((n / 160 + 1) * info->hop), sizeof *audio);
