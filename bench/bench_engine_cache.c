@@ -3,7 +3,8 @@
  * of N each, wall and CPU (user + system) time, for the real-size random models of bench_neural
  * (make_random_models.py: HuBERT base, RMVPE, RVC v2 40k). The warm model's output is compared
  * with the plain model's, bit for bit, on one input.
- * usage: bench_engine_cache [--models DIR] [--repeats N] [--cache DIR] [--out PATH] */
+ * --cuda: the same on the CUDA back end (weights uploaded to the GPU; FP32).
+ * usage: bench_engine_cache [--models DIR] [--repeats N] [--cache DIR] [--out PATH] [--cuda] */
 #include "bench_common.h"
 
 #include "autovoice/engine_cache.h"
@@ -68,8 +69,8 @@ static int64_t run(int which, void *m, avo_arena *a, float *out, int64_t cap) {
     if (which == M_HUBERT) {
         avo_tensor f;
         if (avo_hubert_extract(m, a, x, 16000, 12, false, &f, &err)) die(&err);
-        int64_t n = avo_tensor_numel(&f) < cap ? avo_tensor_numel(&f) : cap;
-        memcpy(out, f.data, (size_t)n * sizeof(float));
+        int64_t n = avo_tensor_numel(&f);
+        if (n > cap || avo_tensor_to_host(a, &f, out, n, &err)) die(&err);
         return n;
     }
     if (which == M_RMVPE) {
@@ -106,13 +107,15 @@ static void clear_dir(const char *dir) {
 int main(int argc, char **argv) {
     const char *models = "/tmp/autovoice-neural-models", *out_path = "bench/out/engine_cache.json", *cache_arg = NULL;
     int repeats = 5;
+    bool cuda = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--models") && i + 1 < argc) models = argv[++i];
         else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--cache") && i + 1 < argc) cache_arg = argv[++i];
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out_path = argv[++i];
+        else if (!strcmp(argv[i], "--cuda")) cuda = true;
         else {
-            fprintf(stderr, "usage: bench_engine_cache [--models DIR] [--repeats N] [--cache DIR] [--out PATH]\n");
+            fprintf(stderr, "usage: bench_engine_cache [--models DIR] [--repeats N] [--cache DIR] [--out PATH] [--cuda]\n");
             return 2;
         }
     }
@@ -130,7 +133,7 @@ int main(int argc, char **argv) {
     avo_backend *be = NULL;
     avo_arena *arena = NULL;
     avo_engine_cache *cache = NULL;
-    if (avo_backend_cpu_create(0, &be, &err) || avo_arena_create(be, 64u << 20, &arena, &err) ||
+    if ((cuda ? avo_backend_cuda_create(0, &be, &err) : avo_backend_cpu_create(0, &be, &err)) || avo_arena_create(be, 64u << 20, &arena, &err) ||
         avo_engine_cache_open(cache_dir, &cache, &err))
         die(&err);
     avo_engine_request req = {.cache = cache};
@@ -139,7 +142,7 @@ int main(int argc, char **argv) {
     double med[M_COUNT][3][2]; /* [model][plain, cold, warm][wall, cpu] */
     double file_mb[M_COUNT], engine_mb[M_COUNT];
     bool identical[M_COUNT];
-    printf("engine cache dir %s, %d repeats, CPU back end\n", cache_dir, repeats);
+    printf("engine cache dir %s, %d repeats, %s back end\n", cache_dir, repeats, avo_backend_name(be));
     for (int w = 0; w < M_COUNT; w++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", models, model_file[w]);
@@ -157,6 +160,7 @@ int main(int argc, char **argv) {
                 avo_engine_result res;
                 double c0 = cpu_s(), t0 = avo_now_ms();
                 void *m = load(w, path, be, mode ? &req : NULL, &res);
+                if (cuda && avo_backend_cuda_sync(be, &err)) die(&err); /* uploads finished */
                 t[mode][0][r] = (avo_now_ms() - t0) / 1000.0;
                 t[mode][1][r] = cpu_s() - c0;
                 avo_engine_outcome want = mode == 1 ? AVO_ENGINE_BUILT : AVO_ENGINE_HIT;
@@ -185,9 +189,9 @@ int main(int argc, char **argv) {
            "hit s", "hit cpu s", "plain/hit", "output");
     char json[8192];
     int len = snprintf(json, sizeof json,
-                       "{\"benchmark\": \"engine_cache\", \"backend\": \"cpu\", \"repeats\": %d, \"statistic\": \"median\", "
+                       "{\"benchmark\": \"engine_cache\", \"backend\": \"%s\", \"repeats\": %d, \"statistic\": \"median\", "
                        "\"models\": \"random weights, real sizes (make_random_models.py)\", \"components\": [",
-                       repeats);
+                       avo_backend_name(be), repeats);
     for (int w = 0; w < M_COUNT; w++) {
         printf("%-12s %9.1f %9.1f %10.3f %10.3f %10.3f %10.3f %9.2fx %9s\n", model_label[w], file_mb[w], engine_mb[w],
                med[w][0][0], med[w][1][0], med[w][2][0], med[w][2][1], med[w][0][0] / med[w][2][0],
