@@ -3,18 +3,19 @@
  * y[o, t] = sum_{c, kk} w[o, c, kk] * x[c, t*s + kk*d - pad]. The output is cut into time tiles; each
  * work item copies its tile of x once (zero padding, leaky ReLU, BF16 rounding applied there) into a
  * per-thread buffer sized for L2, then a register-blocked microkernel computes MR output channels x
- * NV vectors of 16 time steps, broadcasting weights from a packed [c][kk][MR] layout. Bias and
- * residual are added when the accumulators are stored, so the output is written exactly once.
+ * NV vectors of 16 time steps. The reduction runs over L1-sized chunks of input channels (partial
+ * sums wait in y); the last chunk adds bias and residual as it stores the accumulators.
  * A stride s splits the input into s phases (input index s*j + r in phase r, column j): tap kk then
  * reads phase (kk*d - pad) mod s at a fixed column offset, and every load stays contiguous.
  *
  * BF16: vdpbf16ps multiplies pairs along the reduction, so the tile holds channel pairs interleaved
  * (c even, c odd) per time step and the packed weights hold the matching pairs as 32-bit values.
  *
- * Weight packing happens on every call, into arena scratch. It costs one read of the weights per
- * call (under 1% of the convolution at the sequence lengths where this kernel matters) and can never
- * go stale: a cache keyed on weight addresses could serve a freed model's packing to another model
- * that got the same memory, or miss an in-place rewrite of a weight. */
+ * Weights: FP32 reads them in place (four output rows walked in order, each value broadcast from
+ * memory), so nothing is packed or cached. BF16 needs bf16 pairs and repacks them on every call into
+ * arena scratch: one pass over the weights per call, small next to the convolution at audio-rate
+ * lengths, and it can never go stale. A cache keyed on weight addresses could serve a freed model's
+ * packing to another model that got the same memory, or miss an in-place rewrite of a weight. */
 #include "engine/cpu_conv1d.h"
 
 #include <immintrin.h>
@@ -87,22 +88,6 @@ static uint16_t f2bf(float f) {
 static float act(const cpu_conv1d_args *c, float v) { return c->leaky && v < 0.0f ? v * c->slope : v; }
 
 /* ---- weight packing ---------------------------------------------------------------------------- */
-
-/* FP32: wp[ob][c][kk][m] = w[ob*MR + m, c, kk] (0 past cout). */
-static void pack_f32(const geom *g, float *wp) {
-    const cpu_conv1d_args *c = g->c;
-    int64_t cin = c->cin, k = c->k;
-#pragma omp parallel for num_threads(c->nthreads) if (g->nob * cin * k > 65536)
-    for (int64_t ob = 0; ob < g->nob; ob++) {
-        float *dst = wp + ob * cin * k * MR;
-        for (int64_t ci = 0; ci < cin; ci++)
-            for (int64_t kk = 0; kk < k; kk++)
-                for (int m = 0; m < MR; m++) {
-                    int64_t o = ob * MR + m;
-                    *dst++ = o < c->cout ? c->w[(o * cin + ci) * k + kk] : 0.0f;
-                }
-    }
-}
 
 /* BF16: wp[ob][cp][kk][m] = (bf16 w[o, 2cp, kk]) | (bf16 w[o, 2cp+1, kk]) << 16. */
 static void pack_bf16(const geom *g, uint32_t *wp) {
@@ -202,16 +187,33 @@ TGT16 static void copy_tile_bf16(const geom *g, int64_t t0, uint16_t *buf) {
 
 /* ---- microkernels ------------------------------------------------------------------------------ */
 
-/* Adds bias and residual to the MR x NV accumulators and stores the ones inside y. */
+/* The reduction is cut into chunks of input channels whose part of the tile fits L1 (every output
+ * block then reuses it from there); partial sums wait in y between chunks. The first chunk starts
+ * from zero, later ones from y; the last adds bias and residual. */
+#define LOAD_ACC(acc)                                                                                       \
+    do {                                                                                                    \
+        const cpu_conv1d_args *c_ = g->c;                                                                   \
+        _Pragma("GCC unroll 4") for (int m = 0; m < MR; m++) _Pragma("GCC unroll 6") for (int v = 0; v < NV; \
+                                                                                       v++) {               \
+            int64_t o = ob * MR + m, col = t0 + tsub + 16 * v, rem = c_->tout - col;                        \
+            acc[m][v] = _mm512_setzero_ps();                                                                \
+            if (!first && o < c_->cout && rem > 0) {                                                        \
+                __mmask16 mk = rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);               \
+                acc[m][v] = _mm512_maskz_loadu_ps(mk, c_->y + o * c_->tout + col);                          \
+            }                                                                                               \
+        }                                                                                                   \
+    } while (0)
+
+/* Stores the MR x NV accumulators that lie inside y; on the last chunk with bias and residual. */
 #define STORE_ACC(acc)                                                                                      \
     do {                                                                                                    \
         const cpu_conv1d_args *c_ = g->c;                                                                   \
         _Pragma("GCC unroll 4") for (int m = 0; m < MR; m++) {                                              \
             int64_t o = ob * MR + m;                                                                        \
             if (o >= c_->cout) break;                                                                       \
-            __m512 bv = _mm512_set1_ps(c_->bias ? c_->bias[o] : 0.0f);                                      \
+            __m512 bv = _mm512_set1_ps(last && c_->bias ? c_->bias[o] : 0.0f);                              \
             float *yr = c_->y + o * c_->tout;                                                               \
-            const float *rr = c_->residual ? c_->residual + o * c_->tout : NULL;                            \
+            const float *rr = last && c_->residual ? c_->residual + o * c_->tout : NULL;                    \
             _Pragma("GCC unroll 6") for (int v = 0; v < NV; v++) {                                          \
                 int64_t col = t0 + tsub + 16 * v, rem = c_->tout - col;                                     \
                 if (rem <= 0) break;                                                                        \
@@ -223,35 +225,42 @@ TGT16 static void copy_tile_bf16(const geom *g, int64_t t0, uint16_t *buf) {
         }                                                                                                   \
     } while (0)
 
-TGT static void kernel_f32(const geom *g, const float *buf, int64_t ob, int64_t t0, int64_t tsub) {
+/* FP32 reads the weights in PyTorch's layout: four rows, each walked in order (c, kk), broadcast
+ * straight from memory; rows past cout repeat the last one and are not stored. */
+TGT static void kernel_f32(const geom *g, const float *buf, int64_t ob, int64_t t0, int64_t tsub, int64_t c0,
+                           int64_t c1, bool first, bool last) {
     __m512 acc[MR][NV];
-    _Pragma("GCC unroll 4") for (int m = 0; m < MR; m++) _Pragma("GCC unroll 6") for (int v = 0; v < NV; v++) acc[m][v] =
-        _mm512_setzero_ps();
-    const int64_t k = g->c->k, rs = g->c->stride * g->cols;
-    const float *wq = (const float *)g->wp + ob * g->c->cin * k * MR;
-    for (int64_t ci = 0; ci < g->c->cin; ci++) {
+    LOAD_ACC(acc);
+    const int64_t k = g->c->k, rs = g->c->stride * g->cols, cin = g->c->cin;
+    const float *wr[MR];
+    _Pragma("GCC unroll 4") for (int m = 0; m < MR; m++) {
+        int64_t o = ob * MR + m < g->c->cout ? ob * MR + m : g->c->cout - 1;
+        wr[m] = g->c->w + (o * cin + c0) * k;
+    }
+    int64_t wi = 0;
+    for (int64_t ci = c0; ci < c1; ci++) {
         const float *xr = buf + ci * rs + tsub;
-        for (int64_t kk = 0; kk < k; kk++) {
+        for (int64_t kk = 0; kk < k; kk++, wi++) {
             const float *xp = xr + g->koff[kk];
             __m512 xv[NV];
             _Pragma("GCC unroll 6") for (int v = 0; v < NV; v++) xv[v] = _mm512_loadu_ps(xp + 16 * v);
             _Pragma("GCC unroll 4") for (int m = 0; m < MR; m++) {
-                __m512 wv = _mm512_set1_ps(wq[m]);
+                __m512 wv = _mm512_set1_ps(wr[m][wi]);
                 _Pragma("GCC unroll 6") for (int v = 0; v < NV; v++) acc[m][v] = _mm512_fmadd_ps(wv, xv[v], acc[m][v]);
             }
-            wq += MR;
         }
     }
     STORE_ACC(acc);
 }
 
-TGT16 static void kernel_bf16(const geom *g, const uint16_t *buf, int64_t ob, int64_t t0, int64_t tsub) {
+/* c0, c1: channel pairs. */
+TGT16 static void kernel_bf16(const geom *g, const uint16_t *buf, int64_t ob, int64_t t0, int64_t tsub, int64_t c0,
+                              int64_t c1, bool first, bool last) {
     __m512 acc[MR][NV];
-    _Pragma("GCC unroll 4") for (int m = 0; m < MR; m++) _Pragma("GCC unroll 6") for (int v = 0; v < NV; v++) acc[m][v] =
-        _mm512_setzero_ps();
+    LOAD_ACC(acc);
     const int64_t k = g->c->k, rs = g->c->stride * g->cols * 2, ncp = g->cinp / 2;
-    const uint32_t *wq = (const uint32_t *)g->wp + ob * ncp * k * MR;
-    for (int64_t cp = 0; cp < ncp; cp++) {
+    const uint32_t *wq = (const uint32_t *)g->wp + (ob * ncp + c0) * k * MR;
+    for (int64_t cp = c0; cp < c1; cp++) {
         const uint16_t *xr = buf + cp * rs + 2 * tsub;
         for (int64_t kk = 0; kk < k; kk++) {
             const uint16_t *xp = xr + 2 * g->koff[kk];
@@ -267,19 +276,36 @@ TGT16 static void kernel_bf16(const geom *g, const uint16_t *buf, int64_t ob, in
     STORE_ACC(acc);
 }
 
+/* Reduction units (channels, or channel pairs in BF16) per L1 chunk, for units of `unit_bytes`. */
+#define L1_CHUNK_BYTES 32768
+static int64_t chunk_units(int64_t n, int64_t unit_bytes) {
+    int64_t per = L1_CHUNK_BYTES / (unit_bytes > 0 ? unit_bytes : 1);
+    if (per < 1) per = 1;
+    int64_t nch = (n + per - 1) / per;
+    return (n + nch - 1) / nch; /* even chunks */
+}
+
 /* One work item: tile `tile` of the output, output-channel blocks [ob0, ob1). */
 TGT static void work_f32(const geom *g, float *buf, int64_t tile, int64_t ob0, int64_t ob1) {
     int64_t t0 = tile * g->tt, n = g->c->tout - t0 < g->tt ? g->c->tout - t0 : g->tt;
     copy_tile_f32(g, t0, buf);
-    for (int64_t ob = ob0; ob < ob1; ob++)
-        for (int64_t tsub = 0; tsub < n; tsub += NT) kernel_f32(g, buf, ob, t0, tsub);
+    int64_t cin = g->c->cin, cc = chunk_units(cin, g->c->stride * g->cols * 4);
+    for (int64_t c0 = 0; c0 < cin; c0 += cc) {
+        int64_t c1 = c0 + cc < cin ? c0 + cc : cin;
+        for (int64_t ob = ob0; ob < ob1; ob++)
+            for (int64_t tsub = 0; tsub < n; tsub += NT) kernel_f32(g, buf, ob, t0, tsub, c0, c1, c0 == 0, c1 == cin);
+    }
 }
 
 TGT16 static void work_bf16(const geom *g, uint16_t *buf, int64_t tile, int64_t ob0, int64_t ob1) {
     int64_t t0 = tile * g->tt, n = g->c->tout - t0 < g->tt ? g->c->tout - t0 : g->tt;
     copy_tile_bf16(g, t0, buf);
-    for (int64_t ob = ob0; ob < ob1; ob++)
-        for (int64_t tsub = 0; tsub < n; tsub += NT) kernel_bf16(g, buf, ob, t0, tsub);
+    int64_t ncp = g->cinp / 2, cc = chunk_units(ncp, g->c->stride * g->cols * 4);
+    for (int64_t c0 = 0; c0 < ncp; c0 += cc) {
+        int64_t c1 = c0 + cc < ncp ? c0 + cc : ncp;
+        for (int64_t ob = ob0; ob < ob1; ob++)
+            for (int64_t tsub = 0; tsub < n; tsub += NT) kernel_bf16(g, buf, ob, t0, tsub, c0, c1, c0 == 0, c1 == ncp);
+    }
 }
 
 avo_status cpu_conv1d_direct(avo_arena *a, const cpu_conv1d_args *c, avo_error *err) {
@@ -309,16 +335,13 @@ avo_status cpu_conv1d_direct(avo_arena *a, const cpu_conv1d_args *c, avo_error *
     int64_t nwork = ntiles * ng, obg = (g.nob + ng - 1) / ng;
 
     void *wp = NULL, *bufs = NULL;
-    int64_t wcount = g.nob * (g.cinp / (c->bf16 ? 2 : 1)) * c->k * MR; /* 32-bit values */
+    int64_t wcount = c->bf16 ? g.nob * (g.cinp / 2) * c->k * MR : 1; /* 32-bit values; FP32 needs no copy */
     int64_t buf_elems = round_up(g.cinp * s * g.cols + 32, 32);       /* + slack for the 16-wide tail loads */
     avo_status st = avo_arena_alloc(a, (size_t)wcount * 4, &wp, err);
     if (!st) st = avo_arena_alloc(a, (size_t)(buf_elems * esize * nt), &bufs, err);
     if (st) return st;
     g.wp = wp;
-    if (c->bf16)
-        pack_bf16(&g, wp);
-    else
-        pack_f32(&g, wp);
+    if (c->bf16) pack_bf16(&g, wp);
 #pragma omp parallel num_threads(nt)
     {
         char *buf = (char *)bufs + (size_t)(buf_elems * esize) * (size_t)omp_get_thread_num();
