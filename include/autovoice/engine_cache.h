@@ -10,8 +10,8 @@
  * File format (version AVO_ENGINE_FORMAT_VERSION, integers little-endian):
  *   "AVENGINE" | u32 version | u32 text length | text | zero padding to 64
  *     the text is the full key, readable: "autovoice engine\n" then key=value lines (format, library,
- *     loader, model, model_hash, device, precision, profile); a file whose text differs from the
- *     expected key in any line is a miss naming that line
+ *     loader, model (the model file's resolved path), model_hash, device, precision, profile); a file
+ *     whose text differs from the expected key in any line is a miss naming that line
  *   per tensor: "AREC" | u16 name length | u8 dtype | u8 ndim | i64 shape[4] | u64 data bytes |
  *     name | zero padding to 64 | data | zero padding to 64
  *     (data starts 64-byte aligned, so a record can be read straight into tensor memory)
@@ -25,7 +25,9 @@
  * checksum mismatch make a miss with the reason, and the model is rebuilt from the checkpoint and
  * the file overwritten. No tensor of a file is used before its checksum has been checked. A cache
  * directory that cannot be created or written is not an error: the model loads without caching and
- * the result says why.
+ * the result says why. When a model file changes (another hash at the same path), the new engine
+ * file replaces the old one (outcome "rebuild", naming it); files of other devices, precisions or
+ * profiles stay. A model moved to another path is built again (its old file is left).
  *
  * What a replay skips: reading, converting (fp16 -> f32, strides) and folding tensor data. The
  * checkpoint is still opened for its structure and config (names, shapes, hyper-parameters), so a

@@ -3,6 +3,7 @@
 #include "autovoice/engine_cache.h"
 #include "engine/engine_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -782,6 +783,59 @@ avo_status avo_engine_put(avo_engine_session *s, const char *name, const avo_ten
 
 /* ---- the key and the load driver ------------------------------------------------------------ */
 
+/* The value of "key=" in a key text (len bytes), copied to out; false if absent. */
+static bool text_value(const char *text, size_t len, const char *key, char *out, size_t n) {
+    size_t kl = strlen(key);
+    for (size_t i = 0; i < len;) {
+        const char *nl = memchr(text + i, '\n', len - i);
+        size_t e = nl ? (size_t)(nl - text) : len;
+        if (e - i > kl && memcmp(text + i, key, kl) == 0 && text[i + kl] == '=') {
+            snprintf(out, n, "%.*s", (int)(e - i - kl - 1), text + i + kl + 1);
+            return true;
+        }
+        i = e + 1;
+    }
+    return false;
+}
+
+/* Engine files in dir for the same model name, device, precision and profile as key text but
+ * another key (the model file changed, or the format, library or loader): stale. Their paths go to
+ * stale[] (up to max), the reason of the first to why. */
+static int find_stale(const char *dir, const char *stem, const char *self, const char *key, char stale[][1024], int max,
+                      char *why, size_t why_n) {
+    static const char *const same[] = {"model", "device", "precision", "profile"};
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    size_t sl = strlen(stem), kl = strlen(key);
+    struct dirent *e;
+    while (n < max && (e = readdir(d))) {
+        size_t el = strlen(e->d_name);
+        if (el != sl + 1 + 16 + 6 || strncmp(e->d_name, stem, sl) || e->d_name[sl] != '-' ||
+            strcmp(e->d_name + el - 6, ".aveng"))
+            continue;
+        char p[1024];
+        if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p || strcmp(p, self) == 0) continue;
+        FILE *f = fopen(p, "rb");
+        unsigned char head[16];
+        char text[EC_TEXT_MAX];
+        size_t tl = 0;
+        bool ok = f && fread(head, 1, 16, f) == 16 && memcmp(head, "AVENGINE", 8) == 0 &&
+                  (tl = get_u32(head + 12)) > 0 && tl <= sizeof text && fread(text, 1, tl, f) == tl;
+        if (f) fclose(f);
+        for (size_t i = 0; ok && i < sizeof same / sizeof same[0]; i++) {
+            char a[200], b[200];
+            ok = text_value(text, tl, same[i], a, sizeof a) && text_value(key, kl, same[i], b, sizeof b) &&
+                 strcmp(a, b) == 0;
+        }
+        if (!ok) continue;
+        if (!n) key_mismatch(text, tl, key, why, why_n);
+        snprintf(stale[n++], 1024, "%s", p);
+    }
+    closedir(d);
+    return n;
+}
+
 /* src without control characters (one key line each). */
 static void clean_copy(char *dst, size_t n, const char *src) {
     size_t k = 0;
@@ -818,7 +872,7 @@ avo_status avo_engine_load(const avo_engine_request *req, const char *model_path
         return load(user, NULL, err);
     }
     const char *bname = avo_backend_name(be), *dash = strchr(bname, '-');
-    char device[160], precision[40], profile[160], tag[80], model[160], hashes[40];
+    char device[160], precision[40], profile[160], tag[80], model[1024], hashes[40];
     if (req->device) clean_copy(device, sizeof device, req->device);
     else snprintf(device, sizeof device, "%.*s", dash ? (int)(dash - bname) : (int)strlen(bname), bname);
     clean_copy(precision, sizeof precision, req->precision ? req->precision : dash ? dash + 1 : "fp32");
@@ -826,7 +880,11 @@ avo_status avo_engine_load(const avo_engine_request *req, const char *model_path
     clean_copy(tag, sizeof tag, loader_tag ? loader_tag : "?");
     const char *base = strrchr(model_path, '/');
     base = base ? base + 1 : model_path;
-    clean_copy(model, sizeof model, base);
+    /* the model by its resolved path: two models of one name in two folders (so-vits' G_*.pth) are
+     * two keys, and a file at this path with other contents makes the old engine file stale */
+    char *real = realpath(model_path, NULL);
+    clean_copy(model, sizeof model, real ? real : model_path);
+    free(real);
     if (extra_path)
         snprintf(hashes, sizeof hashes, "%016llx+%016llx", (unsigned long long)mh, (unsigned long long)xh);
     else
@@ -859,6 +917,10 @@ avo_status avo_engine_load(const avo_engine_request *req, const char *model_path
     snprintf(res->path, sizeof res->path, "%s", s.path);
     s.file_existed = access(s.path, F_OK) == 0;
     s.mode = s.file_existed ? EC_REPLAY_PENDING : EC_BUILD;
+    /* no file for this key: one for an older model file (or build) is stale, replaced below */
+    char stale[4][1024], stale_why[400] = "";
+    int n_stale = s.file_existed ? 0 : find_stale(s.dir, k ? stem : "model", s.path, text, stale, 4, stale_why,
+                                                  sizeof stale_why);
 
     avo_status st = load(user, &s, err);
     if (s.mode == EC_REPLAY) {
@@ -881,7 +943,9 @@ avo_status avo_engine_load(const avo_engine_request *req, const char *model_path
     if (s.mode == EC_REPLAY) {
         res->outcome = AVO_ENGINE_HIT;
     } else if (s.caching && s.f && w_finish(&s)) {
-        res->outcome = s.file_existed ? AVO_ENGINE_REBUILT : AVO_ENGINE_BUILT;
+        res->outcome = s.file_existed || n_stale ? AVO_ENGINE_REBUILT : AVO_ENGINE_BUILT;
+        if (n_stale) add_reason(&s, "replaces %s (%s)", stale[0], stale_why);
+        for (int i = 0; i < n_stale; i++) unlink(stale[i]);
     } else {
         if (s.caching) add_reason(&s, "not cached: the loader did not attach its weights");
         res->outcome = AVO_ENGINE_UNCACHED;

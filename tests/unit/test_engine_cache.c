@@ -194,7 +194,7 @@ static void test_cache(avo_backend *be) {
     if (!good) return;
     CHECK(has_bytes(good, n, "precision=fp32\n", 15) && has_bytes(good, n, "device=cpu\n", 11) &&
           has_bytes(good, n, "profile=default\n", 16) && has_bytes(good, n, "loader=fake/1\n", 14) &&
-          has_bytes(good, n, "model=model.bin\n", 16));
+          has_bytes(good, n, "/model.bin\n", 11));
     uint32_t tlen = (uint32_t)(unsigned char)good[12] | (uint32_t)(unsigned char)good[13] << 8;
     int64_t rec0 = (16 + tlen + 63) / 64 * 64;
 
@@ -256,16 +256,23 @@ static void test_cache(avo_backend *be) {
         CHECK(fake_run(&f, &req, &r) == AVO_ENGINE_REBUILT);
         CHECK_MSG(strstr(r.reason, keys[i].why) != NULL, "reason '%s', wanted '%s'", r.reason, keys[i].why);
     }
-    /* another model file: another name (built), and its file under this name is stale */
-    char path_b[1200];
+    /* another model file: another name; the file of the old one is stale (replaced, with the reason) */
+    char path_b[1200], saved_b[1200];
     write_file(model, "model-B-bytes-9876543210", 24);
-    CHECK(fake_run(&f, &req, &r) == AVO_ENGINE_BUILT);
+    CHECK(fake_run(&f, &req, &r) == AVO_ENGINE_REBUILT && strstr(r.reason, "other model_hash") && strstr(r.reason, path));
     snprintf(path_b, sizeof path_b, "%s", r.path);
-    CHECK(strcmp(path_b, path) != 0);
+    CHECK(strcmp(path_b, path) != 0 && access(path, F_OK) != 0 && access(path_b, R_OK) == 0);
+    snprintf(saved_b, sizeof saved_b, "%s/saved_b", tmp);
+    copy_file(path_b, saved_b);
+    CHECK(fake_run(&f, &req, &r) == AVO_ENGINE_HIT);
     write_file(model, "model-A-bytes-0123456789", 24);
-    copy_file(path_b, path);
+    CHECK(fake_run(&f, &req, &r) == AVO_ENGINE_REBUILT && access(path_b, F_OK) != 0 && access(path, R_OK) == 0);
+    /* ... and its file under this one's name is caught by the header */
+    copy_file(saved_b, path);
     CHECK(fake_run(&f, &req, &r) == AVO_ENGINE_REBUILT && strstr(r.reason, "other model_hash"));
     CHECK(fake_run(&f, &req, &r) == AVO_ENGINE_HIT);
+    /* files of other precisions / devices / profiles are not stale: they stay */
+    CHECK(access(other, R_OK) == 0);
 
     /* a loader that does not fit the file: asks for a tensor it lacks, or leaves one unused */
     f.ask_extra = "not.recorded";
