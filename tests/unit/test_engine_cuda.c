@@ -834,6 +834,10 @@ static void run_gemm_cases(void) {
     t_conv1d(96, 96, 517, 128, 1, 64, 1, 2, true);
     t_conv1d(130, 130, 129, 3, 1, 1, 1, 1, true);
     t_conv1d(32, 32, 1, 3, 1, 1, 1, 1, true);
+    /* 1x1 in FP16 through frames-major half operands (frames not a multiple of 8), and aligned frames */
+    t_conv1d(64, 48, 203, 1, 1, 0, 1, 1, true);
+    t_conv1d(768, 768, 1499, 1, 1, 0, 1, 1, true);
+    t_conv1d(48, 40, 64, 1, 1, 0, 1, 1, false);
     /* transposed: vocoder-like upsampling (k 16 s 8 p 4; k 4 s 2 p 1), groups with output padding,
      * dilation, kernel shorter than the stride */
     t_convt1d(8, 4, 20, 16, 8, 4, 0, 1, 1, true);

@@ -161,6 +161,11 @@ static avo_status conv1d_run(avo_backend *be, avo_arena *a, const avo_tensor *x,
         TRY(cu_conv1x1_int8(cu, a, X, t, w, B, Y, &ran, err));
         if (ran) return AVO_OK;
     }
+    if (use_half(cu) && plain && g == 1 && cin >= 8) { /* frames-major half operands when t is unaligned */
+        bool ran = false;
+        TRY(cu_conv1x1_half_t(cu, a, X, t, w, cu_half_weight_get(cu, w), B, act, slope, res, Y, &ran, err));
+        if (ran) return AVO_OK;
+    }
     if (use_half(cu) && !plain && cig > 1 &&
         cu_conv1d_mma(cu, X, w, B, Y, cin, t, cout, k, tout, g, s, d, pad, act, slope, res))
         return cu_check_launch("conv1d", err);

@@ -211,6 +211,12 @@ avo_status cu_linear_int8(cu_impl *cu, avo_arena *a, const float *X, int64_t row
 /* The same for a 1x1 convolution (groups 1, stride 1, no padding): x [in, t], w [out, in, 1], Y [out, t]. */
 avo_status cu_conv1x1_int8(cu_impl *cu, avo_arena *a, const float *X, int64_t t, const avo_tensor *w, const float *bias,
                            float *Y, bool *ran, avo_error *err);
+/* FP16 1x1 convolution (groups 1) through frames-major half operands when t is not a multiple of 8
+ * (cuBLAS's half kernels are slow on unaligned rows); wh: w's half copy. leaky ReLU on the input and
+ * a residual as conv1d_fused. *ran false (nothing queued) for shapes it does not take. */
+avo_status cu_conv1x1_half_t(cu_impl *cu, avo_arena *a, const float *X, int64_t t, const avo_tensor *w,
+                             const __half *wh, const float *bias, bool act, float slope, const float *res, float *Y,
+                             bool *ran, avo_error *err);
 
 /* cuda_ops2d.cu: fills the 2-D entries of the table. */
 void cu_ops2d_register(avo_backend_ops *o);
