@@ -31,8 +31,10 @@
  *
  * What a replay skips: reading, converting (fp16 -> f32, strides) and folding tensor data. The
  * checkpoint is still opened for its structure and config (names, shapes, hyper-parameters), so a
- * load with a hit needs the model file and checks it against the key (its hash covers every byte).
- * What it stores today: the f32 weights of the model's weights arena. Copies a back end makes
+ * load with a hit needs the model file, and hashes all of it for the key (every load).
+ * What it stores today: every checkpoint-derived f32 weight after its load-time rewrites, as the
+ * loaders hand them to avo_engine_put; what a loader makes without reading tensor data (the VITS
+ * flow's flip matrix) and a few host-side scalars are made again on a hit. Copies a back end makes
  * lazily from them (CUDA half / INT8 copies, packed CPU weights) are not in the file; the precision
  * is in the key so that such packs can be added without mixing files. The loader tag names the
  * load-time folding code: a change to what a loader computes must change its tag. */
