@@ -27,10 +27,19 @@ struct avo_voice_analysis {
     int64_t frame_count;    /* voiced frames kept for retrieval */
     float *frames;          /* frame_count * grid_size log envelopes on the grid */
     avo_voice_summary summary;
+    /* Version 3 additions (NULL / 0 in profiles stored as version 2): what retrieval copies besides the
+     * envelope, and the unvoiced sounds (consonants, breaths) of the target. */
+    float *frame_f0;         /* frame_count: F0 (Hz) of each kept voiced frame (for pitch-aware uses) */
+    float *frame_ap;         /* frame_count * grid_size: aperiodicity in [0, 1] on the grid */
+    int64_t unvoiced_count;  /* unvoiced frames kept (not silence: within 45 dB of the voiced median) */
+    float *unvoiced_env;     /* unvoiced_count * grid_size log envelopes on the grid */
 };
 
 /* Most voiced frames a profile keeps (10 ms each: 8 minutes); longer material is subsampled evenly. */
 #define VOICE_ANALYSIS_MAX_FRAMES 48000
+
+/* Most unvoiced frames a profile keeps (subsampled evenly beyond that). */
+#define VOICE_ANALYSIS_MAX_UNVOICED 16000
 
 /* Frame period of profile analysis (seconds). */
 #define VOICE_ANALYSIS_FRAME_PERIOD 0.010
@@ -41,6 +50,22 @@ struct avo_voice_analysis {
  * recordings cover. */
 avo_status retrieval_correct(avo_voice_params *p, const avo_voice_analysis *target, double amount,
                              double band_top_hz, int threads, avo_error *err);
+
+/* Retrieval with every part a version 3 profile offers. Voiced frames: the k nearest target frames give
+ * the envelope and the aperiodicity. Unvoiced frames that carry sound (within 45 dB of the source's
+ * mean voiced level) take the envelope of the nearest target consonants/breaths. Parts the profile
+ * lacks (version 2) are left as they are. */
+typedef struct retrieval_options {
+    double amount;           /* 0..1: share of the retrieved envelope (voiced frames) */
+    double unvoiced_amount;  /* 0..1: the same for unvoiced frames with sound */
+    double ap_amount;        /* 0..1: share of the retrieved aperiodicity */
+    double band_top_hz;      /* corrections fade out above this */
+    int neighbours;          /* k, 1..16 */
+    int threads;
+} retrieval_options;
+
+avo_status retrieval_apply(avo_voice_params *p, const avo_voice_analysis *target, const retrieval_options *opt,
+                           avo_error *err);
 
 /* Curve sampled on a grid, evaluated at hz (linear, clamped). */
 double curve_at(const float *grid, const double *val, int n, double hz);

@@ -32,7 +32,7 @@ static double timbre_distance_db(const avo_voice_analysis *x, const avo_voice_an
     avo_voice_analysis_save(y, &dy, &sy, NULL);
     /* The stored form starts with a fixed header; the mean envelope follows the grid. Use the public
      * summary for sanity and the stored arrays for the comparison. */
-    const size_t header = 80;
+    const size_t header = 72; /* magic, version, grid size, rate, unvoiced count, 2 x int64, 4 x double */
     const uint32_t nx = *(const uint32_t *)((const char *)dx + 12);
     const float *mx = (const float *)((const char *)dx + header) + nx;
     const float *my = (const float *)((const char *)dy + header) + nx;
@@ -67,6 +67,68 @@ static void test_save_load(avo_voice_analysis *t) {
     float nan = NAN;
     memcpy(bytes + size - 4, &nan, 4);
     CHECK(avo_voice_analysis_load(data, size, &back, &err) == AVO_ERR_FORMAT);
+    free(data);
+}
+
+/* Version 2 profiles (envelopes only) still load and convert; version 3 arrays are validated. */
+static void test_version2_and_v3_fields(avo_voice_analysis *t) {
+    void *data = NULL;
+    size_t size = 0;
+    avo_error err;
+    CHECK_OK(avo_voice_analysis_save(t, &data, &size, &err), &err);
+    unsigned char *bytes = data;
+    uint32_t version, grid;
+    int32_t unvoiced;
+    int64_t frames;
+    memcpy(&version, bytes + 8, 4);
+    memcpy(&grid, bytes + 12, 4);
+    memcpy(&unvoiced, bytes + 20, 4);
+    memcpy(&frames, bytes + 32, 8);
+    CHECK(version == 3);
+    CHECK_MSG(unvoiced > 50, "only %d unvoiced frames kept from two clips", unvoiced);
+    const size_t v2_size = 72 + sizeof(float) * (size_t)(2 * grid + (uint64_t)frames * grid);
+    CHECK(size == v2_size + sizeof(float) * (size_t)(frames + frames * grid + (int64_t)unvoiced * grid));
+    /* An aperiodicity outside [0, 1] is damage. */
+    float bad = 2.0f, keep;
+    unsigned char *ap = bytes + v2_size + sizeof(float) * (size_t)frames;
+    memcpy(&keep, ap, 4);
+    memcpy(ap, &bad, 4);
+    avo_voice_analysis *back = NULL;
+    CHECK(avo_voice_analysis_load(data, size, &back, &err) == AVO_ERR_FORMAT);
+    memcpy(ap, &keep, 4);
+    /* The same profile as version 2: the prefix, version 2, reserved field 0. */
+    unsigned char *v2 = malloc(v2_size);
+    memcpy(v2, bytes, v2_size);
+    const uint32_t two = 2;
+    const int32_t zero = 0;
+    memcpy(v2 + 8, &two, 4);
+    memcpy(v2 + 20, &zero, 4);
+    CHECK_OK(avo_voice_analysis_load(v2, v2_size, &back, &err), &err);
+    if (back) {
+        void *again = NULL;
+        size_t again_size = 0;
+        CHECK_OK(avo_voice_analysis_save(back, &again, &again_size, &err), &err);
+        CHECK_MSG(again_size == v2_size, "a version 2 profile must stay version 2 when saved again");
+        free(again);
+        avo_audio src, out;
+        load("nus48e_NJAT_07.flac", &src);
+        avo_convert_options opt;
+        avo_convert_options_default(&opt);
+        opt.preset = AVO_PRESET_FAST;
+        avo_converter *conv = NULL;
+        CHECK_OK(avo_converter_create_dsp(back, &opt, &conv, &err), &err);
+        CHECK_OK(avo_converter_run(conv, &src, NULL, &out, NULL, NULL, &err), &err);
+        CHECK(out.frames == src.frames);
+        avo_converter_free(conv);
+        avo_audio_free(&src);
+        avo_audio_free(&out);
+        avo_voice_analysis_free(back);
+    }
+    /* Other versions are refused with a message naming them. */
+    const uint32_t four = 4;
+    memcpy(v2 + 8, &four, 4);
+    CHECK(avo_voice_analysis_load(v2, v2_size, &back, &err) == AVO_ERR_FORMAT && strstr(err.message, "version 4"));
+    free(v2);
     free(data);
 }
 
@@ -187,6 +249,7 @@ int main(void) {
     CHECK(s.voiced_seconds > 5.0 && s.f0_median_hz > 80.0 && s.f0_median_hz < 400.0);
     CHECK(s.f0_low_hz <= s.f0_median_hz && s.f0_median_hz <= s.f0_high_hz);
     test_save_load(target);
+    test_version2_and_v3_fields(target);
     test_conversion_moves_timbre(target);
     test_long_input_in_blocks(target);
     avo_voice_analysis_free(target);
