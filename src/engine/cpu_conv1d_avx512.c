@@ -89,22 +89,41 @@ static float act(const cpu_conv1d_args *c, float v) { return c->leaky && v < 0.0
 
 /* ---- weight packing ---------------------------------------------------------------------------- */
 
-/* BF16: wp[ob][cp][kk][m] = (bf16 w[o, 2cp, kk]) | (bf16 w[o, 2cp+1, kk]) << 16. */
-static void pack_bf16(const geom *g, uint32_t *wp) {
+/* BF16: wp[ob][cp][kk][m] = (bf16 w[o, 2cp, kk]) | (bf16 w[o, 2cp+1, kk]) << 16, o = ob*MR + m (0 past
+ * cout or cin). Kernels up to 16 taps convert a row pair in one vector and scatter it with stride MR. */
+TGT16 static void pack_bf16(const geom *g, uint32_t *wp) {
     const cpu_conv1d_args *c = g->c;
-    int64_t cin = c->cin, k = c->k, ncp = g->cinp / 2;
+    const int64_t cin = c->cin, k = c->k, ncp = g->cinp / 2;
+    static const uint16_t il_idx[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                        8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i il = _mm512_loadu_si512(il_idx);
+    const __m512i sc = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                          _mm512_set1_epi32(MR));
+    const __mmask16 km = k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << k) - 1u);
 #pragma omp parallel for num_threads(c->nthreads) if (g->nob * cin * k > 65536)
-    for (int64_t ob = 0; ob < g->nob; ob++) {
-        uint32_t *dst = wp + ob * ncp * k * MR;
-        for (int64_t cp = 0; cp < ncp; cp++)
-            for (int64_t kk = 0; kk < k; kk++)
-                for (int m = 0; m < MR; m++) {
-                    int64_t o = ob * MR + m, c0 = 2 * cp, c1 = c0 + 1;
-                    uint16_t lo = o < c->cout ? f2bf(c->w[(o * cin + c0) * k + kk]) : 0;
-                    uint16_t hi = o < c->cout && c1 < cin ? f2bf(c->w[(o * cin + c1) * k + kk]) : 0;
-                    *dst++ = (uint32_t)lo | (uint32_t)hi << 16;
+    for (int64_t ob = 0; ob < g->nob; ob++)
+        for (int m = 0; m < MR; m++) {
+            int64_t o = ob * MR + m;
+            for (int64_t cp = 0; cp < ncp; cp++) {
+                uint32_t *dst = wp + ((ob * ncp + cp) * k) * MR + m;
+                int64_t c0 = 2 * cp, c1 = c0 + 1;
+                if (o >= c->cout) {
+                    for (int64_t kk = 0; kk < k; kk++) dst[kk * MR] = 0;
+                } else if (k <= 16) {
+                    const float *r0 = c->w + (o * cin + c0) * k;
+                    __m512 a = _mm512_maskz_loadu_ps(km, r0);
+                    __m512 b = c1 < cin ? _mm512_maskz_loadu_ps(km, r0 + k) : _mm512_setzero_ps();
+                    __m512i v = _mm512_permutexvar_epi16(il, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+                    _mm512_mask_i32scatter_epi32(dst, km, sc, v, 4);
+                } else {
+                    for (int64_t kk = 0; kk < k; kk++) {
+                        uint16_t lo = f2bf(c->w[(o * cin + c0) * k + kk]);
+                        uint16_t hi = c1 < cin ? f2bf(c->w[(o * cin + c1) * k + kk]) : 0;
+                        dst[kk * MR] = (uint32_t)lo | (uint32_t)hi << 16;
+                    }
                 }
-    }
+            }
+        }
 }
 
 /* ---- input tiles ------------------------------------------------------------------------------- */

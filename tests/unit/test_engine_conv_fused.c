@@ -1,5 +1,5 @@
 /* conv1d_fused and the direct AVX-512 conv1d (cpu_conv1d_avx512.c) against naive double-precision
- * loops over a grid of shapes: kernels 1..11, dilations 1..5, strides 1..5, paddings, odd lengths,
+ * loops over a grid of shapes: kernels 1..20, dilations 1..5, strides 1..5, paddings, odd lengths,
  * channel counts that are not multiples of the kernel's blocks, with and without input leaky ReLU,
  * residual and bias. FP32: max|got - ref| / max|ref| under 1e-5, for the direct kernel and for the
  * im2col + sgemm path (the fallback and the composed op). BF16 against the same reference under
@@ -113,6 +113,8 @@ static const shape grid[] = {
     {1, 12, 1001, 10, 5, 1, 0, 1},  {13, 12, 400, 3, 2, 1, 0, 1},   {13, 12, 401, 2, 2, 1, 0, 1},
     {9, 11, 333, 5, 3, 2, 4, 1},    {8, 5, 250, 4, 4, 3, 7, 1},     {10, 10, 257, 9, 5, 5, 20, 1},
     {3, 20, 99, 6, 5, 1, 2, 1},     {4, 4, 50, 1, 3, 1, 1, 1},
+    /* kernels longer than 16 taps (the BF16 packer's scalar path), and an even kernel with stride */
+    {6, 5, 200, 20, 1, 1, 9, 1},    {5, 6, 300, 17, 2, 2, 3, 1},
     /* padding larger than the kernel reach, long input (several tiles) */
     {16, 16, 3000, 3, 1, 2, 9, 1},  {48, 40, 2049, 5, 1, 1, 2, 1},
     /* groups > 1 and depthwise (fallback paths) */
