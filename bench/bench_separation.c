@@ -8,7 +8,8 @@
  * Scores: BSS Eval v4 SDR (museval images mode, 1 s windows and hops, median over windows) and SI-SDR of
  * vocals and accompaniment; per condition and preset the median and the worst over clips.
  * Speed: seconds to separate a 30 s stereo 44.1 kHz song (clips over the looped accompaniment at 0 dB),
- * median of 5 runs, per preset. Memory (--memory): peak RSS of a child process separating a 10 min song;
+ * median of 5 runs, per preset. Memory (--memory): peak RSS of a child process separating a 10 min song,
+ * through avo_separator_run (mixture, stereo vocals and accompaniment) and avo_separator_run_in_place;
  * the child is this program re-executed (/proc/self/exe --memory-child PRESET), not a fork, because a
  * forked copy of a process whose OpenMP/OpenBLAS thread pools exist hangs on their locks.
  *
@@ -60,7 +61,7 @@ static void apply_sets(avo_separator *sep) {
         SETP(use_repet) SETP(repet_geo) SETP(repet_k) SETP(repet_min_gap_s) SETP(use_hpss) SETP(hpss_time_len)
         SETP(hpss_freq_len) SETP(use_side) SETP(side_gain) SETP(use_f0) SETP(lowcut_hz) SETP(mask_power)
         SETP(iterations) SETP(side_cancel) SETP(cancel_half) SETP(cancel_max_gain) SETP(repet_stride)
-        SETP(f0_floor) SETP(f0_boost) SETP(f0_width) SETP(f0_max_hz) SETP(f0_min_conf)
+        SETP(fft_seconds) SETP(f0_accurate) SETP(unvoiced_gain) SETP(f0_floor) SETP(f0_boost) SETP(f0_width) SETP(f0_max_hz) SETP(f0_min_conf)
 #undef SETP
         fprintf(stderr, "unknown parameter %s\n", name);
         exit(2);
@@ -204,7 +205,7 @@ static void add_condition(cJSON *arr, const char *set, double var_db, const char
 }
 
 /* --memory-child: separates a 10 min song with one preset and prints "base peak seconds" on stdout. */
-static int memory_child(avo_preset preset, int threads, int max_clips) {
+static int memory_child(avo_preset preset, int threads, int max_clips, int in_place) {
     avo_audio acc_src;
     bench_falcon_accompaniment(&acc_src);
     char names[MAX_CLIPS][128];
@@ -213,18 +214,25 @@ static int memory_child(avo_preset preset, int threads, int max_clips) {
     avo_audio song;
     build_song(600.0, &acc_src, names, nclips, &song);
     avo_audio_free(&acc_src);
+    /* The caller's buffers alone first (in place: the song and one vocal channel). */
     avo_audio ev, ea;
-    avo_audio_alloc(&ev, 44100, 2, song.frames, NULL);
-    avo_audio_alloc(&ea, 44100, 2, song.frames, NULL);
-    memset(ev.samples, 0, sizeof(float) * (size_t)(2 * song.frames));
-    memset(ea.samples, 0, sizeof(float) * (size_t)(2 * song.frames));
+    const int vch = in_place ? 1 : 2;
+    avo_audio_alloc(&ev, 44100, vch, song.frames, NULL);
+    memset(ev.samples, 0, sizeof(float) * (size_t)(vch * song.frames));
+    memset(&ea, 0, sizeof ea);
+    if (!in_place) {
+        avo_audio_alloc(&ea, 44100, 2, song.frames, NULL);
+        memset(ea.samples, 0, sizeof(float) * (size_t)(2 * song.frames));
+    }
     const double base = bench_peak_rss_mb();
     avo_audio_free(&ev);
     avo_audio_free(&ea);
     avo_separator *sep = make_sep(preset, threads);
     const double t0 = avo_now_ms();
     avo_error err;
-    if (avo_separator_run(sep, &song, &ev, &ea, NULL, NULL, &err)) bench_die(&err);
+    if (in_place ? avo_separator_run_in_place(sep, &song, &ev, NULL, NULL, &err)
+                 : avo_separator_run(sep, &song, &ev, &ea, NULL, NULL, &err))
+        bench_die(&err);
     const double secs = (avo_now_ms() - t0) / 1000.0;
     printf("%.3f %.3f %.3f\n", base, bench_peak_rss_mb(), secs);
     avo_separator_free(sep);
@@ -236,14 +244,14 @@ static int memory_child(avo_preset preset, int threads, int max_clips) {
 
 /* Runs `argv[0] --memory-child` for one preset (with this run's --threads, --clips and --set) and reads
  * its three numbers. Returns 0 or -1. */
-static int spawn_memory_child(const char *preset, int threads, int max_clips, double r[3]) {
+static int spawn_memory_child(const char *preset, int threads, int max_clips, int in_place, double r[3]) {
     char th[32], cl[32];
     snprintf(th, sizeof th, "%d", threads);
     snprintf(cl, sizeof cl, "%d", max_clips);
-    char *args[8 + 2 * MAX_SETS];
+    char *args[9 + 2 * MAX_SETS];
     int na = 0;
     args[na++] = "bench_separation";
-    args[na++] = "--memory-child";
+    args[na++] = in_place ? "--memory-child-in-place" : "--memory-child";
     args[na++] = (char *)preset;
     args[na++] = "--threads";
     args[na++] = th;
@@ -287,7 +295,7 @@ int main(int argc, char **argv) {
     const char *out_path = "bench/out/separation_bench.json";
     const char *child_preset = NULL;
     char presets_arg[128] = "fast,balanced,quality", vars_arg[64] = "-6,0,6";
-    int threads = 0, do_speed = 1, do_memory = 0, max_clips = MAX_CLIPS;
+    int threads = 0, do_speed = 1, do_memory = 0, max_clips = MAX_CLIPS, child_in_place = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--out") && i + 1 < argc) out_path = argv[++i];
         else if (!strcmp(argv[i], "--presets") && i + 1 < argc) snprintf(presets_arg, sizeof presets_arg, "%s", argv[++i]);
@@ -297,6 +305,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--no-speed")) do_speed = 0;
         else if (!strcmp(argv[i], "--memory")) do_memory = 1;
         else if (!strcmp(argv[i], "--memory-child") && i + 1 < argc) child_preset = argv[++i];
+        else if (!strcmp(argv[i], "--memory-child-in-place") && i + 1 < argc) child_preset = argv[++i], child_in_place = 1;
         else if (!strcmp(argv[i], "--set") && i + 1 < argc && g_nsets < MAX_SETS) g_sets[g_nsets++] = argv[++i];
         else {
             fprintf(stderr, "usage: %s [--out FILE] [--presets LIST] [--vars LIST] [--threads N] [--clips N] "
@@ -307,7 +316,7 @@ int main(int argc, char **argv) {
     if (child_preset) {
         avo_preset cp;
         if (avo_preset_parse(child_preset, &cp) != AVO_OK) return 2;
-        return memory_child(cp, threads, max_clips);
+        return memory_child(cp, threads, max_clips, child_in_place);
     }
     avo_preset presets[3];
     int npresets = 0;
@@ -418,13 +427,16 @@ int main(int argc, char **argv) {
          * the difference between the peak with and without the run. */
         cJSON *mem = cJSON_AddArrayToObject(root, "memory");
         printf("\nmemory: 10 min stereo 44.1 kHz song\n");
-        for (int pi = 0; pi < npresets; pi++) {
+        for (int pi = 0; pi < 2 * npresets; pi++) {
+            const int in_place = pi % 2;
             double r[3] = {0, 0, 0};
-            if (spawn_memory_child(avo_preset_name(presets[pi]), threads, max_clips, r)) continue;
-            printf("  %-9s peak RSS %.0f MB (buffers alone %.0f MB, separator working memory %.0f MB), %.1f s\n",
-                   avo_preset_name(presets[pi]), r[1], r[0], r[1] - r[0], r[2]);
+            if (spawn_memory_child(avo_preset_name(presets[pi / 2]), threads, max_clips, in_place, r)) continue;
+            printf("  %-9s %-22s peak RSS %.0f MB (buffers alone %.0f MB, separator working memory %.0f MB), %.1f s\n",
+                   avo_preset_name(presets[pi / 2]), in_place ? "avo_separator_run_in_place" : "avo_separator_run", r[1],
+                   r[0], r[1] - r[0], r[2]);
             cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "preset", avo_preset_name(presets[pi]));
+            cJSON_AddStringToObject(o, "preset", avo_preset_name(presets[pi / 2]));
+            cJSON_AddStringToObject(o, "api", in_place ? "avo_separator_run_in_place" : "avo_separator_run");
             cJSON_AddNumberToObject(o, "song_seconds", 600.0);
             cJSON_AddNumberToObject(o, "peak_rss_mb", r[1]);
             cJSON_AddNumberToObject(o, "buffers_only_rss_mb", r[0]);

@@ -320,8 +320,14 @@ void sep_f0_comb(const sep_params *p, const float *f0_hz, const float *conf, int
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t t = 0; t < T; t++) {
         const float f0 = f0_hz[t];
-        if (!(f0 > 0) || conf[t] < (float)p->f0_min_conf) continue;
         float *m = mask + t * bins;
+        if (!(f0 > 0) || conf[t] < (float)p->f0_min_conf) {
+            /* No confident melody: mostly the singer's rests, where any vocal estimate is leakage
+             * (consonants are too, but they carry little energy). */
+            if (p->unvoiced_gain != 1.0)
+                for (int f = 0; f < bins; f++) m[f] *= (float)p->unvoiced_gain;
+            continue;
+        }
         for (int f = 1; f < fmax; f++) {
             const float fr = (float)f * bin_hz;
             float k = floorf(fr / f0 + 0.5f);

@@ -39,14 +39,17 @@ typedef struct sep_params {
     double cancel_max_gain;
     int repet_stride;     /* 2: neighbours searched for even frames only; odd frames reuse them shifted by one */
     int use_f0;           /* predominant-melody harmonic mask */
+    int f0_accurate;      /* track it with AVO_F0_ACCURATE (Viterbi) instead of AVO_F0_FAST */
     double f0_floor;      /* mask gain between harmonics in voiced frames */
     double f0_boost;      /* mask exponent on harmonics (< 1 raises the mask there) */
     double f0_width;      /* harmonic half-width, bins (plus 1 % of the harmonic's frequency) */
     double f0_max_hz;     /* harmonics are shaped up to this frequency */
-    double f0_min_conf;   /* frames whose F0 confidence is below this are left alone */
+    double f0_min_conf;   /* frames whose F0 confidence is below this get unvoiced_gain, not the comb */
+    double unvoiced_gain; /* mask gain in frames without a confident F0 (vocal-activity gating) */
     double lowcut_hz;     /* vocal mask is zero below this */
     double mask_power;    /* Wiener exponent */
     int iterations;       /* re-estimation passes */
+    double fft_seconds;   /* the STFT size is the first power of two at least this long */
 } sep_params;
 
 /* Working memory of one block, kept in the separator between blocks and runs: large buffers that are
