@@ -426,6 +426,56 @@ TGT16 static void lin_kernel(const lin_geom *g, int64_t ob, int64_t r0) {
     }
 }
 
+/* bf16 of n floats in order (pairs of neighbours become the 32-bit values the kernel broadcasts or
+ * loads); n may be odd, the missing partner is 0. */
+TGT16 static void row_to_bf16(const float *src, int64_t n, uint16_t *dst) {
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 a = _mm512_loadu_ps(src + i), b = _mm512_loadu_ps(src + i + 16);
+        _mm512_storeu_si512(dst + i, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+    }
+    for (; i < n; i++) dst[i] = f2bf(src[i]);
+    if (n & 1) dst[n] = 0;
+}
+
+/* x -> xq [rows_p][ipn] pairs (rows past `rows` zero); w -> wq [nob][ipn][LO] pairs (outputs past
+ * `out` zero), each weight row converted in order, then its pairs spread with stride LO. */
+TGT16 static void lin_pack(const float *x, int64_t rows, int64_t rows_p, int64_t in, const float *w, int64_t out,
+                           int64_t nob, int64_t ipn, uint32_t *xq, uint32_t *wq, int nt) {
+#pragma omp parallel num_threads(nt) if (rows_p * ipn + nob * LO * ipn > 65536)
+    {
+#pragma omp for
+        for (int64_t r = 0; r < rows_p; r++) {
+            if (r < rows)
+                row_to_bf16(x + r * in, in, (uint16_t *)(xq + r * ipn));
+            else
+                memset(xq + r * ipn, 0, (size_t)ipn * 4);
+        }
+        uint16_t tmp[2 * 4096 + 32];
+        const __m512i sc = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                              _mm512_set1_epi32(LO));
+#pragma omp for
+        for (int64_t o = 0; o < nob * LO; o++) {
+            uint32_t *dst = wq + (o / LO) * ipn * LO + o % LO;
+            if (o >= out) {
+                for (int64_t ip = 0; ip < ipn; ip++) dst[ip * LO] = 0;
+                continue;
+            }
+            if (in > 2 * 4096) { /* longer rows than the stack copy: scalar */
+                for (int64_t ip = 0; ip < ipn; ip++)
+                    dst[ip * LO] = bf16_pair(w[o * in + 2 * ip], 2 * ip + 1 < in ? w[o * in + 2 * ip + 1] : 0.0f);
+                continue;
+            }
+            row_to_bf16(w + o * in, in, tmp);
+            const uint32_t *pairs = (const uint32_t *)tmp;
+            int64_t ip = 0;
+            for (; ip + 16 <= ipn; ip += 16)
+                _mm512_i32scatter_epi32(dst + ip * LO, sc, _mm512_loadu_si512(pairs + ip), 4);
+            for (; ip < ipn; ip++) dst[ip * LO] = pairs[ip];
+        }
+    }
+}
+
 avo_status cpu_linear_bf16(avo_arena *a, const float *x, int64_t rows, int64_t in, const float *w, int64_t out,
                            const float *b, float *y, int nthreads, avo_error *err) {
     int nt = nthreads > 0 ? nthreads : 1;
@@ -435,21 +485,7 @@ avo_status cpu_linear_bf16(avo_arena *a, const float *x, int64_t rows, int64_t i
     if (!st) st = avo_arena_alloc(a, (size_t)(nob * ipn * LO) * 4, &wp, err);
     if (st) return st;
     uint32_t *xq = xb, *wq = wp;
-#pragma omp parallel for num_threads(nt) if (rows_p * ipn > 65536)
-    for (int64_t r = 0; r < rows_p; r++)
-        for (int64_t ip = 0; ip < ipn; ip++) {
-            int64_t i = 2 * ip;
-            float lo = r < rows ? x[r * in + i] : 0.0f, hi = r < rows && i + 1 < in ? x[r * in + i + 1] : 0.0f;
-            xq[r * ipn + ip] = bf16_pair(lo, hi);
-        }
-#pragma omp parallel for num_threads(nt) if (nob * ipn * LO > 65536)
-    for (int64_t ob = 0; ob < nob; ob++)
-        for (int64_t ip = 0; ip < ipn; ip++)
-            for (int64_t oo = 0; oo < LO; oo++) {
-                int64_t o = ob * LO + oo, i = 2 * ip;
-                float lo = o < out ? w[o * in + i] : 0.0f, hi = o < out && i + 1 < in ? w[o * in + i + 1] : 0.0f;
-                wq[(ob * ipn + ip) * LO + oo] = bf16_pair(lo, hi);
-            }
+    lin_pack(x, rows, rows_p, in, w, out, nob, ipn, xq, wq, nt);
     lin_geom g = {xq, wq, b, y, rows, out, ipn};
     /* row tiles whose bf16 copy stays in L2 while every output block passes over them */
     int64_t tr = LIN_TILE_BYTES / (ipn * 4) / LR * LR;
