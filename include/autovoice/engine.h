@@ -109,6 +109,8 @@ avo_status avo_backend_cpu_set_precision(avo_backend *be, avo_cpu_precision prec
 /* Weight-GEMM calls (linear, convolutions) run so far on the CPU back end by operand precision:
  * what really ran (shapes the BF16 kernel does not take run FP32 and count there). */
 avo_status avo_backend_cpu_gemm_counts(const avo_backend *be, int64_t *fp32, int64_t *bf16, avo_error *err);
+/* The GPU a CUDA back end runs on, as engine-cache keys name it: "cuda:<GPU name>:sm_<major><minor>". */
+avo_status avo_backend_cuda_device_key(const avo_backend *be, char *buf, size_t cap, avo_error *err);
 /* Waits for the queued work (ops are asynchronous on the GPU; copies to the host wait already) and
  * reports a failure of it. For timing and error checks. */
 avo_status avo_backend_cuda_sync(avo_backend *be, avo_error *err);

@@ -45,6 +45,12 @@ avo_status avo_backend_cuda_int8_counts(const avo_backend *be, int64_t *int8, in
     return no_cuda(err);
 }
 
+avo_status avo_backend_cuda_device_key(const avo_backend *be, char *buf, size_t cap, avo_error *err) {
+    (void)be;
+    if (buf && cap) buf[0] = 0;
+    return no_cuda(err);
+}
+
 avo_status avo_backend_cuda_sync(avo_backend *be, avo_error *err) {
     (void)be;
     return no_cuda(err);

@@ -165,7 +165,9 @@ static avo_status run_rmvpe(const avo_pipeline_config *cfg, const avo_audio *mon
     const avo_neural_config *ncfg = cfg->neural ? cfg->neural : &cpu_only;
     if (!st && ncfg->engine_cache && avo_engine_cache_open(ncfg->engine_cache_dir, &engines, NULL) != AVO_OK)
         engines = NULL;
-    const avo_engine_request req = {engines, NULL, NULL, NULL};
+    char dev[300];
+    const avo_engine_request req = {engines, avo_backend_cuda_device_key(be, dev, sizeof dev, NULL) == AVO_OK ? dev : NULL,
+                                    NULL, NULL};
     if (!st) st = avo_rmvpe_load_cached(cfg->pitch_model_path, be, &req, &model, &eng, err);
     if (!st) {
         snprintf(meta->f0_engine, sizeof meta->f0_engine, "%s", avo_engine_outcome_name(eng.outcome));

@@ -371,6 +371,8 @@ avo_status avo_backend_cuda_create(int device, avo_backend **out, avo_error *err
     if (e == cudaSuccess) {
         cu->n_sm = prop.multiProcessorCount;
         cu->cc_major = prop.major;
+        cu->cc_minor = prop.minor;
+        snprintf(cu->gpu_name, sizeof cu->gpu_name, "%s", prop.name);
         cu->coop = prop.cooperativeLaunch;
         cu->smem_optin = (int)prop.sharedMemPerBlockOptin;
         what = "cudaStreamCreate";
@@ -462,6 +464,13 @@ avo_status avo_backend_cuda_int8_counts(const avo_backend *be, int64_t *int8, in
     if (!cu) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: int8_counts on a back end that is not CUDA");
     if (int8) *int8 = cu->gemm_int8;
     if (int8_skipped) *int8_skipped = cu->int8_skipped;
+    return AVO_OK;
+}
+
+avo_status avo_backend_cuda_device_key(const avo_backend *be, char *buf, size_t cap, avo_error *err) {
+    cu_impl *cu = cuda_impl_of(be);
+    if (!cu) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: device_key on a back end that is not CUDA");
+    snprintf(buf, cap, "cuda:%s:sm_%d%d", cu->gpu_name, cu->cc_major, cu->cc_minor);
     return AVO_OK;
 }
 

@@ -78,6 +78,8 @@ typedef struct cu_impl {
     int no_fuse; /* AVO_CUDA_FUSED=0 at creation: conv1d_fused runs activation, conv1d and add as passes */
 
     int cc_major;     /* compute capability: the mma.sync convolution needs 8 or more */
+    int cc_minor;
+    char gpu_name[256];
     int conv_mma;     /* FP16 convolutions by the implicit-GEMM kernel (AVO_CUDA_CONV_MMA=0 turns it off) */
     int conv_mma_smem; /* dynamic shared memory the kernel was allowed (0: not yet asked) */
 
