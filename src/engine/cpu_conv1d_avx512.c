@@ -295,36 +295,44 @@ TGT16 static void kernel_bf16(const geom *g, const uint16_t *buf, int64_t ob, in
     STORE_ACC(acc);
 }
 
-/* Reduction units (channels, or channel pairs in BF16) per L1 chunk, for units of `unit_bytes`. */
+/* L1 blocking: the kernel calls of one block read cc reduction units (channels, or channel pairs in
+ * BF16; 4 bytes per column and phase either way) over w output columns plus the kernel's reach,
+ * about L1_CHUNK_BYTES. Units come first (deep reductions between the partial-sum round trips
+ * through y), then the width is what is left, in whole microkernels. */
 #define L1_CHUNK_BYTES 32768
-static int64_t chunk_units(int64_t n, int64_t unit_bytes) {
-    int64_t per = L1_CHUNK_BYTES / (unit_bytes > 0 ? unit_bytes : 1);
+static void l1_block(const geom *g, int64_t units, int64_t *cc, int64_t *w) {
+    int64_t s = g->c->stride, span = g->cols - g->tt;
+    int64_t per = L1_CHUNK_BYTES / (s * (NT + span) * 4);
     if (per < 1) per = 1;
-    int64_t nch = (n + per - 1) / per;
-    return (n + nch - 1) / nch; /* even chunks */
+    int64_t nch = (units + per - 1) / per;
+    *cc = (units + nch - 1) / nch; /* even chunks */
+    int64_t width = L1_CHUNK_BYTES / (*cc * s * 4) - span;
+    *w = width >= NT ? width / NT * NT : NT;
 }
 
 /* One work item: tile `tile` of the output, output-channel blocks [ob0, ob1). */
 TGT static void work_f32(const geom *g, float *buf, int64_t tile, int64_t ob0, int64_t ob1) {
-    int64_t t0 = tile * g->tt, n = g->c->tout - t0 < g->tt ? g->c->tout - t0 : g->tt;
+    int64_t t0 = tile * g->tt, n = g->c->tout - t0 < g->tt ? g->c->tout - t0 : g->tt, cin = g->c->cin, cc, wd;
     copy_tile_f32(g, t0, buf);
-    int64_t cin = g->c->cin, cc = chunk_units(cin, g->c->stride * g->cols * 4);
-    for (int64_t c0 = 0; c0 < cin; c0 += cc) {
-        int64_t c1 = c0 + cc < cin ? c0 + cc : cin;
-        for (int64_t ob = ob0; ob < ob1; ob++)
-            for (int64_t tsub = 0; tsub < n; tsub += NT) kernel_f32(g, buf, ob, t0, tsub, c0, c1, c0 == 0, c1 == cin);
-    }
+    l1_block(g, cin, &cc, &wd);
+    for (int64_t w0 = 0; w0 < n; w0 += wd)
+        for (int64_t c0 = 0; c0 < cin; c0 += cc) {
+            int64_t c1 = c0 + cc < cin ? c0 + cc : cin, w1 = w0 + wd < n ? w0 + wd : n;
+            for (int64_t ob = ob0; ob < ob1; ob++)
+                for (int64_t tsub = w0; tsub < w1; tsub += NT) kernel_f32(g, buf, ob, t0, tsub, c0, c1, c0 == 0, c1 == cin);
+        }
 }
 
 TGT16 static void work_bf16(const geom *g, uint16_t *buf, int64_t tile, int64_t ob0, int64_t ob1) {
-    int64_t t0 = tile * g->tt, n = g->c->tout - t0 < g->tt ? g->c->tout - t0 : g->tt;
+    int64_t t0 = tile * g->tt, n = g->c->tout - t0 < g->tt ? g->c->tout - t0 : g->tt, ncp = g->cinp / 2, cc, wd;
     copy_tile_bf16(g, t0, buf);
-    int64_t ncp = g->cinp / 2, cc = chunk_units(ncp, g->c->stride * g->cols * 4);
-    for (int64_t c0 = 0; c0 < ncp; c0 += cc) {
-        int64_t c1 = c0 + cc < ncp ? c0 + cc : ncp;
-        for (int64_t ob = ob0; ob < ob1; ob++)
-            for (int64_t tsub = 0; tsub < n; tsub += NT) kernel_bf16(g, buf, ob, t0, tsub, c0, c1, c0 == 0, c1 == ncp);
-    }
+    l1_block(g, ncp, &cc, &wd);
+    for (int64_t w0 = 0; w0 < n; w0 += wd)
+        for (int64_t c0 = 0; c0 < ncp; c0 += cc) {
+            int64_t c1 = c0 + cc < ncp ? c0 + cc : ncp, w1 = w0 + wd < n ? w0 + wd : n;
+            for (int64_t ob = ob0; ob < ob1; ob++)
+                for (int64_t tsub = w0; tsub < w1; tsub += NT) kernel_bf16(g, buf, ob, t0, tsub, c0, c1, c0 == 0, c1 == ncp);
+        }
 }
 
 avo_status cpu_conv1d_direct(avo_arena *a, const cpu_conv1d_args *c, avo_error *err) {
