@@ -41,6 +41,12 @@ typedef struct avo_pipeline_config {
     const avo_neural_config *neural; /* NULL: the DSP converter; else an RVC voice model (convert.h) */
     const char *pitch_model_path;  /* rmvpe.pt: the f0_extraction stage runs RMVPE (16 kHz, 10 ms); NULL:
                                     * the DSP tracker of the preset */
+    /* Models loaded once and reused over many runs (a server, a benchmark); borrowed, NULL: each run loads
+     * its own. converter replaces the one neural / the DSP target would make (its options, not
+     * cfg->convert, then apply); pitch_model on pitch_backend replaces pitch_model_path. */
+    avo_converter *converter;
+    struct avo_rmvpe *pitch_model;
+    avo_backend *pitch_backend;
 } avo_pipeline_config;
 
 typedef struct avo_pipeline_input {

@@ -143,36 +143,54 @@ static void note_engine(avo_run_metadata *meta, const char *what, const char *ou
 }
 
 /* RMVPE on the vocals at 16 kHz: one F0 value per 10 ms, frame i at 10 i ms (as the DSP tracks). */
+/* Loads RMVPE on the back end cfg asks the pitch network for, through the engine cache. */
+static avo_status load_rmvpe(const avo_pipeline_config *cfg, avo_backend **be, avo_rmvpe **model,
+                             avo_neural_placement *place, avo_run_metadata *meta, avo_error *err) {
+    avo_neural_config cpu_only;
+    avo_neural_config_default(&cpu_only);
+    const avo_neural_config *ncfg = cfg->neural ? cfg->neural : &cpu_only;
+    avo_status st = avo_neural_backend_open_component(ncfg, AVO_NEURAL_PITCH, cfg->threads, be, place, err);
+    if (st) return st;
+    avo_engine_cache *engines = NULL;
+    if (ncfg->engine_cache && avo_engine_cache_open(ncfg->engine_cache_dir, &engines, NULL) != AVO_OK) engines = NULL;
+    char dev[300];
+    const avo_engine_request req = {engines, avo_backend_cuda_device_key(*be, dev, sizeof dev, NULL) == AVO_OK ? dev : NULL,
+                                    NULL, NULL};
+    avo_engine_result eng;
+    memset(&eng, 0, sizeof eng);
+    st = avo_rmvpe_load_cached(cfg->pitch_model_path, *be, &req, model, &eng, err);
+    if (!st) {
+        snprintf(meta->f0_engine, sizeof meta->f0_engine, "%s", avo_engine_outcome_name(eng.outcome));
+        note_engine(meta, "pitch network", meta->f0_engine, eng.reason);
+    }
+    avo_engine_cache_free(engines);
+    return st;
+}
+
+/* RMVPE on the vocals at 16 kHz: one F0 value per 10 ms, frame i at 10 i ms (as the DSP tracks). The model
+ * is cfg's preloaded one, or loaded for this run. */
 static avo_status run_rmvpe(const avo_pipeline_config *cfg, const avo_audio *mono, avo_f0_track *track,
                             avo_run_metadata *meta, avo_error *err) {
     const int64_t n = (int64_t)llround((double)mono->frames * 16000.0 / mono->sample_rate);
     float *x = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
     if (!x) return avo_error_set(err, AVO_ERR_NO_MEMORY, "no memory for the 16 kHz vocals");
-    avo_backend *be = NULL;
+    avo_backend *be = cfg->pitch_backend, *own_be = NULL;
+    avo_rmvpe *model = cfg->pitch_model, *own_model = NULL;
     avo_arena *arena = NULL;
-    avo_rmvpe *model = NULL;
-    avo_status st = avo_resample_buffer(mono->samples, mono->frames, mono->sample_rate, 16000.0, x, n, err);
-    avo_neural_config cpu_only;
-    avo_neural_config_default(&cpu_only);
     avo_neural_placement place;
-    if (!st)
-        st = avo_neural_backend_open_component(cfg->neural ? cfg->neural : &cpu_only, AVO_NEURAL_PITCH, cfg->threads, &be,
-                                               &place, err);
-    if (!st) st = avo_arena_create(be, (size_t)64 << 20, &arena, err);
-    avo_engine_cache *engines = NULL;
-    avo_engine_result eng;
-    memset(&eng, 0, sizeof eng);
-    const avo_neural_config *ncfg = cfg->neural ? cfg->neural : &cpu_only;
-    if (!st && ncfg->engine_cache && avo_engine_cache_open(ncfg->engine_cache_dir, &engines, NULL) != AVO_OK)
-        engines = NULL;
-    char dev[300];
-    const avo_engine_request req = {engines, avo_backend_cuda_device_key(be, dev, sizeof dev, NULL) == AVO_OK ? dev : NULL,
-                                    NULL, NULL};
-    if (!st) st = avo_rmvpe_load_cached(cfg->pitch_model_path, be, &req, &model, &eng, err);
-    if (!st) {
-        snprintf(meta->f0_engine, sizeof meta->f0_engine, "%s", avo_engine_outcome_name(eng.outcome));
-        note_engine(meta, "pitch network", meta->f0_engine, eng.reason);
+    memset(&place, 0, sizeof place);
+    avo_status st = avo_resample_buffer(mono->samples, mono->frames, mono->sample_rate, 16000.0, x, n, err);
+    if (!st && !model) {
+        st = load_rmvpe(cfg, &own_be, &own_model, &place, meta, err);
+        be = own_be, model = own_model;
+    } else if (!st) { /* preloaded: say what it runs on */
+        const char *name = avo_backend_name(be);
+        snprintf(place.backend, sizeof place.backend, "%s", strncmp(name, "cuda", 4) == 0 ? "cuda" : "cpu");
+        snprintf(place.device, sizeof place.device, "%s", name);
+        snprintf(place.precision, sizeof place.precision, "fp32");
+        snprintf(meta->f0_engine, sizeof meta->f0_engine, "preloaded");
     }
+    if (!st) st = avo_arena_create(be, (size_t)64 << 20, &arena, err);
     if (!st) st = avo_f0_track_alloc(track, avo_rmvpe_frames(n), 0.010, err);
     if (!st) st = avo_rmvpe_f0(model, arena, x, n, 0.03f, track->f0_hz, track->confidence, err);
     if (!st) {
@@ -181,10 +199,9 @@ static avo_status run_rmvpe(const avo_pipeline_config *cfg, const avo_audio *mon
         snprintf(meta->f0_precision, sizeof meta->f0_precision, "%s", place.precision);
         if (place.fallback[0]) snprintf(meta->device_fallback, sizeof meta->device_fallback, "%s", place.fallback);
     }
-    avo_rmvpe_free(model);
-    avo_engine_cache_free(engines);
+    avo_rmvpe_free(own_model);
     avo_arena_free(arena);
-    avo_backend_free(be);
+    avo_backend_free(own_be);
     free(x);
     return st;
 }
@@ -200,7 +217,7 @@ static avo_status run_f0(const avo_pipeline_config *cfg, avo_pipeline_output *ou
     if (cfg->progress) cfg->progress("f0_extraction", 0.0, cfg->progress_user);
     snprintf(meta->f0_device, sizeof meta->f0_device, "cpu");
     snprintf(meta->f0_precision, sizeof meta->f0_precision, "fp32");
-    if (cfg->pitch_model_path) {
+    if (cfg->pitch_model_path || cfg->pitch_model) {
         snprintf(meta->f0_method, sizeof meta->f0_method, "rmvpe");
         st = run_rmvpe(cfg, mono, &out->source_f0, meta, err);
     } else {
@@ -216,9 +233,11 @@ static avo_status run_conversion(const avo_pipeline_config *cfg, const avo_pipel
     avo_convert_options opt = cfg->convert;
     opt.preset = cfg->preset;
     opt.threads = cfg->threads;
-    avo_converter *conv = NULL;
-    avo_status st = cfg->neural ? avo_converter_create_neural(cfg->neural, in->target, &opt, &conv, err)
-                                : avo_converter_create_dsp(in->target, &opt, &conv, err);
+    avo_converter *conv = cfg->converter;
+    avo_status st = AVO_OK;
+    if (!conv)
+        st = cfg->neural ? avo_converter_create_neural(cfg->neural, in->target, &opt, &conv, err)
+                         : avo_converter_create_dsp(in->target, &opt, &conv, err);
     if (!st) st = avo_converter_run(conv, mono, &out->source_f0, &out->converted, cfg->progress, cfg->progress_user, err);
     if (!st) {
         avo_converter_info info;
@@ -245,12 +264,12 @@ static avo_status run_conversion(const avo_pipeline_config *cfg, const avo_pipel
         meta->applied_transpose_semitones = info.applied_transpose_semitones;
         meta->formant_warp_ratio = info.formant_warp_ratio;
     }
-    avo_converter_free(conv);
+    if (conv != cfg->converter) avo_converter_free(conv);
     return st;
 }
 
 static avo_status check_input(const avo_pipeline_config *cfg, const avo_pipeline_input *in, avo_error *err) {
-    if (!in || !in->song || (!in->target && !cfg->neural))
+    if (!in || !in->song || (!in->target && !cfg->neural && !cfg->converter))
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "the pipeline needs a song and a target voice");
     if (in->song->frames <= 0) return avo_error_set(err, AVO_ERR_INVALID_AUDIO, "the song has no audio");
     if ((in->vocals != NULL) != (in->accompaniment != NULL))
