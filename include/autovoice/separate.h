@@ -25,7 +25,7 @@ void avo_separator_free(avo_separator *sep);
 
 /* Separates `mixture` (any rate, mono or stereo). vocals and accompaniment are allocated with the
  * mixture's rate, channel count and length. progress (may be NULL) is called with stage "separation".
- * The separator keeps its block working memory (about 110 MB for 30 s blocks at 44.1 kHz) between
+ * The separator keeps its block working memory (about 110-145 MB for 30 s blocks at 44.1 kHz) between
  * runs until avo_separator_free. Not for concurrent use: one run at a time per separator, and since
  * the F0 step plans FFTs, not concurrently with other code that creates FFTW plans. */
 avo_status avo_separator_run(avo_separator *sep, const avo_audio *mixture, avo_audio *vocals,
