@@ -356,31 +356,6 @@ static void profile_into(avo_backend *gpu, jbuf *j, const char *name, int *first
     *first = 0;
 }
 
-/* Whether the CUDA back end runs this calibration tensor INT8: linear, 1x1 conv1d ("conv1d.<o>x<i>x1."). */
-static int int8_capable(const char *name) {
-    if (!strncmp(name, "linear.", 7)) return 1;
-    if (strncmp(name, "conv1d.", 7)) return 0;
-    const char *dot = strchr(name + 7, '.');
-    return dot && dot - name >= 9 && dot[-2] == 'x' && dot[-1] == '1';
-}
-
-static double frame_cosines(const float *a, const float *b, int64_t frames, int64_t dim, double *worst) {
-    double sum = 0;
-    *worst = 1;
-    for (int64_t f = 0; f < frames; f++) {
-        double ab = 0, aa = 0, bb = 0;
-        for (int64_t i = 0; i < dim; i++) {
-            ab += (double)a[f * dim + i] * b[f * dim + i];
-            aa += (double)a[f * dim + i] * a[f * dim + i];
-            bb += (double)b[f * dim + i] * b[f * dim + i];
-        }
-        double c = aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : (aa == bb ? 1.0 : 0.0);
-        sum += c;
-        if (!(c >= *worst)) *worst = c;
-    }
-    return frames ? sum / (double)frames : 0;
-}
-
 static void speed(const args *a, const avo_audio *v16, avo_backend *gpu, jbuf *j) {
     avo_error err;
     char path[4096];
@@ -447,7 +422,7 @@ static void speed(const args *a, const avo_audio *v16, avo_backend *gpu, jbuf *j
             const char *nm;
             float sc;
             avo_calib_table_entry(sel, i, &nm, &sc);
-            if (int8_capable(nm)) check(avo_calib_table_set(tab, nm, sc, &err), &err);
+            if (avo_calib_cuda_int8_capable(nm)) check(avo_calib_table_set(tab, nm, sc, &err), &err);
         }
         n_all = avo_calib_tensor_count(col), n_sel = avo_calib_table_count(sel), n_tab = avo_calib_table_count(tab);
         check(avo_backend_cuda_set_calibration(gpu, tab, &err), &err);
@@ -462,7 +437,7 @@ static void speed(const args *a, const avo_audio *v16, avo_backend *gpu, jbuf *j
         check(avo_backend_cuda_int8_counts(gpu, &a1, &s1, &err), &err);
         n8 = (a1 - a0) / (a->repeats + 1), n8skip = (s1 - s0) / (a->repeats + 1);
         f16_8 = (half_gemms(gpu) - h0) / (a->repeats + 1);
-        cos_mean = frame_cosines(feat, feat32, cf, dim, &cos_min);
+        cos_mean = avo_calib_frame_cosine(feat, feat32, cf, dim, &cos_min);
         check(avo_backend_cuda_profile(gpu, true, &err), &err);
         avo_arena_reset(ag);
         check(avo_hubert_extract(h, ag, x, n, 12, false, &f, &err), &err);

@@ -215,6 +215,16 @@ void avo_calib_sim_detach(avo_calib_sim *s, avo_backend *be);
 /* Ops run quantised / in FP32 for want of a scale since creation. */
 void avo_calib_sim_counts(const avo_calib_sim *s, int64_t *quantised, int64_t *skipped);
 
+/* ---- checking INT8 results ------------------------------------------------------------------ */
+
+/* Mean cosine similarity of frames [frames, dim] of a against b (the issue's INT8 content-feature
+ * measure); *worst gets the lowest (a NaN frame counts as worst). Zero frames count as 1 when both are. */
+double avo_calib_frame_cosine(const float *a, const float *b, int64_t frames, int64_t dim, double *worst);
+
+/* Whether the CUDA back end's INT8 mode can run the op of this tensor name: a linear, or a 1x1 conv1d
+ * ("conv1d.<out>x<in>x1.<hash>"); every other op stays FP16 there. */
+bool avo_calib_cuda_int8_capable(const char *name);
+
 #ifdef __cplusplus
 }
 #endif

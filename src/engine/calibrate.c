@@ -1044,3 +1044,27 @@ void avo_calib_sim_counts(const avo_calib_sim *s, int64_t *quantised, int64_t *s
     if (quantised) *quantised = s ? s->quantised : 0;
     if (skipped) *skipped = s ? s->skipped : 0;
 }
+
+double avo_calib_frame_cosine(const float *a, const float *b, int64_t frames, int64_t dim, double *worst) {
+    double sum = 0;
+    *worst = 1;
+    for (int64_t f = 0; f < frames; f++) {
+        double ab = 0, aa = 0, bb = 0;
+        for (int64_t i = 0; i < dim; i++) {
+            ab += (double)a[f * dim + i] * b[f * dim + i];
+            aa += (double)a[f * dim + i] * a[f * dim + i];
+            bb += (double)b[f * dim + i] * b[f * dim + i];
+        }
+        const double c = aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : (aa == bb ? 1.0 : 0.0);
+        sum += c;
+        if (!(c >= *worst)) *worst = c;
+    }
+    return frames ? sum / (double)frames : 0;
+}
+
+bool avo_calib_cuda_int8_capable(const char *name) {
+    if (!strncmp(name, "linear.", 7)) return true;
+    if (strncmp(name, "conv1d.", 7)) return false;
+    const char *dot = strchr(name + 7, '.');
+    return dot && dot - name >= 9 && dot[-2] == 'x' && dot[-1] == '1';
+}

@@ -812,6 +812,26 @@ static void test_hubert_int8(avo_backend *be, avo_arena *a, const char *model_pa
     avo_hubert_free(m);
 }
 
+/* The INT8 checking helpers shared by the GPU test and bench. */
+static void test_check_helpers(void) {
+    const float a[6] = {1, 0, 0, 3, 4, 0}, b[6] = {2, 0, 0, -3, -4, 0}, z[6] = {0};
+    double worst = 0;
+    CHECK_NEAR(avo_calib_frame_cosine(a, a, 2, 3, &worst), 1.0, 1e-12);
+    CHECK_NEAR(worst, 1.0, 1e-12);
+    CHECK_NEAR(avo_calib_frame_cosine(a, b, 2, 3, &worst), 0.0, 1e-12); /* +1 and -1 */
+    CHECK_NEAR(worst, -1.0, 1e-12);
+    CHECK_NEAR(avo_calib_frame_cosine(z, z, 2, 3, &worst), 1.0, 1e-12);
+    CHECK_NEAR(avo_calib_frame_cosine(a, z, 2, 3, &worst), 0.0, 1e-12);
+    const float nan_frame[3] = {NAN, 1, 0};
+    avo_calib_frame_cosine(nan_frame, a, 1, 3, &worst);
+    CHECK(isnan(worst) || worst < 1.0);
+    CHECK(avo_calib_cuda_int8_capable("linear.768x768.0123456789abcdef"));
+    CHECK(avo_calib_cuda_int8_capable("conv1d.768x512x1.0123456789abcdef"));
+    CHECK(!avo_calib_cuda_int8_capable("conv1d.512x512x3.0123456789abcdef"));
+    CHECK(!avo_calib_cuda_int8_capable("conv1d.512x512x11.0123456789abcdef"));
+    CHECK(!avo_calib_cuda_int8_capable("conv2d.16x1x3x3.0123456789abcdef"));
+}
+
 int main(void) {
     avo_error err = {0};
     avo_test_tmp_dir("calibrate", tmpdir, sizeof tmpdir);
@@ -850,5 +870,6 @@ int main(void) {
     }
     avo_arena_free(arena);
     avo_backend_free(be);
+    test_check_helpers();
     TEST_MAIN_END();
 }

@@ -234,31 +234,6 @@ done:
 
 /* ---- INT8 HuBERT ------------------------------------------------------------------------------ */
 
-/* Whether the CUDA back end can run this tensor INT8: linear, or a 1x1 conv1d ("conv1d.<o>x<i>x1.<hash>"). */
-static int int8_capable(const char *name) {
-    if (!strncmp(name, "linear.", 7)) return 1;
-    if (strncmp(name, "conv1d.", 7)) return 0;
-    const char *dot = strchr(name + 7, '.');
-    return dot && dot - name >= 9 && dot[-2] == 'x' && dot[-1] == '1';
-}
-
-static double frame_cosines(const float *a, const float *b, int64_t frames, int64_t dim, double *worst) {
-    double sum = 0;
-    *worst = 1;
-    for (int64_t f = 0; f < frames; f++) {
-        double ab = 0, aa = 0, bb = 0;
-        for (int64_t i = 0; i < dim; i++) {
-            ab += (double)a[f * dim + i] * b[f * dim + i];
-            aa += (double)a[f * dim + i] * a[f * dim + i];
-            bb += (double)b[f * dim + i] * b[f * dim + i];
-        }
-        double c = aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : (aa == bb ? 1.0 : 0.0);
-        sum += c;
-        if (!(c >= *worst)) *worst = c;
-    }
-    return frames ? sum / (double)frames : 0;
-}
-
 static float *hubert_run(avo_hubert *m, int s, const float *audio, int64_t n, int64_t *frames, int64_t *dim) {
     avo_error err = {0};
     avo_arena_reset(ar[s]);
@@ -302,7 +277,7 @@ static void t_hubert_int8(void) {
         const char *nm;
         float sc;
         avo_calib_table_entry(sel, i, &nm, &sc);
-        if (int8_capable(nm)) CHECK_OK(avo_calib_table_set(tab, nm, sc, &err), &err);
+        if (avo_calib_cuda_int8_capable(nm)) CHECK_OK(avo_calib_table_set(tab, nm, sc, &err), &err);
     }
     fprintf(stderr, "hubert int8: %d tensors calibrated, %d selected, %d INT8-capable on CUDA\n",
             avo_calib_tensor_count(col), avo_calib_table_count(sel), avo_calib_table_count(tab));
@@ -326,8 +301,8 @@ static void t_hubert_int8(void) {
     CHECK_MSG(i8b - i8a == quantised && quantised > 0, "hubert int8: %lld INT8 GEMMs, the simulation quantised %lld",
               (long long)(i8b - i8a), (long long)quantised);
     if (ref && q && simq) {
-        double worst = 0, mean = frame_cosines(q, ref, frames, dim, &worst), wsim = 0;
-        double msim = frame_cosines(simq, ref, frames, dim, &wsim);
+        double worst = 0, mean = avo_calib_frame_cosine(q, ref, frames, dim, &worst), wsim = 0;
+        double msim = avo_calib_frame_cosine(simq, ref, frames, dim, &wsim);
         double e_sim = avo_test_rel_error(q, simq, frames * dim);
         fprintf(stderr, "hubert int8: per-frame cosine vs fp32 mean %.5f min %.5f (simulation: mean %.5f min %.5f); "
                         "gpu vs simulation rel %.2e\n", mean, worst, msim, wsim, e_sim);
