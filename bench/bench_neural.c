@@ -284,6 +284,8 @@ int main(int argc, char **argv) {
     model_path(&a, "hubert_base.pt", ep, sizeof ep);
     nc.model_path = mp;
     nc.content_encoder_path = ep;
+    nc.precision = a.bf16 ? "bf16" : "fp32"; /* the converter's own back ends, as --precision bf16 gives them */
+    nc.engine_cache = 0;                     /* load time as the plain checkpoint load */
     avo_convert_options opt;
     avo_convert_options_default(&opt);
     opt.threads = a.threads;
@@ -297,8 +299,11 @@ int main(int argc, char **argv) {
         avo_audio_free(&out);
         check(avo_converter_run(conv, &v44, &track, &out, NULL, NULL, &err), &err);
     });
+    avo_converter_info ci;
+    avo_converter_get_info(conv, &ci);
+    printf("convert  %.3f s (cpu %.3f s) (+%.2f s model loading); ran: content encoder %s, voice model %s%s%s\n",
+           convert_s, convert_cpu, load_s, ci.content_precision, ci.precision, ci.fallback[0] ? "; " : "", ci.fallback);
     avo_converter_free(conv);
-    printf("convert  %.3f s (cpu %.3f s) (+%.2f s model loading)\n", convert_s, convert_cpu, load_s);
 
     char torch_version[64] = "not run";
     double tt[3] = {0, 0, 0};
