@@ -50,7 +50,7 @@ static double cpu_ms(void) {
 static double time_conv(avo_backend *be, avo_arena *a, const cshape *s, int64_t t, int mode, bool fused, int repeats,
                         float *out_host, double *cpu_s) {
     avo_error err;
-    cpu_conv1d_direct_enable(mode != 0);
+    cpu_backend_set_direct_conv(be, mode != 0);
     if (avo_backend_cpu_set_precision(be, mode == 2 ? AVO_CPU_BF16 : AVO_CPU_FP32, &err)) return -1;
     avo_arena_reset(a);
     int64_t xs[2] = {s->cin, t}, ws[3] = {s->cout, s->cin, s->k}, bs[1] = {s->cout};
@@ -158,7 +158,7 @@ int main(int argc, char **argv) {
             free(y32);
             free(y16);
         }
-    cpu_conv1d_direct_enable(true);
+    cpu_backend_set_direct_conv(be, true);
     len += snprintf(json + len, sizeof json - (size_t)len, "]}");
     avo_arena_free(a);
     avo_backend_free(be);

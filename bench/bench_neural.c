@@ -187,8 +187,10 @@ int main(int argc, char **argv) {
     avo_arena *arena = NULL;
     check(avo_backend_cpu_create(a.threads, &be, &err), &err);
     check(avo_arena_create(be, (size_t)256 << 20, &arena, &err), &err);
-    if (a.im2col) cpu_conv1d_direct_enable(false);
-    printf("conv1d path: %s; cpu precision: %s\n", cpu_conv1d_direct_enabled() ? "direct avx512" : "im2col + sgemm",
+    if (a.im2col) cpu_backend_set_direct_conv(be, false);
+    printf("conv1d path: %s (components; the whole-stage converter uses its own back ends: direct); "
+           "cpu precision: %s\n",
+           cpu_backend_direct_conv(be) ? "direct avx512" : "im2col + sgemm",
            a.bf16 ? "bf16" : "fp32");
     double bf16_rel = -1;
     float *audio32 = NULL;

@@ -14,6 +14,7 @@
 typedef struct cpu_impl {
     avo_cpu_precision precision;
     int64_t gemm_fp32, gemm_bf16; /* weight-GEMM calls by the precision that really ran */
+    bool direct_off;              /* cpu_backend_set_direct_conv(be, false): im2col + sgemm only */
 } cpu_impl;
 
 static cpu_impl *impl_of(const avo_backend *be) { return (cpu_impl *)be->impl; }
@@ -60,7 +61,7 @@ static avo_status cpu_linear(avo_backend *be, avo_arena *a, const avo_tensor *x,
     int64_t in = w->shape[1], out = w->shape[0], rows = avo_tensor_numel(x) / (in ? in : 1);
     float *Y = avo_tensor_f32(y);
     const float *B = b ? avo_tensor_f32(b) : NULL;
-    if (impl_of(be)->precision == AVO_CPU_BF16 && cpu_conv1d_direct_enabled() && cpu_conv1d_bf16_available() && rows > 0) {
+    if (impl_of(be)->precision == AVO_CPU_BF16 && cpu_backend_direct_conv(be) && cpu_conv1d_bf16_available() && rows > 0) {
         avo_status st = cpu_linear_bf16(a, avo_tensor_f32(x), rows, in, avo_tensor_f32(w), out, B, Y, nthreads(be), err);
         if (!st) impl_of(be)->gemm_bf16++;
         return st;
@@ -160,6 +161,7 @@ static avo_status conv1d_direct(avo_backend *be, avo_arena *a, const avo_tensor 
         .stride = p->stride, .padding = p->padding, .dilation = p->dilation,
         .leaky = f && f->input_leaky_relu, .slope = f ? f->slope : 0.0f,
         .bf16 = impl_of(be)->precision == AVO_CPU_BF16,
+        .enabled = !impl_of(be)->direct_off,
         .nthreads = nthreads(be),
     };
     if (!cpu_conv1d_direct_supported(&c)) return AVO_OK;
@@ -733,4 +735,12 @@ avo_status avo_backend_cpu_create(int n_threads, avo_backend **out, avo_error *e
     be->impl = impl;
     *out = be;
     return AVO_OK;
+}
+
+void cpu_backend_set_direct_conv(avo_backend *be, bool on) {
+    if (be && be->ops == &cpu_ops) impl_of(be)->direct_off = !on;
+}
+
+bool cpu_backend_direct_conv(const avo_backend *be) {
+    return be && be->ops == &cpu_ops && !impl_of(be)->direct_off && cpu_conv1d_avx512_available();
 }

@@ -10,10 +10,10 @@
 bool cpu_conv1d_avx512_available(void);
 bool cpu_conv1d_bf16_available(void);
 
-/* Process-wide switch of the direct kernel (default on where available), so tests and benches can
- * compare it with the im2col + sgemm path in one run. Not for use while ops run on other threads. */
-void cpu_conv1d_direct_enable(bool on);
-bool cpu_conv1d_direct_enabled(void);
+/* A CPU back end's switch of the direct kernel (default on where available), so tests and benches can
+ * compare it with the im2col + sgemm path in one run (cpu_backend.c). */
+void cpu_backend_set_direct_conv(avo_backend *be, bool on);
+bool cpu_backend_direct_conv(const avo_backend *be);
 
 typedef struct cpu_conv1d_args {
     const float *x; /* [cin, t] */
@@ -28,6 +28,7 @@ typedef struct cpu_conv1d_args {
     bool leaky; /* x -> leaky_relu(x, slope) before the convolution */
     float slope;
     bool bf16; /* bf16 operands (the caller checked cpu_conv1d_bf16_available) */
+    bool enabled; /* the back end's switch (cpu_backend_direct_conv) */
     int nthreads;
 } cpu_conv1d_args;
 

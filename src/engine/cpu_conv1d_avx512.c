@@ -33,10 +33,6 @@
 #define TGT __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
 #define TGT16 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,avx512bf16")))
 
-static int direct_on = 1;
-
-void cpu_conv1d_direct_enable(bool on) { direct_on = on ? 1 : 0; }
-bool cpu_conv1d_direct_enabled(void) { return direct_on && cpu_conv1d_avx512_available(); }
 
 bool cpu_conv1d_avx512_available(void) {
     static int v = -1;
@@ -58,7 +54,7 @@ bool cpu_conv1d_bf16_available(void) {
 }
 
 bool cpu_conv1d_direct_supported(const cpu_conv1d_args *c) {
-    return cpu_conv1d_direct_enabled() && c->k >= 1 && c->k <= MAX_K && c->stride >= 1 && c->stride <= MAX_STRIDE &&
+    return c->enabled && cpu_conv1d_avx512_available() && c->k >= 1 && c->k <= MAX_K && c->stride >= 1 && c->stride <= MAX_STRIDE &&
            c->cin >= 1 && c->cout >= 1 && c->tout >= 1 && (!c->bf16 || cpu_conv1d_bf16_available());
 }
 

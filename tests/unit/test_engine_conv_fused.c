@@ -289,9 +289,10 @@ int main(void) {
         grid_fp32("direct avx512");
     else
         fprintf(stderr, "SKIP direct kernel: this CPU has no AVX-512\n");
-    cpu_conv1d_direct_enable(false);
+    cpu_backend_set_direct_conv(be, false);
+    CHECK(!cpu_backend_direct_conv(be));
     grid_fp32("im2col + sgemm");
-    cpu_conv1d_direct_enable(true);
+    cpu_backend_set_direct_conv(be, true);
     grid_bf16();
     linear_cases(false);
     if (cpu_conv1d_bf16_available()) linear_cases(true);
