@@ -7,7 +7,6 @@
  *                              [--preset fast|balanced|quality] [--repeats N] [--threads N] [--out PATH]
  * Models: DIR/hubert_base.pt, DIR/rmvpe.pt, DIR/rvc_v2_40k.pth (make_random_models.py, real sizes).
  * Stage times are the pipeline's own (the profiling callback's numbers); total is theirs summed. */
-#include "autovoice/engine_cache.h"
 #include "autovoice/models.h"
 #include "autovoice/pipeline.h"
 #include "bench_common.h"
@@ -76,22 +75,15 @@ int main(int argc, char **argv) {
     opt.threads = threads;
     avo_converter *conv = NULL;
     if (avo_converter_create_neural(&ncfg, NULL, &opt, &conv, &err)) bench_die(&err);
+    cfg.neural = &ncfg;
+    cfg.pitch_model_path = rm;
     avo_backend *pitch_be = NULL;
-    avo_neural_placement place;
-    if (avo_neural_backend_open_component(&ncfg, AVO_NEURAL_PITCH, threads, &pitch_be, &place, &err)) bench_die(&err);
-    avo_engine_cache *engines = NULL;
-    if (avo_engine_cache_open(NULL, &engines, NULL) != AVO_OK) engines = NULL;
-    char dev[300];
-    const avo_engine_request req = {engines, avo_backend_cuda_device_key(pitch_be, dev, sizeof dev, NULL) == AVO_OK ? dev : NULL,
-                                    NULL, NULL};
     avo_rmvpe *pitch = NULL;
-    avo_engine_result eng;
-    if (avo_rmvpe_load_cached(rm, pitch_be, &req, &pitch, &eng, &err)) bench_die(&err);
+    if (avo_pipeline_load_pitch_model(&cfg, &pitch_be, &pitch, NULL, NULL, &err)) bench_die(&err);
     const double load_s = now_s() - t_load;
     cfg.converter = conv;
     cfg.pitch_model = pitch;
     cfg.pitch_backend = pitch_be;
-    cfg.neural = &ncfg;
 
     double st[AVO_STAGE_COUNT][MAX_REPEATS], total[MAX_REPEATS], first[AVO_STAGE_COUNT + 1];
     avo_run_metadata meta;
@@ -145,7 +137,6 @@ int main(int argc, char **argv) {
     const int rc = bench_write_json(out_path, json);
     free(json);
     avo_rmvpe_free(pitch);
-    avo_engine_cache_free(engines);
     avo_backend_free(pitch_be);
     avo_converter_free(conv);
     avo_audio_free(&song);

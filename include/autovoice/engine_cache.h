@@ -82,8 +82,9 @@ const char *avo_engine_outcome_name(avo_engine_outcome o);
 
 typedef struct avo_engine_request {
     avo_engine_cache *cache; /* NULL: no engine file (outcome AVO_ENGINE_OFF) */
-    /* The device of the key. NULL: avo_backend_name up to its '-' ("cpu", "cuda"). CUDA callers
-     * should name the GPU and its compute capability, e.g. "cuda:NVIDIA H100 80GB HBM3:sm_90". */
+    /* The device of the key. NULL: a CUDA back end's GPU and compute capability
+     * (avo_backend_cuda_device_key, e.g. "cuda:NVIDIA H100 80GB HBM3:sm_90"), else avo_backend_name up
+     * to its '-' ("cpu"). */
     const char *device;
     const char *precision; /* NULL: the back end name's suffix ("fp16" of "cuda-fp16"), else "fp32" */
     const char *profile;   /* shape profile; NULL: "default" */

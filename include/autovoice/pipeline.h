@@ -97,6 +97,15 @@ typedef struct avo_run_metadata {
 
 void avo_pipeline_config_default(avo_pipeline_config *cfg);
 
+/* Loads the pitch network (cfg->pitch_model_path) as the f0_extraction stage would: on the back end
+ * cfg->neural asks of the pitch component, through the engine cache. For callers that keep it over
+ * many runs (pitch_model, pitch_backend above; free the model before the back end). place and engine
+ * (may be NULL) get where it runs and the engine-cache outcome. */
+struct avo_engine_result;
+avo_status avo_pipeline_load_pitch_model(const avo_pipeline_config *cfg, avo_backend **be, struct avo_rmvpe **model,
+                                         avo_neural_placement *place, struct avo_engine_result *engine,
+                                         avo_error *err);
+
 avo_status avo_pipeline_run(const avo_pipeline_config *cfg, const avo_pipeline_input *in, avo_pipeline_output *out,
                             avo_run_metadata *meta, avo_error *err);
 void avo_pipeline_output_free(avo_pipeline_output *out);

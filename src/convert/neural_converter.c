@@ -608,17 +608,10 @@ static avo_status detect_kind(const char *path, neural_kind *kind, avo_error *er
     return st;
 }
 
-/* The device an engine file is keyed on: a CUDA back end's GPU and compute capability, else NULL (the
- * back end's name: "cpu"). */
-static const char *engine_device(const avo_backend *be, char *buf, size_t cap) {
-    return avo_backend_cuda_device_key(be, buf, cap, NULL) == AVO_OK ? buf : NULL;
-}
-
 /* Loads the voice model of either family and checks the speaker id and index against it. */
 static avo_status load_voice(neural_state *s, const avo_neural_config *cfg, avo_error *err) {
     avo_status st = detect_kind(cfg->model_path, &s->kind, err);
-    char dev[300];
-    const avo_engine_request req = {s->engines, engine_device(s->be, dev, sizeof dev), NULL, NULL};
+    const avo_engine_request req = {s->engines, NULL, NULL, NULL};
     int speakers = 0, dim = 0;
     if (!st && s->kind == NEURAL_RVC) {
         st = avo_rvc_load_cached(cfg->model_path, s->be, &req, &s->rvc, &s->engine_voice, err);
@@ -698,8 +691,7 @@ avo_status avo_converter_create_neural(const avo_neural_config *cfg, const avo_v
     }
     if (!st) st = load_voice(s, cfg, err);
     if (!st) {
-        char dev[300];
-        const avo_engine_request req = {s->engines, engine_device(s->be_content, dev, sizeof dev), NULL, NULL};
+        const avo_engine_request req = {s->engines, NULL, NULL, NULL};
         st = avo_hubert_load_cached(cfg->content_encoder_path, s->be_content, &req, &s->hubert, &s->engine_content, err);
     }
     if (st) {

@@ -873,7 +873,9 @@ avo_status avo_engine_load(const avo_engine_request *req, const char *model_path
     }
     const char *bname = avo_backend_name(be), *dash = strchr(bname, '-');
     char device[160], precision[40], profile[160], tag[80], model[1024], hashes[40];
+    char gpu[160];
     if (req->device) clean_copy(device, sizeof device, req->device);
+    else if (avo_backend_cuda_device_key(be, gpu, sizeof gpu, NULL) == AVO_OK) clean_copy(device, sizeof device, gpu);
     else snprintf(device, sizeof device, "%.*s", dash ? (int)(dash - bname) : (int)strlen(bname), bname);
     clean_copy(precision, sizeof precision, req->precision ? req->precision : dash ? dash + 1 : "fp32");
     clean_copy(profile, sizeof profile, req->profile ? req->profile : "default");

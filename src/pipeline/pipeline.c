@@ -144,26 +144,37 @@ static void note_engine(avo_run_metadata *meta, const char *what, const char *ou
 
 /* RMVPE on the vocals at 16 kHz: one F0 value per 10 ms, frame i at 10 i ms (as the DSP tracks). */
 /* Loads RMVPE on the back end cfg asks the pitch network for, through the engine cache. */
-static avo_status load_rmvpe(const avo_pipeline_config *cfg, avo_backend **be, avo_rmvpe **model,
-                             avo_neural_placement *place, avo_run_metadata *meta, avo_error *err) {
+avo_status avo_pipeline_load_pitch_model(const avo_pipeline_config *cfg, avo_backend **be, avo_rmvpe **model,
+                                         avo_neural_placement *place, avo_engine_result *engine, avo_error *err) {
+    *be = NULL, *model = NULL;
     avo_neural_config cpu_only;
     avo_neural_config_default(&cpu_only);
     const avo_neural_config *ncfg = cfg->neural ? cfg->neural : &cpu_only;
-    avo_status st = avo_neural_backend_open_component(ncfg, AVO_NEURAL_PITCH, cfg->threads, be, place, err);
+    avo_neural_placement own;
+    avo_status st = avo_neural_backend_open_component(ncfg, AVO_NEURAL_PITCH, cfg->threads, be, place ? place : &own, err);
     if (st) return st;
     avo_engine_cache *engines = NULL;
     if (ncfg->engine_cache && avo_engine_cache_open(ncfg->engine_cache_dir, &engines, NULL) != AVO_OK) engines = NULL;
-    char dev[300];
-    const avo_engine_request req = {engines, avo_backend_cuda_device_key(*be, dev, sizeof dev, NULL) == AVO_OK ? dev : NULL,
-                                    NULL, NULL};
+    const avo_engine_request req = {engines, NULL, NULL, NULL};
+    if (engine) memset(engine, 0, sizeof *engine);
+    st = avo_rmvpe_load_cached(cfg->pitch_model_path, *be, &req, model, engine, err);
+    avo_engine_cache_free(engines);
+    if (st) {
+        avo_backend_free(*be);
+        *be = NULL;
+    }
+    return st;
+}
+
+/* The pitch network for one run, with its engine-cache outcome in the run's metadata. */
+static avo_status load_rmvpe(const avo_pipeline_config *cfg, avo_backend **be, avo_rmvpe **model,
+                             avo_neural_placement *place, avo_run_metadata *meta, avo_error *err) {
     avo_engine_result eng;
-    memset(&eng, 0, sizeof eng);
-    st = avo_rmvpe_load_cached(cfg->pitch_model_path, *be, &req, model, &eng, err);
+    avo_status st = avo_pipeline_load_pitch_model(cfg, be, model, place, &eng, err);
     if (!st) {
         snprintf(meta->f0_engine, sizeof meta->f0_engine, "%s", avo_engine_outcome_name(eng.outcome));
         note_engine(meta, "pitch network", meta->f0_engine, eng.reason);
     }
-    avo_engine_cache_free(engines);
     return st;
 }
 
