@@ -134,15 +134,6 @@ static void normals(float *v, int64_t n) {
     for (int64_t i = 0; i < n; i++) v[i] = (float)(sqrt(-2.0 * log(rng_u01())) * cos(2.0 * M_PI * rng_u01()));
 }
 
-static int cmp_double(const void *x, const void *y) {
-    double a = *(const double *)x, b = *(const double *)y;
-    return a < b ? -1 : a > b;
-}
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* Runs body repeats + 1 times, the first as warm-up; result = median in ms. */
 #define TIME_MS(result, repeats, body)                  \
     do {                                                \
@@ -152,7 +143,7 @@ static double median(double *v, int n) {
             body;                                       \
             t_[r_] = avo_now_ms() - t0_;                \
         }                                               \
-        result = median(t_ + 1, (repeats));             \
+        result = bench_median(t_ + 1, (repeats));       \
     } while (0)
 
 static void set_prec(avo_backend *be, int fp16) {
@@ -182,6 +173,30 @@ static float *repeat2(const float *feat, int64_t cf, int dim) {
     }
     return p;
 }
+
+/* The synthesizer's inputs for features [cf, dim] of n samples at 16 kHz: the x2-repeated features, the
+ * sung contour with its coarse pitch, and fixed noise draws (prior [192, T], source [T * hop]). */
+typedef struct rvc_inputs {
+    int64_t T;
+    float *phone, *f0, *zn, *sn;
+    int32_t *coarse;
+} rvc_inputs;
+
+static rvc_inputs rvc_inputs_make(const float *feat, int64_t cf, int64_t dim, int64_t n, int hop) {
+    rvc_inputs r;
+    r.T = n / 160 < 2 * cf ? n / 160 : 2 * cf;
+    r.phone = repeat2(feat, cf, (int)dim);
+    r.f0 = malloc(sizeof(float) * (size_t)r.T);
+    r.coarse = malloc(sizeof(int32_t) * (size_t)r.T);
+    contour(r.T, r.f0, r.coarse);
+    r.zn = malloc(sizeof(float) * (size_t)(192 * r.T));
+    r.sn = malloc(sizeof(float) * (size_t)(r.T * hop));
+    normals(r.zn, 192 * r.T);
+    normals(r.sn, r.T * hop);
+    return r;
+}
+
+static void rvc_inputs_free(rvc_inputs *r) { free(r->phone), free(r->f0), free(r->coarse), free(r->zn), free(r->sn); }
 
 static int failures = 0;
 
@@ -286,24 +301,20 @@ static void parity(const args *a, const avo_audio *v16, avo_backend *cpu, avo_ba
     check(avo_rvc_load(path, cpu, &vc, &err), &err);
     check(avo_rvc_load(path, gpu, &vg, &err), &err);
     const avo_rvc_info *info = avo_rvc_get_info(vc);
-    const int64_t T = n / 160 < 2 * cf ? n / 160 : 2 * cf;
-    float *phone = repeat2(feat, cf, (int)dim), *f0 = malloc(sizeof(float) * (size_t)T);
-    int32_t *coarse = malloc(sizeof(int32_t) * (size_t)T);
-    contour(T, f0, coarse);
-    float *zn = malloc(sizeof(float) * (size_t)(192 * T)), *sn = malloc(sizeof(float) * (size_t)(T * info->hop));
-    normals(zn, 192 * T);
-    normals(sn, T * info->hop);
+    rvc_inputs in = rvc_inputs_make(feat, cf, dim, n, info->hop);
+    const int64_t T = in.T;
     float *yc = malloc(sizeof(float) * (size_t)(T * info->hop)), *yg = malloc(sizeof(float) * (size_t)(T * info->hop));
     avo_arena_reset(ac);
-    check(avo_rvc_infer(vc, ac, phone, T, coarse, f0, 0, zn, sn, 1, yc, &err), &err);
+    check(avo_rvc_infer(vc, ac, in.phone, T, in.coarse, in.f0, 0, in.zn, in.sn, 1, yc, &err), &err);
     for (int p = 0; p < 2; p++) {
         set_prec(gpu, p);
         avo_arena_reset(ag);
-        check(avo_rvc_infer(vg, ag, phone, T, coarse, f0, 0, zn, sn, 1, yg, &err), &err);
+        check(avo_rvc_infer(vg, ag, in.phone, T, in.coarse, in.f0, 0, in.zn, in.sn, 1, yg, &err), &err);
         verdict(j, "rvc audio", p ? "fp16" : "fp32", rel_err(yg, yc, T * info->hop), p ? TOL_FP16 : TOL_FP32, &first);
     }
     avo_rvc_free(vc), avo_rvc_free(vg);
-    free(phone), free(f0), free(coarse), free(zn), free(sn), free(yc), free(yg), free(feat);
+    rvc_inputs_free(&in);
+    free(yc), free(yg), free(feat);
     avo_arena_free(ac), avo_arena_free(ag);
     set_prec(gpu, 0);
 
@@ -486,23 +497,18 @@ static void speed(const args *a, const avo_audio *v16, avo_backend *gpu, jbuf *j
     avo_rvc *rvc = NULL;
     check(avo_rvc_load(path, gpu, &rvc, &err), &err);
     const avo_rvc_info *info = avo_rvc_get_info(rvc);
-    const int64_t T = n / 160 < 2 * cf ? n / 160 : 2 * cf;
-    float *phone = repeat2(feat, cf, (int)dim), *f0 = malloc(sizeof(float) * (size_t)T);
-    int32_t *coarse = malloc(sizeof(int32_t) * (size_t)T);
-    contour(T, f0, coarse);
-    float *zn = malloc(sizeof(float) * (size_t)(192 * T)), *sn = malloc(sizeof(float) * (size_t)(T * info->hop));
-    normals(zn, 192 * T);
-    normals(sn, T * info->hop);
+    rvc_inputs in = rvc_inputs_make(feat, cf, dim, n, info->hop);
+    const int64_t T = in.T;
     float *y = malloc(sizeof(float) * (size_t)(T * info->hop));
     for (int p = 0; p < 2; p++) {
         set_prec(gpu, p);
         TIME_MS(ms[p][2], a->repeats, {
             avo_arena_reset(ag);
-            check(avo_rvc_infer(rvc, ag, phone, T, coarse, f0, 0, zn, sn, 1, y, &err), &err);
+            check(avo_rvc_infer(rvc, ag, in.phone, T, in.coarse, in.f0, 0, in.zn, in.sn, 1, y, &err), &err);
         });
         check(avo_backend_cuda_profile(gpu, true, &err), &err);
         avo_arena_reset(ag);
-        check(avo_rvc_infer(rvc, ag, phone, T, coarse, f0, 0, zn, sn, 1, y, &err), &err);
+        check(avo_rvc_infer(rvc, ag, in.phone, T, in.coarse, in.f0, 0, in.zn, in.sn, 1, y, &err), &err);
         check(avo_backend_cuda_profile(gpu, false, &err), &err);
         profile_into(gpu, &prof, p ? "rvc fp16" : "rvc fp32", &pfirst);
         printf("rvc      %-5s %8.2f ms (%lld frames)\n", p ? "fp16" : "fp32", ms[p][2], (long long)T);
@@ -521,14 +527,15 @@ static void speed(const args *a, const avo_audio *v16, avo_backend *gpu, jbuf *j
         check(avo_rvc_load(path, g2, &rvc, &err), &err);
         TIME_MS(unfused_ms, a->repeats, {
             avo_arena_reset(a2);
-            check(avo_rvc_infer(rvc, a2, phone, T, coarse, f0, 0, zn, sn, 1, y, &err), &err);
+            check(avo_rvc_infer(rvc, a2, in.phone, T, in.coarse, in.f0, 0, in.zn, in.sn, 1, y, &err), &err);
         });
         avo_rvc_free(rvc);
         avo_arena_free(a2);
         avo_backend_free(g2);
         printf("rvc      fp16 without fused convolutions %8.2f ms (fused %.2f ms)\n", unfused_ms, ms[1][2]);
     }
-    free(phone), free(f0), free(coarse), free(zn), free(sn), free(y), free(feat), free(feat32);
+    rvc_inputs_free(&in);
+    free(y), free(feat), free(feat32);
     avo_arena_free(ag);
     set_prec(gpu, 0);
 
