@@ -9,21 +9,13 @@
 # clips. SKIPs without python3-torch.
 set -euo pipefail
 
-fail() { echo "test_calibrate_cli: FAIL: $*" >&2; exit 1; }
-
-[ -n "${AVO_BIN:-}" ] && [ -x "$AVO_BIN" ] || fail "AVO_BIN must point at the autovoice binary"
-src="$(cd "$(dirname "$0")/../.." && pwd)"
-data="$(cd "${AVO_TEST_DATA:-$src/../shared/data}" && pwd)"
-base="${AVO_TEST_TMP:-/tmp}/calibrate_cli"
-rm -rf "$base"
+source "$(dirname "$0")/lib/common.bash"
+e2e_init test_calibrate_cli
 mkdir -p "$base/m" "$base/cal" "$base/empty"
 
 /usr/bin/python3 "$src/tests/reference/hubert_golden.py" "$base/m" > "$base/gen.log" 2>&1 \
   || fail "hubert_golden.py failed (see $base/gen.log)"
-if [ -e "$base/m/TORCH_MISSING" ]; then
-  [ -n "${AVO_REQUIRE_TORCH:-}" ] && fail "python3-torch is required (AVO_REQUIRE_TORCH)"
-  echo "SKIP: python3-torch is not installed"; exit 0
-fi
+e2e_skip_without_torch "$base/m"
 model="$base/m/hubert_small.pt"
 # calibration audio: two singers and two speakers (about 47 s); evaluation: other voices
 for f in singing/nus48e_JLEE_11.flac singing/nus48e_MPOL_11.flac speech/libri_1688-142285-0000.flac \

@@ -7,13 +7,8 @@
 # message naming the file, and no output left behind. SKIPs without python3-torch.
 set -euo pipefail
 
-fail() { echo "test_neural_cli: FAIL: $*" >&2; exit 1; }
-
-[ -n "${AVO_BIN:-}" ] && [ -x "$AVO_BIN" ] || fail "AVO_BIN must point at the autovoice binary"
-src="$(cd "$(dirname "$0")/../.." && pwd)"
-data="$(cd "${AVO_TEST_DATA:-$src/../shared/data}" && pwd)"
-base="${AVO_TEST_TMP:-/tmp}/neural_cli"
-rm -rf "$base"
+source "$(dirname "$0")/lib/common.bash"
+e2e_init test_neural_cli
 mkdir -p "$base/models" "$base/xdg" "$base/out"
 m="$base/models"
 export XDG_DATA_HOME="$base/xdg"
@@ -21,10 +16,7 @@ unset AUTOVOICE_CONTENT_ENCODER AUTOVOICE_PITCH_MODEL
 
 /usr/bin/python3 "$src/tests/reference/rvc_chain_golden.py" "$m" "$data" > "$base/gen.log" 2>&1 \
   || fail "rvc_chain_golden.py failed (see $base/gen.log)"
-if [ -e "$m/TORCH_MISSING" ]; then
-  [ -n "${AVO_REQUIRE_TORCH:-}" ] && fail "python3-torch is required (AVO_REQUIRE_TORCH)"
-  echo "SKIP: python3-torch is not installed"; exit 0
-fi
+e2e_skip_without_torch "$m"
 clip="$data/singing/nus48e_ADIZ_18.flac"
 [ -f "$clip" ] || clip=$(ls "$data"/singing/*.flac | head -1)
 mkdir -p "$m/rmvpe"
@@ -34,7 +26,6 @@ sox "$clip" -r 16000 -c 1 -t f32 "$m/rmvpe/clip.f32" trim 0 1
 rm_small="$m/rmvpe/rmvpe_small.pt"
 sox "$clip" -r 44100 "$base/song.wav" trim 0 4
 in_len=$(sox --i -s "$base/song.wav")
-json_get() { /usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], ''))" "$1" "$2"; }
 
 # 1. a direct model, DSP F0 tracker (no pitch model anywhere)
 "$AVO_BIN" convert "$base/song.wav" --no-separation --model "$m/rvc_small.pth" --content-encoder "$m/hubert_small.pt" \

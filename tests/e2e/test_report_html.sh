@@ -5,12 +5,8 @@
 # Needs chromium (Debian package "chromium"); AVO_SKIP_BROWSER=1 skips only the browser part.
 set -euo pipefail
 
-fail() { echo "test_report_html: FAIL: $*" >&2; exit 1; }
-
-[ -n "${AVO_BIN:-}" ] && [ -x "$AVO_BIN" ] || fail "AVO_BIN must point at the autovoice binary"
-data="${AVO_TEST_DATA:-../shared/data}"
-base="${AVO_TEST_TMP:-/tmp}/report_html"
-rm -rf "$base"
+source "$(dirname "$0")/lib/common.bash"
+e2e_init test_report_html
 mkdir -p "$base/in/excerpts" "$base/out"
 in="$base/in"
 out="$base/out"
