@@ -3,6 +3,7 @@
  * layout and its float64 outputs on 1 s of audio; the C model must match every layer and final_proj
  * to a relative error max|a-b| / max|b| under 1e-4. Argument errors are checked without torch. */
 #include "autovoice/models.h"
+#include "golden.h"
 #include "test_util.h"
 
 #include <cjson/cJSON.h>
@@ -18,24 +19,6 @@ static int make_golden(void) {
     return avo_test_run_reference(__FILE__, "hubert_golden.py", refdir, "");
 }
 
-/* Golden tensor name as floats; rows/cols from golden.json (cols 1 for 1-D). */
-static float *golden(const cJSON *js, const char *name, int64_t *rows, int64_t *cols) {
-    const cJSON *e = cJSON_GetObjectItem(cJSON_GetObjectItem(js, "tensors"), name);
-    CHECK_MSG(e != NULL, "golden.json has no %s", name);
-    if (!e) return NULL;
-    const cJSON *shape = cJSON_GetObjectItem(e, "shape");
-    int nd = cJSON_GetArraySize(shape);
-    *rows = (int64_t)cJSON_GetArrayItem(shape, 0)->valuedouble;
-    *cols = nd > 1 ? (int64_t)cJSON_GetArrayItem(shape, 1)->valuedouble : 1;
-    char path[900];
-    snprintf(path, sizeof path, "%s/%s", refdir, cJSON_GetObjectItem(e, "file")->valuestring);
-    size_t size = 0;
-    float *d = (float *)avo_test_read_file(path, &size);
-    CHECK_MSG(d && size == (size_t)(*rows * *cols) * 4, "bad golden file %s", path);
-    return d;
-}
-
-
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -45,7 +28,7 @@ static double now_s(void) {
 static void compare(avo_hubert *m, avo_arena *arena, const cJSON *js, const float *audio, int64_t n,
                     const char *name, int layer, bool proj) {
     int64_t rows = 0, cols = 0;
-    float *want = golden(js, name, &rows, &cols);
+    float *want = avo_golden_tensor(js, refdir, name, NULL, &rows, &cols);
     if (!want) return;
     avo_error err = {0};
     avo_tensor out = {0};
@@ -69,18 +52,14 @@ static void compare(avo_hubert *m, avo_arena *arena, const cJSON *js, const floa
 
 static void test_parity(avo_backend *be, avo_arena *arena) {
     char path[700];
-    snprintf(path, sizeof path, "%s/golden.json", refdir);
-    char *text = avo_test_read_file(path, NULL);
-    cJSON *js = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    CHECK_MSG(js != NULL, "cannot read %s", path);
+    cJSON *js = avo_golden_open(refdir);
     if (!js) return;
     avo_error err = {0};
     avo_hubert *m = NULL;
     snprintf(path, sizeof path, "%s/hubert_small.pt", refdir);
     CHECK_OK(avo_hubert_load(path, be, &m, &err), &err);
     int64_t n = 0, one = 0;
-    float *audio = golden(js, "audio_16k", &n, &one);
+    float *audio = avo_golden_tensor(js, refdir, "audio_16k", NULL, &n, &one);
     if (m && audio) {
         CHECK(avo_hubert_dim(m) == cJSON_GetObjectItem(js, "dim")->valueint);
         CHECK(avo_hubert_layers(m) == cJSON_GetObjectItem(js, "layers")->valueint);

@@ -9,6 +9,7 @@
 #include "autovoice/audio.h"
 #include "autovoice/models.h"
 #include "models/rmvpe_internal.h"
+#include "golden.h"
 #include "test_util.h"
 
 #include <cjson/cJSON.h>
@@ -23,23 +24,6 @@ static int make_golden(const char *audio_path) {
     snprintf(extra, sizeof extra, "'%s'", audio_path);
     return avo_test_run_reference(__FILE__, "rmvpe_golden.py", refdir, extra);
 }
-
-static float *golden(const cJSON *js, const char *name, int64_t *rows, int64_t *cols) {
-    const cJSON *e = cJSON_GetObjectItem(cJSON_GetObjectItem(js, "tensors"), name);
-    CHECK_MSG(e != NULL, "golden.json has no %s", name);
-    if (!e) return NULL;
-    const cJSON *shape = cJSON_GetObjectItem(e, "shape");
-    int nd = cJSON_GetArraySize(shape);
-    *rows = (int64_t)cJSON_GetArrayItem(shape, 0)->valuedouble;
-    *cols = nd > 1 ? (int64_t)cJSON_GetArrayItem(shape, 1)->valuedouble : 1;
-    char path[900];
-    snprintf(path, sizeof path, "%s/%s", refdir, cJSON_GetObjectItem(e, "file")->valuestring);
-    size_t size = 0;
-    float *d = (float *)avo_test_read_file(path, &size);
-    CHECK_MSG(d && size == (size_t)(*rows * *cols) * 4, "bad golden file %s", path);
-    return d;
-}
-
 
 /* 16 kHz mono samples [offset, offset + seconds) of a clip in the shared data (malloc'd). */
 static float *read_clip(const char *name, double offset, double seconds, int64_t *n) {
@@ -124,18 +108,14 @@ static bool ambiguous(const float *s, float threshold, float eps) {
 
 static void test_parity(avo_backend *be, avo_arena *arena, const float *audio, int64_t n) {
     char path[700];
-    snprintf(path, sizeof path, "%s/golden.json", refdir);
-    char *text = avo_test_read_file(path, NULL);
-    cJSON *js = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    CHECK_MSG(js != NULL, "cannot read %s", path);
+    cJSON *js = avo_golden_open(refdir);
     if (!js) return;
     avo_error err = {0};
     avo_rmvpe *m = NULL;
     snprintf(path, sizeof path, "%s/rmvpe_small.pt", refdir);
     CHECK_OK(avo_rmvpe_load(path, be, &m, &err), &err);
     int64_t mr = 0, mc = 0, sr = 0, sc = 0, fr = 0, one = 0;
-    float *mel = golden(js, "mel", &mr, &mc), *sal = golden(js, "salience", &sr, &sc), *f0 = golden(js, "f0", &fr, &one);
+    float *mel = avo_golden_tensor(js, refdir, "mel", NULL, &mr, &mc), *sal = avo_golden_tensor(js, refdir, "salience", NULL, &sr, &sc), *f0 = avo_golden_tensor(js, refdir, "f0", NULL, &fr, &one);
     float threshold = (float)cJSON_GetObjectItem(js, "threshold")->valuedouble;
     int64_t frames = avo_rmvpe_frames(n);
     CHECK(mr == RMVPE_MELS && mc == frames && sr == frames && sc == RMVPE_BINS && fr == frames);

@@ -9,6 +9,7 @@
  * torch. */
 #include "autovoice/models.h"
 #include "models/vits_internal.h"
+#include "golden.h"
 #include "test_util.h"
 
 #include <cjson/cJSON.h>
@@ -23,29 +24,11 @@ static int make_golden(void) {
     return avo_test_run_reference(__FILE__, "rvc_golden.py", refdir, "");
 }
 
-/* Golden tensor as floats; *n gets its element count. */
-static float *golden(const cJSON *js, const char *name, int64_t *n) {
-    const cJSON *e = cJSON_GetObjectItem(cJSON_GetObjectItem(js, "tensors"), name);
-    CHECK_MSG(e != NULL, "golden.json has no %s", name);
-    if (!e) return NULL;
-    const cJSON *shape = cJSON_GetObjectItem(e, "shape");
-    int64_t count = 1;
-    for (int i = 0; i < cJSON_GetArraySize(shape); i++) count *= (int64_t)cJSON_GetArrayItem(shape, i)->valuedouble;
-    char path[900];
-    snprintf(path, sizeof path, "%s/%s", refdir, cJSON_GetObjectItem(e, "file")->valuestring);
-    size_t size = 0;
-    float *d = (float *)avo_test_read_file(path, &size);
-    CHECK_MSG(d && size == (size_t)count * 4, "bad golden file %s", path);
-    *n = count;
-    return d;
-}
-
-
 static void compare(const char *model, const char *what, const float *got, const cJSON *js, int64_t n) {
     char name[64];
     snprintf(name, sizeof name, "%s_%s", model, what);
     int64_t m = 0;
-    float *want = golden(js, name, &m);
+    float *want = avo_golden_tensor(js, refdir, name, &m, NULL, NULL);
     if (!want) return;
     CHECK_MSG(m == n, "%s: %lld values, golden has %lld", name, (long long)n, (long long)m);
     if (m == n) {
@@ -77,12 +60,12 @@ static void test_model(avo_backend *be, avo_arena *arena, const cJSON *js, const
     int64_t T = cJSON_GetObjectItem(js, "frames")->valueint, hop = info->hop, n = 0;
     char key[64];
     snprintf(key, sizeof key, "%s_phone", name);
-    float *phone = golden(js, key, &n);
+    float *phone = avo_golden_tensor(js, refdir, key, &n, NULL, NULL);
     snprintf(key, sizeof key, "%s_z_noise", name);
-    float *zn = golden(js, key, &n);
+    float *zn = avo_golden_tensor(js, refdir, key, &n, NULL, NULL);
     snprintf(key, sizeof key, "%s_src_noise", name);
-    float *sn = golden(js, key, &n);
-    float *f0 = golden(js, "f0", &n), *pitchf = golden(js, "pitch", &n);
+    float *sn = avo_golden_tensor(js, refdir, key, &n, NULL, NULL);
+    float *f0 = avo_golden_tensor(js, refdir, "f0", &n, NULL, NULL), *pitchf = avo_golden_tensor(js, refdir, "pitch", &n, NULL, NULL);
     int32_t *pitch = malloc((size_t)T * sizeof(int32_t));
     float *audio = malloc((size_t)(T * hop) * sizeof(float)), *audio2 = malloc((size_t)(T * hop) * sizeof(float));
     rvc_taps taps = {0};
@@ -235,11 +218,7 @@ int main(void) {
     int torch = make_golden();
     CHECK(torch >= 0);
     if (torch == 1) {
-        snprintf(path, sizeof path, "%s/golden.json", refdir);
-        char *text = avo_test_read_file(path, NULL);
-        cJSON *js = text ? cJSON_Parse(text) : NULL;
-        free(text);
-        CHECK_MSG(js != NULL, "cannot read %s", path);
+        cJSON *js = avo_golden_open(refdir);
         if (js) {
             test_model(be, arena, js, "v2");
             test_model(be, arena, js, "v1");

@@ -6,6 +6,7 @@
 #include "autovoice/convert.h"
 #include "autovoice/models.h"
 #include "convert/converter_internal.h"
+#include "golden.h"
 #include "test_util.h"
 
 #include <cjson/cJSON.h>
@@ -18,19 +19,6 @@ static int make_golden(void) {
     snprintf(extra, sizeof extra, "'%s'", avo_test_data_dir());
     return avo_test_run_reference(__FILE__, "rvc_chain_golden.py", dir, extra);
 }
-
-static float *golden(const cJSON *js, const char *name, int64_t *count) {
-    const cJSON *e = cJSON_GetObjectItem(cJSON_GetObjectItem(js, "tensors"), name);
-    CHECK_MSG(e != NULL, "golden.json has no %s", name);
-    if (!e) return NULL;
-    char path[900];
-    snprintf(path, sizeof path, "%s/%s", dir, cJSON_GetObjectItem(e, "file")->valuestring);
-    size_t size = 0;
-    float *d = (float *)avo_test_read_file(path, &size);
-    *count = (int64_t)(size / 4);
-    return d;
-}
-
 
 static void test_chain(const cJSON *js) {
     char path[800];
@@ -49,8 +37,8 @@ static void test_chain(const cJSON *js) {
     snprintf(path, sizeof path, "%s/index.npy", dir);
     CHECK_MSG(feature_index_load(path, &ix, &err) == AVO_OK, "%s", err.message);
     int64_t n = 0, nf0 = 0, nz = 0, ns = 0, nwant = 0;
-    float *x = golden(js, "audio_16k", &n), *f0 = golden(js, "f0_hz", &nf0);
-    float *z = golden(js, "z_noise", &nz), *sn = golden(js, "src_noise", &ns), *want = golden(js, "audio", &nwant);
+    float *x = avo_golden_tensor(js, dir, "audio_16k", &n, NULL, NULL), *f0 = avo_golden_tensor(js, dir, "f0_hz", &nf0, NULL, NULL);
+    float *z = avo_golden_tensor(js, dir, "z_noise", &nz, NULL, NULL), *sn = avo_golden_tensor(js, dir, "src_noise", &ns, NULL, NULL), *want = avo_golden_tensor(js, dir, "audio", &nwant, NULL, NULL);
     if (hub && rvc && ix && x && f0 && z && sn && want) {
         const avo_rvc_info *info = avo_rvc_get_info(rvc);
         CHECK(info->version == 2 && info->sample_rate == 40000 && info->hop == 400 && info->uses_f0);
@@ -155,17 +143,11 @@ int main(void) {
         printf("SKIP: python3-torch is not installed\n");
         TEST_MAIN_END();
     }
-    char path[800];
-    snprintf(path, sizeof path, "%s/golden.json", dir);
-    size_t size = 0;
-    char *text = avo_test_read_file(path, &size);
-    cJSON *js = text ? cJSON_ParseWithLength(text, size) : NULL;
-    CHECK(js != NULL);
+    cJSON *js = avo_golden_open(dir);
     if (js) {
         test_chain(js);
         test_converter();
     }
     cJSON_Delete(js);
-    free(text);
     TEST_MAIN_END();
 }
