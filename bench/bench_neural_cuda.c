@@ -17,9 +17,9 @@
  * INT8 content encoder: HuBERT calibrated on the speed audio (on the GPU in FP32: histograms, frame-error
  * pass and selection as autovoice calibrate), the tensors the CUDA back end runs INT8 (linears, 1x1
  * convolutions) handed to it, then timed like FP16, with its per-frame cosine against FP32 and the
- * INT8 GEMMs that ran. Fused convolutions: the RVC synthesizer in FP16 once more on a back end made
- * with AVO_CUDA_FUSED=0 (the conv1d_fused entry composes activation, convolution and add as three
- * passes), against the fused run above.
+ * INT8 GEMMs that ran. Fused convolutions: the RVC synthesizer in FP16 once more with the back end's
+ * fused convolutions switched off (avo_backend_cuda_set_fused: the conv1d_fused entry composes
+ * activation, convolution and add as three passes), against the fused run above.
  *
  * Models: the random-weight checkpoints of the real sizes in --models (make_random_models.py writes
  * hubert_base.pt, rmvpe.pt, rvc_v2_40k.pth). The vocal: --wav (any rate, mixed to mono, resampled to
@@ -513,27 +513,19 @@ static void speed(const args *a, const avo_audio *v16, avo_backend *gpu, jbuf *j
         profile_into(gpu, &prof, p ? "rvc fp16" : "rvc fp32", &pfirst);
         printf("rvc      %-5s %8.2f ms (%lld frames)\n", p ? "fp16" : "fp32", ms[p][2], (long long)T);
     }
-    avo_rvc_free(rvc);
-    /* the same FP16 run without the fused convolutions (a back end made with AVO_CUDA_FUSED=0) */
+    /* the same FP16 run without the fused convolutions (this back end switched to the composed passes) */
     double unfused_ms = 0;
     {
-        avo_backend *g2 = NULL;
-        avo_arena *a2 = NULL;
-        setenv("AVO_CUDA_FUSED", "0", 1);
-        check(avo_backend_cuda_create(-1, &g2, &err), &err);
-        unsetenv("AVO_CUDA_FUSED");
-        check(avo_arena_create(g2, (size_t)256 << 20, &a2, &err), &err);
-        set_prec(g2, 1);
-        check(avo_rvc_load(path, g2, &rvc, &err), &err);
+        check(avo_backend_cuda_set_fused(gpu, false, &err), &err);
+        set_prec(gpu, 1);
         TIME_MS(unfused_ms, a->repeats, {
-            avo_arena_reset(a2);
-            check(avo_rvc_infer(rvc, a2, in.phone, T, in.coarse, in.f0, 0, in.zn, in.sn, 1, y, &err), &err);
+            avo_arena_reset(ag);
+            check(avo_rvc_infer(rvc, ag, in.phone, T, in.coarse, in.f0, 0, in.zn, in.sn, 1, y, &err), &err);
         });
-        avo_rvc_free(rvc);
-        avo_arena_free(a2);
-        avo_backend_free(g2);
+        check(avo_backend_cuda_set_fused(gpu, true, &err), &err);
         printf("rvc      fp16 without fused convolutions %8.2f ms (fused %.2f ms)\n", unfused_ms, ms[1][2]);
     }
+    avo_rvc_free(rvc);
     rvc_inputs_free(&in);
     free(y), free(feat), free(feat32);
     avo_arena_free(ag);

@@ -69,3 +69,13 @@ avo_status avo_backend_cuda_profile_json(avo_backend *be, int top_n, char *buf, 
     if (buf && cap) buf[0] = 0;
     return no_cuda(err);
 }
+
+avo_status avo_backend_cuda_set_fused(avo_backend *be, bool on, avo_error *err) {
+    (void)be, (void)on;
+    return no_cuda(err);
+}
+
+avo_status avo_backend_cuda_set_direct_conv2d(avo_backend *be, bool on, avo_error *err) {
+    (void)be, (void)on;
+    return no_cuda(err);
+}

@@ -205,6 +205,8 @@ static void t_convt1d(int64_t cin, int64_t cout, int64_t t, int64_t k, int s_, i
     free(x), free(w), free(b);
 }
 
+static bool direct2d = true; /* avo_backend_cuda_set_direct_conv2d as set on be_gpu */
+
 static void t_conv2d(int64_t cin, int64_t cout, int64_t h, int64_t w_, int64_t kh, int64_t kw, int sh, int sw, int ph,
                      int pw, int dh, int dw, int g, bool bias, bool relu, bool res) {
     begin_case();
@@ -222,10 +224,14 @@ static void t_conv2d(int64_t cin, int64_t cout, int64_t h, int64_t w_, int64_t k
         CHECK_OK(avo_op_conv2d(BE(s), AR(s), &X, &W, bias ? &B : NULL, &p, res ? &R : NULL, &y[s], &err), &err);
     }
     char d[128];
-    snprintf(d, sizeof d, "%lld->%lld %lldx%lld k%lldx%lld s%d,%d p%d,%d d%d,%d g%d%s%s%s", (long long)cin, (long long)cout,
-             (long long)h, (long long)w_, (long long)kh, (long long)kw, sh, sw, ph, pw, dh, dw, g, bias ? " +b" : "",
-             relu ? " relu" : "", res ? " +res" : "");
-    compare("conv2d", d, &y[0], &y[1], true, f16);
+    snprintf(d, sizeof d, "%lld->%lld %lldx%lld k%lldx%lld s%d,%d p%d,%d d%d,%d g%d%s%s%s%s", (long long)cin,
+             (long long)cout, (long long)h, (long long)w_, (long long)kh, (long long)kw, sh, sw, ph, pw, dh, dw, g,
+             bias ? " +b" : "", relu ? " relu" : "", res ? " +res" : "", direct2d ? "" : " (im2col)");
+    /* the direct 3x3 kernel (few channels) is FP32 in both modes: no half GEMM there */
+    bool direct = direct2d && kh == 3 && kw == 3 && sh == 1 && sw == 1 && ph == 1 && pw == 1 && dh == 1 && dw == 1 &&
+                  g == 1 && cin <= 64 && cout <= 64;
+    compare("conv2d", d, &y[0], &y[1], !direct, f16);
+    if (fp16 && direct) CHECK_MSG(half_gemms() == f16, "conv2d %s: the direct kernel should have run", d);
     free(x), free(w), free(b), free(r);
 }
 
@@ -622,6 +628,13 @@ static void run_fused_cases(void) {
     t_conv1d_fused(24, 36, 77, 3, 1, 1, 1, 3, true, true, false);
     t_conv1d_fused(20, 12, 64, 4, 2, 1, 1, 1, true, false, true);
     t_conv1d_fused(8, 8, 40, 3, 1, 1, 1, 1, false, true, false);
+    /* the same entry with this back end's fusion switched off (composed passes), then on again */
+    avo_error err = {0};
+    CHECK_OK(avo_backend_cuda_set_fused(be_gpu, false, &err), &err);
+    t_conv1d_fused(48, 48, 300, 11, 1, 25, 5, 1, true, true, true);
+    t_conv1d_fused(24, 36, 77, 3, 1, 1, 1, 3, true, true, false);
+    CHECK_OK(avo_backend_cuda_set_fused(be_gpu, true, &err), &err);
+    CHECK(avo_backend_cuda_set_fused(be_cpu, false, &err) == AVO_ERR_INVALID_ARGUMENT);
 }
 
 /* ---- INT8 ------------------------------------------------------------------------------------- */
@@ -823,6 +836,9 @@ static void run_gemm_cases(void) {
     t_conv1d(4, 8, 33, 3, 2, 1, 1, 4, false);
     t_conv1d(64, 64, 700, 3, 1, 1, 1, 1, true);
     t_conv1d(1, 1, 5, 5, 1, 0, 1, 1, false);
+    /* depthwise with up to 16 taps (the register kernel; HuBERT's first layer at 1 s) and more (the other) */
+    t_conv1d(1, 512, 16000, 10, 5, 0, 1, 1, false);
+    t_conv1d(4, 8, 200, 20, 1, 10, 1, 4, true);
     /* shapes of the FP16 implicit-GEMM kernel (16+ input channels per group): HiFi-GAN resblocks
      * (dilated k 11, channels not a multiple of the 64-channel tile, frames not of the 128-frame
      * tile, input channels not of the 32-channel chunk), HuBERT's strided layers, a grouped
@@ -852,14 +868,51 @@ static void run_gemm_cases(void) {
     t_conv2d(3, 6, 15, 14, 3, 5, 2, 1, 1, 2, 1, 2, 3, true, true, false);
     t_conv2d(6, 4, 12, 9, 1, 1, 1, 1, 0, 0, 1, 1, 2, false, false, false);
     t_conv2d(16, 16, 40, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true, true);
+    /* direct 3x3 kernel: RMVPE-like levels (partial tiles on both axes, channels not of the 16-channel
+     * block or the 8-channel chunk, 64 channels), then the same through im2col + GEMM */
+    for (int pass = 0; pass < 2; pass++) {
+        avo_error err = {0};
+        direct2d = pass == 0;
+        CHECK_OK(avo_backend_cuda_set_direct_conv2d(be_gpu, direct2d, &err), &err);
+        t_conv2d(16, 16, 301, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true, true);
+        t_conv2d(32, 16, 75, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, false, true);
+        t_conv2d(64, 64, 37, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, false, true, false);
+        t_conv2d(16, 3, 20, 50, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, false, false);
+        t_conv2d(1, 16, 33, 129, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true, false);
+    }
+    direct2d = true;
+    {
+        avo_error err = {0};
+        CHECK_OK(avo_backend_cuda_set_direct_conv2d(be_gpu, true, &err), &err);
+    }
     t_convt2d(8, 4, 9, 16, 3, 3, 2, 2, 1, 1, 1, 1, true, true);
     t_convt2d(5, 3, 7, 6, 2, 2, 2, 2, 0, 0, 0, 0, false, false);
     t_convt2d(4, 6, 5, 8, 3, 2, 1, 2, 1, 0, 0, 1, true, false);
     t_bigru(23, 12, 8, true);
     t_bigru(9, 5, 3, false);
     t_bigru(80, 384, 256, true);
+    /* H 256 on sm_90: the cluster kernel; a long sequence (error carried over 1000 steps), no biases */
+    t_bigru(1000, 384, 256, true);
+    t_bigru(301, 64, 256, false);
     t_bigru(17, 20, 100, true); /* W_hh split over blocks of uneven sizes */
     t_bigru(12, 30, 300, false);
+}
+
+/* FP16 mode: plain attention with 64-channel heads runs the fused flash-style kernel (counted as a
+ * half GEMM): frame counts below, at and across its 64-frame tiles (keys past T masked), HuBERT's
+ * 12 heads at 1499 frames, and sizes it does not take (head size 32, windowed) on the old path. */
+static void run_half_attention_cases(void) {
+    const struct { int64_t c, t; int heads, window; bool fused; } cs[] = {
+        {64, 1, 1, 0, true},    {128, 63, 2, 0, true}, {128, 64, 2, 0, true},   {192, 65, 3, 0, true},
+        {128, 300, 2, 0, true}, {768, 1499, 12, 0, true}, {64, 100, 2, 0, false}, {128, 90, 2, 4, false}};
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        int64_t f16 = half_gemms();
+        t_attention(cs[i].c, cs[i].t, cs[i].heads, cs[i].window, false);
+        if (cs[i].fused) CHECK_MSG(half_gemms() > f16, "attention C%lld T%lld: the fused half kernel did not run",
+                                   (long long)cs[i].c, (long long)cs[i].t);
+        else CHECK_MSG(half_gemms() == f16, "attention C%lld T%lld window %d: ran a half kernel it does not take",
+                       (long long)cs[i].c, (long long)cs[i].t, cs[i].window);
+    }
 }
 
 static void run_other_cases(void) {
@@ -871,6 +924,10 @@ static void run_other_cases(void) {
     t_layer_norm(7, 33, true);
     t_layer_norm(192, 257, true);
     t_layer_norm(5, 3, false);
+    /* 256..1024 channels: the register kernel (HuBERT's 768 at 1499 frames; partial tiles; no affine) */
+    t_layer_norm(768, 1499, true);
+    t_layer_norm(1024, 40, true);
+    t_layer_norm(300, 17, false);
     t_group_norm(6, 50, 1, true);
     t_group_norm(32, 401, 32, true);
     t_group_norm(12, 77, 4, false);
@@ -1083,6 +1140,7 @@ int main(void) {
     run_gemm_cases();
     t_half_cache();
     run_fused_cases();
+    run_half_attention_cases();
     fp16 = false;
     tol = TOL_FP32;
     CHECK_OK(avo_backend_cuda_set_precision(be_gpu, AVO_CUDA_FP32, &err), &err);

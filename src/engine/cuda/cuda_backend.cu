@@ -406,11 +406,9 @@ avo_status avo_backend_cuda_create(int device, avo_backend **out, avo_error *err
     }
     /* Test and benchmark hooks, read once here: AVO_CUDA_PRECISION=fp16 starts in FP16 mode (for
      * callers that cannot reach the back end, such as the converter before it takes a precision),
-     * AVO_CUDA_PROFILE=1 starts in profiling mode, AVO_CUDA_FUSED=0 unfuses conv1d_fused. */
+     * AVO_CUDA_PROFILE=1 starts in profiling mode. */
     const char *pv = getenv("AVO_CUDA_PRECISION");
     if (pv && !strcmp(pv, "fp16")) avo_backend_cuda_set_precision(be, AVO_CUDA_FP16, NULL);
-    const char *fu = getenv("AVO_CUDA_FUSED"); /* benchmarks: the unfused passes, for comparison */
-    cu->no_fuse = fu && !strcmp(fu, "0");
     const char *pf = getenv("AVO_CUDA_PROFILE");
     if (pf && !strcmp(pf, "1")) avo_backend_cuda_profile(be, true, NULL);
     *out = be;
@@ -436,6 +434,20 @@ avo_status avo_backend_cuda_set_precision(avo_backend *be, avo_cuda_precision pr
     if (cu->precision != (int)precision) cu_half_weights_clear(cu);
     cu->precision = (int)precision;
     be->ops = ops_for(precision, cu->prof);
+    return AVO_OK;
+}
+
+avo_status avo_backend_cuda_set_fused(avo_backend *be, bool on, avo_error *err) {
+    cu_impl *cu = cuda_impl_of(be);
+    if (!cu) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: set_fused on a back end that is not CUDA");
+    cu->no_fuse = on ? 0 : 1;
+    return AVO_OK;
+}
+
+avo_status avo_backend_cuda_set_direct_conv2d(avo_backend *be, bool on, avo_error *err) {
+    cu_impl *cu = cuda_impl_of(be);
+    if (!cu) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: set_direct_conv2d on a back end that is not CUDA");
+    cu->no_direct2d = on ? 0 : 1;
     return AVO_OK;
 }
 

@@ -296,6 +296,12 @@ avo_status cu_rel_attention(avo_backend *be, avo_arena *a, const avo_tensor *q, 
     int64_t c = q->shape[0], t = q->shape[1], kc = c / heads, nr = 2 * (int64_t)window + 1;
     cu_note_write(cu, out->data, f32_bytes(out));
     if (t == 0 || c == 0) return AVO_OK;
+    if (window == 0 && use_half(cu)) { /* FP16 / INT8 mode: the fused kernel where it takes the shape */
+        bool ran = false;
+        TRY(cu_attention_half(cu, a, (const float *)q->data, (const float *)k->data, (const float *)v->data,
+                              (float *)out->data, heads, kc, t, 1.0f / sqrtf((float)kc), &ran, err));
+        if (ran) return AVO_OK;
+    }
     int64_t qb = CU_ATT_MAX / (heads * t);
     if (qb < 1) qb = 1;
     if (qb > t) qb = t;

@@ -75,13 +75,15 @@ typedef struct cu_impl {
     const avo_calib_table *calib;
     int64_t gemm_int8, int8_skipped;
     int int8_ok;
-    int no_fuse; /* AVO_CUDA_FUSED=0 at creation: conv1d_fused runs activation, conv1d and add as passes */
+    int no_fuse; /* avo_backend_cuda_set_fused(be, false): conv1d_fused runs activation, conv1d and add as passes */
 
     int cc_major;     /* compute capability: the mma.sync convolution needs 8 or more */
     int cc_minor;
     char gpu_name[256];
     int conv_mma;     /* FP16 convolutions by the implicit-GEMM kernel (AVO_CUDA_CONV_MMA=0 turns it off) */
     int conv_mma_smem; /* dynamic shared memory the kernel was allowed (0: not yet asked) */
+    int no_direct2d;   /* avo_backend_cuda_set_direct_conv2d(be, false): 3x3 conv2d through im2col + GEMM only */
+    int gru_cluster;   /* -1 once a cluster launch of the GRU kernel failed (cuda_gru_cluster.cu) */
 
     /* profiling mode: every op between two events, collected until avo_backend_cuda_profile_json */
     int prof;
@@ -219,6 +221,17 @@ avo_status cu_conv1x1_int8(cu_impl *cu, avo_arena *a, const float *X, int64_t t,
 avo_status cu_conv1x1_half_t(cu_impl *cu, avo_arena *a, const float *X, int64_t t, const avo_tensor *w,
                              const __half *wh, const float *bias, bool act, float slope, const float *res, float *Y,
                              bool *ran, avo_error *err);
+
+/* cuda_attention.cu: plain attention (window 0) as one fused flash-style kernel on half operands with
+ * FP32 accumulation and softmax: q, k, v, o [heads * kc, t]; o = softmax(scale q^T k) v per head.
+ * *ran false (nothing queued) for shapes or devices it does not take (kc other than 64, below sm_80). */
+avo_status cu_attention_half(cu_impl *cu, avo_arena *a, const float *q, const float *k, const float *v, float *o,
+                             int64_t heads, int64_t kc, int64_t t, float scale, bool *ran, avo_error *err);
+
+/* cuda_gru_cluster.cu: the BiGRU recurrence (H 256, sm_90) as one 8-block cluster per direction;
+ * false (nothing queued) where it does not apply, the caller then runs the other kernels. */
+bool cu_gru_cluster(cu_impl *cu, const float *gx, const float *whh0, const float *whh1, const float *bhh0,
+                    const float *bhh1, int64_t t, int64_t h, float *out);
 
 /* cuda_ops2d.cu: fills the 2-D entries of the table. */
 void cu_ops2d_register(avo_backend_ops *o);

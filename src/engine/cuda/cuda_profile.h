@@ -23,6 +23,15 @@ avo_status avo_backend_cuda_profile(avo_backend *be, bool on, avo_error *err);
  * A result longer than cap is cut at an entry boundary of by_shape. */
 avo_status avo_backend_cuda_profile_json(avo_backend *be, int top_n, char *buf, size_t cap, avo_error *err);
 
+/* Benchmark switch: on (the default), avo_op_conv1d_fused runs as one fused kernel; off, as the
+ * engine's composition (activation, convolution, add: three passes over the data), for comparing the
+ * two on this back end only. AVO_ERR_INVALID_ARGUMENT for a back end that is not CUDA. */
+avo_status avo_backend_cuda_set_fused(avo_backend *be, bool on, avo_error *err);
+
+/* Benchmark switch: on (the default), 3x3 stride-1 conv2d with at most 64 input and output channels
+ * runs as a direct FP32 kernel (also in FP16 mode); off, through im2col and the precision's GEMM. */
+avo_status avo_backend_cuda_set_direct_conv2d(avo_backend *be, bool on, avo_error *err);
+
 #ifdef __cplusplus
 }
 #endif
