@@ -20,6 +20,7 @@
  * that a failure). */
 #include "autovoice/calibrate.h"
 #include "autovoice/engine.h"
+#include "autovoice/engine_cuda.h"
 #include "autovoice/models.h"
 #include "engine/cuda/cuda_profile.h"
 #include "test_util.h"
@@ -894,6 +895,12 @@ static void run_gemm_cases(void) {
     /* H 256 on sm_90: the cluster kernel; a long sequence (error carried over 1000 steps), no biases */
     t_bigru(1000, 384, 256, true);
     t_bigru(301, 64, 256, false);
+    {
+        avo_error err = {0};
+        CHECK_OK(avo_backend_cuda_set_gru_cluster(be_gpu, false, &err), &err); /* the cooperative kernel */
+        t_bigru(301, 64, 256, true);
+        CHECK_OK(avo_backend_cuda_set_gru_cluster(be_gpu, true, &err), &err);
+    }
     t_bigru(17, 20, 100, true); /* W_hh split over blocks of uneven sizes */
     t_bigru(12, 30, 300, false);
 }
@@ -1036,6 +1043,54 @@ static void hubert_case(avo_hubert *m[2], const cJSON *js, const float *audio, i
     free(want), free(got[0]), free(got[1]);
 }
 
+/* CUDA Graphs (engine_cuda.h): runs of the same length are captured on the second run and replayed
+ * after it; every run has other samples, and each result must match the CPU's on its own samples (a
+ * replay that computed nothing, or read stale memory, returns the previous run's features). Then a
+ * shorter input (a new stretch, run plainly), and graphs switched off. */
+static void t_hubert_graphs(avo_hubert *m[2], const float *audio, int64_t n) {
+    avo_error err = {0};
+    int64_t l0 = 0, c0 = 0, l1 = 0, c1 = 0;
+    CHECK_OK(avo_backend_cuda_set_graphs(be_gpu, false, &err), &err); /* forget the runs of hubert_case */
+    CHECK_OK(avo_backend_cuda_set_graphs(be_gpu, true, &err), &err);
+    CHECK_OK(avo_backend_cuda_graph_counts(be_gpu, &l0, &c0, &err), &err);
+    float *x = malloc(sizeof(float) * (size_t)n);
+    const int64_t lens[6] = {n, n, n, n, n - 800, n};
+    for (int r = 0; r < 6; r++) {
+        if (r == 5) CHECK_OK(avo_backend_cuda_set_graphs(be_gpu, false, &err), &err);
+        int64_t len = lens[r];
+        for (int64_t i = 0; i < len; i++) x[i] = audio[(i + 97 * r) % n] * (1.0f - 0.12f * (float)r);
+        float *got[2] = {NULL, NULL};
+        int64_t cnt[2] = {0, 0};
+        for (int s = 0; s < 2; s++) {
+            avo_tensor out = {0};
+            avo_arena_reset(AR(s));
+            CHECK_OK(avo_hubert_extract(m[s], AR(s), x, len, avo_hubert_layers(m[s]), false, &out, &err), &err);
+            if (!out.data) continue;
+            cnt[s] = avo_tensor_numel(&out);
+            got[s] = down(s, &out);
+        }
+        if (got[0] && got[1] && cnt[0] == cnt[1]) {
+            double e = avo_test_rel_error(got[1], got[0], cnt[0]);
+            fprintf(stderr, "hubert graphs %s run %d (%lld samples): cuda vs cpu %.2e\n", fp16 ? "fp16" : "fp32", r,
+                    (long long)len, e);
+            CHECK_MSG(e < (fp16 ? TOL_MODEL_FP16 : TOL_MODEL), "hubert graphs run %d: cuda vs cpu %.3g", r, e);
+        } else {
+            CHECK_MSG(0, "hubert graphs run %d: sizes %lld / %lld", r, (long long)cnt[0], (long long)cnt[1]);
+        }
+        free(got[0]), free(got[1]);
+        if (r == 3) { /* runs 0..3: one capture (run 1, or 2 if the arena grew in run 0), launched and replayed */
+            CHECK_OK(avo_backend_cuda_graph_counts(be_gpu, &l1, &c1, &err), &err);
+            CHECK_MSG(c1 - c0 == 1 && l1 - l0 >= 2, "hubert graphs: %lld captures, %lld launches (want 1, >= 2)",
+                      (long long)(c1 - c0), (long long)(l1 - l0));
+        }
+    }
+    CHECK_OK(avo_backend_cuda_graph_counts(be_gpu, &l0, &c0, &err), &err);
+    CHECK_MSG(l0 == l1 && c0 == c1, "hubert graphs: a new length or graphs off still launched a graph");
+    CHECK_OK(avo_backend_cuda_set_graphs(be_gpu, true, &err), &err);
+    CHECK(avo_backend_cuda_set_graphs(be_cpu, true, &err) == AVO_ERR_INVALID_ARGUMENT);
+    free(x);
+}
+
 static void test_hubert(void) {
     int have = hubert_golden();
     if (have != 1) {
@@ -1069,6 +1124,7 @@ static void test_hubert(void) {
                 CHECK_OK(avo_backend_cuda_set_precision(be_gpu, fp16 ? AVO_CUDA_FP16 : AVO_CUDA_FP32, &err), &err);
                 hubert_case(m, js, audio, n, "layer2", false);
                 hubert_case(m, js, audio, n, "final_proj", true);
+                t_hubert_graphs(m, audio, n);
             }
             fp16 = false;
             CHECK_OK(avo_backend_cuda_set_precision(be_gpu, AVO_CUDA_FP32, &err), &err);

@@ -67,6 +67,7 @@ void cu_note_write(cu_impl *cu, const void *p, size_t bytes) {
         cu_half_weight *h = &cu->hw[i];
         if (h->lo < hi && lo < h->hi) {
             if (h->h) cudaFreeAsync(h->h, cu->stream); /* ops already queued that read it run first */
+            if (k == i) cu_graphs_forget(cu);            /* the first one dropped: graphs may read it */
             continue;
         }
         if (h->lo < nlo) nlo = h->lo;
@@ -133,6 +134,7 @@ static void cu_mem_free(avo_backend *be, void *p) {
         cu_block blk = cu->live[i];
         cu->live[i] = cu->live[--cu->n_live];
         cu_note_write(cu, blk.p, blk.size);
+        cu_graphs_forget(cu); /* a graph may read this block: never replay one after a free */
         /* Reuse is safe without a sync: every later user of the block runs on the same stream. */
         while (cu->n_pool && cu->pool_bytes + blk.size > CU_POOL_MAX_BYTES) {
             cu->pool_bytes -= cu->pool[0].size;
@@ -218,6 +220,8 @@ static void cu_destroy(avo_backend *be) {
         cudaSetDevice(cu->device);
         if (cu->stream) cudaStreamSynchronize(cu->stream);
         cu_half_weights_clear(cu);
+        cu->capturing = -1;
+        cu_graphs_forget(cu);
         if (cu->stream) cudaStreamSynchronize(cu->stream);
         for (size_t i = 0; i < cu->n_live; i++) cudaFree(cu->live[i].p);
         cu_pool_release_all(cu);
@@ -361,6 +365,7 @@ avo_status avo_backend_cuda_create(int device, avo_backend **out, avo_error *err
     be->impl = cu;
     cu->device = device;
     cu->stage_floats = CU_STAGE_FLOATS;
+    cu->capturing = -1;
     const char *what = "cudaSetDevice";
     e = cudaSetDevice(device);
     cudaDeviceProp prop;
@@ -448,6 +453,13 @@ avo_status avo_backend_cuda_set_direct_conv2d(avo_backend *be, bool on, avo_erro
     cu_impl *cu = cuda_impl_of(be);
     if (!cu) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: set_direct_conv2d on a back end that is not CUDA");
     cu->no_direct2d = on ? 0 : 1;
+    return AVO_OK;
+}
+
+avo_status avo_backend_cuda_set_gru_cluster(avo_backend *be, bool on, avo_error *err) {
+    cu_impl *cu = cuda_impl_of(be);
+    if (!cu) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: set_gru_cluster on a back end that is not CUDA");
+    cu->no_gru_cluster = on ? 0 : 1;
     return AVO_OK;
 }
 

@@ -24,6 +24,7 @@ static size_t f32_bytes(const avo_tensor *t) { return (size_t)avo_tensor_numel(t
 /* ---- half copies of weights ------------------------------------------------------------------ */
 
 void cu_half_weights_clear(cu_impl *cu) {
+    cu_graphs_forget(cu); /* graphs may read the copies */
     for (size_t i = 0; i < cu->n_hw; i++)
         if (cu->hw[i].h) cudaFreeAsync(cu->hw[i].h, cu->stream);
     cu->n_hw = 0;

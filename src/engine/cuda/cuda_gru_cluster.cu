@@ -95,7 +95,8 @@ __global__ void __launch_bounds__(GC_THREADS, 1) k_gru_cluster(const float *gx, 
 
 bool cu_gru_cluster(cu_impl *cu, const float *gx, const float *whh0, const float *whh1, const float *bhh0,
                     const float *bhh1, int64_t t, int64_t h, float *out) {
-    if (cu->cc_major < 9 || h != GC_H || t < 1 || t > INT32_MAX / 2 || cu->gru_cluster < 0) return false;
+    if (cu->cc_major < 9 || h != GC_H || t < 1 || t > INT32_MAX / 2 || cu->gru_cluster < 0 || cu->no_gru_cluster)
+        return false;
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(2 * GC_BLOCKS);
     cfg.blockDim = dim3(GC_THREADS);

@@ -44,6 +44,24 @@ typedef struct cu_block {
     size_t size;
 } cu_block;
 
+/* A captured stretch of device work (cuda_graph.cu, engine_cuda.h): its key, the state it was
+ * recorded in, and the graph (exec NULL: seen once, captured on the next identical run). */
+#define CU_GRAPHS 8
+typedef struct cu_graph {
+    uint64_t key;
+    avo_arena *arena;
+    void *start;            /* the arena's next address where the stretch began */
+    avo_arena_mark m0, m1;  /* the arena's marks at its start and end */
+    size_t nchunks;         /* the arena's chunks at the end of the capture */
+    void *bases[ARENA_MAX_CHUNKS];
+    int precision;
+    const void *calib;
+    uint64_t gen;           /* cu_impl.graph_gen when recorded */
+    avo_tensor out;         /* the stretch's result */
+    cudaGraphExec_t exec;
+    int used;
+} cu_graph;
+
 typedef struct cu_impl {
     int device, n_sm;
     int coop;       /* cooperative launches (grid barriers) supported */
@@ -83,7 +101,15 @@ typedef struct cu_impl {
     int conv_mma;     /* FP16 convolutions by the implicit-GEMM kernel (AVO_CUDA_CONV_MMA=0 turns it off) */
     int conv_mma_smem; /* dynamic shared memory the kernel was allowed (0: not yet asked) */
     int no_direct2d;   /* avo_backend_cuda_set_direct_conv2d(be, false): 3x3 conv2d through im2col + GEMM only */
-    int gru_cluster;   /* -1 once a cluster launch of the GRU kernel failed (cuda_gru_cluster.cu) */
+    int gru_cluster;    /* -1 once a cluster launch of the GRU kernel failed (cuda_gru_cluster.cu) */
+    int no_gru_cluster; /* avo_backend_cuda_set_gru_cluster(be, false) */
+    /* CUDA Graphs (cuda_graph.cu): graphs_off by avo_backend_cuda_set_graphs; graph_gen grows whenever
+     * memory a graph may read could change (weight copies dropped, blocks freed); capturing: the entry
+     * being captured or -1; depth: stretches begun and not ended (inner ones run plainly) */
+    cu_graph graphs[CU_GRAPHS];
+    int graphs_off, capturing, graph_depth, graph_next;
+    uint64_t graph_gen;
+    int64_t graph_launches, graph_captures;
 
     /* profiling mode: every op between two events, collected until avo_backend_cuda_profile_json */
     int prof;
@@ -227,6 +253,9 @@ avo_status cu_conv1x1_half_t(cu_impl *cu, avo_arena *a, const float *X, int64_t 
  * *ran false (nothing queued) for shapes or devices it does not take (kc other than 64, below sm_80). */
 avo_status cu_attention_half(cu_impl *cu, avo_arena *a, const float *q, const float *k, const float *v, float *o,
                              int64_t heads, int64_t kc, int64_t t, float scale, bool *ran, avo_error *err);
+
+/* cuda_graph.cu: forgets every graph (and bumps graph_gen). */
+void cu_graphs_forget(cu_impl *cu);
 
 /* cuda_gru_cluster.cu: the BiGRU recurrence (H 256, sm_90) as one 8-block cluster per direction;
  * false (nothing queued) where it does not apply, the caller then runs the other kernels. */

@@ -32,6 +32,10 @@ avo_status avo_backend_cuda_set_fused(avo_backend *be, bool on, avo_error *err);
  * runs as a direct FP32 kernel (also in FP16 mode); off, through im2col and the precision's GEMM. */
 avo_status avo_backend_cuda_set_direct_conv2d(avo_backend *be, bool on, avo_error *err);
 
+/* Benchmark switch: on (the default), the BiGRU recurrence with H 256 runs as one thread-block cluster
+ * per direction on sm_90; off, by the cooperative multi-block kernel (or the one-block fallback). */
+avo_status avo_backend_cuda_set_gru_cluster(avo_backend *be, bool on, avo_error *err);
+
 #ifdef __cplusplus
 }
 #endif
