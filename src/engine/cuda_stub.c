@@ -71,15 +71,7 @@ avo_status avo_backend_cuda_profile_json(avo_backend *be, int top_n, char *buf, 
     return no_cuda(err);
 }
 
-avo_status avo_backend_cuda_set_fused(avo_backend *be, bool on, avo_error *err) {
-    (void)be, (void)on;
-    return no_cuda(err);
-}
 
-avo_status avo_backend_cuda_set_direct_conv2d(avo_backend *be, bool on, avo_error *err) {
-    (void)be, (void)on;
-    return no_cuda(err);
-}
 
 /* engine_cuda.h: without CUDA every stretch runs as it is */
 avo_status avo_backend_graph_begin(avo_backend *be, avo_arena *a, uint64_t key, avo_tensor *out, bool *replayed,
@@ -107,7 +99,7 @@ avo_status avo_backend_cuda_graph_counts(const avo_backend *be, int64_t *launche
     return no_cuda(err);
 }
 
-avo_status avo_backend_cuda_set_gru_cluster(avo_backend *be, bool on, avo_error *err) {
-    (void)be, (void)on;
+avo_status avo_backend_cuda_set_switch(avo_backend *be, avo_cuda_switch sw, bool on, avo_error *err) {
+    (void)be, (void)sw, (void)on;
     return no_cuda(err);
 }

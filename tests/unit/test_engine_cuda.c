@@ -206,7 +206,7 @@ static void t_convt1d(int64_t cin, int64_t cout, int64_t t, int64_t k, int s_, i
     free(x), free(w), free(b);
 }
 
-static bool direct2d = true; /* avo_backend_cuda_set_direct_conv2d as set on be_gpu */
+static bool direct2d = true; /* AVO_CUDA_SW_DIRECT_CONV2D as set on be_gpu */
 
 static void t_conv2d(int64_t cin, int64_t cout, int64_t h, int64_t w_, int64_t kh, int64_t kw, int sh, int sw, int ph,
                      int pw, int dh, int dw, int g, bool bias, bool relu, bool res) {
@@ -229,8 +229,9 @@ static void t_conv2d(int64_t cin, int64_t cout, int64_t h, int64_t w_, int64_t k
              (long long)cout, (long long)h, (long long)w_, (long long)kh, (long long)kw, sh, sw, ph, pw, dh, dw, g,
              bias ? " +b" : "", relu ? " relu" : "", res ? " +res" : "", direct2d ? "" : " (im2col)");
     /* the direct 3x3 kernel (few channels) is FP32 in both modes: no half GEMM there */
+    const int64_t cmax = fp16 ? 32 : 64;
     bool direct = direct2d && kh == 3 && kw == 3 && sh == 1 && sw == 1 && ph == 1 && pw == 1 && dh == 1 && dw == 1 &&
-                  g == 1 && cin <= 64 && cout <= 64;
+                  g == 1 && cin <= cmax && cout <= cmax;
     compare("conv2d", d, &y[0], &y[1], !direct, f16);
     if (fp16 && direct) CHECK_MSG(half_gemms() == f16, "conv2d %s: the direct kernel should have run", d);
     free(x), free(w), free(b), free(r);
@@ -631,11 +632,11 @@ static void run_fused_cases(void) {
     t_conv1d_fused(8, 8, 40, 3, 1, 1, 1, 1, false, true, false);
     /* the same entry with this back end's fusion switched off (composed passes), then on again */
     avo_error err = {0};
-    CHECK_OK(avo_backend_cuda_set_fused(be_gpu, false, &err), &err);
+    CHECK_OK(avo_backend_cuda_set_switch(be_gpu, AVO_CUDA_SW_FUSED, false, &err), &err);
     t_conv1d_fused(48, 48, 300, 11, 1, 25, 5, 1, true, true, true);
     t_conv1d_fused(24, 36, 77, 3, 1, 1, 1, 3, true, true, false);
-    CHECK_OK(avo_backend_cuda_set_fused(be_gpu, true, &err), &err);
-    CHECK(avo_backend_cuda_set_fused(be_cpu, false, &err) == AVO_ERR_INVALID_ARGUMENT);
+    CHECK_OK(avo_backend_cuda_set_switch(be_gpu, AVO_CUDA_SW_FUSED, true, &err), &err);
+    CHECK(avo_backend_cuda_set_switch(be_cpu, AVO_CUDA_SW_FUSED, false, &err) == AVO_ERR_INVALID_ARGUMENT);
 }
 
 /* ---- INT8 ------------------------------------------------------------------------------------- */
@@ -848,6 +849,9 @@ static void run_gemm_cases(void) {
     t_conv1d(20, 70, 257, 7, 1, 3, 1, 1, true);
     t_conv1d(40, 33, 1001, 3, 2, 0, 1, 1, false);
     t_conv1d(96, 64, 203, 2, 2, 0, 1, 1, false);
+    /* strided, few taps, 512+ channels x taps: im2col + half GEMM in FP16 (HuBERT's feature extractor) */
+    t_conv1d(512, 64, 1001, 3, 2, 0, 1, 1, true);
+    t_conv1d(256, 40, 600, 2, 2, 0, 1, 1, false);
     t_conv1d(96, 96, 517, 128, 1, 64, 1, 2, true);
     t_conv1d(130, 130, 129, 3, 1, 1, 1, 1, true);
     t_conv1d(32, 32, 1, 3, 1, 1, 1, 1, true);
@@ -874,8 +878,9 @@ static void run_gemm_cases(void) {
     for (int pass = 0; pass < 2; pass++) {
         avo_error err = {0};
         direct2d = pass == 0;
-        CHECK_OK(avo_backend_cuda_set_direct_conv2d(be_gpu, direct2d, &err), &err);
+        CHECK_OK(avo_backend_cuda_set_switch(be_gpu, AVO_CUDA_SW_DIRECT_CONV2D, direct2d, &err), &err);
         t_conv2d(16, 16, 301, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true, true);
+        t_conv2d(24, 40, 70, 45, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true, true);
         t_conv2d(32, 16, 75, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, false, true);
         t_conv2d(64, 64, 37, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, false, true, false);
         t_conv2d(16, 3, 20, 50, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, false, false);
@@ -884,7 +889,7 @@ static void run_gemm_cases(void) {
     direct2d = true;
     {
         avo_error err = {0};
-        CHECK_OK(avo_backend_cuda_set_direct_conv2d(be_gpu, true, &err), &err);
+        CHECK_OK(avo_backend_cuda_set_switch(be_gpu, AVO_CUDA_SW_DIRECT_CONV2D, true, &err), &err);
     }
     t_convt2d(8, 4, 9, 16, 3, 3, 2, 2, 1, 1, 1, 1, true, true);
     t_convt2d(5, 3, 7, 6, 2, 2, 2, 2, 0, 0, 0, 0, false, false);
@@ -897,29 +902,41 @@ static void run_gemm_cases(void) {
     t_bigru(301, 64, 256, false);
     {
         avo_error err = {0};
-        CHECK_OK(avo_backend_cuda_set_gru_cluster(be_gpu, false, &err), &err); /* the cooperative kernel */
+        CHECK_OK(avo_backend_cuda_set_switch(be_gpu, AVO_CUDA_SW_GRU_CLUSTER, false, &err), &err); /* the cooperative kernel */
         t_bigru(301, 64, 256, true);
-        CHECK_OK(avo_backend_cuda_set_gru_cluster(be_gpu, true, &err), &err);
+        CHECK_OK(avo_backend_cuda_set_switch(be_gpu, AVO_CUDA_SW_GRU_CLUSTER, true, &err), &err);
     }
     t_bigru(17, 20, 100, true); /* W_hh split over blocks of uneven sizes */
     t_bigru(12, 30, 300, false);
 }
 
-/* FP16 mode: plain attention with 64-channel heads runs the fused flash-style kernel (counted as a
- * half GEMM): frame counts below, at and across its 64-frame tiles (keys past T masked), HuBERT's
- * 12 heads at 1499 frames, and sizes it does not take (head size 32, windowed) on the old path. */
+/* FP16 mode: attention with 64- or 96-channel heads runs the fused flash-style kernel (counted as a half
+ * GEMM): frame counts below, at and across its 64-frame tiles (keys past T masked), HuBERT's 12 heads
+ * at 1499 frames; relative positions (window up to 11, embeddings shared or per head) including RVC's
+ * text encoder (2 heads of 96, window 10, 2998 frames) and a sequence shorter than the window; and
+ * what it does not take (head size 32, window 12, windowed with AVO_CUDA_SW_FLASH_REL off) on the
+ * GEMM path. */
 static void run_half_attention_cases(void) {
-    const struct { int64_t c, t; int heads, window; bool fused; } cs[] = {
-        {64, 1, 1, 0, true},    {128, 63, 2, 0, true}, {128, 64, 2, 0, true},   {192, 65, 3, 0, true},
-        {128, 300, 2, 0, true}, {768, 1499, 12, 0, true}, {64, 100, 2, 0, false}, {128, 90, 2, 4, false}};
+    const struct { int64_t c, t; int heads, window; bool shared, fused; } cs[] = {
+        {64, 1, 1, 0, false, true},     {128, 63, 2, 0, false, true},    {128, 64, 2, 0, false, true},
+        {192, 65, 3, 0, false, true},   {128, 300, 2, 0, false, true},   {768, 1499, 12, 0, false, true},
+        {192, 130, 2, 0, false, true},  {128, 90, 2, 4, false, true},    {192, 300, 2, 10, true, true},
+        {192, 2998, 2, 10, true, true}, {192, 77, 2, 10, false, true},   {96, 5, 1, 10, true, true},
+        {128, 200, 2, 11, false, true}, {64, 100, 2, 0, false, false},   {192, 100, 2, 12, true, false}};
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
         int64_t f16 = half_gemms();
-        t_attention(cs[i].c, cs[i].t, cs[i].heads, cs[i].window, false);
-        if (cs[i].fused) CHECK_MSG(half_gemms() > f16, "attention C%lld T%lld: the fused half kernel did not run",
-                                   (long long)cs[i].c, (long long)cs[i].t);
+        t_attention(cs[i].c, cs[i].t, cs[i].heads, cs[i].window, cs[i].shared);
+        if (cs[i].fused) CHECK_MSG(half_gemms() > f16, "attention C%lld T%lld window %d: the fused half kernel did not run",
+                                   (long long)cs[i].c, (long long)cs[i].t, cs[i].window);
         else CHECK_MSG(half_gemms() == f16, "attention C%lld T%lld window %d: ran a half kernel it does not take",
                        (long long)cs[i].c, (long long)cs[i].t, cs[i].window);
     }
+    avo_error err = {0};
+    CHECK_OK(avo_backend_cuda_set_switch(be_gpu, AVO_CUDA_SW_FLASH_REL, false, &err), &err);
+    int64_t f16 = half_gemms();
+    t_attention(192, 300, 2, 10, true);
+    CHECK_MSG(half_gemms() == f16, "attention with AVO_CUDA_SW_FLASH_REL off ran the fused kernel");
+    CHECK_OK(avo_backend_cuda_set_switch(be_gpu, AVO_CUDA_SW_FLASH_REL, true, &err), &err);
 }
 
 static void run_other_cases(void) {

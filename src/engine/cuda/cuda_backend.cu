@@ -442,24 +442,18 @@ avo_status avo_backend_cuda_set_precision(avo_backend *be, avo_cuda_precision pr
     return AVO_OK;
 }
 
-avo_status avo_backend_cuda_set_fused(avo_backend *be, bool on, avo_error *err) {
+avo_status avo_backend_cuda_set_switch(avo_backend *be, avo_cuda_switch sw, bool on, avo_error *err) {
     cu_impl *cu = cuda_impl_of(be);
-    if (!cu) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: set_fused on a back end that is not CUDA");
-    cu->no_fuse = on ? 0 : 1;
-    return AVO_OK;
-}
-
-avo_status avo_backend_cuda_set_direct_conv2d(avo_backend *be, bool on, avo_error *err) {
-    cu_impl *cu = cuda_impl_of(be);
-    if (!cu) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: set_direct_conv2d on a back end that is not CUDA");
-    cu->no_direct2d = on ? 0 : 1;
-    return AVO_OK;
-}
-
-avo_status avo_backend_cuda_set_gru_cluster(avo_backend *be, bool on, avo_error *err) {
-    cu_impl *cu = cuda_impl_of(be);
-    if (!cu) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: set_gru_cluster on a back end that is not CUDA");
-    cu->no_gru_cluster = on ? 0 : 1;
+    if (!cu) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: set_switch on a back end that is not CUDA");
+    int off = on ? 0 : 1;
+    switch (sw) {
+    case AVO_CUDA_SW_FUSED: cu->no_fuse = off; break;
+    case AVO_CUDA_SW_DIRECT_CONV2D: cu->no_direct2d = off; break;
+    case AVO_CUDA_SW_GRU_CLUSTER: cu->no_gru_cluster = off; break;
+    case AVO_CUDA_SW_STRIDED_IM2COL: cu->no_strided_im2col = off; break;
+    case AVO_CUDA_SW_FLASH_REL: cu->no_flash_rel = off; break;
+    default: return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: unknown switch %d", (int)sw);
+    }
     return AVO_OK;
 }
 

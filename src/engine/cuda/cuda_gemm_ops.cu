@@ -167,7 +167,11 @@ static avo_status conv1d_run(avo_backend *be, avo_arena *a, const avo_tensor *x,
         TRY(cu_conv1x1_half_t(cu, a, X, t, w, cu_half_weight_get(cu, w), B, act, slope, res, Y, &ran, err));
         if (ran) return AVO_OK;
     }
-    if (use_half(cu) && !plain && cig > 1 &&
+    /* Strided with few taps and many channels (HuBERT's feature extractor: 512 channels, 3 or 2 taps,
+     * stride 2): the column matrix is at most twice x, and cuBLAS's half GEMM on it beat the mma kernel,
+     * which ran its 512 -> 512 k3 s2 layer over 48000 frames at 80 TFLOP/s (0.94 ms on an H100). */
+    bool strided_cols = !cu->no_strided_im2col && s >= 2 && k <= 2 * s && cig * k >= 512 && g == 1;
+    if (use_half(cu) && !plain && cig > 1 && !strided_cols &&
         cu_conv1d_mma(cu, X, w, B, Y, cin, t, cout, k, tout, g, s, d, pad, act, slope, res))
         return cu_check_launch("conv1d", err);
     if (act && (cig == 1 || plain)) { /* these read x in place: activate a copy */
@@ -297,10 +301,12 @@ avo_status cu_rel_attention(avo_backend *be, avo_arena *a, const avo_tensor *q, 
     int64_t c = q->shape[0], t = q->shape[1], kc = c / heads, nr = 2 * (int64_t)window + 1;
     cu_note_write(cu, out->data, f32_bytes(out));
     if (t == 0 || c == 0) return AVO_OK;
-    if (window == 0 && use_half(cu)) { /* FP16 / INT8 mode: the fused kernel where it takes the shape */
+    if (use_half(cu)) { /* FP16 / INT8 mode: the fused kernel where it takes the shape */
         bool ran = false;
         TRY(cu_attention_half(cu, a, (const float *)q->data, (const float *)k->data, (const float *)v->data,
-                              (float *)out->data, heads, kc, t, 1.0f / sqrtf((float)kc), &ran, err));
+                              (float *)out->data, heads, kc, t, 1.0f / sqrtf((float)kc),
+                              window > 0 ? (const float *)ek->data : NULL, window > 0 ? (const float *)ev->data : NULL,
+                              window > 0 ? ek->shape[0] : 0, window > 0 ? ev->shape[0] : 0, window, &ran, err));
         if (ran) return AVO_OK;
     }
     int64_t qb = CU_ATT_MAX / (heads * t);

@@ -93,16 +93,19 @@ typedef struct cu_impl {
     const avo_calib_table *calib;
     int64_t gemm_int8, int8_skipped;
     int int8_ok;
-    int no_fuse; /* avo_backend_cuda_set_fused(be, false): conv1d_fused runs activation, conv1d and add as passes */
+    /* benchmark switches (avo_backend_cuda_set_switch), 1 = off: conv1d_fused as separate passes */
+    int no_fuse;
 
     int cc_major;     /* compute capability: the mma.sync convolution needs 8 or more */
     int cc_minor;
     char gpu_name[256];
     int conv_mma;     /* FP16 convolutions by the implicit-GEMM kernel (AVO_CUDA_CONV_MMA=0 turns it off) */
     int conv_mma_smem; /* dynamic shared memory the kernel was allowed (0: not yet asked) */
-    int no_direct2d;   /* avo_backend_cuda_set_direct_conv2d(be, false): 3x3 conv2d through im2col + GEMM only */
+    int no_direct2d;        /* 3x3 conv2d through im2col + GEMM only */
+    int no_strided_im2col;  /* strided FP16 conv1d by the mma kernel too */
     int gru_cluster;    /* -1 once a cluster launch of the GRU kernel failed (cuda_gru_cluster.cu) */
-    int no_gru_cluster; /* avo_backend_cuda_set_gru_cluster(be, false) */
+    int no_gru_cluster; /* the cooperative GRU kernel */
+    int no_flash_rel;   /* windowed (relative-position) attention by the GEMM path */
     /* CUDA Graphs (cuda_graph.cu): graphs_off by avo_backend_cuda_set_graphs; graph_gen grows whenever
      * memory a graph may read could change (weight copies dropped, blocks freed); capturing: the entry
      * being captured or -1; depth: stretches begun and not ended (inner ones run plainly) */
@@ -248,11 +251,13 @@ avo_status cu_conv1x1_half_t(cu_impl *cu, avo_arena *a, const float *X, int64_t 
                              const __half *wh, const float *bias, bool act, float slope, const float *res, float *Y,
                              bool *ran, avo_error *err);
 
-/* cuda_attention.cu: plain attention (window 0) as one fused flash-style kernel on half operands with
- * FP32 accumulation and softmax: q, k, v, o [heads * kc, t]; o = softmax(scale q^T k) v per head.
- * *ran false (nothing queued) for shapes or devices it does not take (kc other than 64, below sm_80). */
+/* cuda_attention.cu: rel_attention as one fused flash-style kernel on half operands with FP32
+ * accumulation and softmax: q, k, v, o [heads * kc, t]; ek, ev [ek_heads (1 or heads), 2 window + 1,
+ * kc] (unused for window 0). *ran false (nothing queued) for shapes or devices it does not take (kc
+ * other than 64 or 96, window over 11, below sm_80; windowed with AVO_CUDA_SW_FLASH_REL off). */
 avo_status cu_attention_half(cu_impl *cu, avo_arena *a, const float *q, const float *k, const float *v, float *o,
-                             int64_t heads, int64_t kc, int64_t t, float scale, bool *ran, avo_error *err);
+                             int64_t heads, int64_t kc, int64_t t, float scale, const float *ek, const float *ev,
+                             int64_t ek_heads, int64_t ev_heads, int window, bool *ran, avo_error *err);
 
 /* cuda_graph.cu: forgets every graph (and bumps graph_gen). */
 void cu_graphs_forget(cu_impl *cu);
