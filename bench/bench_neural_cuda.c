@@ -17,11 +17,12 @@
  * INT8 content encoder: HuBERT calibrated on the speed audio (on the GPU in FP32: histograms, frame-error
  * pass and selection as autovoice calibrate), the tensors the CUDA back end runs INT8 (linears, 1x1
  * convolutions) handed to it, then timed like FP16, with its per-frame cosine against FP32 and the
- * INT8 GEMMs that ran. A/B runs, interleaved in this process: HuBERT FP16 with CUDA Graphs (engine_cuda.h) against a second back end without (and
- * that one with its strided convolutions on the mma kernel), and RMVPE FP16 with each of its new
- * kernels switched off in turn (direct 3x3 conv2d, GRU cluster), and the RVC synthesizer FP16 with its
- * fused convolutions (conv1d_fused composed as three passes) and fused relative attention switched
- * off in turn: avo_backend_cuda_set_switch.
+ * INT8 GEMMs that ran (counted in a run with CUDA Graphs off: a replay issues no ops).
+ *
+ * A/B runs, interleaved in this process: HuBERT FP16 with CUDA Graphs (engine_cuda.h) against a second
+ * back end without; RMVPE FP16 with each of its new kernels switched off in turn (direct 3x3 conv2d,
+ * GRU cluster); the RVC synthesizer FP16 with its fused convolutions (conv1d_fused composed as three
+ * passes) and its fused relative attention switched off in turn (avo_backend_cuda_set_switch).
  *
  * Models: the random-weight checkpoints of the real sizes in --models (make_random_models.py writes
  * hubert_base.pt, rmvpe.pt, rvc_v2_40k.pth). The vocal: --wav (any rate, mixed to mono, resampled to
@@ -411,9 +412,8 @@ static void speed(const args *a, const avo_audio *v16, avo_backend *gpu, jbuf *j
     }
 
     /* FP16 A/B, runs interleaved, each timed to its features on the host: this back end (CUDA Graphs on,
-     * the default), a second one with graphs off, and that one with the strided convolutions of the
-     * feature extractor back on the mma kernel (AVO_CUDA_SW_STRIDED_IM2COL off) */
-    double graph_ms[3] = {0, 0, 0};
+     * the default) against a second one with graphs off */
+    double graph_ms[2] = {0, 0};
     int64_t g_launch = 0, g_capt = 0;
     {
         avo_backend *g2 = NULL;
@@ -425,13 +425,12 @@ static void speed(const args *a, const avo_audio *v16, avo_backend *gpu, jbuf *j
         set_prec(g2, 1);
         set_prec(gpu, 1);
         check(avo_hubert_load(path, g2, &h2, &err), &err);
-        double t[3][64];
+        double t[2][64];
         int64_t l0 = 0, c0 = 0, l1 = 0, c1 = 0;
         check(avo_backend_cuda_graph_counts(gpu, &l0, &c0, &err), &err);
         for (int r = 0; r <= a->repeats; r++)
-            for (int v = 0; v < 3; v++) {
+            for (int v = 0; v < 2; v++) {
                 avo_arena *ar = v ? a2 : ag;
-                if (v) check(avo_backend_cuda_set_switch(g2, AVO_CUDA_SW_STRIDED_IM2COL, v == 1, &err), &err);
                 double t0 = avo_now_ms();
                 avo_arena_reset(ar);
                 check(avo_hubert_extract(v ? h2 : h, ar, x, n, 12, false, &f, &err), &err);
@@ -440,10 +439,9 @@ static void speed(const args *a, const avo_audio *v16, avo_backend *gpu, jbuf *j
             }
         check(avo_backend_cuda_graph_counts(gpu, &l1, &c1, &err), &err);
         g_launch = l1 - l0, g_capt = c1 - c0;
-        for (int v = 0; v < 3; v++) graph_ms[v] = bench_median(t[v] + 1, a->repeats);
-        printf("hubert   fp16  graphs on %.2f ms, off %.2f ms (%lld graph launches, %lld captures); graphs off and "
-               "strided convs on the mma kernel %.2f ms (interleaved)\n",
-               graph_ms[0], graph_ms[1], (long long)g_launch, (long long)g_capt, graph_ms[2]);
+        for (int v = 0; v < 2; v++) graph_ms[v] = bench_median(t[v] + 1, a->repeats);
+        printf("hubert   fp16  graphs on %.2f ms, off %.2f ms (interleaved; %lld graph launches, %lld captures)\n",
+               graph_ms[0], graph_ms[1], (long long)g_launch, (long long)g_capt);
         avo_hubert_free(h2);
         avo_arena_free(a2);
         avo_backend_free(g2);
@@ -660,9 +658,8 @@ static void speed(const args *a, const avo_audio *v16, avo_backend *gpu, jbuf *j
     jcat(j, ", \"rvc_fp16_unfused_ms\": %.3f, \"rvc_fp16_fused_ms\": %.3f", unfused_ms, ms[1][2]);
     jcat(j, ", \"rvc_fp16_ab\": {\"all_ms\": %.3f, \"fused_conv_off_ms\": %.3f, \"flash_rel_off_ms\": %.3f}", rvc_ab[0],
          rvc_ab[1], rvc_ab[2]);
-    jcat(j, ", \"hubert_fp16_ab\": {\"graphs_on_ms\": %.3f, \"graphs_off_ms\": %.3f, \"launches\": %lld, "
-            "\"captures\": %lld, \"graphs_off_strided_mma_ms\": %.3f}",
-         graph_ms[0], graph_ms[1], (long long)g_launch, (long long)g_capt, graph_ms[2]);
+    jcat(j, ", \"hubert_fp16_graphs\": {\"on_ms\": %.3f, \"off_ms\": %.3f, \"launches\": %lld, \"captures\": %lld}",
+         graph_ms[0], graph_ms[1], (long long)g_launch, (long long)g_capt);
     jcat(j, ", \"rmvpe_fp16_ab\": {\"all_ms\": %.3f, \"direct_conv2d_off_ms\": %.3f, \"gru_cluster_off_ms\": %.3f}",
          rm_ab[0], rm_ab[1], rm_ab[2]);
     jcat(j, ", \"conversion_model_loading_ms\": {\"fp32\": %.1f, \"fp16\": %.1f}, \"profiles\": {%s}}, ", load_ms[0],

@@ -849,7 +849,7 @@ static void run_gemm_cases(void) {
     t_conv1d(20, 70, 257, 7, 1, 3, 1, 1, true);
     t_conv1d(40, 33, 1001, 3, 2, 0, 1, 1, false);
     t_conv1d(96, 64, 203, 2, 2, 0, 1, 1, false);
-    /* strided, few taps, 512+ channels x taps: im2col + half GEMM in FP16 (HuBERT's feature extractor) */
+    /* strided, few taps, 512+ channels x taps (HuBERT's feature extractor) */
     t_conv1d(512, 64, 1001, 3, 2, 0, 1, 1, true);
     t_conv1d(256, 40, 600, 2, 2, 0, 1, 1, false);
     t_conv1d(96, 96, 517, 128, 1, 64, 1, 2, true);

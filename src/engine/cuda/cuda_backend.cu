@@ -450,7 +450,6 @@ avo_status avo_backend_cuda_set_switch(avo_backend *be, avo_cuda_switch sw, bool
     case AVO_CUDA_SW_FUSED: cu->no_fuse = off; break;
     case AVO_CUDA_SW_DIRECT_CONV2D: cu->no_direct2d = off; break;
     case AVO_CUDA_SW_GRU_CLUSTER: cu->no_gru_cluster = off; break;
-    case AVO_CUDA_SW_STRIDED_IM2COL: cu->no_strided_im2col = off; break;
     case AVO_CUDA_SW_FLASH_REL: cu->no_flash_rel = off; break;
     default: return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: unknown switch %d", (int)sw);
     }

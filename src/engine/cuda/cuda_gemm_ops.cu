@@ -167,11 +167,10 @@ static avo_status conv1d_run(avo_backend *be, avo_arena *a, const avo_tensor *x,
         TRY(cu_conv1x1_half_t(cu, a, X, t, w, cu_half_weight_get(cu, w), B, act, slope, res, Y, &ran, err));
         if (ran) return AVO_OK;
     }
-    /* Strided with few taps and many channels (HuBERT's feature extractor: 512 channels, 3 or 2 taps,
-     * stride 2): the column matrix is at most twice x, and cuBLAS's half GEMM on it beat the mma kernel,
-     * which ran its 512 -> 512 k3 s2 layer over 48000 frames at 80 TFLOP/s (0.94 ms on an H100). */
-    bool strided_cols = !cu->no_strided_im2col && s >= 2 && k <= 2 * s && cig * k >= 512 && g == 1;
-    if (use_half(cu) && !plain && cig > 1 && !strided_cols &&
+    /* (HuBERT's strided feature-extractor layers through im2col + cuBLAS instead were no faster on an
+     * H100: 0.99 against 0.94 ms for 512 -> 512 k3 s2 over 48000 frames, the whole encoder 7.64 against
+     * 7.56 ms, so every FP16 convolution with 16+ input channels per group takes the mma kernel.) */
+    if (use_half(cu) && !plain && cig > 1 &&
         cu_conv1d_mma(cu, X, w, B, Y, cin, t, cout, k, tout, g, s, d, pad, act, slope, res))
         return cu_check_launch("conv1d", err);
     if (act && (cig == 1 || plain)) { /* these read x in place: activate a copy */

@@ -102,7 +102,6 @@ typedef struct cu_impl {
     int conv_mma;     /* FP16 convolutions by the implicit-GEMM kernel (AVO_CUDA_CONV_MMA=0 turns it off) */
     int conv_mma_smem; /* dynamic shared memory the kernel was allowed (0: not yet asked) */
     int no_direct2d;        /* 3x3 conv2d through im2col + GEMM only */
-    int no_strided_im2col;  /* strided FP16 conv1d by the mma kernel too */
     int gru_cluster;    /* -1 once a cluster launch of the GRU kernel failed (cuda_gru_cluster.cu) */
     int no_gru_cluster; /* the cooperative GRU kernel */
     int no_flash_rel;   /* windowed (relative-position) attention by the GEMM path */

@@ -31,9 +31,6 @@ avo_status avo_backend_cuda_profile_json(avo_backend *be, int top_n, char *buf, 
  *     FP16 mode) as a direct FP32 kernel; off, through im2col and the precision's GEMM.
  *   AVO_CUDA_SW_GRU_CLUSTER: the BiGRU recurrence with H 256 as one thread-block cluster per direction
  *     on sm_90; off, the cooperative multi-block kernel (or the one-block fallback).
- *   AVO_CUDA_SW_STRIDED_IM2COL: FP16 conv1d with stride >= 2, a kernel of at most 2 x stride taps and
- *     512+ input channels x taps (HuBERT's feature extractor) through im2col and cuBLAS; off, the
- *     implicit-GEMM mma kernel as every other FP16 convolution.
  *   AVO_CUDA_SW_FLASH_REL: relative-position attention (window > 0: VITS's text encoder) in FP16 mode
  *     by the fused flash-style kernel; off, by GEMMs and a softmax pass in FP32 (plain attention always
  *     takes the fused kernel in FP16 mode).
@@ -42,7 +39,6 @@ typedef enum avo_cuda_switch {
     AVO_CUDA_SW_FUSED = 0,
     AVO_CUDA_SW_DIRECT_CONV2D,
     AVO_CUDA_SW_GRU_CLUSTER,
-    AVO_CUDA_SW_STRIDED_IM2COL,
     AVO_CUDA_SW_FLASH_REL
 } avo_cuda_switch;
 avo_status avo_backend_cuda_set_switch(avo_backend *be, avo_cuda_switch sw, bool on, avo_error *err);
