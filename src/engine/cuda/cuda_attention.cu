@@ -6,6 +6,9 @@
  *
  * The FP32 path (three cuBLAS GEMM passes and a softmax kernel over S) took 4.7 ms of HuBERT's 12 ms
  * on an H100 at 30 s: about 39%, for 83 GFLOP that the tensor cores do in well under a millisecond.
+ * Measured there: 4.78 -> 0.97 ms for HuBERT's 12 layers; RVC's text encoder (6 calls, 2 heads of 96
+ * channels, window 10, 2998 frames) 2.41 -> 1.39 ms, where only 94 blocks of 4 warps run (2 heads x
+ * 47 query tiles): splitting the keys over blocks would fill the chip.
  *
  * Layout. q, k, v are [C, T] with head h in rows h*64 .. h*64+63 (time contiguous). A pack kernel
  * writes Q (times scale * log2 e, so that the softmax is a base-2 exponential) and K as half

