@@ -17,9 +17,12 @@
  * INT8 content encoder: HuBERT calibrated on the speed audio (on the GPU in FP32: histograms, frame-error
  * pass and selection as autovoice calibrate), the tensors the CUDA back end runs INT8 (linears, 1x1
  * convolutions) handed to it, then timed like FP16, with its per-frame cosine against FP32 and the
- * INT8 GEMMs that ran. Fused convolutions: the RVC synthesizer in FP16 once more on a back end made
- * with AVO_CUDA_FUSED=0 (the conv1d_fused entry composes activation, convolution and add as three
- * passes), against the fused run above.
+ * INT8 GEMMs that ran (counted in a run with CUDA Graphs off: a replay issues no ops).
+ *
+ * A/B runs, interleaved in this process: HuBERT FP16 with CUDA Graphs (engine_cuda.h) against a second
+ * back end without; RMVPE FP16 with each of its new kernels switched off in turn (direct 3x3 conv2d,
+ * GRU cluster); the RVC synthesizer FP16 with its fused convolutions (conv1d_fused composed as three
+ * passes) and its fused relative attention switched off in turn (avo_backend_cuda_set_switch).
  *
  * Models: the random-weight checkpoints of the real sizes in --models (make_random_models.py writes
  * hubert_base.pt, rmvpe.pt, rvc_v2_40k.pth). The vocal: --wav (any rate, mixed to mono, resampled to
@@ -31,6 +34,7 @@
  * are voiced) or anything fails. */
 #include "autovoice/calibrate.h"
 #include "autovoice/convert.h"
+#include "autovoice/engine_cuda.h"
 #include "autovoice/models.h"
 #include "bench_common.h"
 #include "convert/converter_internal.h"
@@ -407,6 +411,42 @@ static void speed(const args *a, const avo_audio *v16, avo_backend *gpu, jbuf *j
         }
     }
 
+    /* FP16 A/B, runs interleaved, each timed to its features on the host: this back end (CUDA Graphs on,
+     * the default) against a second one with graphs off */
+    double graph_ms[2] = {0, 0};
+    int64_t g_launch = 0, g_capt = 0;
+    {
+        avo_backend *g2 = NULL;
+        avo_arena *a2 = NULL;
+        avo_hubert *h2 = NULL;
+        check(avo_backend_cuda_create(-1, &g2, &err), &err);
+        check(avo_backend_cuda_set_graphs(g2, false, &err), &err);
+        check(avo_arena_create(g2, (size_t)256 << 20, &a2, &err), &err);
+        set_prec(g2, 1);
+        set_prec(gpu, 1);
+        check(avo_hubert_load(path, g2, &h2, &err), &err);
+        double t[2][64];
+        int64_t l0 = 0, c0 = 0, l1 = 0, c1 = 0;
+        check(avo_backend_cuda_graph_counts(gpu, &l0, &c0, &err), &err);
+        for (int r = 0; r <= a->repeats; r++)
+            for (int v = 0; v < 2; v++) {
+                avo_arena *ar = v ? a2 : ag;
+                double t0 = avo_now_ms();
+                avo_arena_reset(ar);
+                check(avo_hubert_extract(v ? h2 : h, ar, x, n, 12, false, &f, &err), &err);
+                check(avo_tensor_to_host(ar, &f, feat, cf * dim, &err), &err);
+                t[v][r] = avo_now_ms() - t0;
+            }
+        check(avo_backend_cuda_graph_counts(gpu, &l1, &c1, &err), &err);
+        g_launch = l1 - l0, g_capt = c1 - c0;
+        for (int v = 0; v < 2; v++) graph_ms[v] = bench_median(t[v] + 1, a->repeats);
+        printf("hubert   fp16  graphs on %.2f ms, off %.2f ms (interleaved; %lld graph launches, %lld captures)\n",
+               graph_ms[0], graph_ms[1], (long long)g_launch, (long long)g_capt);
+        avo_hubert_free(h2);
+        avo_arena_free(a2);
+        avo_backend_free(g2);
+    }
+
     /* INT8: calibrate on this audio, then run with the INT8-capable tensors */
     double int8_ms = 0, calib_ms = 0, cos_mean = 0, cos_min = 0;
     int64_t n8 = 0, n8skip = 0, f16_8 = 0;
@@ -438,16 +478,21 @@ static void speed(const args *a, const avo_audio *v16, avo_backend *gpu, jbuf *j
         n_all = avo_calib_tensor_count(col), n_sel = avo_calib_table_count(sel), n_tab = avo_calib_table_count(tab);
         check(avo_backend_cuda_set_calibration(gpu, tab, &err), &err);
         check(avo_backend_cuda_set_precision(gpu, AVO_CUDA_INT8, &err), &err);
+        /* what one run issues, counted with graphs off (a replayed graph issues no ops to count) */
         int64_t a0 = 0, s0 = 0, a1 = 0, s1 = 0, h0 = half_gemms(gpu);
+        check(avo_backend_cuda_set_graphs(gpu, false, &err), &err);
         check(avo_backend_cuda_int8_counts(gpu, &a0, &s0, &err), &err);
+        avo_arena_reset(ag);
+        check(avo_hubert_extract(h, ag, x, n, 12, false, &f, &err), &err);
+        check(avo_tensor_to_host(ag, &f, feat, cf * dim, &err), &err);
+        check(avo_backend_cuda_int8_counts(gpu, &a1, &s1, &err), &err);
+        n8 = a1 - a0, n8skip = s1 - s0, f16_8 = half_gemms(gpu) - h0;
+        check(avo_backend_cuda_set_graphs(gpu, true, &err), &err);
         TIME_MS(int8_ms, a->repeats, {
             avo_arena_reset(ag);
             check(avo_hubert_extract(h, ag, x, n, 12, false, &f, &err), &err);
             check(avo_tensor_to_host(ag, &f, feat, cf * dim, &err), &err);
         });
-        check(avo_backend_cuda_int8_counts(gpu, &a1, &s1, &err), &err);
-        n8 = (a1 - a0) / (a->repeats + 1), n8skip = (s1 - s0) / (a->repeats + 1);
-        f16_8 = (half_gemms(gpu) - h0) / (a->repeats + 1);
         cos_mean = avo_calib_frame_cosine(feat, feat32, cf, dim, &cos_min);
         check(avo_backend_cuda_profile(gpu, true, &err), &err);
         avo_arena_reset(ag);
@@ -490,6 +535,26 @@ static void speed(const args *a, const avo_audio *v16, avo_backend *gpu, jbuf *j
         profile_into(gpu, &prof, p ? "rmvpe fp16" : "rmvpe fp32", &pfirst);
         printf("rmvpe    %-5s %8.2f ms\n", p ? "fp16" : "fp32", ms[p][1]);
     }
+    /* FP16 A/B on this back end, runs interleaved: all on, the direct 3x3 conv2d off, the GRU cluster off */
+    double rm_ab[3] = {0, 0, 0};
+    {
+        double t[3][64];
+        set_prec(gpu, 1);
+        for (int r = 0; r <= a->repeats; r++)
+            for (int v = 0; v < 3; v++) {
+                check(avo_backend_cuda_set_switch(gpu, AVO_CUDA_SW_DIRECT_CONV2D, v != 1, &err), &err);
+                check(avo_backend_cuda_set_switch(gpu, AVO_CUDA_SW_GRU_CLUSTER, v != 2, &err), &err);
+                double t0 = avo_now_ms();
+                avo_arena_reset(ag);
+                check(avo_rmvpe_f0(rm, ag, x, n, 0.03f, f0r, NULL, &err), &err);
+                t[v][r] = avo_now_ms() - t0;
+            }
+        check(avo_backend_cuda_set_switch(gpu, AVO_CUDA_SW_DIRECT_CONV2D, true, &err), &err);
+        check(avo_backend_cuda_set_switch(gpu, AVO_CUDA_SW_GRU_CLUSTER, true, &err), &err);
+        for (int v = 0; v < 3; v++) rm_ab[v] = bench_median(t[v] + 1, a->repeats);
+        printf("rmvpe    fp16  %.2f ms; direct conv2d off %.2f ms; gru cluster off %.2f ms (interleaved)\n", rm_ab[0],
+               rm_ab[1], rm_ab[2]);
+    }
     avo_rmvpe_free(rm);
     free(f0r);
 
@@ -513,27 +578,29 @@ static void speed(const args *a, const avo_audio *v16, avo_backend *gpu, jbuf *j
         profile_into(gpu, &prof, p ? "rvc fp16" : "rvc fp32", &pfirst);
         printf("rvc      %-5s %8.2f ms (%lld frames)\n", p ? "fp16" : "fp32", ms[p][2], (long long)T);
     }
-    avo_rvc_free(rvc);
-    /* the same FP16 run without the fused convolutions (a back end made with AVO_CUDA_FUSED=0) */
-    double unfused_ms = 0;
+    /* FP16 A/B on this back end, runs interleaved: all on, the fused convolutions off (activation,
+     * convolution and add as three passes), the fused relative-position attention off */
+    double rvc_ab[3] = {0, 0, 0}, unfused_ms = 0;
     {
-        avo_backend *g2 = NULL;
-        avo_arena *a2 = NULL;
-        setenv("AVO_CUDA_FUSED", "0", 1);
-        check(avo_backend_cuda_create(-1, &g2, &err), &err);
-        unsetenv("AVO_CUDA_FUSED");
-        check(avo_arena_create(g2, (size_t)256 << 20, &a2, &err), &err);
-        set_prec(g2, 1);
-        check(avo_rvc_load(path, g2, &rvc, &err), &err);
-        TIME_MS(unfused_ms, a->repeats, {
-            avo_arena_reset(a2);
-            check(avo_rvc_infer(rvc, a2, in.phone, T, in.coarse, in.f0, 0, in.zn, in.sn, 1, y, &err), &err);
-        });
-        avo_rvc_free(rvc);
-        avo_arena_free(a2);
-        avo_backend_free(g2);
-        printf("rvc      fp16 without fused convolutions %8.2f ms (fused %.2f ms)\n", unfused_ms, ms[1][2]);
+        double t[3][64];
+        set_prec(gpu, 1);
+        for (int r = 0; r <= a->repeats; r++)
+            for (int v = 0; v < 3; v++) {
+                check(avo_backend_cuda_set_switch(gpu, AVO_CUDA_SW_FUSED, v != 1, &err), &err);
+                check(avo_backend_cuda_set_switch(gpu, AVO_CUDA_SW_FLASH_REL, v != 2, &err), &err);
+                double t0 = avo_now_ms();
+                avo_arena_reset(ag);
+                check(avo_rvc_infer(rvc, ag, in.phone, T, in.coarse, in.f0, 0, in.zn, in.sn, 1, y, &err), &err);
+                t[v][r] = avo_now_ms() - t0;
+            }
+        check(avo_backend_cuda_set_switch(gpu, AVO_CUDA_SW_FUSED, true, &err), &err);
+        check(avo_backend_cuda_set_switch(gpu, AVO_CUDA_SW_FLASH_REL, true, &err), &err);
+        for (int v = 0; v < 3; v++) rvc_ab[v] = bench_median(t[v] + 1, a->repeats);
+        unfused_ms = rvc_ab[1];
+        printf("rvc      fp16  %.2f ms; fused convolutions off %.2f ms; fused relative attention off %.2f ms "
+               "(interleaved)\n", rvc_ab[0], rvc_ab[1], rvc_ab[2]);
     }
+    avo_rvc_free(rvc);
     rvc_inputs_free(&in);
     free(y), free(feat), free(feat32);
     avo_arena_free(ag);
@@ -589,6 +656,12 @@ static void speed(const args *a, const avo_audio *v16, avo_backend *gpu, jbuf *j
          int8_ms, ms[1][0], int8_ms > 0 ? ms[1][0] / int8_ms : 0.0, cos_mean, cos_min, (long long)n8, (long long)f16_8,
          (long long)n8skip, n_all, n_sel, n_tab, calib_ms);
     jcat(j, ", \"rvc_fp16_unfused_ms\": %.3f, \"rvc_fp16_fused_ms\": %.3f", unfused_ms, ms[1][2]);
+    jcat(j, ", \"rvc_fp16_ab\": {\"all_ms\": %.3f, \"fused_conv_off_ms\": %.3f, \"flash_rel_off_ms\": %.3f}", rvc_ab[0],
+         rvc_ab[1], rvc_ab[2]);
+    jcat(j, ", \"hubert_fp16_graphs\": {\"on_ms\": %.3f, \"off_ms\": %.3f, \"launches\": %lld, \"captures\": %lld}",
+         graph_ms[0], graph_ms[1], (long long)g_launch, (long long)g_capt);
+    jcat(j, ", \"rmvpe_fp16_ab\": {\"all_ms\": %.3f, \"direct_conv2d_off_ms\": %.3f, \"gru_cluster_off_ms\": %.3f}",
+         rm_ab[0], rm_ab[1], rm_ab[2]);
     jcat(j, ", \"conversion_model_loading_ms\": {\"fp32\": %.1f, \"fp16\": %.1f}, \"profiles\": {%s}}, ", load_ms[0],
          load_ms[1], prof.s ? prof.s : "");
     free(prof.s);

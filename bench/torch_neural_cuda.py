@@ -2,7 +2,8 @@
 same vocal and models, eager FP32 (TF32 off), eager FP16 (.half() models and inputs) and, with
 --compile, torch.compile of the FP16 models.
 
-usage: torch_neural_cuda.py MODELS_DIR WAV SECONDS REPEATS OUT.json [--compile] [--only-compile]
+usage: torch_neural_cuda.py MODELS_DIR WAV SECONDS REPEATS OUT.json [--compile] [--only-compile] [--fp16-only]
+                            [--comps hubert,rmvpe,rvc,hubert+rvc]
   MODELS_DIR: hubert_base.pt, rmvpe.pt, rvc_v2_40k.pth (make_random_models.py); WAV: 16-bit PCM, 16 kHz.
 Times (ms, medians of REPEATS after warm-ups, the device synchronised around each run):
   hubert: layer-12 features of the whole input, copied to the host;
@@ -37,6 +38,8 @@ import rvc_models as R  # noqa: E402
 models, wav_path, seconds, repeats, out_path = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 do_compile = "--compile" in sys.argv or "--only-compile" in sys.argv
 only_compile = "--only-compile" in sys.argv
+fp16_only = "--fp16-only" in sys.argv  # eager FP16 only (a short run beside ours)
+comps = sys.argv[sys.argv.index("--comps") + 1].split(",") if "--comps" in sys.argv else None
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
 torch.backends.cudnn.benchmark = True
@@ -138,9 +141,11 @@ def make(half):
 
 
 if not only_compile:
-    for half in (False, True):
+    for half in ((True,) if fp16_only else (False, True)):
         prec = "fp16" if half else "fp32"
         for comp, fn in make(half).items():
+            if comps and comp not in comps:
+                continue
             try:
                 put("eager", comp, prec, timed(fn))
             except Exception as e:  # noqa: BLE001 - report and go on
@@ -154,6 +159,8 @@ if do_compile:
     for prec in ("fp16",):
         fns = make(prec == "fp16")
         for comp in ("hubert", "rvc", "hubert+rvc"):
+            if comps and comp not in comps:
+                continue
             try:
                 cf = torch.compile(fns[comp])
                 t0 = time.perf_counter()

@@ -1,6 +1,7 @@
 /* CUDA entry points of a build without CUDA (CMake found no nvcc, or AVO_CUDA=OFF): creating the
  * back end fails with a clear error so callers stay on the CPU. */
 #include "autovoice/engine.h"
+#include "autovoice/engine_cuda.h"
 #include "engine/cuda/cuda_profile.h"
 
 #include <stddef.h>
@@ -67,5 +68,38 @@ avo_status avo_backend_cuda_profile_json(avo_backend *be, int top_n, char *buf, 
     (void)be;
     (void)top_n;
     if (buf && cap) buf[0] = 0;
+    return no_cuda(err);
+}
+
+
+
+/* engine_cuda.h: without CUDA every stretch runs as it is */
+avo_status avo_backend_graph_begin(avo_backend *be, avo_arena *a, uint64_t key, avo_tensor *out, bool *replayed,
+                                   avo_error *err) {
+    (void)be, (void)a, (void)key, (void)out, (void)err;
+    if (replayed) *replayed = false;
+    return AVO_OK;
+}
+
+avo_status avo_backend_graph_end(avo_backend *be, avo_arena *a, uint64_t key, const avo_tensor *out, avo_status st,
+                                 avo_error *err) {
+    (void)be, (void)a, (void)key, (void)out, (void)err;
+    return st;
+}
+
+avo_status avo_backend_cuda_set_graphs(avo_backend *be, bool on, avo_error *err) {
+    (void)be, (void)on;
+    return no_cuda(err);
+}
+
+avo_status avo_backend_cuda_graph_counts(const avo_backend *be, int64_t *launches, int64_t *captures, avo_error *err) {
+    (void)be;
+    if (launches) *launches = 0;
+    if (captures) *captures = 0;
+    return no_cuda(err);
+}
+
+avo_status avo_backend_cuda_set_switch(avo_backend *be, avo_cuda_switch sw, bool on, avo_error *err) {
+    (void)be, (void)sw, (void)on;
     return no_cuda(err);
 }

@@ -5,6 +5,7 @@
 
 #include "autovoice/checkpoint.h"
 #include "autovoice/engine_cache.h"
+#include "autovoice/engine_cuda.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -353,6 +354,13 @@ avo_status avo_hubert_extract(avo_hubert *m, avo_arena *a, const float *samples,
 
     avo_tensor x, y;
     avo_status st = avo_tensor_from_host(a, 2, (int64_t[]){1, n}, samples, &x, err);
+    /* the rest is device work only: a CUDA back end replays it as one graph once it has run twice with
+     * the same shapes (engine_cuda.h); the key names what decides them */
+    uint64_t gkey = ((uint64_t)(uintptr_t)m * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)n << 8) ^
+                    ((uint64_t)output_layer << 1) ^ (uint64_t)use_final_proj;
+    bool replayed = false;
+    if (!st) st = avo_backend_graph_begin(m->be, a, gkey, out, &replayed, err);
+    if (!st && replayed) return AVO_OK;
     for (int i = 0; i < HB_CONV_LAYERS && !st; i++) {
         avo_conv1d_params p = {hb_stride[i], 0, 1, 1};
         y.data = NULL;
@@ -388,5 +396,6 @@ avo_status avo_hubert_extract(avo_hubert *m, avo_arena *a, const float *samples,
         out->data = NULL;
         st = avo_op_transpose(m->be, a, &cur, out, err); /* [T, C] as fairseq returns it */
     }
+    st = avo_backend_graph_end(m->be, a, gkey, out, st, err);
     return st ? avo_error_prefix(err, "HuBERT") : AVO_OK;
 }

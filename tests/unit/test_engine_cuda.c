@@ -20,6 +20,7 @@
  * that a failure). */
 #include "autovoice/calibrate.h"
 #include "autovoice/engine.h"
+#include "autovoice/engine_cuda.h"
 #include "autovoice/models.h"
 #include "engine/cuda/cuda_profile.h"
 #include "test_util.h"
@@ -205,6 +206,8 @@ static void t_convt1d(int64_t cin, int64_t cout, int64_t t, int64_t k, int s_, i
     free(x), free(w), free(b);
 }
 
+static bool direct2d = true; /* AVO_CUDA_SW_DIRECT_CONV2D as set on be_gpu */
+
 static void t_conv2d(int64_t cin, int64_t cout, int64_t h, int64_t w_, int64_t kh, int64_t kw, int sh, int sw, int ph,
                      int pw, int dh, int dw, int g, bool bias, bool relu, bool res) {
     begin_case();
@@ -222,10 +225,15 @@ static void t_conv2d(int64_t cin, int64_t cout, int64_t h, int64_t w_, int64_t k
         CHECK_OK(avo_op_conv2d(BE(s), AR(s), &X, &W, bias ? &B : NULL, &p, res ? &R : NULL, &y[s], &err), &err);
     }
     char d[128];
-    snprintf(d, sizeof d, "%lld->%lld %lldx%lld k%lldx%lld s%d,%d p%d,%d d%d,%d g%d%s%s%s", (long long)cin, (long long)cout,
-             (long long)h, (long long)w_, (long long)kh, (long long)kw, sh, sw, ph, pw, dh, dw, g, bias ? " +b" : "",
-             relu ? " relu" : "", res ? " +res" : "");
-    compare("conv2d", d, &y[0], &y[1], true, f16);
+    snprintf(d, sizeof d, "%lld->%lld %lldx%lld k%lldx%lld s%d,%d p%d,%d d%d,%d g%d%s%s%s%s", (long long)cin,
+             (long long)cout, (long long)h, (long long)w_, (long long)kh, (long long)kw, sh, sw, ph, pw, dh, dw, g,
+             bias ? " +b" : "", relu ? " relu" : "", res ? " +res" : "", direct2d ? "" : " (im2col)");
+    /* the direct 3x3 kernel (few channels) is FP32 in both modes: no half GEMM there */
+    const int64_t cmax = fp16 ? 32 : 64;
+    bool direct = direct2d && kh == 3 && kw == 3 && sh == 1 && sw == 1 && ph == 1 && pw == 1 && dh == 1 && dw == 1 &&
+                  g == 1 && cin <= cmax && cout <= cmax;
+    compare("conv2d", d, &y[0], &y[1], !direct, f16);
+    if (fp16 && direct) CHECK_MSG(half_gemms() == f16, "conv2d %s: the direct kernel should have run", d);
     free(x), free(w), free(b), free(r);
 }
 
@@ -622,6 +630,13 @@ static void run_fused_cases(void) {
     t_conv1d_fused(24, 36, 77, 3, 1, 1, 1, 3, true, true, false);
     t_conv1d_fused(20, 12, 64, 4, 2, 1, 1, 1, true, false, true);
     t_conv1d_fused(8, 8, 40, 3, 1, 1, 1, 1, false, true, false);
+    /* the same entry with this back end's fusion switched off (composed passes), then on again */
+    avo_error err = {0};
+    CHECK_OK(avo_backend_cuda_set_switch(be_gpu, AVO_CUDA_SW_FUSED, false, &err), &err);
+    t_conv1d_fused(48, 48, 300, 11, 1, 25, 5, 1, true, true, true);
+    t_conv1d_fused(24, 36, 77, 3, 1, 1, 1, 3, true, true, false);
+    CHECK_OK(avo_backend_cuda_set_switch(be_gpu, AVO_CUDA_SW_FUSED, true, &err), &err);
+    CHECK(avo_backend_cuda_set_switch(be_cpu, AVO_CUDA_SW_FUSED, false, &err) == AVO_ERR_INVALID_ARGUMENT);
 }
 
 /* ---- INT8 ------------------------------------------------------------------------------------- */
@@ -823,6 +838,9 @@ static void run_gemm_cases(void) {
     t_conv1d(4, 8, 33, 3, 2, 1, 1, 4, false);
     t_conv1d(64, 64, 700, 3, 1, 1, 1, 1, true);
     t_conv1d(1, 1, 5, 5, 1, 0, 1, 1, false);
+    /* depthwise with up to 16 taps (the register kernel; HuBERT's first layer at 1 s) and more (the other) */
+    t_conv1d(1, 512, 16000, 10, 5, 0, 1, 1, false);
+    t_conv1d(4, 8, 200, 20, 1, 10, 1, 4, true);
     /* shapes of the FP16 implicit-GEMM kernel (16+ input channels per group): HiFi-GAN resblocks
      * (dilated k 11, channels not a multiple of the 64-channel tile, frames not of the 128-frame
      * tile, input channels not of the 32-channel chunk), HuBERT's strided layers, a grouped
@@ -831,6 +849,9 @@ static void run_gemm_cases(void) {
     t_conv1d(20, 70, 257, 7, 1, 3, 1, 1, true);
     t_conv1d(40, 33, 1001, 3, 2, 0, 1, 1, false);
     t_conv1d(96, 64, 203, 2, 2, 0, 1, 1, false);
+    /* strided, few taps, 512+ channels x taps (HuBERT's feature extractor) */
+    t_conv1d(512, 64, 1001, 3, 2, 0, 1, 1, true);
+    t_conv1d(256, 40, 600, 2, 2, 0, 1, 1, false);
     t_conv1d(96, 96, 517, 128, 1, 64, 1, 2, true);
     t_conv1d(130, 130, 129, 3, 1, 1, 1, 1, true);
     t_conv1d(32, 32, 1, 3, 1, 1, 1, 1, true);
@@ -852,14 +873,70 @@ static void run_gemm_cases(void) {
     t_conv2d(3, 6, 15, 14, 3, 5, 2, 1, 1, 2, 1, 2, 3, true, true, false);
     t_conv2d(6, 4, 12, 9, 1, 1, 1, 1, 0, 0, 1, 1, 2, false, false, false);
     t_conv2d(16, 16, 40, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true, true);
+    /* direct 3x3 kernel: RMVPE-like levels (partial tiles on both axes, channels not of the 16-channel
+     * block or the 8-channel chunk, 64 channels), then the same through im2col + GEMM */
+    for (int pass = 0; pass < 2; pass++) {
+        avo_error err = {0};
+        direct2d = pass == 0;
+        CHECK_OK(avo_backend_cuda_set_switch(be_gpu, AVO_CUDA_SW_DIRECT_CONV2D, direct2d, &err), &err);
+        t_conv2d(16, 16, 301, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true, true);
+        t_conv2d(24, 40, 70, 45, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true, true);
+        t_conv2d(32, 16, 75, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, false, true);
+        t_conv2d(64, 64, 37, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, false, true, false);
+        t_conv2d(16, 3, 20, 50, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, false, false);
+        t_conv2d(1, 16, 33, 129, 3, 3, 1, 1, 1, 1, 1, 1, 1, true, true, false);
+    }
+    direct2d = true;
+    {
+        avo_error err = {0};
+        CHECK_OK(avo_backend_cuda_set_switch(be_gpu, AVO_CUDA_SW_DIRECT_CONV2D, true, &err), &err);
+    }
     t_convt2d(8, 4, 9, 16, 3, 3, 2, 2, 1, 1, 1, 1, true, true);
     t_convt2d(5, 3, 7, 6, 2, 2, 2, 2, 0, 0, 0, 0, false, false);
     t_convt2d(4, 6, 5, 8, 3, 2, 1, 2, 1, 0, 0, 1, true, false);
     t_bigru(23, 12, 8, true);
     t_bigru(9, 5, 3, false);
     t_bigru(80, 384, 256, true);
+    /* H 256 on sm_90: the cluster kernel; a long sequence (error carried over 1000 steps), no biases */
+    t_bigru(1000, 384, 256, true);
+    t_bigru(301, 64, 256, false);
+    {
+        avo_error err = {0};
+        CHECK_OK(avo_backend_cuda_set_switch(be_gpu, AVO_CUDA_SW_GRU_CLUSTER, false, &err), &err); /* the cooperative kernel */
+        t_bigru(301, 64, 256, true);
+        CHECK_OK(avo_backend_cuda_set_switch(be_gpu, AVO_CUDA_SW_GRU_CLUSTER, true, &err), &err);
+    }
     t_bigru(17, 20, 100, true); /* W_hh split over blocks of uneven sizes */
     t_bigru(12, 30, 300, false);
+}
+
+/* FP16 mode: attention with 64- or 96-channel heads runs the fused flash-style kernel (counted as a half
+ * GEMM): frame counts below, at and across its 64-frame tiles (keys past T masked), HuBERT's 12 heads
+ * at 1499 frames; relative positions (window up to 11, embeddings shared or per head) including RVC's
+ * text encoder (2 heads of 96, window 10, 2998 frames) and a sequence shorter than the window; and
+ * what it does not take (head size 32, window 12, windowed with AVO_CUDA_SW_FLASH_REL off) on the
+ * GEMM path. */
+static void run_half_attention_cases(void) {
+    const struct { int64_t c, t; int heads, window; bool shared, fused; } cs[] = {
+        {64, 1, 1, 0, false, true},     {128, 63, 2, 0, false, true},    {128, 64, 2, 0, false, true},
+        {192, 65, 3, 0, false, true},   {128, 300, 2, 0, false, true},   {768, 1499, 12, 0, false, true},
+        {192, 130, 2, 0, false, true},  {128, 90, 2, 4, false, true},    {192, 300, 2, 10, true, true},
+        {192, 2998, 2, 10, true, true}, {192, 77, 2, 10, false, true},   {96, 5, 1, 10, true, true},
+        {128, 200, 2, 11, false, true}, {64, 100, 2, 0, false, false},   {192, 100, 2, 12, true, false}};
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        int64_t f16 = half_gemms();
+        t_attention(cs[i].c, cs[i].t, cs[i].heads, cs[i].window, cs[i].shared);
+        if (cs[i].fused) CHECK_MSG(half_gemms() > f16, "attention C%lld T%lld window %d: the fused half kernel did not run",
+                                   (long long)cs[i].c, (long long)cs[i].t, cs[i].window);
+        else CHECK_MSG(half_gemms() == f16, "attention C%lld T%lld window %d: ran a half kernel it does not take",
+                       (long long)cs[i].c, (long long)cs[i].t, cs[i].window);
+    }
+    avo_error err = {0};
+    CHECK_OK(avo_backend_cuda_set_switch(be_gpu, AVO_CUDA_SW_FLASH_REL, false, &err), &err);
+    int64_t f16 = half_gemms();
+    t_attention(192, 300, 2, 10, true);
+    CHECK_MSG(half_gemms() == f16, "attention with AVO_CUDA_SW_FLASH_REL off ran the fused kernel");
+    CHECK_OK(avo_backend_cuda_set_switch(be_gpu, AVO_CUDA_SW_FLASH_REL, true, &err), &err);
 }
 
 static void run_other_cases(void) {
@@ -871,6 +948,10 @@ static void run_other_cases(void) {
     t_layer_norm(7, 33, true);
     t_layer_norm(192, 257, true);
     t_layer_norm(5, 3, false);
+    /* 256..1024 channels: the register kernel (HuBERT's 768 at 1499 frames; partial tiles; no affine) */
+    t_layer_norm(768, 1499, true);
+    t_layer_norm(1024, 40, true);
+    t_layer_norm(300, 17, false);
     t_group_norm(6, 50, 1, true);
     t_group_norm(32, 401, 32, true);
     t_group_norm(12, 77, 4, false);
@@ -979,6 +1060,54 @@ static void hubert_case(avo_hubert *m[2], const cJSON *js, const float *audio, i
     free(want), free(got[0]), free(got[1]);
 }
 
+/* CUDA Graphs (engine_cuda.h): runs of the same length are captured on the second run and replayed
+ * after it; every run has other samples, and each result must match the CPU's on its own samples (a
+ * replay that computed nothing, or read stale memory, returns the previous run's features). Then a
+ * shorter input (a new stretch, run plainly), and graphs switched off. */
+static void t_hubert_graphs(avo_hubert *m[2], const float *audio, int64_t n) {
+    avo_error err = {0};
+    int64_t l0 = 0, c0 = 0, l1 = 0, c1 = 0;
+    CHECK_OK(avo_backend_cuda_set_graphs(be_gpu, false, &err), &err); /* forget the runs of hubert_case */
+    CHECK_OK(avo_backend_cuda_set_graphs(be_gpu, true, &err), &err);
+    CHECK_OK(avo_backend_cuda_graph_counts(be_gpu, &l0, &c0, &err), &err);
+    float *x = malloc(sizeof(float) * (size_t)n);
+    const int64_t lens[6] = {n, n, n, n, n - 800, n};
+    for (int r = 0; r < 6; r++) {
+        if (r == 5) CHECK_OK(avo_backend_cuda_set_graphs(be_gpu, false, &err), &err);
+        int64_t len = lens[r];
+        for (int64_t i = 0; i < len; i++) x[i] = audio[(i + 97 * r) % n] * (1.0f - 0.12f * (float)r);
+        float *got[2] = {NULL, NULL};
+        int64_t cnt[2] = {0, 0};
+        for (int s = 0; s < 2; s++) {
+            avo_tensor out = {0};
+            avo_arena_reset(AR(s));
+            CHECK_OK(avo_hubert_extract(m[s], AR(s), x, len, avo_hubert_layers(m[s]), false, &out, &err), &err);
+            if (!out.data) continue;
+            cnt[s] = avo_tensor_numel(&out);
+            got[s] = down(s, &out);
+        }
+        if (got[0] && got[1] && cnt[0] == cnt[1]) {
+            double e = avo_test_rel_error(got[1], got[0], cnt[0]);
+            fprintf(stderr, "hubert graphs %s run %d (%lld samples): cuda vs cpu %.2e\n", fp16 ? "fp16" : "fp32", r,
+                    (long long)len, e);
+            CHECK_MSG(e < (fp16 ? TOL_MODEL_FP16 : TOL_MODEL), "hubert graphs run %d: cuda vs cpu %.3g", r, e);
+        } else {
+            CHECK_MSG(0, "hubert graphs run %d: sizes %lld / %lld", r, (long long)cnt[0], (long long)cnt[1]);
+        }
+        free(got[0]), free(got[1]);
+        if (r == 3) { /* runs 0..3: one capture (run 1, or 2 if the arena grew in run 0), launched and replayed */
+            CHECK_OK(avo_backend_cuda_graph_counts(be_gpu, &l1, &c1, &err), &err);
+            CHECK_MSG(c1 - c0 == 1 && l1 - l0 >= 2, "hubert graphs: %lld captures, %lld launches (want 1, >= 2)",
+                      (long long)(c1 - c0), (long long)(l1 - l0));
+        }
+    }
+    CHECK_OK(avo_backend_cuda_graph_counts(be_gpu, &l0, &c0, &err), &err);
+    CHECK_MSG(l0 == l1 && c0 == c1, "hubert graphs: a new length or graphs off still launched a graph");
+    CHECK_OK(avo_backend_cuda_set_graphs(be_gpu, true, &err), &err);
+    CHECK(avo_backend_cuda_set_graphs(be_cpu, true, &err) == AVO_ERR_INVALID_ARGUMENT);
+    free(x);
+}
+
 static void test_hubert(void) {
     int have = hubert_golden();
     if (have != 1) {
@@ -1012,6 +1141,7 @@ static void test_hubert(void) {
                 CHECK_OK(avo_backend_cuda_set_precision(be_gpu, fp16 ? AVO_CUDA_FP16 : AVO_CUDA_FP32, &err), &err);
                 hubert_case(m, js, audio, n, "layer2", false);
                 hubert_case(m, js, audio, n, "final_proj", true);
+                t_hubert_graphs(m, audio, n);
             }
             fp16 = false;
             CHECK_OK(avo_backend_cuda_set_precision(be_gpu, AVO_CUDA_FP32, &err), &err);
@@ -1083,6 +1213,7 @@ int main(void) {
     run_gemm_cases();
     t_half_cache();
     run_fused_cases();
+    run_half_attention_cases();
     fp16 = false;
     tol = TOL_FP32;
     CHECK_OK(avo_backend_cuda_set_precision(be_gpu, AVO_CUDA_FP32, &err), &err);

@@ -67,6 +67,7 @@ void cu_note_write(cu_impl *cu, const void *p, size_t bytes) {
         cu_half_weight *h = &cu->hw[i];
         if (h->lo < hi && lo < h->hi) {
             if (h->h) cudaFreeAsync(h->h, cu->stream); /* ops already queued that read it run first */
+            if (k == i) cu_graphs_forget(cu);            /* the first one dropped: graphs may read it */
             continue;
         }
         if (h->lo < nlo) nlo = h->lo;
@@ -133,6 +134,7 @@ static void cu_mem_free(avo_backend *be, void *p) {
         cu_block blk = cu->live[i];
         cu->live[i] = cu->live[--cu->n_live];
         cu_note_write(cu, blk.p, blk.size);
+        cu_graphs_forget(cu); /* a graph may read this block: never replay one after a free */
         /* Reuse is safe without a sync: every later user of the block runs on the same stream. */
         while (cu->n_pool && cu->pool_bytes + blk.size > CU_POOL_MAX_BYTES) {
             cu->pool_bytes -= cu->pool[0].size;
@@ -218,6 +220,8 @@ static void cu_destroy(avo_backend *be) {
         cudaSetDevice(cu->device);
         if (cu->stream) cudaStreamSynchronize(cu->stream);
         cu_half_weights_clear(cu);
+        cu->capturing = -1;
+        cu_graphs_forget(cu);
         if (cu->stream) cudaStreamSynchronize(cu->stream);
         for (size_t i = 0; i < cu->n_live; i++) cudaFree(cu->live[i].p);
         cu_pool_release_all(cu);
@@ -361,6 +365,7 @@ avo_status avo_backend_cuda_create(int device, avo_backend **out, avo_error *err
     be->impl = cu;
     cu->device = device;
     cu->stage_floats = CU_STAGE_FLOATS;
+    cu->capturing = -1;
     const char *what = "cudaSetDevice";
     e = cudaSetDevice(device);
     cudaDeviceProp prop;
@@ -406,11 +411,9 @@ avo_status avo_backend_cuda_create(int device, avo_backend **out, avo_error *err
     }
     /* Test and benchmark hooks, read once here: AVO_CUDA_PRECISION=fp16 starts in FP16 mode (for
      * callers that cannot reach the back end, such as the converter before it takes a precision),
-     * AVO_CUDA_PROFILE=1 starts in profiling mode, AVO_CUDA_FUSED=0 unfuses conv1d_fused. */
+     * AVO_CUDA_PROFILE=1 starts in profiling mode. */
     const char *pv = getenv("AVO_CUDA_PRECISION");
     if (pv && !strcmp(pv, "fp16")) avo_backend_cuda_set_precision(be, AVO_CUDA_FP16, NULL);
-    const char *fu = getenv("AVO_CUDA_FUSED"); /* benchmarks: the unfused passes, for comparison */
-    cu->no_fuse = fu && !strcmp(fu, "0");
     const char *pf = getenv("AVO_CUDA_PROFILE");
     if (pf && !strcmp(pf, "1")) avo_backend_cuda_profile(be, true, NULL);
     *out = be;
@@ -436,6 +439,20 @@ avo_status avo_backend_cuda_set_precision(avo_backend *be, avo_cuda_precision pr
     if (cu->precision != (int)precision) cu_half_weights_clear(cu);
     cu->precision = (int)precision;
     be->ops = ops_for(precision, cu->prof);
+    return AVO_OK;
+}
+
+avo_status avo_backend_cuda_set_switch(avo_backend *be, avo_cuda_switch sw, bool on, avo_error *err) {
+    cu_impl *cu = cuda_impl_of(be);
+    if (!cu) return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: set_switch on a back end that is not CUDA");
+    int off = on ? 0 : 1;
+    switch (sw) {
+    case AVO_CUDA_SW_FUSED: cu->no_fuse = off; break;
+    case AVO_CUDA_SW_DIRECT_CONV2D: cu->no_direct2d = off; break;
+    case AVO_CUDA_SW_GRU_CLUSTER: cu->no_gru_cluster = off; break;
+    case AVO_CUDA_SW_FLASH_REL: cu->no_flash_rel = off; break;
+    default: return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "cuda: unknown switch %d", (int)sw);
+    }
     return AVO_OK;
 }
 

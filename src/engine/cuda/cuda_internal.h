@@ -44,6 +44,24 @@ typedef struct cu_block {
     size_t size;
 } cu_block;
 
+/* A captured stretch of device work (cuda_graph.cu, engine_cuda.h): its key, the state it was
+ * recorded in, and the graph (exec NULL: seen once, captured on the next identical run). */
+#define CU_GRAPHS 8
+typedef struct cu_graph {
+    uint64_t key;
+    avo_arena *arena;
+    void *start;            /* the arena's next address where the stretch began */
+    avo_arena_mark m0, m1;  /* the arena's marks at its start and end */
+    size_t nchunks;         /* the arena's chunks at the end of the capture */
+    void *bases[ARENA_MAX_CHUNKS];
+    int precision;
+    const void *calib;
+    uint64_t gen;           /* cu_impl.graph_gen when recorded */
+    avo_tensor out;         /* the stretch's result */
+    cudaGraphExec_t exec;
+    int used;
+} cu_graph;
+
 typedef struct cu_impl {
     int device, n_sm;
     int coop;       /* cooperative launches (grid barriers) supported */
@@ -75,13 +93,25 @@ typedef struct cu_impl {
     const avo_calib_table *calib;
     int64_t gemm_int8, int8_skipped;
     int int8_ok;
-    int no_fuse; /* AVO_CUDA_FUSED=0 at creation: conv1d_fused runs activation, conv1d and add as passes */
+    /* benchmark switches (avo_backend_cuda_set_switch), 1 = off: conv1d_fused as separate passes */
+    int no_fuse;
 
     int cc_major;     /* compute capability: the mma.sync convolution needs 8 or more */
     int cc_minor;
     char gpu_name[256];
     int conv_mma;     /* FP16 convolutions by the implicit-GEMM kernel (AVO_CUDA_CONV_MMA=0 turns it off) */
     int conv_mma_smem; /* dynamic shared memory the kernel was allowed (0: not yet asked) */
+    int no_direct2d;        /* 3x3 conv2d through im2col + GEMM only */
+    int gru_cluster;    /* -1 once a cluster launch of the GRU kernel failed (cuda_gru_cluster.cu) */
+    int no_gru_cluster; /* the cooperative GRU kernel */
+    int no_flash_rel;   /* windowed (relative-position) attention by the GEMM path */
+    /* CUDA Graphs (cuda_graph.cu): graphs_off by avo_backend_cuda_set_graphs; graph_gen grows whenever
+     * memory a graph may read could change (weight copies dropped, blocks freed); capturing: the entry
+     * being captured or -1; depth: stretches begun and not ended (inner ones run plainly) */
+    cu_graph graphs[CU_GRAPHS];
+    int graphs_off, capturing, graph_depth, graph_next;
+    uint64_t graph_gen;
+    int64_t graph_launches, graph_captures;
 
     /* profiling mode: every op between two events, collected until avo_backend_cuda_profile_json */
     int prof;
@@ -219,6 +249,22 @@ avo_status cu_conv1x1_int8(cu_impl *cu, avo_arena *a, const float *X, int64_t t,
 avo_status cu_conv1x1_half_t(cu_impl *cu, avo_arena *a, const float *X, int64_t t, const avo_tensor *w,
                              const __half *wh, const float *bias, bool act, float slope, const float *res, float *Y,
                              bool *ran, avo_error *err);
+
+/* cuda_attention.cu: rel_attention as one fused flash-style kernel on half operands with FP32
+ * accumulation and softmax: q, k, v, o [heads * kc, t]; ek, ev [ek_heads (1 or heads), 2 window + 1,
+ * kc] (unused for window 0). *ran false (nothing queued) for shapes or devices it does not take (kc
+ * other than 64 or 96, window over 11, below sm_80; windowed with AVO_CUDA_SW_FLASH_REL off). */
+avo_status cu_attention_half(cu_impl *cu, avo_arena *a, const float *q, const float *k, const float *v, float *o,
+                             int64_t heads, int64_t kc, int64_t t, float scale, const float *ek, const float *ev,
+                             int64_t ek_heads, int64_t ev_heads, int window, bool *ran, avo_error *err);
+
+/* cuda_graph.cu: forgets every graph (and bumps graph_gen). */
+void cu_graphs_forget(cu_impl *cu);
+
+/* cuda_gru_cluster.cu: the BiGRU recurrence (H 256, sm_90) as one 8-block cluster per direction;
+ * false (nothing queued) where it does not apply, the caller then runs the other kernels. */
+bool cu_gru_cluster(cu_impl *cu, const float *gx, const float *whh0, const float *whh1, const float *bhh0,
+                    const float *bhh1, int64_t t, int64_t h, float *out);
 
 /* cuda_ops2d.cu: fills the 2-D entries of the table. */
 void cu_ops2d_register(avo_backend_ops *o);

@@ -23,6 +23,26 @@ avo_status avo_backend_cuda_profile(avo_backend *be, bool on, avo_error *err);
  * A result longer than cap is cut at an entry boundary of by_shape. */
 avo_status avo_backend_cuda_profile_json(avo_backend *be, int top_n, char *buf, size_t cap, avo_error *err);
 
+/* Benchmark switches of one CUDA back end (all on by default), for comparing a kernel with the path it
+ * replaced on the same back end, interleaved:
+ *   AVO_CUDA_SW_FUSED: avo_op_conv1d_fused as one fused kernel; off, the engine's composition
+ *     (activation, convolution, add: three passes over the data).
+ *   AVO_CUDA_SW_DIRECT_CONV2D: 3x3 stride-1 conv2d with at most 64 input and output channels (32 in
+ *     FP16 mode) as a direct FP32 kernel; off, through im2col and the precision's GEMM.
+ *   AVO_CUDA_SW_GRU_CLUSTER: the BiGRU recurrence with H 256 as one thread-block cluster per direction
+ *     on sm_90; off, the cooperative multi-block kernel (or the one-block fallback).
+ *   AVO_CUDA_SW_FLASH_REL: relative-position attention (window > 0: VITS's text encoder) in FP16 mode
+ *     by the fused flash-style kernel; off, by GEMMs and a softmax pass in FP32 (plain attention always
+ *     takes the fused kernel in FP16 mode).
+ * AVO_ERR_INVALID_ARGUMENT for a back end that is not CUDA or an unknown switch. */
+typedef enum avo_cuda_switch {
+    AVO_CUDA_SW_FUSED = 0,
+    AVO_CUDA_SW_DIRECT_CONV2D,
+    AVO_CUDA_SW_GRU_CLUSTER,
+    AVO_CUDA_SW_FLASH_REL
+} avo_cuda_switch;
+avo_status avo_backend_cuda_set_switch(avo_backend *be, avo_cuda_switch sw, bool on, avo_error *err);
+
 #ifdef __cplusplus
 }
 #endif
