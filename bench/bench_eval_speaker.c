@@ -342,18 +342,19 @@ static cJSON *row_json(const result *r) {
 }
 
 /* Wall time of the evaluator as the CLI runs it: UBM training on the shared folder, then one evaluation
- * (12 s output and source, two target clips). Medians of `runs`. */
+ * (12 s output and source, one held-out source clip, two target clips). Medians of `runs`. */
 static void time_evaluator(int runs, int threads, cJSON *doc) {
     double train_ms[16], eval_ms[16];
     if (runs > 16) runs = 16;
-    int src = -1, out = -1, t0 = -1, t1 = -1;
+    int src = -1, src_ref = -1, out = -1, t0 = -1, t1 = -1;
     for (int i = 0; i < nclips; i++) {
         if (!strcmp(clips[i].name, "nus48e_MPOL_11.flac")) src = i;
+        if (!strcmp(clips[i].name, "nus48e_MPOL_20.flac")) src_ref = i;
         if (!strcmp(clips[i].name, "nus48e_JLEE_15.flac")) out = i;
         if (!strcmp(clips[i].name, "nus48e_JLEE_11.flac")) t0 = i;
         if (!strcmp(clips[i].name, "nus48e_ZHIY_03.flac")) t1 = i;
     }
-    if (src < 0 || out < 0 || t0 < 0 || t1 < 0) return;
+    if (src < 0 || src_ref < 0 || out < 0 || t0 < 0 || t1 < 0) return;
     avo_audio targets[2] = {clips[t0].audio, clips[out].audio};
     for (int r = 0; r < runs; r++) {
         avo_speaker_config cfg;
@@ -372,7 +373,8 @@ static void time_evaluator(int runs, int threads, cJSON *doc) {
         opt.threads = threads;
         avo_eval_result res;
         t = avo_now_ms();
-        if (avo_eval_run(m, &clips[out].audio, &clips[src].audio, targets, 2, &opt, &res, &err)) {
+        if (avo_eval_run(m, &clips[out].audio, &clips[src].audio, &clips[src_ref].audio, 1, targets, 2, &opt, &res,
+                         &err)) {
             fprintf(stderr, "bench_eval_speaker: %s\n", err.message);
             exit(1);
         }

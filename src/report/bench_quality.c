@@ -5,7 +5,14 @@
  * against the target's SECOND clip, which the converter never saw; singers with one clip (ADIZ, MCUR)
  * are sources only. Speech profiles: LibriSpeech speakers, profile from utterances 0-2, judged against
  * utterance 3. Conversion uses auto-transpose; the melody check compares the output F0 with the source
- * F0 moved by the transpose that was applied. */
+ * F0 moved by the transpose that was applied.
+ *
+ * Speaker verdict (avo_eval_run's "heldout" protocol): the output is compared with the target's held-out
+ * clip and with the source singer's OTHER clip (its second), never with the converted clip itself, so
+ * both sides are scored on recordings of different content. One-clip singers (ADIZ, MCUR) have no
+ * held-out clip: their pairs get no verdict and are left out of the classification rate (the set's
+ * "classified_pairs" says how many were judged). The old content-matched verdict (output vs the converted
+ * clip) is kept as a diagnostic rate. */
 #include "autovoice/bench.h"
 #include "autovoice/convert.h"
 #include "autovoice/eval.h"
@@ -25,7 +32,7 @@ static const char *SPEAKERS[] = {"1688-142285", "2033-164914", "3005-163389", "3
 enum { N_SINGERS = 12, N_SPEAKERS = 5 };
 
 typedef struct summary {
-    int pairs, classified;
+    int pairs, classified, judged, classified_content;
     double *f0_rmse, *f0_corr, *ratio, *mcd, *mcd_src, *nat, *nat_src, *conv_rtf;
 } summary;
 
@@ -55,7 +62,8 @@ static double worst_of(const double *v, int n, int highest) {
 }
 
 /* Converts source to the target profile and evaluates against the held-out target clip. */
-static int run_pair(const avo_evaluator *ev, const char *src_name, const avo_audio *src, const char *tgt_name,
+static int run_pair(const avo_evaluator *ev, const char *src_name, const avo_audio *src, const avo_audio *src_ref,
+                    const char *tgt_name,
                     const avo_voice_analysis *profile, const avo_audio *held_out, avo_preset preset, double protect,
                     summary *s, cJSON *pairs, FILE *log) {
     avo_error err;
@@ -84,12 +92,15 @@ static int run_pair(const avo_evaluator *ev, const char *src_name, const avo_aud
         avo_eval_options eo;
         avo_eval_options_default(&eo);
         eo.transpose_semitones = info.applied_transpose_semitones;
-        ok = !avo_eval_run(ev, &out, src, held_out, 1, &eo, &r, &err);
+        ok = !avo_eval_run(ev, &out, src, src_ref && src_ref->samples ? src_ref : NULL,
+                           src_ref && src_ref->samples ? 1 : 0, held_out, 1, &eo, &r, &err);
     }
     if (!ok && log) fprintf(log, "quality: %s -> %s failed: %s\n", src_name, tgt_name, err.message);
     if (ok) {
         int i = s->pairs++;
-        s->classified += r.classified_as_target != 0;
+        s->classified += r.classified_as_target > 0;
+        s->judged += r.classified_as_target >= 0;
+        s->classified_content += r.classified_as_target_content_matched != 0;
         s->f0_rmse[i] = r.f0.rmse_cents, s->f0_corr[i] = r.f0.corr, s->ratio[i] = r.similarity_ratio;
         s->mcd[i] = r.mcd_to_target_db, s->mcd_src[i] = r.mcd_source_to_target_db;
         s->nat[i] = r.naturalness_distance, s->nat_src[i] = r.naturalness_source_distance;
@@ -102,10 +113,15 @@ static int run_pair(const avo_evaluator *ev, const char *src_name, const avo_aud
         cJSON_AddNumberToObject(p, "f0_corr", r.f0.corr);
         cJSON_AddNumberToObject(p, "voicing_agreement", r.f0.voicing_agreement);
         cJSON_AddNumberToObject(p, "sim_target", r.sim_target);
-        cJSON_AddNumberToObject(p, "sim_source", r.sim_source);
+        cJSON_AddStringToObject(p, "speaker_protocol", avo_eval_protocol_name(r.protocol));
+        if (isfinite(r.sim_source)) cJSON_AddNumberToObject(p, "sim_source", r.sim_source);
+        else cJSON_AddNullToObject(p, "sim_source");
+        cJSON_AddNumberToObject(p, "sim_source_content_matched", r.sim_source_content_matched);
         cJSON_AddNumberToObject(p, "sim_target_self", r.sim_target_self);
         cJSON_AddNumberToObject(p, "sim_source_target", r.sim_source_target);
-        cJSON_AddBoolToObject(p, "classified_as_target", r.classified_as_target);
+        if (r.classified_as_target < 0) cJSON_AddNullToObject(p, "classified_as_target");
+        else cJSON_AddBoolToObject(p, "classified_as_target", r.classified_as_target);
+        cJSON_AddBoolToObject(p, "classified_as_target_content_matched", r.classified_as_target_content_matched);
         cJSON_AddNumberToObject(p, "similarity_ratio", r.similarity_ratio);
         cJSON_AddNumberToObject(p, "mcd_to_target_db", r.mcd_to_target_db);
         cJSON_AddNumberToObject(p, "mcd_source_to_target_db", r.mcd_source_to_target_db);
@@ -124,18 +140,23 @@ static int run_pair(const avo_evaluator *ev, const char *src_name, const avo_aud
 
 static void summarise(const char *label, summary *s, cJSON *root, FILE *log) {
     const int n = s->pairs;
-    double cls = n ? (double)s->classified / n : NAN;
-    if (log) fprintf(log, "%-22s %5d %9.1f %9.1f %7.3f %7.3f %8.3f %8.3f %7.2f %7.2f %7.2f %7.2f %8.3f\n", label, n,
-           median_of(s->f0_rmse, n), worst_of(s->f0_rmse, n, 1), median_of(s->f0_corr, n), worst_of(s->f0_corr, n, 0),
-           cls, median_of(s->ratio, n), median_of(s->mcd, n), median_of(s->mcd_src, n), median_of(s->nat, n),
-           median_of(s->nat_src, n), median_of(s->conv_rtf, n));
+    double cls = s->judged ? (double)s->classified / s->judged : NAN;
+    double cls_content = n ? (double)s->classified_content / n : NAN;
+    if (log) fprintf(log, "%-22s %5d %9.1f %9.1f %7.3f %7.3f %8.3f %4d %8.3f %8.3f %7.3f %7.2f %7.2f %7.2f %7.2f %8.3f\n",
+           label, n, median_of(s->f0_rmse, n), worst_of(s->f0_rmse, n, 1), median_of(s->f0_corr, n),
+           worst_of(s->f0_corr, n, 0), cls, s->judged, cls_content, median_of(s->ratio, n), worst_of(s->ratio, n, 0),
+           median_of(s->mcd, n), median_of(s->mcd_src, n), median_of(s->nat, n), median_of(s->nat_src, n),
+           median_of(s->conv_rtf, n));
     cJSON *o = cJSON_AddObjectToObject(root, label);
     cJSON_AddNumberToObject(o, "pairs", n);
     cJSON_AddNumberToObject(o, "f0_rmse_cents_median", median_of(s->f0_rmse, n));
     cJSON_AddNumberToObject(o, "f0_rmse_cents_worst", worst_of(s->f0_rmse, n, 1));
     cJSON_AddNumberToObject(o, "f0_corr_median", median_of(s->f0_corr, n));
     cJSON_AddNumberToObject(o, "f0_corr_worst", worst_of(s->f0_corr, n, 0));
-    cJSON_AddNumberToObject(o, "classified_as_target_rate", cls);
+    if (isfinite(cls)) cJSON_AddNumberToObject(o, "classified_as_target_rate", cls);
+    else cJSON_AddNullToObject(o, "classified_as_target_rate");
+    cJSON_AddNumberToObject(o, "classified_pairs", s->judged);
+    cJSON_AddNumberToObject(o, "classified_as_target_rate_content_matched", cls_content);
     cJSON_AddNumberToObject(o, "similarity_ratio_median", median_of(s->ratio, n));
     cJSON_AddNumberToObject(o, "similarity_ratio_worst", worst_of(s->ratio, n, 0));
     cJSON_AddNumberToObject(o, "mcd_to_target_db_median", median_of(s->mcd, n));
@@ -164,6 +185,8 @@ static void summary_add(summary *dst, const summary *src) {
         dst->nat_src[j] = src->nat_src[i], dst->conv_rtf[j] = src->conv_rtf[i];
     }
     dst->classified += src->classified;
+    dst->judged += src->judged;
+    dst->classified_content += src->classified_content;
 }
 
 
@@ -223,8 +246,8 @@ static avo_status speech_pairs(const avo_bench_quality_options *opt, const avo_e
         snprintf(name, sizeof name, "libri_%s", SPEAKERS[k]);
         const int step = opt->scope == AVO_QUALITY_ALL ? 2 : 4;
         for (int s = 0; s < N_SINGERS && !st; s += step)
-            run_pair(ev, SINGERS[s][0], &d->first[s], name, prof, &utt[3], opt->preset, opt->protect, speech, pairs,
-                     opt->log);
+            run_pair(ev, SINGERS[s][0], &d->first[s], &d->second[s], name, prof, &utt[3], opt->preset, opt->protect,
+                     speech, pairs, opt->log);
         avo_voice_analysis_free(prof);
         for (int u = 0; u < 4; u++) avo_audio_free(&utt[u]);
     }
@@ -255,22 +278,27 @@ avo_status avo_bench_quality(const avo_bench_quality_options *opt, char **json, 
     cJSON_AddStringToObject(root, "protocol",
                             "profile from the target's first clip (LibriSpeech: utterances 0-2), judged against a "
                             "held-out clip; source = another NUS-48E singer's first clip; auto-transpose");
+    cJSON_AddStringToObject(root, "speaker_protocol",
+                            "heldout: output vs the target's held-out clip and vs the source singer's other clip "
+                            "(never the converted clip); one-clip source singers (ADIZ, MCUR) get no verdict; "
+                            "classified_as_target_rate_content_matched = old verdict vs the converted clip itself");
     cJSON *pairs = cJSON_AddArrayToObject(root, "pairs");
     for (int t = 0; t < N_SINGERS && !st; t++) {
         if (!d.profiles[t]) continue;
         for (int s = 0; s < N_SINGERS; s++) {
             if (s == t || !pair_selected(opt->scope, s, t)) continue;
             summary *bucket = is_female(SINGERS[s][0]) == is_female(SINGERS[t][0]) ? &same : &cross;
-            run_pair(ev, SINGERS[s][0], &d.first[s], SINGERS[t][0], d.profiles[t], &d.second[t], opt->preset,
-                     opt->protect, bucket, pairs, opt->log);
+            run_pair(ev, SINGERS[s][0], &d.first[s], &d.second[s], SINGERS[t][0], d.profiles[t], &d.second[t],
+                     opt->preset, opt->protect, bucket, pairs, opt->log);
         }
     }
     if (!st) st = speech_pairs(opt, ev, &d, &speech, pairs, err);
     if (!st) {
         summary_add(&all, &same), summary_add(&all, &cross), summary_add(&all, &speech);
         if (opt->log)
-            fprintf(opt->log, "%-22s %5s %9s %9s %7s %7s %8s %8s %7s %7s %7s %7s %8s\n", "set", "pairs", "F0 rmse",
-                    "worst", "F0 r", "worst", "as tgt", "sim rat", "MCD", "MCDsrc", "nat", "natsrc", "conv RTF");
+            fprintf(opt->log, "%-22s %5s %9s %9s %7s %7s %8s %4s %8s %8s %7s %7s %7s %7s %7s %8s\n", "set", "pairs",
+                    "F0 rmse", "worst", "F0 r", "worst", "as tgt", "of", "(cont.)", "sim rat", "worst", "MCD", "MCDsrc",
+                    "nat", "natsrc", "conv RTF");
         cJSON *sum = cJSON_AddObjectToObject(root, "summary");
         summarise("same_gender", &same, sum, opt->log);
         summarise("cross_gender", &cross, sum, opt->log);
