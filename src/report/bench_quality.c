@@ -44,6 +44,20 @@ static avo_status read_clip(const char *data_dir, const char *rel, avo_audio *ou
 
 static int is_female(const char *name) { return strstr(FEMALE, name) != NULL; }
 
+/* 1 if name is in the comma-separated list (or there is no list). */
+static int listed(const char *list, const char *name) {
+    if (!list) return 1;
+    const size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        const size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0) return 1;
+        if (!e) break;
+        p = e + 1;
+    }
+    return 0;
+}
+
 static double median_of(double *v, int n) {
     double *c = malloc(sizeof(double) * (size_t)(n ? n : 1));
     int m = 0;
@@ -65,7 +79,7 @@ static double worst_of(const double *v, int n, int highest) {
 static int run_pair(const avo_evaluator *ev, const char *src_name, const avo_audio *src, const avo_audio *src_ref,
                     const char *tgt_name,
                     const avo_voice_analysis *profile, const avo_audio *held_out, avo_preset preset, double protect,
-                    summary *s, cJSON *pairs, FILE *log) {
+                    summary *s, cJSON *pairs, FILE *log, int verbose) {
     avo_error err;
     avo_f0_config fcfg;
     avo_f0_config_default(&fcfg);
@@ -96,6 +110,12 @@ static int run_pair(const avo_evaluator *ev, const char *src_name, const avo_aud
                            src_ref && src_ref->samples ? 1 : 0, held_out, 1, &eo, &r, &err);
     }
     if (!ok && log) fprintf(log, "quality: %s -> %s failed: %s\n", src_name, tgt_name, err.message);
+    if (ok && verbose && log)
+        fprintf(log, "pair %-6s -> %-18s %+4.0f st  F0 %6.1f c r %.3f  sim tgt %.3f src %.3f (content %.3f) %-6s ratio %.3f  "
+                "MCD %.2f\n", src_name, tgt_name, info.applied_transpose_semitones, r.f0.rmse_cents, r.f0.corr,
+                r.sim_target, r.sim_source, r.sim_source_content_matched,
+                r.classified_as_target < 0 ? "n/a" : r.classified_as_target ? "target" : "source", r.similarity_ratio,
+                r.mcd_to_target_db);
     if (ok) {
         int i = s->pairs++;
         s->classified += r.classified_as_target > 0;
@@ -233,6 +253,7 @@ static avo_status speech_pairs(const avo_bench_quality_options *opt, const avo_e
     const int speakers = opt->scope == AVO_QUALITY_ALL ? N_SPEAKERS : opt->scope == AVO_QUALITY_STANDARD ? 2 : 0;
     avo_status st = AVO_OK;
     for (int k = 0; k < speakers && !st; k++) {
+        if (!listed(opt->only, SPEAKERS[k])) continue;
         avo_audio utt[4];
         memset(utt, 0, sizeof utt);
         for (int u = 0; u < 4 && !st; u++) {
@@ -246,8 +267,9 @@ static avo_status speech_pairs(const avo_bench_quality_options *opt, const avo_e
         snprintf(name, sizeof name, "libri_%s", SPEAKERS[k]);
         const int step = opt->scope == AVO_QUALITY_ALL ? 2 : 4;
         for (int s = 0; s < N_SINGERS && !st; s += step)
-            run_pair(ev, SINGERS[s][0], &d->first[s], &d->second[s], name, prof, &utt[3], opt->preset, opt->protect,
-                     speech, pairs, opt->log);
+            if (listed(opt->only, SINGERS[s][0]))
+                run_pair(ev, SINGERS[s][0], &d->first[s], &d->second[s], name, prof, &utt[3], opt->preset,
+                         opt->protect, speech, pairs, opt->log, opt->verbose);
         avo_voice_analysis_free(prof);
         for (int u = 0; u < 4; u++) avo_audio_free(&utt[u]);
     }
@@ -287,9 +309,10 @@ avo_status avo_bench_quality(const avo_bench_quality_options *opt, char **json, 
         if (!d.profiles[t]) continue;
         for (int s = 0; s < N_SINGERS; s++) {
             if (s == t || !pair_selected(opt->scope, s, t)) continue;
+            if (!listed(opt->only, SINGERS[s][0]) || !listed(opt->only, SINGERS[t][0])) continue;
             summary *bucket = is_female(SINGERS[s][0]) == is_female(SINGERS[t][0]) ? &same : &cross;
             run_pair(ev, SINGERS[s][0], &d.first[s], &d.second[s], SINGERS[t][0], d.profiles[t], &d.second[t],
-                     opt->preset, opt->protect, bucket, pairs, opt->log);
+                     opt->preset, opt->protect, bucket, pairs, opt->log, opt->verbose);
         }
     }
     if (!st) st = speech_pairs(opt, ev, &d, &speech, pairs, err);
