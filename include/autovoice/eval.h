@@ -31,6 +31,11 @@ typedef struct avo_eval_f0_result {
     double voicing_agreement; /* share of frames whose voiced/unvoiced decision matches, in [0, 1] */
     int64_t frames;           /* frames compared (the shorter track) */
     int64_t both_voiced;      /* frames voiced in both */
+    /* Gross pitch errors: frames voiced in both whose F0 differs by more than 20% (about 316 cents; octave
+     * slips of either F0 tracker land here), as a share of both_voiced, and the RMSE over the other
+     * frames. rmse_cents counts every frame: a 2% share of octave slips alone makes it about 170 cents. */
+    double gross_error_rate;
+    double rmse_fine_cents;   /* NaN when no frame is within 20% */
 } avo_eval_f0_result;
 
 /* Compares two tracks of the same hop, frame by frame (the shorter length wins). The source F0 is

@@ -29,7 +29,8 @@ static const char EVAL_HELP[] =
     "      --threads N           worker threads (default: all cores)\n"
     "\n"
     "Scores: F0 RMSE (cents) and log-F0 correlation against the transposed source on frames voiced in both,\n"
-    "voicing agreement; speaker similarity (cosine of GMM-UBM supervectors, 0..1) to the target and to the\n"
+    "the share of those frames off by more than 20% (gross errors: octave slips of either F0 tracker) and the\n"
+    "RMSE over the rest, voicing agreement; speaker similarity (cosine of GMM-UBM supervectors, 0..1) to the target and to the\n"
     "source, the similarity ratio sim(output, target) / sim(target clip, other target clip); mel-cepstral\n"
     "distortion to the nearest target frame (dB, with the source's as reference); naturalness distance (dB,\n"
     "modulation spectrum and spectral flatness against the target's recordings; lower is more natural).\n"
@@ -148,6 +149,8 @@ static char *result_json(const eval_args *a, const avo_eval_result *r) {
     cJSON_AddStringToObject(p, "speaker_protocol", avo_eval_protocol_name(r->protocol));
     add_num(p, "transpose_semitones", a->opt.transpose_semitones);
     add_num(p, "f0_rmse_cents", r->f0.rmse_cents);
+    add_num(p, "f0_gross_error_rate", r->f0.gross_error_rate);
+    add_num(p, "f0_rmse_fine_cents", r->f0.rmse_fine_cents);
     add_num(p, "f0_corr", r->f0.corr);
     add_num(p, "voicing_agreement", r->f0.voicing_agreement);
     add_num(p, "sim_target", r->sim_target);
@@ -192,6 +195,8 @@ static void print_table(const eval_args *a, const avo_eval_result *r) {
     printf("  %-28s %10s   %s\n", "measure", "value", "reference");
     printf("  %-28s %10.1f   transpose %+g semitones, %lld frames voiced in both\n", "F0 RMSE (cents)",
            r->f0.rmse_cents, a->opt.transpose_semitones, (long long)r->f0.both_voiced);
+    printf("  %-28s %10.3f   RMSE %.1f cents on the other frames\n", "F0 gross errors (>20%)",
+           r->f0.gross_error_rate, r->f0.rmse_fine_cents);
     printf("  %-28s %10.3f\n", "F0 correlation (log F0)", r->f0.corr);
     printf("  %-28s %10.3f   of %lld frames\n", "voicing agreement", r->f0.voicing_agreement, (long long)r->f0.frames);
     printf("  %-28s %10.3f   target vs itself %.3f, source vs target %.3f\n", "speaker similarity to target",

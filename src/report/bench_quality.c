@@ -33,7 +33,7 @@ enum { N_SINGERS = 12, N_SPEAKERS = 5 };
 
 typedef struct summary {
     int pairs, classified, judged, classified_content;
-    double *f0_rmse, *f0_corr, *ratio, *mcd, *mcd_src, *nat, *nat_src, *conv_rtf;
+    double *f0_rmse, *f0_gross, *f0_corr, *ratio, *mcd, *mcd_src, *nat, *nat_src, *conv_rtf;
 } summary;
 
 static avo_status read_clip(const char *data_dir, const char *rel, avo_audio *out, avo_error *err) {
@@ -121,7 +121,7 @@ static int run_pair(const avo_evaluator *ev, const char *src_name, const avo_aud
         s->classified += r.classified_as_target > 0;
         s->judged += r.classified_as_target >= 0;
         s->classified_content += r.classified_as_target_content_matched != 0;
-        s->f0_rmse[i] = r.f0.rmse_cents, s->f0_corr[i] = r.f0.corr, s->ratio[i] = r.similarity_ratio;
+        s->f0_rmse[i] = r.f0.rmse_cents, s->f0_gross[i] = r.f0.gross_error_rate, s->f0_corr[i] = r.f0.corr, s->ratio[i] = r.similarity_ratio;
         s->mcd[i] = r.mcd_to_target_db, s->mcd_src[i] = r.mcd_source_to_target_db;
         s->nat[i] = r.naturalness_distance, s->nat_src[i] = r.naturalness_source_distance;
         s->conv_rtf[i] = conv_ms / 1000.0 / ((double)src->frames / src->sample_rate);
@@ -130,6 +130,8 @@ static int run_pair(const avo_evaluator *ev, const char *src_name, const avo_aud
         cJSON_AddStringToObject(p, "target", tgt_name);
         cJSON_AddNumberToObject(p, "transpose_semitones", info.applied_transpose_semitones);
         cJSON_AddNumberToObject(p, "f0_rmse_cents", r.f0.rmse_cents);
+        cJSON_AddNumberToObject(p, "f0_gross_error_rate", r.f0.gross_error_rate);
+        if (isfinite(r.f0.rmse_fine_cents)) cJSON_AddNumberToObject(p, "f0_rmse_fine_cents", r.f0.rmse_fine_cents);
         cJSON_AddNumberToObject(p, "f0_corr", r.f0.corr);
         cJSON_AddNumberToObject(p, "voicing_agreement", r.f0.voicing_agreement);
         cJSON_AddNumberToObject(p, "sim_target", r.sim_target);
@@ -162,8 +164,9 @@ static void summarise(const char *label, summary *s, cJSON *root, FILE *log) {
     const int n = s->pairs;
     double cls = s->judged ? (double)s->classified / s->judged : NAN;
     double cls_content = n ? (double)s->classified_content / n : NAN;
-    if (log) fprintf(log, "%-22s %5d %9.1f %9.1f %7.3f %7.3f %8.3f %4d %8.3f %8.3f %7.3f %7.2f %7.2f %7.2f %7.2f %8.3f\n",
-           label, n, median_of(s->f0_rmse, n), worst_of(s->f0_rmse, n, 1), median_of(s->f0_corr, n),
+    if (log) fprintf(log, "%-22s %5d %9.1f %9.1f %7.1f %7.3f %7.3f %8.3f %4d %8.3f %8.3f %7.3f %7.2f %7.2f %7.2f %7.2f %8.3f\n",
+           label, n, median_of(s->f0_rmse, n), worst_of(s->f0_rmse, n, 1), 100.0 * worst_of(s->f0_gross, n, 1),
+           median_of(s->f0_corr, n),
            worst_of(s->f0_corr, n, 0), cls, s->judged, cls_content, median_of(s->ratio, n), worst_of(s->ratio, n, 0),
            median_of(s->mcd, n), median_of(s->mcd_src, n), median_of(s->nat, n), median_of(s->nat_src, n),
            median_of(s->conv_rtf, n));
@@ -171,6 +174,8 @@ static void summarise(const char *label, summary *s, cJSON *root, FILE *log) {
     cJSON_AddNumberToObject(o, "pairs", n);
     cJSON_AddNumberToObject(o, "f0_rmse_cents_median", median_of(s->f0_rmse, n));
     cJSON_AddNumberToObject(o, "f0_rmse_cents_worst", worst_of(s->f0_rmse, n, 1));
+    cJSON_AddNumberToObject(o, "f0_gross_error_rate_median", median_of(s->f0_gross, n));
+    cJSON_AddNumberToObject(o, "f0_gross_error_rate_worst", worst_of(s->f0_gross, n, 1));
     cJSON_AddNumberToObject(o, "f0_corr_median", median_of(s->f0_corr, n));
     cJSON_AddNumberToObject(o, "f0_corr_worst", worst_of(s->f0_corr, n, 0));
     if (isfinite(cls)) cJSON_AddNumberToObject(o, "classified_as_target_rate", cls);
@@ -188,19 +193,19 @@ static void summarise(const char *label, summary *s, cJSON *root, FILE *log) {
 
 static void summary_init(summary *s, int cap) {
     memset(s, 0, sizeof *s);
-    double **arrays[] = {&s->f0_rmse, &s->f0_corr, &s->ratio, &s->mcd, &s->mcd_src, &s->nat, &s->nat_src, &s->conv_rtf};
+    double **arrays[] = {&s->f0_rmse, &s->f0_gross, &s->f0_corr, &s->ratio, &s->mcd, &s->mcd_src, &s->nat, &s->nat_src, &s->conv_rtf};
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) *arrays[i] = calloc((size_t)cap, sizeof(double));
 }
 
 static void summary_free(summary *s) {
-    free(s->f0_rmse), free(s->f0_corr), free(s->ratio), free(s->mcd);
+    free(s->f0_rmse), free(s->f0_gross), free(s->f0_corr), free(s->ratio), free(s->mcd);
     free(s->mcd_src), free(s->nat), free(s->nat_src), free(s->conv_rtf);
 }
 
 static void summary_add(summary *dst, const summary *src) {
     for (int i = 0; i < src->pairs; i++) {
         int j = dst->pairs++;
-        dst->f0_rmse[j] = src->f0_rmse[i], dst->f0_corr[j] = src->f0_corr[i], dst->ratio[j] = src->ratio[i];
+        dst->f0_rmse[j] = src->f0_rmse[i], dst->f0_gross[j] = src->f0_gross[i], dst->f0_corr[j] = src->f0_corr[i], dst->ratio[j] = src->ratio[i];
         dst->mcd[j] = src->mcd[i], dst->mcd_src[j] = src->mcd_src[i], dst->nat[j] = src->nat[i];
         dst->nat_src[j] = src->nat_src[i], dst->conv_rtf[j] = src->conv_rtf[i];
     }
@@ -319,8 +324,8 @@ avo_status avo_bench_quality(const avo_bench_quality_options *opt, char **json, 
     if (!st) {
         summary_add(&all, &same), summary_add(&all, &cross), summary_add(&all, &speech);
         if (opt->log)
-            fprintf(opt->log, "%-22s %5s %9s %9s %7s %7s %8s %4s %8s %8s %7s %7s %7s %7s %7s %8s\n", "set", "pairs",
-                    "F0 rmse", "worst", "F0 r", "worst", "as tgt", "of", "(cont.)", "sim rat", "worst", "MCD", "MCDsrc",
+            fprintf(opt->log, "%-22s %5s %9s %9s %7s %7s %7s %8s %4s %8s %8s %7s %7s %7s %7s %7s %8s\n", "set",
+                    "pairs", "F0 rmse", "worst", "gross%", "F0 r", "worst", "as tgt", "of", "(cont.)", "sim rat", "worst", "MCD", "MCDsrc",
                     "nat", "natsrc", "conv RTF");
         cJSON *sum = cJSON_AddObjectToObject(root, "summary");
         summarise("same_gender", &same, sum, opt->log);

@@ -45,6 +45,17 @@ static void test_f0_compare_tracks(void) {
     CHECK_NEAR(r.corr, 1.0, 1e-6);
     CHECK_NEAR(r.voicing_agreement, 98.0 / 100.0, 1e-9);
     CHECK(r.both_voiced == 97 && r.frames == 100);
+    CHECK_NEAR(r.gross_error_rate, 0.0, 1e-12);
+    CHECK_NEAR(r.rmse_fine_cents, 100.0, 0.01);
+    /* two octave slips among 97 frames: the RMSE jumps, the gross error rate names why */
+    const float keep10 = a.f0_hz[10], keep20 = a.f0_hz[20];
+    a.f0_hz[10] *= 2.0f;
+    a.f0_hz[20] *= 0.5f;
+    CHECK_OK(avo_eval_f0_compare(&a, &b, 0.0, &r, &err), &err);
+    CHECK_NEAR(r.gross_error_rate, 2.0 / 97.0, 1e-9);
+    CHECK_NEAR(r.rmse_fine_cents, 100.0, 0.01);
+    CHECK_NEAR(r.rmse_cents, sqrt((95.0 * 100.0 * 100.0 + 1300.0 * 1300.0 + 1100.0 * 1100.0) / 97.0), 0.05);
+    a.f0_hz[10] = keep10, a.f0_hz[20] = keep20;
     CHECK_OK(avo_eval_f0_compare(&a, &b, 1.0, &r, &err), &err);
     CHECK_NEAR(r.rmse_cents, 0.0, 0.01);
     CHECK_OK(avo_eval_f0_compare(&a, &b, -1.0, &r, &err), &err);
