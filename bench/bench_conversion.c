@@ -5,12 +5,23 @@
  * test song's vocals (44.1 kHz, avo_bench_build_song) with the default JLEE target, fast and balanced,
  * median of 3 warm runs, and writes conversion_timing.json.
  *
- * usage: bench_conversion [--out FILE.json] [--preset fast|balanced|quality] [--protect P] [--quick] [--timing] */
+ * --only LIST keeps the pairs whose source and target are both in the comma-separated LIST of singers
+ * and LibriSpeech speakers; --half tune|confirm names the two fixed halves used to tune the converter
+ * on one half of the voices and confirm on the other (TUNE_HALF, CONFIRM_HALF below). --verbose prints
+ * one line per pair.
+ *
+ * usage: bench_conversion [--out FILE.json] [--preset fast|balanced|quality] [--protect P] [--quick] [--timing]
+ *                         [--only LIST | --half tune|confirm] [--verbose] */
 #include "autovoice/bench.h"
 #include "autovoice/convert.h"
 #include "bench_common.h"
 
 enum { TIMING_RUNS = 3 };
+
+/* Each half: three male and three female singers (one of them with a single clip, a source only) and
+ * LibriSpeech speakers for the speech profiles. */
+static const char TUNE_HALF[] = "JLEE,KENN,SAMF,MPOL,NJAT,ADIZ,1688-142285,2033-164914";
+static const char CONFIRM_HALF[] = "JTAN,VKOW,ZHIY,MPUR,PMAR,MCUR,3005-163389,367-130732,533-1066";
 
 static int timing(const char *out_path) {
     avo_error err;
@@ -78,8 +89,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--protect") && i + 1 < argc) opt.protect = atof(argv[++i]);
         else if (!strcmp(argv[i], "--quick")) opt.scope = AVO_QUALITY_STANDARD;
         else if (!strcmp(argv[i], "--timing")) timing_only = 1;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) opt.only = argv[++i];
+        else if (!strcmp(argv[i], "--half") && i + 1 < argc && !strcmp(argv[i + 1], "tune")) opt.only = TUNE_HALF, i++;
+        else if (!strcmp(argv[i], "--half") && i + 1 < argc && !strcmp(argv[i + 1], "confirm"))
+            opt.only = CONFIRM_HALF, i++;
+        else if (!strcmp(argv[i], "--verbose")) opt.verbose = 1;
         else {
-            fprintf(stderr, "usage: %s [--out FILE.json] [--preset P] [--protect P] [--quick] [--timing]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--out FILE.json] [--preset P] [--protect P] [--quick] [--timing] "
+                            "[--only LIST | --half tune|confirm] [--verbose]\n", argv[0]);
             return 2;
         }
     }

@@ -111,6 +111,10 @@ typedef struct avo_bench_quality_options {
     double protect;                /* < 0: the converter's default */
     avo_bench_quality_scope scope;
     FILE *log;                     /* summary table, may be NULL */
+    const char *only;              /* NULL: every pair of the scope; else comma-separated singer names (JLEE) and
+                                      LibriSpeech speaker ids (1688-142285): pairs whose source and target are
+                                      both listed (tuning on one half of the voices, confirming on the other) */
+    int verbose;                   /* 1: one log line per pair */
 } avo_bench_quality_options;
 
 void avo_bench_quality_options_default(avo_bench_quality_options *opt);

@@ -31,6 +31,11 @@ typedef struct avo_eval_f0_result {
     double voicing_agreement; /* share of frames whose voiced/unvoiced decision matches, in [0, 1] */
     int64_t frames;           /* frames compared (the shorter track) */
     int64_t both_voiced;      /* frames voiced in both */
+    /* Gross pitch errors: frames voiced in both whose F0 differs by more than 20% (about 316 cents; octave
+     * slips of either F0 tracker land here), as a share of both_voiced, and the RMSE over the other
+     * frames. rmse_cents counts every frame: a 2% share of octave slips alone makes it about 170 cents. */
+    double gross_error_rate;
+    double rmse_fine_cents;   /* NaN when no frame is within 20% */
 } avo_eval_f0_result;
 
 /* Compares two tracks of the same hop, frame by frame (the shorter length wins). The source F0 is
@@ -99,7 +104,24 @@ double avo_speaker_similarity(const avo_evaluator *ev, const float *a, const flo
 avo_status avo_speaker_llr(const avo_evaluator *ev, const avo_audio *enrol, const avo_audio *test, double *llr,
                            avo_error *err);
 
-/* ---- Full evaluation ---- */
+/* ---- Full evaluation ----
+ *
+ * Speaker protocol ("heldout"): the output is scored against recordings of the target speaker and
+ * against recordings of the source speaker, neither of which is the recording that was converted, and
+ * the output counts as "classified as target" when it is closer to the target's recordings. Both sides
+ * are treated alike (several clips: mean over clips; a lone clip: mean over its two halves). Scoring
+ * the source side against the converted recording itself measures shared content, not the speaker:
+ * with this back end a resynthesis with no timbre change scores about 0.85 against its own recording
+ * but 0.2-0.3 against the same singer's other clips, so every conversion looked like its source. That
+ * content-matched score is still reported, as a diagnostic under its own name, never as the verdict. */
+
+typedef enum avo_eval_protocol {
+    AVO_EVAL_PROTOCOL_HELDOUT = 0,       /* both sides scored on held-out recordings: the verdict is valid */
+    AVO_EVAL_PROTOCOL_NO_SOURCE_REFS = 1 /* no held-out source recordings were given: no verdict */
+} avo_eval_protocol;
+
+/* "heldout" or "no_source_refs" (the eval JSON's "speaker_protocol" field). */
+const char *avo_eval_protocol_name(avo_eval_protocol p);
 
 typedef struct avo_eval_options {
     double transpose_semitones; /* expected melody change from source to output */
@@ -111,23 +133,31 @@ void avo_eval_options_default(avo_eval_options *opt);
 
 typedef struct avo_eval_result {
     avo_eval_f0_result f0;
-    double sim_target;          /* mean over target clips of sim(output, clip) */
-    double sim_source;          /* sim(output, source) */
-    double sim_target_self;     /* mean over pairs of different target clips (halves of one clip if only one) */
-    double sim_source_target;   /* mean over target clips of sim(source, clip): where the output started */
-    int classified_as_target;   /* sim_target > sim_source */
+    avo_eval_protocol protocol;
+    double sim_target;          /* mean over target units of sim(output, unit) */
+    double sim_source;          /* mean over held-out source units of sim(output, unit); NaN without them */
+    double sim_target_self;     /* mean over pairs of different target units */
+    double sim_source_self;     /* the same among held-out source units; NaN without them */
+    double sim_source_target;   /* mean over target units of sim(source, unit): where the output started */
+    int classified_as_target;   /* 1: sim_target > sim_source; 0: not; -1: no held-out source (no verdict) */
     double similarity_ratio;    /* sim_target / sim_target_self; NaN if sim_target_self is 0 */
+    /* Diagnostic only: sim(output, the converted source recording) and the verdict it would give. Shared
+     * content inflates it (see above); kept so that the old figure stays visible next to the new one. */
+    double sim_source_content_matched;
+    int classified_as_target_content_matched;
     double mcd_to_target_db;    /* mean over voiced output frames of MCD to the nearest target frame */
     double mcd_source_to_target_db;
     double naturalness_distance;        /* output vs target recordings, dB */
     double naturalness_source_distance; /* source vs target recordings, dB: the reference */
 } avo_eval_result;
 
-/* Evaluates one conversion. Target clips must be different recordings of the target voice; with a
- * single clip its two halves stand in for "two clips" in sim_target_self. */
+/* Evaluates one conversion. Target clips must be different recordings of the target voice; source_refs
+ * (may be NULL with source_ref_count 0: then protocol is NO_SOURCE_REFS and there is no verdict) other
+ * recordings of the source voice than `source`. A "unit" is a clip, or each half of a side's lone clip. A
+ * source reference identical to the source recording is refused (that is the content-matched score). */
 avo_status avo_eval_run(const avo_evaluator *ev, const avo_audio *output, const avo_audio *source,
-                        const avo_audio *targets, int target_count, const avo_eval_options *opt,
-                        avo_eval_result *out, avo_error *err);
+                        const avo_audio *source_refs, int source_ref_count, const avo_audio *targets,
+                        int target_count, const avo_eval_options *opt, avo_eval_result *out, avo_error *err);
 
 /* ---- Building blocks (exposed for tests and benches) ---- */
 

@@ -61,11 +61,18 @@ typedef struct retrieval_options {
     double ap_amount;        /* 0..1: share of the retrieved aperiodicity */
     double band_top_hz;      /* corrections fade out above this */
     int neighbours;          /* k, 1..16 */
+    int hub_reduction;       /* 1: rank neighbours by CSLS (retrieval.c) so that no target frame serves most
+                                source frames; 0: plain nearest */
     int threads;
 } retrieval_options;
 
 avo_status retrieval_apply(avo_voice_params *p, const avo_voice_analysis *target, const retrieval_options *opt,
                            avo_error *err);
+
+/* The neighbour search of retrieval_apply on feature rows (src ns x dims, tgt nt x dims): per source row
+ * the k target indices into nn (ns x k) and normalised weights into nw. Exposed for tests. */
+avo_status retrieval_neighbours(const float *src_feat, int64_t ns, const float *tgt_feat, int64_t nt, int dims, int k,
+                                int hub_reduction, int threads, int64_t *nn, float *nw, avo_error *err);
 
 /* Curve sampled on a grid, evaluated at hz (linear, clamped). */
 double curve_at(const float *grid, const double *val, int n, double hz);

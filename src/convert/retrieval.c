@@ -6,7 +6,8 @@
  * to the target's vocal-tract length. Voiced frames are matched against the target's voiced frames
  * and take their envelope and aperiodicity; unvoiced frames with sound (consonants, breaths) are matched against the target's
  * unvoiced frames and take their envelope. The k nearest frames are blended with inverse-square-
- * distance weights, as RVC blends its index. */
+ * distance weights, as RVC blends its index; "nearest" may be ranked with hubness reduction (CSLS,
+ * see hub_radii) so that the output uses more of the target's frames. */
 #include "converter_internal.h"
 
 #include <cblas.h>
@@ -15,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_NEIGHBOURS = 16, MAX_CEPSTRA = 24, BLOCK_ROWS = 128, MAX_GRID = 256 };
+enum { MAX_NEIGHBOURS = 16, MAX_CEPSTRA = 24, BLOCK_ROWS = 128, MAX_GRID = 256, HUB_K = 10 };
 
 /* One matching problem: source rows against target rows, both log envelopes on the first kc grid
  * points. Results: per source row, k target indices and normalised weights. */
@@ -95,33 +96,123 @@ static void nearest(const float *dist, int64_t n, int k, int64_t *idx, float *be
     }
 }
 
-/* The k nearest target rows of every source row and their inverse-square-distance weights. */
-static avo_status set_search(match_set *m, int threads, avo_error *err) {
-    const int dims = m->dims, k = m->k;
-    float *gram = malloc(sizeof(float) * (size_t)BLOCK_ROWS * (size_t)m->nt);
-    if (!gram) return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory for frame retrieval");
+/* Squared distances of source rows [r0, r0 + rows) to every target row into gram (rows x nt). */
+static void block_distances(const match_set *m, int64_t r0, int rows, float *gram, int threads) {
+    const int dims = m->dims;
+    /* -2 a.b + |b|^2 + |a|^2 */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, (int)m->nt, dims, -2.0f, m->src_feat + r0 * dims, dims,
+                m->tgt_feat, dims, 0.0f, gram, (int)m->nt);
+#pragma omp parallel for num_threads(threads > 0 ? threads : omp_get_max_threads()) schedule(static)
+    for (int r = 0; r < rows; r++) {
+        float *row = gram + (size_t)r * (size_t)m->nt;
+        const float *a = m->src_feat + (r0 + r) * dims;
+        float a2 = 0.0f;
+        for (int d = 0; d < dims; d++) a2 += a[d] * a[d];
+        for (int64_t j = 0; j < m->nt; j++) row[j] = fmaxf(row[j] + m->tgt_norm[j] + a2, 0.0f);
+    }
+}
+
+/* Inserts d into the sorted (ascending) list of the HUB_K smallest values. */
+static void keep_smallest(float *list, float d) {
+    if (d >= list[HUB_K - 1]) return;
+    int q = HUB_K - 1;
+    while (q > 0 && list[q - 1] > d) list[q] = list[q - 1], q--;
+    list[q] = d;
+}
+
+/* Hubness: with plain nearest neighbours a few target frames (central ones) are the nearest of very
+ * many source frames and most of the target's frames are never used, so the output covers a small
+ * part of the target's voice. Cross-domain similarity local scaling (CSLS, Conneau et al. 2018) ranks
+ * by 2 d(x, y) - r_src(x) - r_tgt(y), r = mean distance to the HUB_K nearest rows of the other side: a
+ * target frame close to everything (small r_tgt) is pushed back. hub_tgt[j] gets r_tgt of target j. */
+static avo_status hub_radii(const match_set *m, float *gram, int threads, float *hub_tgt, avo_error *err) {
+    float *lists = malloc(sizeof(float) * (size_t)m->nt * HUB_K);
+    if (!lists) return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory for frame retrieval");
+    for (int64_t i = 0; i < m->nt * HUB_K; i++) lists[i] = INFINITY;
     for (int64_t r0 = 0; r0 < m->ns; r0 += BLOCK_ROWS) {
         const int rows = (int)(m->ns - r0 < BLOCK_ROWS ? m->ns - r0 : BLOCK_ROWS);
-        /* -2 a.b + |b|^2 ranks neighbours like the squared distance; |a|^2 is added back per row. */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, (int)m->nt, dims, -2.0f, m->src_feat + r0 * dims,
-                    dims, m->tgt_feat, dims, 0.0f, gram, (int)m->nt);
+        block_distances(m, r0, rows, gram, threads);
+#pragma omp parallel for num_threads(threads > 0 ? threads : omp_get_max_threads()) schedule(static)
+        for (int64_t j = 0; j < m->nt; j++)
+            for (int r = 0; r < rows; r++) keep_smallest(lists + j * HUB_K, gram[(size_t)r * (size_t)m->nt + j]);
+    }
+    for (int64_t j = 0; j < m->nt; j++) {
+        double s = 0.0;
+        int n = 0;
+        for (int q = 0; q < HUB_K; q++)
+            if (isfinite(lists[j * HUB_K + q])) s += lists[j * HUB_K + q], n++;
+        hub_tgt[j] = n ? (float)(s / n) : 0.0f;
+    }
+    free(lists);
+    return AVO_OK;
+}
+
+/* The k nearest target rows of every source row (CSLS-ranked when hub_tgt is given) and their
+ * inverse-square-distance weights (plain distances). */
+static avo_status set_search(match_set *m, int threads, int hub_reduction, avo_error *err) {
+    const int k = m->k;
+    float *gram = malloc(sizeof(float) * (size_t)BLOCK_ROWS * (size_t)m->nt);
+    float *hub_tgt = hub_reduction ? malloc(sizeof(float) * (size_t)m->nt) : NULL;
+    if (!gram || (hub_reduction && !hub_tgt)) {
+        free(gram);
+        free(hub_tgt);
+        return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory for frame retrieval");
+    }
+    avo_status st = hub_tgt ? hub_radii(m, gram, threads, hub_tgt, err) : AVO_OK;
+    for (int64_t r0 = 0; r0 < m->ns && !st; r0 += BLOCK_ROWS) {
+        const int rows = (int)(m->ns - r0 < BLOCK_ROWS ? m->ns - r0 : BLOCK_ROWS);
+        block_distances(m, r0, rows, gram, threads);
 #pragma omp parallel for num_threads(threads > 0 ? threads : omp_get_max_threads()) schedule(static)
         for (int r = 0; r < rows; r++) {
             float *row = gram + (size_t)r * (size_t)m->nt;
-            const float *a = m->src_feat + (r0 + r) * dims;
-            float a2 = 0.0f;
-            for (int d = 0; d < dims; d++) a2 += a[d] * a[d];
-            for (int64_t j = 0; j < m->nt; j++) row[j] += m->tgt_norm[j] + a2;
             int64_t *idx = m->nn + (r0 + r) * k;
             float best[MAX_NEIGHBOURS];
-            nearest(row, m->nt, k, idx, best);
+            if (hub_tgt) {
+                float near[HUB_K];
+                for (int q = 0; q < HUB_K; q++) near[q] = INFINITY;
+                for (int64_t j = 0; j < m->nt; j++) keep_smallest(near, row[j]);
+                double rs = 0.0;
+                int n = 0;
+                for (int q = 0; q < HUB_K; q++)
+                    if (isfinite(near[q])) rs += near[q], n++;
+                const float r_src = n ? (float)(rs / n) : 0.0f;
+                /* rank in place by CSLS, then take the plain distances of the chosen back for the weights */
+                for (int64_t j = 0; j < m->nt; j++) row[j] = 2.0f * row[j] - r_src - hub_tgt[j];
+                nearest(row, m->nt, k, idx, best);
+                for (int q = 0; q < k; q++) best[q] = 0.5f * (best[q] + r_src + hub_tgt[idx[q]]);
+            } else {
+                nearest(row, m->nt, k, idx, best);
+            }
             double wsum = 0.0, wk[MAX_NEIGHBOURS];
             for (int q = 0; q < k; q++) wk[q] = 1.0 / (fmax(best[q], 0.0f) + 1e-3), wsum += wk[q];
             for (int q = 0; q < k; q++) m->nw[(r0 + r) * k + q] = (float)(wk[q] / wsum);
         }
     }
     free(gram);
-    return AVO_OK;
+    free(hub_tgt);
+    return st;
+}
+
+avo_status retrieval_neighbours(const float *src_feat, int64_t ns, const float *tgt_feat, int64_t nt, int dims, int k,
+                                int hub_reduction, int threads, int64_t *nn, float *nw, avo_error *err) {
+    if (!src_feat || !tgt_feat || !nn || !nw || ns < 1 || nt < 1 || dims < 1 || k < 1 || k > MAX_NEIGHBOURS || k > nt)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "frame retrieval: bad neighbour search arguments");
+    match_set m;
+    memset(&m, 0, sizeof m);
+    m.dims = dims, m.k = k, m.ns = ns, m.nt = nt;
+    m.src_feat = (float *)src_feat; /* read only here */
+    m.tgt_feat = (float *)tgt_feat;
+    m.nn = nn, m.nw = nw;
+    m.tgt_norm = malloc(sizeof(float) * (size_t)nt);
+    if (!m.tgt_norm) return avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory for frame retrieval");
+    for (int64_t i = 0; i < nt; i++) {
+        double s2 = 0.0;
+        for (int d = 0; d < dims; d++) s2 += (double)tgt_feat[i * dims + d] * tgt_feat[i * dims + d];
+        m.tgt_norm[i] = (float)s2;
+    }
+    avo_status st = set_search(&m, threads, hub_reduction, err);
+    free(m.tgt_norm);
+    return st;
 }
 
 /* Blend of the neighbours' rows (values of stride `stride`, first kc used) for source row i. */
@@ -245,7 +336,7 @@ static int grid_points(const avo_voice_analysis *t, double band_top_hz) {
 static avo_status run_set(avo_voice_params *p, match_set *m, const avo_voice_analysis *t, const float *dct, int ceps,
                           const float *tgt_ap, const retrieval_options *opt, double amount, avo_error *err) {
     avo_status st = set_features(m, dct, ceps, err);
-    if (!st) st = set_search(m, opt->threads, err);
+    if (!st) st = set_search(m, opt->threads, opt->hub_reduction, err);
     if (st) return st;
     float *corr = malloc(sizeof(float) * (size_t)(m->ns * m->kc));
     bin_map bm = {0};

@@ -14,7 +14,7 @@ avo_status avo_eval_f0_compare(const avo_f0_track *output, const avo_f0_track *s
     if (!output || !source || !out || !isfinite(transpose_semitones))
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "eval: F0 comparison needs two tracks and a finite transpose");
     memset(out, 0, sizeof *out);
-    out->rmse_cents = out->corr = NAN;
+    out->rmse_cents = out->corr = out->rmse_fine_cents = out->gross_error_rate = NAN;
     if (output->frames <= 0 || source->frames <= 0 || !output->f0_hz || !source->f0_hz)
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "eval: F0 comparison of an empty track (%lld and %lld frames)",
                              (long long)output->frames, (long long)source->frames);
@@ -23,8 +23,9 @@ avo_status avo_eval_f0_compare(const avo_f0_track *output, const avo_f0_track *s
                              output->hop_seconds, source->hop_seconds);
     const int64_t n = output->frames < source->frames ? output->frames : source->frames;
     const double shift_cents = 100.0 * transpose_semitones;
-    int64_t agree = 0, both = 0;
-    double se = 0.0, sx = 0.0, sy = 0.0, sxx = 0.0, syy = 0.0, sxy = 0.0;
+    const double gross_cents = 1200.0 * log2(1.2);
+    int64_t agree = 0, both = 0, gross = 0;
+    double se_fine = 0.0, se = 0.0, sx = 0.0, sy = 0.0, sxx = 0.0, syy = 0.0, sxy = 0.0;
     for (int64_t i = 0; i < n; i++) {
         const float a = output->f0_hz[i], b = source->f0_hz[i];
         const int va = a > 0.0f && isfinite(a), vb = b > 0.0f && isfinite(b);
@@ -33,13 +34,19 @@ avo_status avo_eval_f0_compare(const avo_f0_track *output, const avo_f0_track *s
         /* cents relative to 1 Hz keeps the sums well conditioned */
         const double x = 1200.0 * log2((double)a), y = 1200.0 * log2((double)b) + shift_cents;
         se += (x - y) * (x - y);
+        if (fabs(x - y) > gross_cents) gross++;
+        else se_fine += (x - y) * (x - y);
         sx += x, sy += y, sxx += x * x, syy += y * y, sxy += x * y;
         both++;
     }
     out->frames = n;
     out->both_voiced = both;
     out->voicing_agreement = (double)agree / (double)n;
-    if (both > 0) out->rmse_cents = sqrt(se / (double)both);
+    if (both > 0) {
+        out->rmse_cents = sqrt(se / (double)both);
+        out->gross_error_rate = (double)gross / (double)both;
+    }
+    if (both > gross) out->rmse_fine_cents = sqrt(se_fine / (double)(both - gross));
     if (both >= 3) {
         const double cxx = sxx - sx * sx / both, cyy = syy - sy * sy / both, cxy = sxy - sx * sy / both;
         if (cxx > 1e-9 * both && cyy > 1e-9 * both) out->corr = cxy / sqrt(cxx * cyy);

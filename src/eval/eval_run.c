@@ -27,30 +27,122 @@ static avo_status slice(const avo_audio *a, int64_t from, int64_t len, avo_audio
     return st;
 }
 
+const char *avo_eval_protocol_name(avo_eval_protocol p) {
+    return p == AVO_EVAL_PROTOCOL_HELDOUT ? "heldout" : "no_source_refs";
+}
+
+static avo_status check_clip(const avo_audio *a, const char *what, int index, avo_error *err) {
+    if (a->samples && a->frames > 0 && a->channels > 0 && a->sample_rate >= 8000) return AVO_OK;
+    if (index > 0)
+        return avo_error_set(err, AVO_ERR_INVALID_AUDIO, "eval: %s recording %d is empty or has an unusable rate",
+                             what, index);
+    return avo_error_set(err, AVO_ERR_INVALID_AUDIO,
+                         "eval: the %s recording is empty or has an unusable rate (%d Hz); need 8 kHz or more", what,
+                         a->sample_rate);
+}
+
+/* 1 if a and b hold the same samples (same rate, layout and values). */
+static int same_recording(const avo_audio *a, const avo_audio *b) {
+    return a->sample_rate == b->sample_rate && a->channels == b->channels && a->frames == b->frames &&
+           memcmp(a->samples, b->samples, sizeof(float) * (size_t)a->frames * (size_t)a->channels) == 0;
+}
+
 static avo_status check_inputs(const avo_evaluator *m, const avo_audio *output, const avo_audio *source,
-                               const avo_audio *targets, int target_count, avo_eval_result *out, avo_error *err) {
+                               const avo_audio *source_refs, int source_ref_count, const avo_audio *targets,
+                               int target_count, avo_eval_result *out, avo_error *err) {
     if (!m || !output || !source || !targets || !out)
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "eval: missing model, output, source or target recordings");
     if (target_count < 1)
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "eval: give at least one target recording");
-    const avo_audio *all[3] = {output, source, targets};
-    const char *names[3] = {"output", "source", "target"};
-    for (int i = 0; i < 3; i++)
-        if (!all[i]->samples || all[i]->frames <= 0 || all[i]->channels <= 0 || all[i]->sample_rate < 8000)
-            return avo_error_set(err, AVO_ERR_INVALID_AUDIO,
-                                 "eval: the %s recording is empty or has an unusable rate (%d Hz); need 8 kHz or more",
-                                 names[i], all[i]->sample_rate);
-    for (int i = 1; i < target_count; i++)
-        if (!targets[i].samples || targets[i].frames <= 0 || targets[i].sample_rate < 8000)
-            return avo_error_set(err, AVO_ERR_INVALID_AUDIO, "eval: target recording %d is empty or has an unusable rate",
-                                 i + 1);
+    if (source_ref_count < 0 || (source_ref_count > 0 && !source_refs))
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "eval: source reference count %d without recordings",
+                             source_ref_count);
+    avo_status st;
+    if ((st = check_clip(output, "output", 0, err)) || (st = check_clip(source, "source", 0, err))) return st;
+    for (int i = 0; i < target_count; i++)
+        if ((st = check_clip(&targets[i], "target", target_count > 1 ? i + 1 : 0, err))) return st;
+    for (int i = 0; i < source_ref_count; i++) {
+        if ((st = check_clip(&source_refs[i], "held-out source", source_ref_count > 1 ? i + 1 : 0, err))) return st;
+        if (same_recording(&source_refs[i], source))
+            return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT,
+                                 "eval: held-out source recording %d is the converted source itself; give other "
+                                 "recordings of the source voice (scoring against the converted clip measures "
+                                 "shared content, not the speaker)", i + 1);
+    }
     return AVO_OK;
 }
 
+/* One side of the speaker test (target or source speaker) as enrolment units: the clips at 16 kHz mono,
+ * or the two halves of a lone clip. The same rule on both sides keeps the verdict fair. */
+typedef struct side {
+    int clips, units;
+    avo_audio *audio; /* clips, 16 kHz mono (kept for MCD and naturalness) */
+    avo_audio *unit;  /* units */
+    float *vec;       /* units x dim supervectors */
+} side;
+
+static void side_free(side *s) {
+    for (int i = 0; s->audio && i < s->clips; i++) avo_audio_free(&s->audio[i]);
+    for (int i = 0; s->unit && i < s->units; i++) avo_audio_free(&s->unit[i]);
+    free(s->audio);
+    free(s->unit);
+    free(s->vec);
+    memset(s, 0, sizeof *s);
+}
+
+static avo_status side_make(const avo_evaluator *m, const avo_audio *clips, int count, const char *what, side *s,
+                            avo_error *err) {
+    memset(s, 0, sizeof *s);
+    if (count < 1) return AVO_OK;
+    s->clips = count;
+    s->units = count == 1 ? 2 : count;
+    const int dim = avo_speaker_dim(m);
+    s->audio = calloc((size_t)count, sizeof(avo_audio));
+    s->unit = calloc((size_t)s->units, sizeof(avo_audio));
+    s->vec = malloc(sizeof(float) * (size_t)dim * (size_t)s->units);
+    if (!s->audio || !s->unit || !s->vec) return avo_error_set(err, AVO_ERR_NO_MEMORY, "eval: out of memory");
+    avo_status st = AVO_OK;
+    for (int i = 0; i < count && !st; i++) {
+        st = ev_to_16k_mono(&clips[i], &s->audio[i], err);
+        if (!st) st = avo_audio_check_finite(&s->audio[i], what, err);
+    }
+    if (!st && count == 1) {
+        const int64_t h = s->audio[0].frames / 2;
+        st = slice(&s->audio[0], 0, h, &s->unit[0], err);
+        if (!st) st = slice(&s->audio[0], h, s->audio[0].frames - h, &s->unit[1], err);
+    } else {
+        for (int i = 0; i < count && !st; i++) st = avo_audio_copy(&s->audio[i], &s->unit[i], err);
+    }
+    for (int i = 0; i < s->units && !st; i++)
+        if ((st = avo_speaker_embed(m, &s->unit[i], s->vec + (size_t)i * dim, err)))
+            avo_error_prefix(err, "eval: %s %d", what, count == 1 ? 1 : i + 1);
+    return st;
+}
+
+/* Mean similarity of vec to every unit of the side. */
+static double side_mean_sim(const avo_evaluator *m, const side *s, const float *vec) {
+    const int dim = avo_speaker_dim(m);
+    double sum = 0.0;
+    for (int i = 0; i < s->units; i++) sum += avo_speaker_similarity(m, vec, s->vec + (size_t)i * dim);
+    return s->units ? sum / s->units : NAN;
+}
+
+/* Mean similarity over pairs of different units of the side. */
+static double side_self_sim(const avo_evaluator *m, const side *s) {
+    const int dim = avo_speaker_dim(m);
+    double sum = 0.0;
+    int pairs = 0;
+    for (int i = 0; i < s->units; i++)
+        for (int j = i + 1; j < s->units; j++, pairs++)
+            sum += avo_speaker_similarity(m, s->vec + (size_t)i * dim, s->vec + (size_t)j * dim);
+    return pairs ? sum / pairs : NAN;
+}
+
 avo_status avo_eval_run(const avo_evaluator *m, const avo_audio *output, const avo_audio *source,
-                        const avo_audio *targets, int target_count, const avo_eval_options *opt,
-                        avo_eval_result *out, avo_error *err) {
-    avo_status st = check_inputs(m, output, source, targets, target_count, out, err);
+                        const avo_audio *source_refs, int source_ref_count, const avo_audio *targets,
+                        int target_count, const avo_eval_options *opt, avo_eval_result *out, avo_error *err) {
+    avo_status st =
+        check_inputs(m, output, source, source_refs, source_ref_count, targets, target_count, out, err);
     if (st) return st;
     avo_eval_options def;
     avo_eval_options_default(&def);
@@ -60,32 +152,17 @@ avo_status avo_eval_run(const avo_evaluator *m, const avo_audio *output, const a
                              opt->transpose_semitones);
     memset(out, 0, sizeof *out);
 
-    /* everything at 16 kHz mono once; target clips become "enrolment units" (halves of a lone clip) */
-    const int units = target_count == 1 ? 2 : target_count;
     avo_audio o = {0}, s = {0};
-    avo_audio *t = calloc((size_t)target_count, sizeof(avo_audio));
-    avo_audio *u = calloc((size_t)units, sizeof(avo_audio));
+    side tgt = {0}, sref = {0};
     const int dim = avo_speaker_dim(m);
     float *vo = malloc(sizeof(float) * (size_t)dim), *vs = malloc(sizeof(float) * (size_t)dim);
-    float *vu = malloc(sizeof(float) * (size_t)dim * units);
     avo_f0_track fo = {0}, fs = {0};
-    if (!t || !u || !vo || !vs || !vu) {
+    if (!vo || !vs) {
         st = avo_error_set(err, AVO_ERR_NO_MEMORY, "eval: out of memory");
         goto done;
     }
     if ((st = ev_to_16k_mono(output, &o, err)) || (st = avo_audio_check_finite(&o, "eval: output", err))) goto done;
     if ((st = ev_to_16k_mono(source, &s, err)) || (st = avo_audio_check_finite(&s, "eval: source", err))) goto done;
-    for (int i = 0; i < target_count; i++) {
-        if ((st = ev_to_16k_mono(&targets[i], &t[i], err))) goto done;
-        if ((st = avo_audio_check_finite(&t[i], "eval: target recording", err))) goto done;
-    }
-    if (target_count == 1) {
-        const int64_t h = t[0].frames / 2;
-        if ((st = slice(&t[0], 0, h, &u[0], err)) || (st = slice(&t[0], h, t[0].frames - h, &u[1], err))) goto done;
-    } else {
-        for (int i = 0; i < units; i++)
-            if ((st = avo_audio_copy(&t[i], &u[i], err))) goto done;
-    }
 
     /* melody */
     if ((st = f0_of(&o, opt, &fo, err))) goto done;
@@ -101,42 +178,39 @@ avo_status avo_eval_run(const avo_evaluator *m, const avo_audio *output, const a
         avo_error_prefix(err, "eval: source");
         goto done;
     }
-    for (int i = 0; i < units; i++)
-        if ((st = avo_speaker_embed(m, &u[i], vu + (size_t)i * dim, err))) {
-            avo_error_prefix(err, "eval: target recording %d", target_count == 1 ? 1 : i + 1);
-            goto done;
-        }
-    double st_sum = 0.0, ss_sum = 0.0, self_sum = 0.0;
-    int pairs = 0;
-    for (int i = 0; i < units; i++) {
-        st_sum += avo_speaker_similarity(m, vo, vu + (size_t)i * dim);
-        ss_sum += avo_speaker_similarity(m, vs, vu + (size_t)i * dim);
-        for (int j = i + 1; j < units; j++, pairs++)
-            self_sum += avo_speaker_similarity(m, vu + (size_t)i * dim, vu + (size_t)j * dim);
-    }
-    out->sim_target = st_sum / units;
-    out->sim_source_target = ss_sum / units;
-    out->sim_target_self = self_sum / pairs;
-    out->sim_source = avo_speaker_similarity(m, vo, vs);
-    out->classified_as_target = out->sim_target > out->sim_source;
+    if ((st = side_make(m, targets, target_count, "target recording", &tgt, err))) goto done;
+    if ((st = side_make(m, source_refs, source_ref_count, "held-out source recording", &sref, err))) goto done;
+    out->sim_target = side_mean_sim(m, &tgt, vo);
+    out->sim_target_self = side_self_sim(m, &tgt);
+    out->sim_source_target = side_mean_sim(m, &tgt, vs);
     out->similarity_ratio = out->sim_target_self > 0.0 ? out->sim_target / out->sim_target_self : NAN;
+    out->sim_source_content_matched = avo_speaker_similarity(m, vo, vs);
+    out->classified_as_target_content_matched = out->sim_target > out->sim_source_content_matched;
+    if (source_ref_count > 0) {
+        out->protocol = AVO_EVAL_PROTOCOL_HELDOUT;
+        out->sim_source = side_mean_sim(m, &sref, vo);
+        out->sim_source_self = side_self_sim(m, &sref);
+        out->classified_as_target = out->sim_target > out->sim_source;
+    } else {
+        out->protocol = AVO_EVAL_PROTOCOL_NO_SOURCE_REFS;
+        out->sim_source = NAN;
+        out->sim_source_self = NAN;
+        out->classified_as_target = -1;
+    }
 
     /* spectrum */
-    if ((st = avo_eval_mcd_nn(m, &o, &fo, t, target_count, &out->mcd_to_target_db, err))) goto done;
-    if ((st = avo_eval_mcd_nn(m, &s, &fs, t, target_count, &out->mcd_source_to_target_db, err))) goto done;
-    if ((st = avo_eval_naturalness(m, &o, t, target_count, &out->naturalness_distance, err))) goto done;
-    st = avo_eval_naturalness(m, &s, t, target_count, &out->naturalness_source_distance, err);
+    if ((st = avo_eval_mcd_nn(m, &o, &fo, tgt.audio, target_count, &out->mcd_to_target_db, err))) goto done;
+    if ((st = avo_eval_mcd_nn(m, &s, &fs, tgt.audio, target_count, &out->mcd_source_to_target_db, err))) goto done;
+    if ((st = avo_eval_naturalness(m, &o, tgt.audio, target_count, &out->naturalness_distance, err))) goto done;
+    st = avo_eval_naturalness(m, &s, tgt.audio, target_count, &out->naturalness_source_distance, err);
 
 done:
     avo_audio_free(&o);
     avo_audio_free(&s);
-    for (int i = 0; t && i < target_count; i++) avo_audio_free(&t[i]);
-    for (int i = 0; u && i < units; i++) avo_audio_free(&u[i]);
-    free(t);
-    free(u);
+    side_free(&tgt);
+    side_free(&sref);
     free(vo);
     free(vs);
-    free(vu);
     avo_f0_track_free(&fo);
     avo_f0_track_free(&fs);
     return st;

@@ -176,9 +176,10 @@ static void test_eval(void) {
     snprintf(out_path, sizeof out_path, "%s/dry.wav", tmp);
     snprintf(json_path, sizeof json_path, "%s/eval.json", tmp);
     snprintf(src, sizeof src, "%s/singing/nus48e_NJAT_07.flac", data);
-    int rc = run(err, sizeof err, "%s eval --output %s --source %s --target-clips %s/singing/nus48e_JLEE_11.flac "
-                 "%s/singing/nus48e_JLEE_15.flac --transpose -3 --json %s --data %s > /dev/null",
-                 bin, out_path, src, data, data, json_path, data);
+    int rc = run(err, sizeof err, "%s eval --output %s --source %s --source-clips %s/singing/nus48e_NJAT_16.flac "
+                 "--target-clips %s/singing/nus48e_JLEE_11.flac %s/singing/nus48e_JLEE_15.flac --transpose -3 "
+                 "--json %s --data %s > /dev/null",
+                 bin, out_path, src, data, data, data, json_path, data);
     CHECK_MSG(rc == 0, "eval failed (%d): %s", rc, err);
     char *text = avo_test_read_file(json_path, NULL);
     cJSON *root = text ? cJSON_Parse(text) : NULL;
@@ -187,6 +188,9 @@ static void test_eval(void) {
     cJSON *rmse = p ? cJSON_GetObjectItem(p, "f0_rmse_cents") : NULL;
     CHECK_MSG(cJSON_IsNumber(rmse) && rmse->valuedouble < 50.0, "eval F0 RMSE missing or too large");
     CHECK(p && cJSON_IsBool(cJSON_GetObjectItem(p, "classified_as_target")));
+    cJSON *proto = p ? cJSON_GetObjectItem(p, "speaker_protocol") : NULL;
+    CHECK_MSG(cJSON_IsString(proto) && !strcmp(proto->valuestring, "heldout"), "eval JSON: speaker_protocol missing");
+    CHECK(p && cJSON_IsNumber(cJSON_GetObjectItem(p, "sim_source_content_matched")));
     cJSON_Delete(root);
     free(text);
     rc = run(err, sizeof err, "%s eval --output %s/missing.wav --source %s --target-clips %s --data %s", bin, tmp, src,

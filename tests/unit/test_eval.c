@@ -1,6 +1,7 @@
 /* eval module: F0 metrics against known offsets, MCD/naturalness identities, speaker model on real
  * speakers, the full evaluation, and bad inputs. */
 #include "autovoice/eval.h"
+#include "autovoice/vocoder.h"
 #include "test_util.h"
 
 /* A sung-like tone: 8 harmonics with 1/k amplitudes, F0 gliding 200..300 Hz with 5 Hz vibrato. With rests:
@@ -44,6 +45,17 @@ static void test_f0_compare_tracks(void) {
     CHECK_NEAR(r.corr, 1.0, 1e-6);
     CHECK_NEAR(r.voicing_agreement, 98.0 / 100.0, 1e-9);
     CHECK(r.both_voiced == 97 && r.frames == 100);
+    CHECK_NEAR(r.gross_error_rate, 0.0, 1e-12);
+    CHECK_NEAR(r.rmse_fine_cents, 100.0, 0.01);
+    /* two octave slips among 97 frames: the RMSE jumps, the gross error rate names why */
+    const float keep10 = a.f0_hz[10], keep20 = a.f0_hz[20];
+    a.f0_hz[10] *= 2.0f;
+    a.f0_hz[20] *= 0.5f;
+    CHECK_OK(avo_eval_f0_compare(&a, &b, 0.0, &r, &err), &err);
+    CHECK_NEAR(r.gross_error_rate, 2.0 / 97.0, 1e-9);
+    CHECK_NEAR(r.rmse_fine_cents, 100.0, 0.01);
+    CHECK_NEAR(r.rmse_cents, sqrt((95.0 * 100.0 * 100.0 + 1300.0 * 1300.0 + 1100.0 * 1100.0) / 97.0), 0.05);
+    a.f0_hz[10] = keep10, a.f0_hz[20] = keep20;
     CHECK_OK(avo_eval_f0_compare(&a, &b, 1.0, &r, &err), &err);
     CHECK_NEAR(r.rmse_cents, 0.0, 0.01);
     CHECK_OK(avo_eval_f0_compare(&a, &b, -1.0, &r, &err), &err);
@@ -219,46 +231,118 @@ static void test_speaker_told_apart(const avo_evaluator *m) {
     avo_audio_free(&t2);
     free(v);
 
-    /* the full evaluation: output = one of the target's own recordings, source another singer */
-    avo_audio tgt[2] = {{0}}, src = {0};
+    /* the full evaluation: output = one of the target's own recordings, source another singer whose
+     * other clip is the held-out source reference */
+    avo_audio tgt[2] = {{0}}, src = {0}, src_ref = {0};
     load("singing/nus48e_JLEE_11.flac", &tgt[0]);
     load("singing/nus48e_JLEE_15.flac", &tgt[1]);
     load("singing/nus48e_MPOL_11.flac", &src);
+    load("singing/nus48e_MPOL_20.flac", &src_ref);
     avo_eval_options opt;
     avo_eval_options_default(&opt);
     avo_eval_result r;
-    CHECK_OK(avo_eval_run(m, &tgt[1], &src, tgt, 2, &opt, &r, &err), &err);
+    CHECK_OK(avo_eval_run(m, &tgt[1], &src, &src_ref, 1, tgt, 2, &opt, &r, &err), &err);
     fprintf(stderr, "eval(target clip as output): sim_t %.3f sim_s %.3f self %.3f ratio %.3f mcd %.2f (src %.2f) nat %.2f\n",
             r.sim_target, r.sim_source, r.sim_target_self, r.similarity_ratio, r.mcd_to_target_db,
             r.mcd_source_to_target_db, r.naturalness_distance);
-    CHECK(r.classified_as_target);
+    CHECK(r.protocol == AVO_EVAL_PROTOCOL_HELDOUT && strcmp(avo_eval_protocol_name(r.protocol), "heldout") == 0);
+    CHECK(r.classified_as_target == 1);
     CHECK(r.sim_target > r.sim_source_target);
     CHECK_NEAR(r.mcd_to_target_db, 0.0, 1e-6); /* its frames are among the target's */
     CHECK(r.mcd_source_to_target_db > 1.0);
     CHECK(r.similarity_ratio > 1.0); /* includes sim with itself (1) */
+    /* the source side is the mean over the two halves of the lone held-out clip, like a lone target clip */
+    CHECK(r.sim_source_self > 0.0 && r.sim_source_self < 1.0);
     /* output = source: classified as the source, melody identical */
-    CHECK_OK(avo_eval_run(m, &src, &src, tgt, 2, &opt, &r, &err), &err);
-    CHECK(!r.classified_as_target);
-    CHECK_NEAR(r.sim_source, 1.0, 1e-6);
+    CHECK_OK(avo_eval_run(m, &src, &src, &src_ref, 1, tgt, 2, &opt, &r, &err), &err);
+    CHECK(r.classified_as_target == 0);
+    CHECK_NEAR(r.sim_source_content_matched, 1.0, 1e-6);
+    CHECK(r.sim_source < 0.9); /* a different recording of the source singer */
     CHECK_NEAR(r.f0.rmse_cents, 0.0, 1e-6);
     CHECK_NEAR(r.f0.voicing_agreement, 1.0, 1e-9);
     CHECK_NEAR(r.mcd_to_target_db, r.mcd_source_to_target_db, 1e-6);
     CHECK(r.similarity_ratio < 0.5);
     /* single target clip: its halves stand in for two clips */
-    CHECK_OK(avo_eval_run(m, &tgt[1], &src, tgt, 1, &opt, &r, &err), &err);
-    CHECK(r.classified_as_target && r.sim_target_self > 0.0);
+    CHECK_OK(avo_eval_run(m, &tgt[1], &src, &src_ref, 1, tgt, 1, &opt, &r, &err), &err);
+    CHECK(r.classified_as_target == 1 && r.sim_target_self > 0.0);
+    /* no held-out source recordings: no verdict, the content-matched diagnostic only */
+    CHECK_OK(avo_eval_run(m, &tgt[1], &src, NULL, 0, tgt, 2, &opt, &r, &err), &err);
+    CHECK(r.protocol == AVO_EVAL_PROTOCOL_NO_SOURCE_REFS && r.classified_as_target == -1);
+    CHECK(isnan(r.sim_source) && r.sim_source_content_matched >= 0.0);
     /* bad inputs */
-    CHECK(avo_eval_run(m, &src, &src, tgt, 0, &opt, &r, &err) == AVO_ERR_INVALID_ARGUMENT);
-    CHECK(avo_eval_run(NULL, &src, &src, tgt, 2, &opt, &r, &err) == AVO_ERR_INVALID_ARGUMENT);
+    CHECK(avo_eval_run(m, &src, &src, &src_ref, 1, tgt, 0, &opt, &r, &err) == AVO_ERR_INVALID_ARGUMENT);
+    CHECK(avo_eval_run(NULL, &src, &src, &src_ref, 1, tgt, 2, &opt, &r, &err) == AVO_ERR_INVALID_ARGUMENT);
+    CHECK(avo_eval_run(m, &src, &src, NULL, 1, tgt, 2, &opt, &r, &err) == AVO_ERR_INVALID_ARGUMENT);
+    /* the converted source itself is not a held-out reference */
+    CHECK(avo_eval_run(m, &tgt[1], &src, &src, 1, tgt, 2, &opt, &r, &err) == AVO_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "held-out") != NULL);
     opt.transpose_semitones = NAN;
-    CHECK(avo_eval_run(m, &src, &src, tgt, 2, &opt, &r, &err) == AVO_ERR_INVALID_ARGUMENT);
+    CHECK(avo_eval_run(m, &src, &src, &src_ref, 1, tgt, 2, &opt, &r, &err) == AVO_ERR_INVALID_ARGUMENT);
     avo_audio empty = {0};
     opt.transpose_semitones = 0;
-    CHECK(avo_eval_run(m, &empty, &src, tgt, 2, &opt, &r, &err) == AVO_ERR_INVALID_AUDIO);
+    CHECK(avo_eval_run(m, &empty, &src, &src_ref, 1, tgt, 2, &opt, &r, &err) == AVO_ERR_INVALID_AUDIO);
     CHECK(strstr(err.message, "output") != NULL);
+    CHECK(avo_eval_run(m, &src, &src, &empty, 1, tgt, 2, &opt, &r, &err) == AVO_ERR_INVALID_AUDIO);
+    CHECK(strstr(err.message, "source") != NULL);
     avo_audio_free(&tgt[0]);
     avo_audio_free(&tgt[1]);
     avo_audio_free(&src);
+    avo_audio_free(&src_ref);
+}
+
+/* Vocoder analysis and resynthesis of a clip with nothing changed: the timbre stays the source's. */
+static void resynthesise(const avo_audio *a, avo_audio *out) {
+    avo_vocoder_config c;
+    avo_vocoder_config_default(&c, a->sample_rate);
+    avo_vocoder *v = NULL;
+    avo_voice_params p = {0};
+    avo_error err;
+    CHECK_OK(avo_vocoder_create(&c, &v, &err), &err);
+    CHECK_OK(avo_vocoder_analyze(v, a->samples, a->frames, NULL, &p, &err), &err);
+    CHECK_OK(avo_audio_alloc(out, a->sample_rate, 1, a->frames, &err), &err);
+    CHECK_OK(avo_vocoder_synthesize(v, &p, out->samples, out->frames, &err), &err);
+    avo_voice_params_free(&p);
+    avo_vocoder_free(v);
+}
+
+/* Why the source side uses held-out recordings. A resynthesis with no timbre change is the source singer
+ * and must be classified as the source; a recording of the target singer must be classified as the
+ * target. The content-matched score (output against the very recording it was made from) is far higher
+ * than the same output against another recording of the same singer: shared content, not voice. Under
+ * that score any real conversion, which keeps the source's words and melody, is pulled toward "source". */
+static void test_speaker_protocol(const avo_evaluator *m) {
+    avo_audio src = {0}, src_ref = {0}, tgt = {0}, tgt_other = {0}, resyn = {0};
+    load("singing/nus48e_MPOL_11.flac", &src);
+    load("singing/nus48e_MPOL_20.flac", &src_ref);
+    load("singing/nus48e_JLEE_11.flac", &tgt);
+    load("singing/nus48e_JLEE_15.flac", &tgt_other);
+    if (!src.samples || !src_ref.samples || !tgt.samples || !tgt_other.samples) return;
+    resynthesise(&src, &resyn);
+    avo_eval_options opt;
+    avo_eval_options_default(&opt);
+    avo_eval_result r;
+    avo_error err;
+    CHECK_OK(avo_eval_run(m, &resyn, &src, &src_ref, 1, &tgt, 1, &opt, &r, &err), &err);
+    fprintf(stderr, "resynthesis of the source: to target %.3f, to held-out source %.3f, content-matched %.3f\n",
+            r.sim_target, r.sim_source, r.sim_source_content_matched);
+    CHECK(r.protocol == AVO_EVAL_PROTOCOL_HELDOUT);
+    CHECK(r.classified_as_target == 0);
+    CHECK(r.sim_source > r.sim_target);
+    /* the melody survives resynthesis: the F0 check is not what tells them apart */
+    CHECK(r.f0.rmse_cents < 30.0);
+    /* the content-matched score is dominated by shared content: well above the held-out one */
+    CHECK_MSG(r.sim_source_content_matched > 1.5 * r.sim_source, "content-matched %.3f vs held-out %.3f",
+              r.sim_source_content_matched, r.sim_source);
+    /* a recording of the target singer (other song than the target clip) is the target */
+    CHECK_OK(avo_eval_run(m, &tgt_other, &src, &src_ref, 1, &tgt, 1, &opt, &r, &err), &err);
+    fprintf(stderr, "target singer's other clip: to target %.3f, to held-out source %.3f\n", r.sim_target,
+            r.sim_source);
+    CHECK(r.classified_as_target == 1);
+    avo_audio_free(&src);
+    avo_audio_free(&src_ref);
+    avo_audio_free(&tgt);
+    avo_audio_free(&tgt_other);
+    avo_audio_free(&resyn);
 }
 
 static void test_create_errors(void) {
@@ -335,6 +419,7 @@ int main(void) {
         test_mcd_and_naturalness(ev);
         test_bad_inputs(ev);
         test_speaker_told_apart(ev);
+        test_speaker_protocol(ev);
         double v;
         CHECK(avo_eval_mcd_nn(NULL, NULL, NULL, NULL, 1, &v, &err) == AVO_ERR_INVALID_ARGUMENT);
     }

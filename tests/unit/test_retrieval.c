@@ -106,7 +106,7 @@ static void default_options(retrieval_options *o) {
     o->threads = 1;
 }
 
-static void test_takes_envelope_aperiodicity_and_consonants(const avo_voice_analysis *t) {
+static void test_takes_envelope_aperiodicity_and_consonants(const avo_voice_analysis *t, int hub_reduction) {
     avo_voice_params p;
     make_source(&p, t->grid_hz, 200.0);
     const double top = 6000.0;
@@ -114,6 +114,7 @@ static void test_takes_envelope_aperiodicity_and_consonants(const avo_voice_anal
     const double before = shape_error_db(&p, RUN / 2, t->grid_hz, 0, 0, top);
     retrieval_options o;
     default_options(&o);
+    o.hub_reduction = hub_reduction; /* the converter's setting: matches must stay right */
     avo_error err;
     CHECK_OK(retrieval_apply(&p, t, &o, &err), &err);
     double worst_env = 0.0, worst_cons = 0.0, worst_ap = 0.0;
@@ -154,10 +155,66 @@ static void test_no_unvoiced_when_protected(const avo_voice_analysis *t) {
     avo_voice_params_free(&p);
 }
 
+static double gauss(void) { /* Box-Muller from the test's generator */
+    const double u = noise() + 0.5 + 1e-12, v = noise() + 0.5;
+    return sqrt(-2.0 * log(u)) * cos(2.0 * M_PI * v);
+}
+
+/* Hubness reduction. In 24 dimensions the nearest target of many source rows is one of a few central
+ * target rows (hubs) while most target rows are nobody's nearest; CSLS ranking spreads the matches over
+ * the target's rows. Two independent draws of the same Gaussian: the most used target row is used far
+ * less and more target rows are used at all. Also: each source row that is an exact copy of a target row
+ * still finds it. */
+static void test_hub_reduction(void) {
+    enum { N = 600, D = 24 };
+    float *src = malloc(sizeof(float) * N * D), *tgt = malloc(sizeof(float) * N * D), w[N];
+    int64_t nn[2][N];
+    for (int i = 0; i < N * D; i++) src[i] = (float)gauss(), tgt[i] = (float)gauss();
+    int used_max[2] = {0, 0}, distinct[2] = {0, 0};
+    for (int h = 0; h < 2; h++) {
+        avo_error err;
+        CHECK_OK(retrieval_neighbours(src, N, tgt, N, D, 1, h, 1, nn[h], w, &err), &err);
+        int count[N] = {0};
+        for (int i = 0; i < N; i++) count[nn[h][i]]++;
+        for (int j = 0; j < N; j++) {
+            used_max[h] = count[j] > used_max[h] ? count[j] : used_max[h];
+            distinct[h] += count[j] > 0;
+        }
+        CHECK_NEAR(w[0], 1.0, 1e-6); /* k = 1: all weight on the one neighbour */
+    }
+    fprintf(stderr, "hubness: most used target row %d -> %d times, target rows used %d -> %d of %d\n", used_max[0],
+            used_max[1], distinct[0], distinct[1], N);
+    CHECK_MSG(used_max[1] * 2 <= used_max[0], "hub not reduced: %d -> %d", used_max[0], used_max[1]);
+    CHECK(distinct[1] > distinct[0] + N / 20);
+    /* plain search is the exact nearest neighbour: check a few rows by brute force */
+    for (int i = 0; i < N; i += 97) {
+        int best = 0;
+        double bd = INFINITY;
+        for (int j = 0; j < N; j++) {
+            double d = 0;
+            for (int c = 0; c < D; c++) d += (src[i * D + c] - tgt[j * D + c]) * (src[i * D + c] - tgt[j * D + c]);
+            if (d < bd) bd = d, best = j;
+        }
+        CHECK(nn[0][i] == best);
+    }
+    /* copies of target rows among the sources are found with hub reduction too */
+    for (int i = 0; i < N; i += 10) memcpy(src + i * D, tgt + (N - 1 - i) * D, sizeof(float) * D);
+    avo_error err;
+    CHECK_OK(retrieval_neighbours(src, N, tgt, N, D, 1, 1, 1, nn[1], w, &err), &err);
+    int found = 0;
+    for (int i = 0; i < N; i += 10) found += nn[1][i] == N - 1 - i;
+    CHECK_MSG(found == N / 10, "exact copies found %d of %d", found, N / 10);
+    CHECK(retrieval_neighbours(src, N, tgt, N, D, 0, 1, 1, nn[1], w, &err) == AVO_ERR_INVALID_ARGUMENT);
+    free(src);
+    free(tgt);
+}
+
 int main(void) {
     avo_voice_analysis *t = make_target();
-    test_takes_envelope_aperiodicity_and_consonants(t);
+    test_takes_envelope_aperiodicity_and_consonants(t, 0);
+    test_takes_envelope_aperiodicity_and_consonants(t, 1);
     test_no_unvoiced_when_protected(t);
+    test_hub_reduction();
     avo_voice_analysis_free(t);
     TEST_MAIN_END();
 }
