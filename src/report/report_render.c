@@ -645,7 +645,13 @@ static void section_quality(out *o) {
         snprintf(b[0], 64, "%.0f", num(k, "pairs", 0));
         snprintf(b[1], 64, "%.1f / %.1f", num(k, "f0_rmse_cents_median", NAN), num(k, "f0_rmse_cents_worst", NAN));
         snprintf(b[2], 64, "%.3f / %.3f", num(k, "f0_corr_median", NAN), num(k, "f0_corr_worst", NAN));
-        snprintf(b[3], 64, "%.0f%%", 100.0 * num(k, "classified_as_target_rate", NAN));
+        /* the rate is over pairs with a verdict (a held-out source clip exists); say how many */
+        double judged = num(k, "classified_pairs", NAN);
+        if (isfinite(judged))
+            snprintf(b[3], 64, "%.0f%% of %.0f (content-matched: %.0f%%)", 100.0 * num(k, "classified_as_target_rate", NAN),
+                     judged, 100.0 * num(k, "classified_as_target_rate_content_matched", NAN));
+        else
+            snprintf(b[3], 64, "%.0f%%", 100.0 * num(k, "classified_as_target_rate", NAN));
         snprintf(b[4], 64, "%.2f", num(k, "similarity_ratio_median", NAN));
         snprintf(b[5], 64, "%.2f (%.2f)", num(k, "mcd_to_target_db_median", NAN), num(k, "mcd_source_to_target_db_median", NAN));
         snprintf(b[6], 64, "%.2f (%.2f)", num(k, "naturalness_distance_median", NAN),
