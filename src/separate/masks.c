@@ -319,9 +319,16 @@ void sep_f0_comb(const sep_params *p, const float *f0_hz, const float *conf, int
     if (fmax > bins) fmax = bins;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t t = 0; t < T; t++) {
-        const float f0 = f0_hz[t];
+        const float minc = (float)p->f0_min_conf;
         float *m = mask + t * bins;
-        if (!(f0 > 0) || conf[t] < (float)p->f0_min_conf) {
+        float f0 = f0_hz[t] > 0 && conf[t] >= minc ? f0_hz[t] : 0.0f;
+        /* Next to a confident frame the voice is usually still (or already) there, with a pitch the
+         * tracker is unsure of: such frames take the nearest confident frame's F0. */
+        for (int64_t d = 1; !(f0 > 0) && d <= p->f0_hangover; d++) {
+            if (t - d >= 0 && f0_hz[t - d] > 0 && conf[t - d] >= minc) f0 = f0_hz[t - d];
+            else if (t + d < T && f0_hz[t + d] > 0 && conf[t + d] >= minc) f0 = f0_hz[t + d];
+        }
+        if (!(f0 > 0)) {
             /* No confident melody: mostly the singer's rests, where any vocal estimate is leakage
              * (consonants are too, but they carry little energy). */
             if (p->unvoiced_gain != 1.0)
@@ -338,6 +345,107 @@ void sep_f0_comb(const sep_params *p, const float *f0_hz, const float *conf, int
             const float on = boost == 1.0f ? m[f] : powf(m[f], boost);
             m[f] = c * on + (1.0f - c) * floor_g * m[f];
         }
+    }
+}
+
+/* Spectrum (up to a constant) of a unit complex exponential at `nu` bins seen through the periodic
+ * Hann window of n, in bin f: the window's three-term Dirichlet kernel, phase included, since the fit
+ * adds it to the mixture's complex bins. */
+static void hann_kernel(double d, int n, double *re, double *im) {
+    double acc_r = 0, acc_i = 0;
+    const double wts[3] = {0.5, -0.25, -0.25}, sh[3] = {0.0, -1.0, 1.0};
+    for (int q = 0; q < 3; q++) {
+        const double e = d + sh[q]; /* D(e) = sum_i exp(-2 pi i e i / n) */
+        double mag;
+        if (fabs(e) < 1e-9) mag = n;
+        else mag = sin(M_PI * e) / sin(M_PI * e / n);
+        const double ph = -M_PI * e * (n - 1) / n;
+        acc_r += wts[q] * mag * cos(ph);
+        acc_i += wts[q] * mag * sin(ph);
+    }
+    *re = acc_r;
+    *im = acc_i;
+}
+
+#define FIT_HALF 2 /* bins either side of a partial: the Hann window's main lobe */
+
+void sep_harmonic_fit(const sep_params *p, const float *f0_hz, const float *conf, const fftwf_complex *X,
+                      const float *mask, int64_t T, int bins, int n_fft, int rate, int threads, fftwf_complex *V) {
+    const double bin_hz = (double)rate / n_fft;
+    const double low = p->fit_low_hz > 0 && p->fit_low_hz < p->lowcut_hz ? p->fit_low_hz : p->lowcut_hz;
+    const int cut = (int)(low / bin_hz), cut_mask = (int)(p->lowcut_hz / bin_hz);
+    const double step = p->fit_step > 0 ? p->fit_step : 0.125, span = p->fit_span;
+    const int nsteps = (int)floor(span / step + 1e-9);
+    const float resid = (float)p->fit_resid;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        const fftwf_complex *x = X + t * bins;
+        fftwf_complex *v = V + t * bins;
+        const float *m = mask + t * bins;
+        const float f0 = f0_hz[t];
+        const int voiced = p->fit_max_hz > 0 && f0 > 0 && conf[t] >= (float)p->f0_min_conf;
+        /* Fits first (they read the mixture's bins, which V may alias), then the masked frame. */
+        enum { MAXP = 64 };
+        int jc[MAXP];
+        double cr[MAXP][2 * FIT_HALF + 1], ci[MAXP][2 * FIT_HALF + 1];
+        int np = 0;
+        for (int k = 1; voiced && np < MAXP; k++) {
+            const double nu0 = k * f0 / bin_hz;
+            if (nu0 * bin_hz > p->fit_max_hz || nu0 + span + FIT_HALF + 1 >= bins) break;
+            if (nu0 < cut + FIT_HALF) continue;
+            double best = -1, kr_b[2 * FIT_HALF + 1], ki_b[2 * FIT_HALF + 1], ar_b = 0, ai_b = 0;
+            int bj = 0;
+            for (int s = -nsteps; s <= nsteps; s++) {
+                const double nu = nu0 + s * step;
+                const int j0 = (int)floor(nu + 0.5);
+                double kr[2 * FIT_HALF + 1], ki[2 * FIT_HALF + 1], pr = 0, pi = 0, kk = 0;
+                for (int q = -FIT_HALF; q <= FIT_HALF; q++) {
+                    const int f = j0 + q;
+                    hann_kernel(f - nu, n_fft, &kr[q + FIT_HALF], &ki[q + FIT_HALF]);
+                    /* <K, X> = sum conj(K) X */
+                    pr += kr[q + FIT_HALF] * x[f][0] + ki[q + FIT_HALF] * x[f][1];
+                    pi += kr[q + FIT_HALF] * x[f][1] - ki[q + FIT_HALF] * x[f][0];
+                    kk += kr[q + FIT_HALF] * kr[q + FIT_HALF] + ki[q + FIT_HALF] * ki[q + FIT_HALF];
+                }
+                const double e = (pr * pr + pi * pi) / (kk + 1e-30);
+                if (e > best) {
+                    best = e, bj = j0;
+                    ar_b = pr / (kk + 1e-30), ai_b = pi / (kk + 1e-30);
+                    memcpy(kr_b, kr, sizeof kr);
+                    memcpy(ki_b, ki, sizeof ki);
+                }
+            }
+            jc[np] = bj;
+            for (int q = 0; q < 2 * FIT_HALF + 1; q++) { /* c K */
+                cr[np][q] = ar_b * kr_b[q] - ai_b * ki_b[q];
+                ci[np][q] = ar_b * ki_b[q] + ai_b * kr_b[q];
+            }
+            np++;
+        }
+        /* Lobes of neighbouring partials may touch at a low F0; the later one then wins those bins. */
+        float keep[2 * MAXP * (2 * FIT_HALF + 1)];
+        int nk = 0;
+        for (int i = 0; i < np; i++)
+            for (int q = -FIT_HALF; q <= FIT_HALF; q++) {
+                const int f = jc[i] + q;
+                keep[nk++] = x[f][0];
+                keep[nk++] = x[f][1];
+            }
+        for (int f = 0; f < bins; f++) {
+            v[f][0] = x[f][0] * m[f];
+            v[f][1] = x[f][1] * m[f];
+        }
+        nk = 0;
+        for (int i = 0; i < np; i++)
+            for (int q = 0; q < 2 * FIT_HALF + 1; q++) {
+                const int f = jc[i] + q - FIT_HALF;
+                const float xr = keep[nk++], xi = keep[nk++];
+                const float sr = (float)cr[i][q], si = (float)ci[i][q];
+                /* under the low cut (a low voice's fundamental over the bass) only the sinusoid */
+                const float rs = jc[i] < cut_mask ? 0.0f : resid;
+                v[f][0] = sr + rs * (xr - sr);
+                v[f][1] = si + rs * (xi - si);
+            }
     }
 }
 

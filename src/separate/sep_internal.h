@@ -46,6 +46,12 @@ typedef struct sep_params {
     double f0_max_hz;     /* harmonics are shaped up to this frequency */
     double f0_min_conf;   /* frames whose F0 confidence is below this get unvoiced_gain, not the comb */
     double unvoiced_gain; /* mask gain in frames without a confident F0 (vocal-activity gating) */
+    int f0_hangover;      /* frames this close to a confident one take its F0 (onsets, phrase ends) */
+    double fit_max_hz;    /* voiced frames: harmonics up to this frequency are fitted as sinusoids (0: off) */
+    double fit_resid;     /* share of what the fitted sinusoid leaves in its bins that still goes to the vocal */
+    double fit_low_hz;    /* partials between this and lowcut_hz are fitted too, their sinusoid alone kept */
+    double fit_step;      /* frequency search step around k * F0, bins (over +-fit_span) */
+    double fit_span;
     double lowcut_hz;     /* vocal mask is zero below this */
     double mask_power;    /* Wiener exponent */
     int iterations;       /* re-estimation passes */
@@ -76,6 +82,13 @@ int sep_vocal_mask(const sep_params *p, const fftwf_complex *mid, const fftwf_co
 /* Harmonic comb on the mask in voiced frames: f0_hz[t] (0 = unvoiced) and conf[t] per STFT frame. */
 void sep_f0_comb(const sep_params *p, const float *f0_hz, const float *conf, int64_t T, int bins, int n_fft, int rate,
                  int threads, float *mask);
+
+/* Vocal estimate: V = mask * X, except that in voiced frames (f0_hz, conf as for sep_f0_comb) each
+ * harmonic below p->fit_max_hz is fitted as one stationary sinusoid (complex amplitude and frequency
+ * near k * f0, least squares over the window's main lobe) whose spectrum replaces the masked bins there,
+ * plus p->fit_resid of the rest. X and V may be the same array. */
+void sep_harmonic_fit(const sep_params *p, const float *f0_hz, const float *conf, const fftwf_complex *X,
+                      const float *mask, int64_t T, int bins, int n_fft, int rate, int threads, fftwf_complex *V);
 
 /* Subtracts from mid the part linearly predictable from side (per bin, over +-half frames). */
 int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int64_t T, int bins, int half, double max_gain,
