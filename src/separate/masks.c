@@ -367,10 +367,56 @@ static void hann_kernel(double d, int n, double *re, double *im) {
     *im = acc_i;
 }
 
-#define FIT_HALF 2 /* bins either side of a partial: the Hann window's main lobe */
+#define FIT_HALF SEP_CHIRP_HALF
+#define FIT_MAXH SEP_CHIRP_HALF
+
+int sep_chirps_make(sep_chirps *ch, const sep_stft *st, int threads) {
+    if (ch->n == st->n && ch->k) return 0;
+    sep_chirps_free(ch);
+    const int nc = 2 * SEP_CHIRP_C + 1, nd = SEP_CHIRP_DSTEPS + 1, nq = 2 * SEP_CHIRP_HALF + 1, n = st->n;
+    ch->k = malloc(sizeof(float) * 2 * (size_t)(nc * nd * nq));
+    if (!ch->k) return -1;
+    ch->n = n;
+#pragma omp parallel for num_threads(threads) schedule(dynamic) collapse(2)
+    for (int c = 0; c < nc; c++)
+        for (int d = 0; d < nd; d++) {
+            const double rate_c = c - SEP_CHIRP_C, delta = (double)d / SEP_CHIRP_DSTEPS - 0.5;
+            for (int q = 0; q < nq; q++) {
+                /* sum_i win[i] exp(j phi(i)), phi(i) = 2 pi / n (delta u - off i + rate_c u^2 / (2 n)), u = i - n / 2:
+                 * phi is quadratic in i, so exp(j phi) follows from two rotations per sample */
+                const double off = q - SEP_CHIRP_HALF, w0 = 2.0 * M_PI / n, u0 = -0.5 * n;
+                const double ph0 = w0 * (delta * u0 + 0.5 * rate_c * u0 * u0 / n);
+                const double d0 = w0 * (delta - off + 0.5 * rate_c * (2.0 * u0 + 1.0) / n), dd = w0 * rate_c / n;
+                double zr = cos(ph0), zi = sin(ph0), rr = cos(d0), ri = sin(d0);
+                const double gr = cos(dd), gi = sin(dd);
+                double re = 0, im = 0;
+                for (int i = 0; i < n; i++) {
+                    re += st->win[i] * zr;
+                    im += st->win[i] * zi;
+                    const double tr = zr * rr - zi * ri;
+                    zi = zr * ri + zi * rr;
+                    zr = tr;
+                    const double sr = rr * gr - ri * gi;
+                    ri = rr * gi + ri * gr;
+                    rr = sr;
+                }
+                float *e = ch->k + 2 * (((size_t)c * nd + d) * nq + q);
+                e[0] = (float)re;
+                e[1] = (float)im;
+            }
+        }
+    return 0;
+}
+
+void sep_chirps_free(sep_chirps *ch) {
+    free(ch->k);
+    ch->k = NULL;
+    ch->n = 0;
+}
 
 void sep_harmonic_fit(const sep_params *p, const float *f0_hz, const float *conf, const fftwf_complex *X,
-                      const float *mask, int64_t T, int bins, int n_fft, int rate, int threads, fftwf_complex *V) {
+                      const float *mask, int64_t T, int bins, int n_fft, int rate, const sep_chirps *chirps, int threads,
+                      fftwf_complex *V) {
     const double bin_hz = (double)rate / n_fft;
     const double low = p->fit_low_hz > 0 && p->fit_low_hz < p->lowcut_hz ? p->fit_low_hz : p->lowcut_hz;
     const int cut = (int)(low / bin_hz), cut_mask = (int)(p->lowcut_hz / bin_hz);
@@ -386,26 +432,53 @@ void sep_harmonic_fit(const sep_params *p, const float *f0_hz, const float *conf
         const int voiced = p->fit_max_hz > 0 && f0 > 0 && conf[t] >= (float)p->f0_min_conf;
         /* Fits first (they read the mixture's bins, which V may alias), then the masked frame. */
         enum { MAXP = 64 };
-        int jc[MAXP];
-        double cr[MAXP][2 * FIT_HALF + 1], ci[MAXP][2 * FIT_HALF + 1];
+        int jc[MAXP], jh[MAXP];
+        double cr[MAXP][2 * FIT_MAXH + 1], ci[MAXP][2 * FIT_MAXH + 1];
         int np = 0;
+        /* F0 change per hop (Hz) from the neighbouring voiced frames: partial k sweeps k times it per hop */
+        double slope = 0;
+        if (chirps && chirps->k && voiced) {
+            const int a = t > 0 && f0_hz[t - 1] > 0, b = t + 1 < T && f0_hz[t + 1] > 0;
+            if (a || b) slope = ((b ? f0_hz[t + 1] : f0) - (a ? f0_hz[t - 1] : f0)) / (a + b);
+        }
         for (int k = 1; voiced && np < MAXP; k++) {
             const double nu0 = k * f0 / bin_hz;
+            int c0 = 0, c1 = 0;
+            const int hf = FIT_HALF;
+            if (chirps && chirps->k) { /* sweep over the window (4 hops), bins */
+                const double sw = k * slope * 4.0 / bin_hz;
+                int cc = (int)floor(sw + 0.5);
+                cc = cc < -SEP_CHIRP_C ? -SEP_CHIRP_C : cc > SEP_CHIRP_C ? SEP_CHIRP_C : cc;
+                c0 = c1 = cc;
+                if (p->fit_chirp > 1) {
+                    c0 = cc > -SEP_CHIRP_C ? cc - 1 : cc;
+                    c1 = cc < SEP_CHIRP_C ? cc + 1 : cc;
+                }
+            }
             if (nu0 * bin_hz > p->fit_max_hz || nu0 + span + FIT_HALF + 1 >= bins) break;
             if (nu0 < cut + FIT_HALF) continue;
-            double best = -1, kr_b[2 * FIT_HALF + 1], ki_b[2 * FIT_HALF + 1], ar_b = 0, ai_b = 0;
+            double best = -1, kr_b[2 * FIT_MAXH + 1], ki_b[2 * FIT_MAXH + 1], ar_b = 0, ai_b = 0;
             int bj = 0;
+            for (int cs = c0; cs <= c1; cs++)
             for (int s = -nsteps; s <= nsteps; s++) {
                 const double nu = nu0 + s * step;
                 const int j0 = (int)floor(nu + 0.5);
-                double kr[2 * FIT_HALF + 1], ki[2 * FIT_HALF + 1], pr = 0, pi = 0, kk = 0;
-                for (int q = -FIT_HALF; q <= FIT_HALF; q++) {
-                    const int f = j0 + q;
-                    hann_kernel(f - nu, n_fft, &kr[q + FIT_HALF], &ki[q + FIT_HALF]);
+                double kr[2 * FIT_MAXH + 1], ki[2 * FIT_MAXH + 1], pr = 0, pi = 0, kk = 0;
+                const float *tab = NULL;
+                if (chirps && chirps->k) {
+                    int di = (int)floor((nu - j0 + 0.5) * SEP_CHIRP_DSTEPS + 0.5);
+                    di = di < 0 ? 0 : di > SEP_CHIRP_DSTEPS ? SEP_CHIRP_DSTEPS : di;
+                    tab = chirps->k + 2 * (((size_t)(cs + SEP_CHIRP_C) * (SEP_CHIRP_DSTEPS + 1) + di) *
+                                               (2 * SEP_CHIRP_HALF + 1) + SEP_CHIRP_HALF);
+                }
+                for (int q = -hf; q <= hf; q++) {
+                    const int f = j0 + q, e = q + hf;
+                    if (tab) kr[e] = tab[2 * q], ki[e] = tab[2 * q + 1];
+                    else hann_kernel(f - nu, n_fft, &kr[e], &ki[e]);
                     /* <K, X> = sum conj(K) X */
-                    pr += kr[q + FIT_HALF] * x[f][0] + ki[q + FIT_HALF] * x[f][1];
-                    pi += kr[q + FIT_HALF] * x[f][1] - ki[q + FIT_HALF] * x[f][0];
-                    kk += kr[q + FIT_HALF] * kr[q + FIT_HALF] + ki[q + FIT_HALF] * ki[q + FIT_HALF];
+                    pr += kr[e] * x[f][0] + ki[e] * x[f][1];
+                    pi += kr[e] * x[f][1] - ki[e] * x[f][0];
+                    kk += kr[e] * kr[e] + ki[e] * ki[e];
                 }
                 const double e = (pr * pr + pi * pi) / (kk + 1e-30);
                 if (e > best) {
@@ -416,17 +489,18 @@ void sep_harmonic_fit(const sep_params *p, const float *f0_hz, const float *conf
                 }
             }
             jc[np] = bj;
-            for (int q = 0; q < 2 * FIT_HALF + 1; q++) { /* c K */
+            jh[np] = hf;
+            for (int q = 0; q < 2 * hf + 1; q++) { /* c K */
                 cr[np][q] = ar_b * kr_b[q] - ai_b * ki_b[q];
                 ci[np][q] = ar_b * ki_b[q] + ai_b * kr_b[q];
             }
             np++;
         }
         /* Lobes of neighbouring partials may touch at a low F0; the later one then wins those bins. */
-        float keep[2 * MAXP * (2 * FIT_HALF + 1)];
+        float keep[2 * MAXP * (2 * FIT_MAXH + 1)];
         int nk = 0;
         for (int i = 0; i < np; i++)
-            for (int q = -FIT_HALF; q <= FIT_HALF; q++) {
+            for (int q = -jh[i]; q <= jh[i]; q++) {
                 const int f = jc[i] + q;
                 keep[nk++] = x[f][0];
                 keep[nk++] = x[f][1];
@@ -437,8 +511,8 @@ void sep_harmonic_fit(const sep_params *p, const float *f0_hz, const float *conf
         }
         nk = 0;
         for (int i = 0; i < np; i++)
-            for (int q = 0; q < 2 * FIT_HALF + 1; q++) {
-                const int f = jc[i] + q - FIT_HALF;
+            for (int q = 0; q < 2 * jh[i] + 1; q++) {
+                const int f = jc[i] + q - jh[i];
                 const float xr = keep[nk++], xi = keep[nk++];
                 const float sr = (float)cr[i][q], si = (float)ci[i][q];
                 /* under the low cut (a low voice's fundamental over the bass) only the sinusoid */
@@ -483,6 +557,7 @@ int sep_work_reserve(sep_work *w, int64_t len, int64_t frames, int bins) {
 }
 
 void sep_work_free(sep_work *w) {
+    sep_chirps_free(&w->chirps);
     free(w->mid);
     free(w->side);
     fftwf_free(w->M);

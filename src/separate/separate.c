@@ -94,7 +94,8 @@ static void params_for_preset(avo_preset preset, sep_params *p) {
     p->f0_hangover = 1;
     p->fit_max_hz = 1200.0;
     p->fit_resid = 0.5;
-    p->fit_low_hz = 70.0;
+    p->fit_low_hz = 100.0;
+    p->fit_chirp = 1;
     p->fit_step = 0.125;
     p->fit_span = 0.5;
     p->fft_seconds = 0.07;
@@ -223,7 +224,9 @@ static int separate_block(avo_separator *sep, const sep_stft *st, const float *l
     const float *mask = w->mask;
     if (sep->params.use_f0 && sep->params.fit_max_hz > 0) {
         /* apply_f0 left the F0 track in w->tmp; the fit writes the vocal spectrum over M */
-        sep_harmonic_fit(&sep->params, w->tmp, w->tmp + T, M, mask, T, st->bins, st->n, rate, threads, M);
+        if (sep->params.fit_chirp && sep_chirps_make(&w->chirps, st, threads)) return -1;
+        sep_harmonic_fit(&sep->params, w->tmp, w->tmp + T, M, mask, T, st->bins, st->n, rate,
+                         sep->params.fit_chirp ? &w->chirps : NULL, threads, M);
     } else {
 #pragma omp parallel for num_threads(threads) schedule(static)
         for (int64_t i = 0; i < nb; i++) {

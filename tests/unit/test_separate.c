@@ -429,7 +429,7 @@ static void test_harmonic_fit(void) {
     for (int noisy = 0; noisy < 2; noisy++) {
         for (int64_t i = 0; i < len; i++) x[i] = clean[i] + (noisy ? 0.128f * lcg(&seed) : 0.0f); /* -10 dB */
         CHECK(sep_stft_forward(&st, x, len, X, 1) == 0);
-        sep_harmonic_fit(&p, f0, conf, X, mask, T, st.bins, n, rate, 1, V);
+        sep_harmonic_fit(&p, f0, conf, X, mask, T, st.bins, n, rate, NULL, 1, V);
         CHECK(sep_stft_inverse(&st, V, len, y, 1) == 0);
         double num = 0, den = 0;
         for (int64_t i = rate / 4; i < len - rate / 4; i++) {
@@ -440,10 +440,44 @@ static void test_harmonic_fit(void) {
         fprintf(stderr, "sinusoid fit%s: residual %.1f dB\n", noisy ? " (noise at -10 dB)" : "", db);
         CHECK_MSG(db < (noisy ? -25.0 : -50.0), "fit residual %.1f dB", db);
     }
+    /* A glide of 300 Hz/s (partials 1 and 2 sweep 2.6 and 5.2 bins over a window), its F0 given frame by
+     * frame: fitted as linear chirps (fit_chirp, the table made from the window) it must come back
+     * within -30 dB and at least 10 dB better than as stationary sinusoids. */
+    sep_chirps ch = {0, NULL};
+    CHECK(sep_chirps_make(&ch, &st, 1) == 0);
+    double phase = 0;
+    for (int64_t i = 0; i < len; i++) {
+        const double f = 250.0 + 300.0 * i / rate;
+        x[i] = clean[i] = (float)(0.5 * sin(phase) + 0.3 * sin(2 * phase));
+        phase += 2 * M_PI * f / rate;
+    }
+    for (int64_t t = 0; t < T; t++) f0[t] = (float)(250.0 + 300.0 * (double)(t * st.hop) / rate);
+    CHECK(sep_stft_forward(&st, x, len, X, 1) == 0);
+    double glide_db[2];
+    p.fit_max_hz = 2000; /* partial 2 ends at 1.7 kHz */
+    for (int chirp = 0; chirp < 2; chirp++) {
+        p.fit_chirp = chirp;
+        sep_harmonic_fit(&p, f0, conf, X, mask, T, st.bins, n, rate, chirp ? &ch : NULL, 1, V);
+        CHECK(sep_stft_inverse(&st, V, len, y, 1) == 0);
+        double num = 0, den = 0;
+        for (int64_t i = rate / 4; i < len - rate / 4; i++) {
+            num += ((double)clean[i] - y[i]) * ((double)clean[i] - y[i]);
+            den += (double)clean[i] * clean[i];
+        }
+        glide_db[chirp] = 10 * log10(num / den + 1e-30);
+    }
+    fprintf(stderr, "gliding partials: residual %.1f dB as chirps, %.1f dB as steady sinusoids\n", glide_db[1],
+            glide_db[0]);
+    CHECK_MSG(glide_db[1] < -30.0 && glide_db[1] < glide_db[0] - 10.0, "chirp fit %.1f dB, steady fit %.1f dB",
+              glide_db[1], glide_db[0]);
+    sep_chirps_free(&ch);
+    p.fit_chirp = 0;
+    p.fit_max_hz = 1000;
+    CHECK(sep_stft_forward(&st, x, len, X, 1) == 0);
     /* resid 1 and mask 1: the mixture itself in every bin, fitted or not */
     for (int64_t i = 0; i < nb; i++) mask[i] = 1.0f;
     p.fit_resid = 1.0;
-    sep_harmonic_fit(&p, f0, conf, X, mask, T, st.bins, n, rate, 1, V);
+    sep_harmonic_fit(&p, f0, conf, X, mask, T, st.bins, n, rate, NULL, 1, V);
     double dmax = 0;
     for (int64_t i = 0; i < nb; i++)
         dmax = fmax(dmax, fmax(fabs((double)V[i][0] - X[i][0]), fabs((double)V[i][1] - X[i][1])));
