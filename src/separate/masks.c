@@ -1,7 +1,10 @@
 /* Vocal mask for one block: an accompaniment magnitude model built from the repeating background
  * (REPET-SIM), the percussive part (median-filter HPSS) and, for stereo, the side channel; the vocal
  * model is what the mixture has beyond it; a soft Wiener-style mask splits the mid spectrum. A
- * harmonic comb along the lead vocal's F0 (sep_f0_comb) then reshapes the mask in voiced frames. */
+ * harmonic comb along the lead vocal's F0 (sep_f0_comb) then reshapes the mask in voiced frames, and
+ * the low partials are fitted as sinusoids or linear chirps (sep_harmonic_fit): a fitted partial
+ * takes one complex amplitude from its five bins, so less of the accompaniment under it goes along
+ * than with a mask near 1 there. */
 #include "separate/sep_internal.h"
 
 #include <cblas.h>

@@ -63,11 +63,15 @@ void avo_separator_config_default(avo_separator_config *cfg) {
  * voice's fundamental down to 70 Hz kept as its sinusoid alone (the bass around it stays out); the
  * comb's F0 held one frame past a confident frame, unvoiced gain 0.4, floor 0.2, side prediction
  * over +-10 frames: 11.56 -> 11.92 (tuning half), 10.74 -> 11.02 (held-out half), worst clip
- * 6.70 -> 7.82. Tried and not kept: comb harmonics widened by the F0 slope (-0.3 to -0.8 dB),
+ * 6.70 -> 7.82. Then the partials fitted as linear chirps at the sweep the F0 track's slope
+ * predicts (a singer's vibrato moves a partial by bins within one 93 ms window), from 100 Hz:
+ * 11.92 -> 12.11 and 11.02 -> 11.17. Tried and not kept: comb harmonics widened by the F0 slope (-0.3 to -0.8 dB),
  * REPET-SIM neighbours weighted by similarity (-0.3 dB and far worse when sharper), a further
  * mask pass on what the fitted estimate leaves (-0.06), a second F0 track on the fitted estimate
  * (-0.07 / +0.05), the fit over 3 or 9 bins instead of 5 (0 / -0.1, -0.36), a harmonic cap from
- * the neighbouring partials' levels (-4 dB: formants make neighbours differ). */
+ * the neighbouring partials' levels (-4 dB: formants make neighbours differ); with chirps: searching
+ * +-1 bin of sweep around the predicted one (-0.02), wider fits for fast sweeps (+0.02), fits up to
+ * 3 or 5 kHz (+0.06 / -0.01 on the held-out half), other floors, gains and mask powers (+-0.04). */
 static void params_for_preset(avo_preset preset, sep_params *p) {
     memset(p, 0, sizeof *p);
     p->use_repet = 1;
