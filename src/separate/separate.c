@@ -71,7 +71,8 @@ void avo_separator_config_default(avo_separator_config *cfg) {
  * (-0.07 / +0.05), the fit over 3 or 9 bins instead of 5 (0 / -0.1, -0.36), a harmonic cap from
  * the neighbouring partials' levels (-4 dB: formants make neighbours differ); with chirps: searching
  * +-1 bin of sweep around the predicted one (-0.02), wider fits for fast sweeps (+0.02), fits up to
- * 3 or 5 kHz (+0.06 / -0.01 on the held-out half), other floors, gains and mask powers (+-0.04). */
+ * 3 or 5 kHz (+0.06 / -0.01 on the held-out half), bending the chirps by the F0 track's curvature
+ * (+0.01 / -0.01), other floors, gains and mask powers (+-0.04). */
 static void params_for_preset(avo_preset preset, sep_params *p) {
     memset(p, 0, sizeof *p);
     p->use_repet = 1;
