@@ -14,7 +14,9 @@
  * forked copy of a process whose OpenMP/OpenBLAS thread pools exist hangs on their locks.
  *
  * usage: bench_separation [--out FILE.json] [--presets fast,balanced,quality] [--vars -6,0,6] [--threads N]
- *                         [--no-speed] [--memory] [--set P=V ...]   (--set edits internal parameters, for ablations)
+ *                         [--half 0|1] [--no-speed] [--memory] [--set P=V ...]
+ * --set edits internal parameters, for ablations; --half keeps one half of the singers (sorted singer
+ * names alternate between halves 0 and 1): tune on one, confirm on the other.
  * Default output bench/out/separation_bench.json (`autovoice bench` writes its own separation.json). */
 #include "autovoice/sdr.h"
 #include "autovoice/separate.h"
@@ -62,6 +64,7 @@ static void apply_sets(avo_separator *sep) {
         SETP(hpss_freq_len) SETP(use_side) SETP(side_gain) SETP(use_f0) SETP(lowcut_hz) SETP(mask_power)
         SETP(iterations) SETP(side_cancel) SETP(cancel_half) SETP(cancel_max_gain) SETP(repet_stride)
         SETP(fft_seconds) SETP(f0_accurate) SETP(unvoiced_gain) SETP(f0_floor) SETP(f0_boost) SETP(f0_width) SETP(f0_max_hz) SETP(f0_min_conf)
+        SETP(fit_max_hz) SETP(fit_chirp) SETP(fit_low_hz) SETP(f0_hangover) SETP(fit_resid) SETP(fit_step) SETP(fit_span)
 #undef SETP
         fprintf(stderr, "unknown parameter %s\n", name);
         exit(2);
@@ -129,6 +132,27 @@ static int list_clips(char names[][128]) {
     closedir(d);
     qsort(names, (size_t)n, 128, (int (*)(const void *, const void *))strcmp);
     return n;
+}
+
+/* Keeps the clips of one half of the singers (the name before the last '_' is the singer; sorted
+ * singers alternate between half 0 and half 1), for tuning on one half and confirming on the other.
+ * half < 0 keeps all. Returns the new count. */
+static int keep_half(char names[][128], int n, int half) {
+    if (half < 0) return n;
+    char singer[MAX_CLIPS][128];
+    int nsing = 0, kept = 0;
+    for (int i = 0; i < n; i++) {
+        char s[128];
+        memcpy(s, names[i], sizeof s);
+        char *u = strrchr(s, '_');
+        if (u) *u = 0;
+        int j = 0;
+        while (j < nsing && strcmp(singer[j], s)) j++;
+        if (j == nsing) memcpy(singer[nsing++], s, sizeof s);
+        /* names are sorted, so singers are numbered in sorted order */
+        if (j % 2 == half) memmove(names[kept++], names[i], 128);
+    }
+    return kept;
 }
 
 /* vocals scaled to var_db against acc (RMS), mixture = sum. */
@@ -304,13 +328,14 @@ int main(int argc, char **argv) {
     const char *out_path = "bench/out/separation_bench.json";
     const char *child_preset = NULL;
     char presets_arg[128] = "fast,balanced,quality", vars_arg[64] = "-6,0,6";
-    int threads = 0, do_speed = 1, do_memory = 0, max_clips = MAX_CLIPS, child_in_place = 0;
+    int threads = 0, do_speed = 1, do_memory = 0, max_clips = MAX_CLIPS, child_in_place = 0, half = -1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--out") && i + 1 < argc) out_path = argv[++i];
         else if (!strcmp(argv[i], "--presets") && i + 1 < argc) snprintf(presets_arg, sizeof presets_arg, "%s", argv[++i]);
         else if (!strcmp(argv[i], "--vars") && i + 1 < argc) snprintf(vars_arg, sizeof vars_arg, "%s", argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--clips") && i + 1 < argc) max_clips = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--half") && i + 1 < argc) half = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-speed")) do_speed = 0;
         else if (!strcmp(argv[i], "--memory")) do_memory = 1;
         else if (!strcmp(argv[i], "--memory-child") && i + 1 < argc) child_preset = argv[++i];
@@ -318,7 +343,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--set") && i + 1 < argc && g_nsets < MAX_SETS) g_sets[g_nsets++] = argv[++i];
         else {
             fprintf(stderr, "usage: %s [--out FILE] [--presets LIST] [--vars LIST] [--threads N] [--clips N] "
-                            "[--no-speed] [--memory] [--set P=V]\n", argv[0]);
+                            "[--half 0|1] [--no-speed] [--memory] [--set P=V]\n", argv[0]);
             return 2;
         }
     }
@@ -345,7 +370,7 @@ int main(int argc, char **argv) {
     bench_load("stems/falcon69/mixture.flac", 44100, 2, &falcon_mix);
     bench_load("stems/falcon69/vocals.flac", 44100, 2, &falcon_voc);
     char names[MAX_CLIPS][128];
-    int nclips = list_clips(names);
+    int nclips = keep_half(names, list_clips(names), half);
     if (nclips > max_clips) nclips = max_clips;
 
     printf("%-12s %5s %-9s %3s | %-15s | %-15s | %-15s | %-15s\n", "set", "VAR", "preset", "n", "vocals SDR med/worst",

@@ -108,6 +108,13 @@ avo_status avo_pipeline_load_pitch_model(const avo_pipeline_config *cfg, avo_bac
 
 avo_status avo_pipeline_run(const avo_pipeline_config *cfg, const avo_pipeline_input *in, avo_pipeline_output *out,
                             avo_run_metadata *meta, avo_error *err);
+/* The same, with the song's buffer handed over: song is the audio in->song points to, and the pipeline
+ * may overwrite and free it. A song that is separated (no stems given, keep_stems 0) becomes the
+ * accompaniment in place, one song-length buffer fewer (212 MB for 10 stereo minutes at 44.1 kHz), and
+ * *song is left empty (the caller's avo_audio_free of it is then a no-op). Same output as
+ * avo_pipeline_run. */
+avo_status avo_pipeline_run_consuming(const avo_pipeline_config *cfg, const avo_pipeline_input *in, avo_audio *song,
+                                      avo_pipeline_output *out, avo_run_metadata *meta, avo_error *err);
 void avo_pipeline_output_free(avo_pipeline_output *out);
 
 /* The --profile-json document: audio_duration_seconds, stage_timings_ms{separation, f0_extraction,

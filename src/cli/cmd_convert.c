@@ -329,7 +329,9 @@ int cli_convert(int argc, char **argv) {
         a.cfg.progress_user = &progress;
         avo_pipeline_input in = {a.vocals ? &accompaniment : &song, a.vocals ? &vocals : NULL,
                                  a.vocals ? &accompaniment : NULL, target};
-        st = avo_pipeline_run(&a.cfg, &in, &out, &meta, &err);
+        /* The song is not needed afterwards: the pipeline may separate it in place. */
+        st = a.vocals ? avo_pipeline_run(&a.cfg, &in, &out, &meta, &err)
+                      : avo_pipeline_run_consuming(&a.cfg, &in, &song, &out, &meta, &err);
         if (!st) snprintf(meta.input, sizeof meta.input, "%s", a.vocals ? a.vocals : a.song);
     }
     cli_progress_finish(&progress);

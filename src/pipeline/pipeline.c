@@ -64,7 +64,8 @@ static void stage_done(stage_clock *clock, avo_stage stage) {
     if (clock->cfg->on_stage) clock->cfg->on_stage(avo_stage_name(stage), clock->meta->stage_ms[stage], clock->cfg->on_stage_user);
 }
 
-static avo_status run_separation(const avo_pipeline_config *cfg, const avo_pipeline_input *in,
+/* song_buffer: NULL, or the buffer in->song points to, which the separator may overwrite. */
+static avo_status run_separation(const avo_pipeline_config *cfg, const avo_pipeline_input *in, avo_audio *song_buffer,
                                  avo_pipeline_output *out, avo_run_metadata *meta, avo_error *err) {
     if (in->vocals) {
         snprintf(meta->separation_method, sizeof meta->separation_method, "given-stems");
@@ -88,12 +89,18 @@ static avo_status run_separation(const avo_pipeline_config *cfg, const avo_pipel
     avo_separator *sep = NULL;
     avo_status st = avo_separator_create(&scfg, &sep, err);
     /* Without stems to keep, the centre estimate alone is enough: a stereo song's vocals come back as
-     * one channel, half the memory. */
-    if (!st && cfg->keep_stems)
+     * one channel, half the memory. A song buffer handed over becomes the accompaniment in place: the
+     * same samples as the copying run, one song-length buffer fewer. */
+    if (!st && cfg->keep_stems) {
         st = avo_separator_run(sep, in->song, &out->vocals, &out->accompaniment, cfg->progress, cfg->progress_user, err);
-    else if (!st)
+    } else if (!st && song_buffer) {
+        out->accompaniment = *song_buffer;
+        memset(song_buffer, 0, sizeof *song_buffer);
+        st = avo_separator_run_in_place(sep, &out->accompaniment, &out->vocals, cfg->progress, cfg->progress_user, err);
+    } else if (!st) {
         st = avo_separator_run_centre(sep, in->song, &out->vocals, &out->accompaniment, cfg->progress,
                                       cfg->progress_user, err);
+    }
     if (!st) snprintf(meta->separation_method, sizeof meta->separation_method, "%s", avo_separator_method(sep));
     avo_separator_free(sep);
     return st;
@@ -294,8 +301,8 @@ static avo_status check_input(const avo_pipeline_config *cfg, const avo_pipeline
     return AVO_OK;
 }
 
-avo_status avo_pipeline_run(const avo_pipeline_config *cfg, const avo_pipeline_input *in, avo_pipeline_output *out,
-                            avo_run_metadata *meta, avo_error *err) {
+static avo_status pipeline_run(const avo_pipeline_config *cfg, const avo_pipeline_input *in, avo_audio *song_buffer,
+                               avo_pipeline_output *out, avo_run_metadata *meta, avo_error *err) {
     avo_pipeline_config defaults;
     if (!cfg) {
         avo_pipeline_config_default(&defaults);
@@ -317,7 +324,7 @@ avo_status avo_pipeline_run(const avo_pipeline_config *cfg, const avo_pipeline_i
     double reference_lufs = -HUGE_VAL;
     const double start = avo_now_ms();
     stage_clock clock = {cfg, meta, start};
-    st = run_separation(cfg, in, out, meta, err);
+    st = run_separation(cfg, in, song_buffer, out, meta, err);
     if (!st) st = prepare_vocals(cfg, out, &mono, &reference_lufs, err);
     if (!st) stage_done(&clock, AVO_STAGE_SEPARATION);
     if (!st) st = run_f0(cfg, out, meta, &mono, err);
@@ -349,6 +356,18 @@ avo_status avo_pipeline_run(const avo_pipeline_config *cfg, const avo_pipeline_i
     meta->rtf = meta->total_ms / 1000.0 / meta->audio_duration_seconds;
     if (cfg->on_stage) cfg->on_stage("total", meta->total_ms, cfg->on_stage_user);
     return AVO_OK;
+}
+
+avo_status avo_pipeline_run(const avo_pipeline_config *cfg, const avo_pipeline_input *in, avo_pipeline_output *out,
+                            avo_run_metadata *meta, avo_error *err) {
+    return pipeline_run(cfg, in, NULL, out, meta, err);
+}
+
+avo_status avo_pipeline_run_consuming(const avo_pipeline_config *cfg, const avo_pipeline_input *in, avo_audio *song,
+                                      avo_pipeline_output *out, avo_run_metadata *meta, avo_error *err) {
+    if (!in || !song || in->song != song)
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "avo_pipeline_run_consuming: song must be in->song");
+    return pipeline_run(cfg, in, song, out, meta, err);
 }
 
 avo_status avo_run_metadata_to_json(const avo_run_metadata *meta, char **json, avo_error *err) {

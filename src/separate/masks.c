@@ -1,7 +1,10 @@
 /* Vocal mask for one block: an accompaniment magnitude model built from the repeating background
  * (REPET-SIM), the percussive part (median-filter HPSS) and, for stereo, the side channel; the vocal
  * model is what the mixture has beyond it; a soft Wiener-style mask splits the mid spectrum. A
- * harmonic comb along the lead vocal's F0 (sep_f0_comb) then reshapes the mask in voiced frames. */
+ * harmonic comb along the lead vocal's F0 (sep_f0_comb) then reshapes the mask in voiced frames, and
+ * the low partials are fitted as sinusoids or linear chirps (sep_harmonic_fit): a fitted partial
+ * takes one complex amplitude from its five bins, so less of the accompaniment under it goes along
+ * than with a mask near 1 there. */
 #include "separate/sep_internal.h"
 
 #include <cblas.h>
@@ -319,9 +322,16 @@ void sep_f0_comb(const sep_params *p, const float *f0_hz, const float *conf, int
     if (fmax > bins) fmax = bins;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t t = 0; t < T; t++) {
-        const float f0 = f0_hz[t];
+        const float minc = (float)p->f0_min_conf;
         float *m = mask + t * bins;
-        if (!(f0 > 0) || conf[t] < (float)p->f0_min_conf) {
+        float f0 = f0_hz[t] > 0 && conf[t] >= minc ? f0_hz[t] : 0.0f;
+        /* Next to a confident frame the voice is usually still (or already) there, with a pitch the
+         * tracker is unsure of: such frames take the nearest confident frame's F0. */
+        for (int64_t d = 1; !(f0 > 0) && d <= p->f0_hangover; d++) {
+            if (t - d >= 0 && f0_hz[t - d] > 0 && conf[t - d] >= minc) f0 = f0_hz[t - d];
+            else if (t + d < T && f0_hz[t + d] > 0 && conf[t + d] >= minc) f0 = f0_hz[t + d];
+        }
+        if (!(f0 > 0)) {
             /* No confident melody: mostly the singer's rests, where any vocal estimate is leakage
              * (consonants are too, but they carry little energy). */
             if (p->unvoiced_gain != 1.0)
@@ -338,6 +348,181 @@ void sep_f0_comb(const sep_params *p, const float *f0_hz, const float *conf, int
             const float on = boost == 1.0f ? m[f] : powf(m[f], boost);
             m[f] = c * on + (1.0f - c) * floor_g * m[f];
         }
+    }
+}
+
+/* Spectrum (up to a constant) of a unit complex exponential at `nu` bins seen through the periodic
+ * Hann window of n, in bin f: the window's three-term Dirichlet kernel, phase included, since the fit
+ * adds it to the mixture's complex bins. */
+static void hann_kernel(double d, int n, double *re, double *im) {
+    double acc_r = 0, acc_i = 0;
+    const double wts[3] = {0.5, -0.25, -0.25}, sh[3] = {0.0, -1.0, 1.0};
+    for (int q = 0; q < 3; q++) {
+        const double e = d + sh[q]; /* D(e) = sum_i exp(-2 pi i e i / n) */
+        double mag;
+        if (fabs(e) < 1e-9) mag = n;
+        else mag = sin(M_PI * e) / sin(M_PI * e / n);
+        const double ph = -M_PI * e * (n - 1) / n;
+        acc_r += wts[q] * mag * cos(ph);
+        acc_i += wts[q] * mag * sin(ph);
+    }
+    *re = acc_r;
+    *im = acc_i;
+}
+
+#define FIT_HALF SEP_CHIRP_HALF
+#define FIT_MAXH SEP_CHIRP_HALF
+
+int sep_chirps_make(sep_chirps *ch, const sep_stft *st, int threads) {
+    if (ch->n == st->n && ch->k) return 0;
+    sep_chirps_free(ch);
+    const int nc = 2 * SEP_CHIRP_C + 1, nd = SEP_CHIRP_DSTEPS + 1, nq = 2 * SEP_CHIRP_HALF + 1, n = st->n;
+    ch->k = malloc(sizeof(float) * 2 * (size_t)(nc * nd * nq));
+    if (!ch->k) return -1;
+    ch->n = n;
+#pragma omp parallel for num_threads(threads) schedule(dynamic) collapse(2)
+    for (int c = 0; c < nc; c++)
+        for (int d = 0; d < nd; d++) {
+            const double rate_c = c - SEP_CHIRP_C, delta = (double)d / SEP_CHIRP_DSTEPS - 0.5;
+            for (int q = 0; q < nq; q++) {
+                /* sum_i win[i] exp(j phi(i)), phi(i) = 2 pi / n (delta u - off i + rate_c u^2 / (2 n)), u = i - n / 2:
+                 * phi is quadratic in i, so exp(j phi) follows from two rotations per sample */
+                const double off = q - SEP_CHIRP_HALF, w0 = 2.0 * M_PI / n, u0 = -0.5 * n;
+                const double ph0 = w0 * (delta * u0 + 0.5 * rate_c * u0 * u0 / n);
+                const double d0 = w0 * (delta - off + 0.5 * rate_c * (2.0 * u0 + 1.0) / n), dd = w0 * rate_c / n;
+                double zr = cos(ph0), zi = sin(ph0), rr = cos(d0), ri = sin(d0);
+                const double gr = cos(dd), gi = sin(dd);
+                double re = 0, im = 0;
+                for (int i = 0; i < n; i++) {
+                    re += st->win[i] * zr;
+                    im += st->win[i] * zi;
+                    const double tr = zr * rr - zi * ri;
+                    zi = zr * ri + zi * rr;
+                    zr = tr;
+                    const double sr = rr * gr - ri * gi;
+                    ri = rr * gi + ri * gr;
+                    rr = sr;
+                }
+                float *e = ch->k + 2 * (((size_t)c * nd + d) * nq + q);
+                e[0] = (float)re;
+                e[1] = (float)im;
+            }
+        }
+    return 0;
+}
+
+void sep_chirps_free(sep_chirps *ch) {
+    free(ch->k);
+    ch->k = NULL;
+    ch->n = 0;
+}
+
+void sep_harmonic_fit(const sep_params *p, const float *f0_hz, const float *conf, const fftwf_complex *X,
+                      const float *mask, int64_t T, int bins, int n_fft, int rate, const sep_chirps *chirps, int threads,
+                      fftwf_complex *V) {
+    const double bin_hz = (double)rate / n_fft;
+    const double low = p->fit_low_hz > 0 && p->fit_low_hz < p->lowcut_hz ? p->fit_low_hz : p->lowcut_hz;
+    const int cut = (int)(low / bin_hz), cut_mask = (int)(p->lowcut_hz / bin_hz);
+    const double step = p->fit_step > 0 ? p->fit_step : 0.125, span = p->fit_span;
+    const int nsteps = (int)floor(span / step + 1e-9);
+    const float resid = (float)p->fit_resid;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        const fftwf_complex *x = X + t * bins;
+        fftwf_complex *v = V + t * bins;
+        const float *m = mask + t * bins;
+        const float f0 = f0_hz[t];
+        const int voiced = p->fit_max_hz > 0 && f0 > 0 && conf[t] >= (float)p->f0_min_conf;
+        /* Fits first (they read the mixture's bins, which V may alias), then the masked frame. */
+        enum { MAXP = 64 };
+        int jc[MAXP], jh[MAXP];
+        double cr[MAXP][2 * FIT_MAXH + 1], ci[MAXP][2 * FIT_MAXH + 1];
+        int np = 0;
+        /* F0 change per hop (Hz) from the neighbouring voiced frames: partial k sweeps k times it per hop */
+        double slope = 0;
+        if (chirps && chirps->k && voiced) {
+            const int a = t > 0 && f0_hz[t - 1] > 0, b = t + 1 < T && f0_hz[t + 1] > 0;
+            if (a || b) slope = ((b ? f0_hz[t + 1] : f0) - (a ? f0_hz[t - 1] : f0)) / (a + b);
+        }
+        for (int k = 1; voiced && np < MAXP; k++) {
+            const double nu0 = k * f0 / bin_hz;
+            int c0 = 0, c1 = 0;
+            const int hf = FIT_HALF;
+            if (chirps && chirps->k) { /* sweep over the window (4 hops), bins */
+                const double sw = k * slope * 4.0 / bin_hz;
+                int cc = (int)floor(sw + 0.5);
+                cc = cc < -SEP_CHIRP_C ? -SEP_CHIRP_C : cc > SEP_CHIRP_C ? SEP_CHIRP_C : cc;
+                c0 = c1 = cc;
+                if (p->fit_chirp > 1) {
+                    c0 = cc > -SEP_CHIRP_C ? cc - 1 : cc;
+                    c1 = cc < SEP_CHIRP_C ? cc + 1 : cc;
+                }
+            }
+            if (nu0 * bin_hz > p->fit_max_hz || nu0 + span + FIT_HALF + 1 >= bins) break;
+            if (nu0 < cut + FIT_HALF) continue;
+            double best = -1, kr_b[2 * FIT_MAXH + 1], ki_b[2 * FIT_MAXH + 1], ar_b = 0, ai_b = 0;
+            int bj = 0;
+            for (int cs = c0; cs <= c1; cs++)
+            for (int s = -nsteps; s <= nsteps; s++) {
+                const double nu = nu0 + s * step;
+                const int j0 = (int)floor(nu + 0.5);
+                double kr[2 * FIT_MAXH + 1], ki[2 * FIT_MAXH + 1], pr = 0, pi = 0, kk = 0;
+                const float *tab = NULL;
+                if (chirps && chirps->k) {
+                    int di = (int)floor((nu - j0 + 0.5) * SEP_CHIRP_DSTEPS + 0.5);
+                    di = di < 0 ? 0 : di > SEP_CHIRP_DSTEPS ? SEP_CHIRP_DSTEPS : di;
+                    tab = chirps->k + 2 * (((size_t)(cs + SEP_CHIRP_C) * (SEP_CHIRP_DSTEPS + 1) + di) *
+                                               (2 * SEP_CHIRP_HALF + 1) + SEP_CHIRP_HALF);
+                }
+                for (int q = -hf; q <= hf; q++) {
+                    const int f = j0 + q, e = q + hf;
+                    if (tab) kr[e] = tab[2 * q], ki[e] = tab[2 * q + 1];
+                    else hann_kernel(f - nu, n_fft, &kr[e], &ki[e]);
+                    /* <K, X> = sum conj(K) X */
+                    pr += kr[e] * x[f][0] + ki[e] * x[f][1];
+                    pi += kr[e] * x[f][1] - ki[e] * x[f][0];
+                    kk += kr[e] * kr[e] + ki[e] * ki[e];
+                }
+                const double e = (pr * pr + pi * pi) / (kk + 1e-30);
+                if (e > best) {
+                    best = e, bj = j0;
+                    ar_b = pr / (kk + 1e-30), ai_b = pi / (kk + 1e-30);
+                    memcpy(kr_b, kr, sizeof kr);
+                    memcpy(ki_b, ki, sizeof ki);
+                }
+            }
+            jc[np] = bj;
+            jh[np] = hf;
+            for (int q = 0; q < 2 * hf + 1; q++) { /* c K */
+                cr[np][q] = ar_b * kr_b[q] - ai_b * ki_b[q];
+                ci[np][q] = ar_b * ki_b[q] + ai_b * kr_b[q];
+            }
+            np++;
+        }
+        /* Lobes of neighbouring partials may touch at a low F0; the later one then wins those bins. */
+        float keep[2 * MAXP * (2 * FIT_MAXH + 1)];
+        int nk = 0;
+        for (int i = 0; i < np; i++)
+            for (int q = -jh[i]; q <= jh[i]; q++) {
+                const int f = jc[i] + q;
+                keep[nk++] = x[f][0];
+                keep[nk++] = x[f][1];
+            }
+        for (int f = 0; f < bins; f++) {
+            v[f][0] = x[f][0] * m[f];
+            v[f][1] = x[f][1] * m[f];
+        }
+        nk = 0;
+        for (int i = 0; i < np; i++)
+            for (int q = 0; q < 2 * jh[i] + 1; q++) {
+                const int f = jc[i] + q - jh[i];
+                const float xr = keep[nk++], xi = keep[nk++];
+                const float sr = (float)cr[i][q], si = (float)ci[i][q];
+                /* under the low cut (a low voice's fundamental over the bass) only the sinusoid */
+                const float rs = jc[i] < cut_mask ? 0.0f : resid;
+                v[f][0] = sr + rs * (xr - sr);
+                v[f][1] = si + rs * (xi - si);
+            }
     }
 }
 
@@ -375,6 +560,7 @@ int sep_work_reserve(sep_work *w, int64_t len, int64_t frames, int bins) {
 }
 
 void sep_work_free(sep_work *w) {
+    sep_chirps_free(&w->chirps);
     free(w->mid);
     free(w->side);
     fftwf_free(w->M);

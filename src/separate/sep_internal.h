@@ -46,11 +46,32 @@ typedef struct sep_params {
     double f0_max_hz;     /* harmonics are shaped up to this frequency */
     double f0_min_conf;   /* frames whose F0 confidence is below this get unvoiced_gain, not the comb */
     double unvoiced_gain; /* mask gain in frames without a confident F0 (vocal-activity gating) */
+    int f0_hangover;      /* frames this close to a confident one take its F0 (onsets, phrase ends) */
+    double fit_max_hz;    /* voiced frames: harmonics up to this frequency are fitted as sinusoids (0: off) */
+    double fit_resid;     /* share of what the fitted sinusoid leaves in its bins that still goes to the vocal */
+    double fit_low_hz;    /* partials between this and lowcut_hz are fitted too, their sinusoid alone kept */
+    double fit_step;      /* frequency search step around k * F0, bins (over +-fit_span) */
+    double fit_span;
+    int fit_chirp;        /* 1: partials fitted as linear chirps at the sweep the F0 slope predicts; 2: and +-1 bin */
     double lowcut_hz;     /* vocal mask is zero below this */
     double mask_power;    /* Wiener exponent */
     int iterations;       /* re-estimation passes */
     double fft_seconds;   /* the STFT size is the first power of two at least this long */
 } sep_params;
+
+/* Spectra of linear chirps through the analysis window, for the harmonic fit of gliding partials:
+ * entry (c, d, q) is bin q - SEP_CHIRP_HALF relative to the nearest bin of a unit complex chirp whose
+ * frequency is d / SEP_CHIRP_DSTEPS - 0.5 bins off that bin at the frame centre and moves c - SEP_CHIRP_C
+ * bins over the window. */
+#define SEP_CHIRP_HALF 2 /* bins either side: the Hann window's main lobe */
+#define SEP_CHIRP_C 8
+#define SEP_CHIRP_DSTEPS 16
+typedef struct sep_chirps {
+    int n;     /* window length it was made for (0: none) */
+    float *k;  /* (2 SEP_CHIRP_C + 1) x (SEP_CHIRP_DSTEPS + 1) x (2 SEP_CHIRP_HALF + 1) complex */
+} sep_chirps;
+int sep_chirps_make(sep_chirps *ch, const sep_stft *st, int threads);
+void sep_chirps_free(sep_chirps *ch);
 
 /* Working memory of one block, kept in the separator between blocks and runs: large buffers that are
  * freshly mapped on every call cost more in page faults than the arithmetic done in them. */
@@ -62,6 +83,7 @@ typedef struct sep_work {
     float *mask, *mag, *acc, *tmp, *share, *rest, *lg; /* cap_frames * cap_bins */
     float *feat;                 /* cap_frames * cap_bins (features use at most bins / 2 + 1 per frame) */
     float *sim;                  /* ceil(cap_frames / 2) * cap_frames, or cap_frames^2 for stride 1 */
+    sep_chirps chirps;           /* for the harmonic fit with fit_chirp */
 } sep_work;
 
 /* Makes sure w holds buffers for len samples, frames x bins spectra. Returns 0 or -1 (no memory). */
@@ -76,6 +98,14 @@ int sep_vocal_mask(const sep_params *p, const fftwf_complex *mid, const fftwf_co
 /* Harmonic comb on the mask in voiced frames: f0_hz[t] (0 = unvoiced) and conf[t] per STFT frame. */
 void sep_f0_comb(const sep_params *p, const float *f0_hz, const float *conf, int64_t T, int bins, int n_fft, int rate,
                  int threads, float *mask);
+
+/* Vocal estimate: V = mask * X, except that in voiced frames (f0_hz, conf as for sep_f0_comb) each
+ * harmonic below p->fit_max_hz is fitted as one stationary sinusoid (complex amplitude and frequency
+ * near k * f0, least squares over the window's main lobe) whose spectrum replaces the masked bins there,
+ * plus p->fit_resid of the rest. X and V may be the same array. */
+void sep_harmonic_fit(const sep_params *p, const float *f0_hz, const float *conf, const fftwf_complex *X,
+                      const float *mask, int64_t T, int bins, int n_fft, int rate, const sep_chirps *chirps, int threads,
+                      fftwf_complex *V);
 
 /* Subtracts from mid the part linearly predictable from side (per bin, over +-half frames). */
 int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int64_t T, int bins, int half, double max_gain,
