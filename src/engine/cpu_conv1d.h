@@ -29,6 +29,7 @@ typedef struct cpu_conv1d_args {
     float slope;
     bool bf16; /* bf16 operands (the caller checked cpu_conv1d_bf16_available) */
     bool enabled; /* the back end's switch (cpu_backend_direct_conv) */
+    bool fft;     /* the back end's switch of the FFT path (cpu_backend_set_fft_conv) */
     int nthreads;
 } cpu_conv1d_args;
 
@@ -36,6 +37,18 @@ typedef struct cpu_conv1d_args {
 bool cpu_conv1d_direct_supported(const cpu_conv1d_args *c);
 /* Runs it; scratch (packed weights, per-thread input tiles) comes from a. */
 avo_status cpu_conv1d_direct(avo_arena *a, const cpu_conv1d_args *c, avo_error *err);
+
+/* A CPU back end's switch of the FFT path (default on): off leaves every conv1d to the direct kernel,
+ * so tests and benches can compare the two in one run. */
+void cpu_backend_set_fft_conv(avo_backend *be, bool on);
+
+/* FFT overlap-save conv1d (cpu_conv1d_fft.c): stride 1, FP32, kernel reach (k-1)*d+1 up to 64.
+ * _supported: it can run the convolution; _preferred: it can and its cost model expects it to beat
+ * the direct kernel (long inputs, wide kernels, enough channels). Same arguments and fusion as the
+ * direct kernel; scratch from a. */
+bool cpu_conv1d_fft_supported(const cpu_conv1d_args *c);
+bool cpu_conv1d_fft_preferred(const cpu_conv1d_args *c);
+avo_status cpu_conv1d_fft(avo_arena *a, const cpu_conv1d_args *c, avo_error *err);
 
 /* y[rows, out] = x[rows, in] w[out, in]^T + b (b may be NULL) with bf16 operands (rounded to nearest
  * even) and fp32 accumulation: the BF16 mode of avo_op_linear. The caller checked
