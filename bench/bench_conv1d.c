@@ -65,7 +65,7 @@ static double time_conv(avo_backend *be, avo_arena *a, const cshape *s, int64_t 
                         float *out_host, double *cpu_s) {
     avo_error err;
     cpu_backend_set_direct_conv(be, mode != 0);
-    cpu_backend_set_fft_conv(be, mode == 3);
+    cpu_backend_set_fft_conv(be, mode == 3 ? CPU_FFT_ALWAYS : CPU_FFT_OFF);
     if (avo_backend_cpu_set_precision(be, mode == 2 ? AVO_CPU_BF16 : AVO_CPU_FP32, &err)) return -1;
     avo_arena_reset(a);
     int64_t xs[2] = {s->cin, t}, ws[3] = {s->cout, s->cin, s->k}, bs[1] = {s->cout};
@@ -178,7 +178,7 @@ int main(int argc, char **argv) {
             free(yf);
         }
     cpu_backend_set_direct_conv(be, true);
-    cpu_backend_set_fft_conv(be, true);
+    cpu_backend_set_fft_conv(be, CPU_FFT_AUTO);
     len += snprintf(json + len, sizeof json - (size_t)len, "]}");
     avo_arena_free(a);
     avo_backend_free(be);

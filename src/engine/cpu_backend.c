@@ -15,7 +15,7 @@ typedef struct cpu_impl {
     avo_cpu_precision precision;
     int64_t gemm_fp32, gemm_bf16; /* weight-GEMM calls by the precision that really ran */
     bool direct_off;              /* cpu_backend_set_direct_conv(be, false): im2col + sgemm only */
-    bool fft_off;                 /* cpu_backend_set_fft_conv(be, false): no FFT conv1d */
+    cpu_fft_mode fft_mode;        /* cpu_backend_set_fft_conv: when the FFT conv1d runs */
 } cpu_impl;
 
 static cpu_impl *impl_of(const avo_backend *be) { return (cpu_impl *)be->impl; }
@@ -163,11 +163,13 @@ static avo_status conv1d_direct(avo_backend *be, avo_arena *a, const avo_tensor 
         .leaky = f && f->input_leaky_relu, .slope = f ? f->slope : 0.0f,
         .bf16 = impl_of(be)->precision == AVO_CPU_BF16,
         .enabled = !impl_of(be)->direct_off,
-        .fft = !impl_of(be)->fft_off,
+        .fft = impl_of(be)->fft_mode != CPU_FFT_OFF,
+        .fft_force = impl_of(be)->fft_mode == CPU_FFT_ALWAYS,
         .nthreads = nthreads(be),
     };
     if (!cpu_conv1d_direct_supported(&c)) return AVO_OK;
-    avo_status st = cpu_conv1d_fft_preferred(&c) ? cpu_conv1d_fft(a, &c, err) : cpu_conv1d_direct(a, &c, err);
+    bool fft = c.fft_force ? cpu_conv1d_fft_supported(&c) : cpu_conv1d_fft_preferred(&c);
+    avo_status st = fft ? cpu_conv1d_fft(a, &c, err) : cpu_conv1d_direct(a, &c, err);
     if (st) return st;
     if (c.bf16)
         impl_of(be)->gemm_bf16++;
@@ -743,8 +745,8 @@ void cpu_backend_set_direct_conv(avo_backend *be, bool on) {
     if (be && be->ops == &cpu_ops) impl_of(be)->direct_off = !on;
 }
 
-void cpu_backend_set_fft_conv(avo_backend *be, bool on) {
-    if (be && be->ops == &cpu_ops) impl_of(be)->fft_off = !on;
+void cpu_backend_set_fft_conv(avo_backend *be, cpu_fft_mode mode) {
+    if (be && be->ops == &cpu_ops) impl_of(be)->fft_mode = mode;
 }
 
 bool cpu_backend_direct_conv(const avo_backend *be) {

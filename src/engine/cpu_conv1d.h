@@ -29,7 +29,8 @@ typedef struct cpu_conv1d_args {
     float slope;
     bool bf16; /* bf16 operands (the caller checked cpu_conv1d_bf16_available) */
     bool enabled; /* the back end's switch (cpu_backend_direct_conv) */
-    bool fft;     /* the back end's switch of the FFT path (cpu_backend_set_fft_conv) */
+    bool fft;       /* the back end's switch of the FFT path (cpu_backend_set_fft_conv) */
+    bool fft_force; /* take the FFT path wherever it is supported, whatever its cost model says */
     int nthreads;
 } cpu_conv1d_args;
 
@@ -38,9 +39,11 @@ bool cpu_conv1d_direct_supported(const cpu_conv1d_args *c);
 /* Runs it; scratch (packed weights, per-thread input tiles) comes from a. */
 avo_status cpu_conv1d_direct(avo_arena *a, const cpu_conv1d_args *c, avo_error *err);
 
-/* A CPU back end's switch of the FFT path (default on): off leaves every conv1d to the direct kernel,
- * so tests and benches can compare the two in one run. */
-void cpu_backend_set_fft_conv(avo_backend *be, bool on);
+/* A CPU back end's use of the FFT path: AUTO (default) where its cost model expects a gain, OFF
+ * never (every conv1d to the direct kernel), ALWAYS wherever it is supported: tests and benches
+ * compare the paths in one run. */
+typedef enum cpu_fft_mode { CPU_FFT_AUTO = 0, CPU_FFT_OFF, CPU_FFT_ALWAYS } cpu_fft_mode;
+void cpu_backend_set_fft_conv(avo_backend *be, cpu_fft_mode mode);
 
 /* FFT overlap-save conv1d (cpu_conv1d_fft.c): stride 1, FP32, kernel reach (k-1)*d+1 up to 64.
  * _supported: it can run the convolution; _preferred: it can and its cost model expects it to beat

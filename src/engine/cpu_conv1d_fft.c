@@ -12,7 +12,7 @@
  * Layout: 16 blocks form a group, one block per vector lane, so every transform step is a plain
  * vector op on 16 blocks at once. The real 128-point FFT is a 64-point complex FFT of
  * z[n] = x[2n] + i x[2n+1] (radix 2, decimation in time) plus the usual split step. A chunk of groups
- * is transformed into X[bin][cin][group][re 16 | im 16]; per bin, Y[bin] = W[bin] X[bin] is a complex
+ * is transformed into X[cin][group][bin][re 16 | im 16]; per bin, Y[bin] = W[bin] X[bin] is a complex
  * GEMM (cout x cin by cin x 16*groups) with the weight pair broadcast and the blocks in the lanes; the
  * inverse transforms take Y back to time and add bias and residual as they store. The three phases
  * run over all threads with a barrier between them; the chunk size keeps X and Y near the caches.
@@ -56,7 +56,7 @@ typedef struct fctx {
     fft_tab tab;
     int64_t span, L, nblk, ngroups, cg, nob;
     float *wf;   /* [bin][ob][cin][FMR][2] */
-    float *X, *Y; /* [bin][cin][cg][GF], [bin][nob*FMR][cg][GF] */
+    float *X, *Y; /* [cin][cg][bin][GF], [nob*FMR][cg][bin][GF]: a transform reads or writes one run */
 } fctx;
 
 static int64_t span_of(const cpu_conv1d_args *c) { return (c->k - 1) * (int64_t)c->dilation + 1; }
@@ -67,19 +67,19 @@ bool cpu_conv1d_fft_supported(const cpu_conv1d_args *c) {
            c->tout <= INT32_MAX / 2 && c->t <= INT32_MAX / 2;
 }
 
-/* Estimated costs in direct-kernel FLOP equivalents, fitted to single-thread CPU times on Zen5
- * (/tmp driver, 32..256 channels, the RVC resblock shapes; noisy, shared machine): the bin GEMM runs
- * its 8 * 65 FLOPs per pair and block at about 1/1.3 of the direct kernel's rate, each transform of
- * one channel's block (forward or inverse, with its loads and stores) costs about 8000 direct FLOPs,
- * the weight transform 4 * 65 * k per pair. Blocks are counted in whole groups of 16. The FFT path
- * must win by 15% to be taken, so near-ties stay on the direct kernel. */
+/* Estimated costs in direct-kernel FLOP equivalents, fitted to single-thread CPU times on Zen5 (a
+ * driver timing both paths on the RVC resblock shapes, 32..256 channels; shared, noisy machine): the
+ * bin GEMM runs its 8 * 65 FLOPs per pair and block at about 1/1.44 of the direct kernel's rate, one
+ * channel-block transform (forward or inverse, with its loads and stores) costs about 5900 direct
+ * FLOPs, the weight transform 4 * 65 * k per pair. Blocks count in whole groups of 16. The FFT path
+ * must win by 15%, so near-ties (k = 3) stay on the direct kernel. */
 bool cpu_conv1d_fft_preferred(const cpu_conv1d_args *c) {
     if (!cpu_conv1d_fft_supported(c)) return false;
     int64_t L = FN - span_of(c) + 1;
     double pairs = (double)c->cin * (double)c->cout;
     double nblk = (double)(((c->tout + L - 1) / L + LANES - 1) / LANES * LANES);
     double direct = 2.0 * (double)c->k * pairs * (double)c->tout;
-    double fft = 1.3 * 8.0 * NBIN * pairs * nblk + 8000.0 * (double)(c->cin + c->cout) * nblk + 4.0 * NBIN * (double)c->k * pairs;
+    double fft = 1.44 * 8.0 * NBIN * pairs * nblk + 5900.0 * (double)(c->cin + c->cout) * nblk + 4.0 * NBIN * (double)c->k * pairs;
     return fft < 0.85 * direct;
 }
 
@@ -160,13 +160,12 @@ TGT static void weights_part(const fctx *F, int64_t ov, int64_t ci, const float 
         }
         /* pairs (re, im) of 16 channels: lanes 0..7 then 8..15, 4 channels (8 floats) per ob */
         __m512 a = _mm512_permutex2var_ps(re, il, im), b = _mm512_permutex2var_ps(re, ih, im);
-        float tmp[32];
-        _mm512_storeu_ps(tmp, a);
-        _mm512_storeu_ps(tmp + 16, b);
-        for (int64_t q = 0; q < nob_here; q++) {
-            float *dst = F->wf + (((int64_t)f * F->nob + ov * (16 / FMR) + q) * c->cin + ci) * (FMR * 2);
-            memcpy(dst, tmp + q * FMR * 2, FMR * 2 * sizeof(float));
-        }
+        float *dst = F->wf + (((int64_t)f * F->nob + ov * (16 / FMR)) * c->cin + ci) * (FMR * 2);
+        const int64_t qs = c->cin * FMR * 2; /* floats between blocks */
+        _mm256_storeu_ps(dst, _mm512_castps512_ps256(a));
+        if (nob_here > 1) _mm256_storeu_ps(dst + qs, _mm512_extractf32x8_ps(a, 1));
+        if (nob_here > 2) _mm256_storeu_ps(dst + 2 * qs, _mm512_castps512_ps256(b));
+        if (nob_here > 3) _mm256_storeu_ps(dst + 3 * qs, _mm512_extractf32x8_ps(b, 1));
     }
 }
 
@@ -249,8 +248,8 @@ TGT static void forward_group(const fctx *F, int64_t ci, int64_t g, int64_t gl, 
         }
     }
     fft64(re, im, &F->tab, false);
-    const int64_t bs = c->cin * F->cg * GF; /* floats between bins */
-    float *dst = F->X + (ci * F->cg + gl) * GF;
+    const int64_t bs = GF; /* floats between bins */
+    float *dst = F->X + (ci * F->cg + gl) * NBIN * GF;
     __m512 r0 = _mm512_load_ps(re), i0 = _mm512_load_ps(im), two = _mm512_set1_ps(2.0f);
     _mm512_store_ps(dst, _mm512_mul_ps(two, _mm512_add_ps(r0, i0)));
     _mm512_store_ps(dst + 16, zero);
@@ -272,8 +271,8 @@ TGT static void forward_group(const fctx *F, int64_t ci, int64_t g, int64_t gl, 
 /* y[co, blocks of group g] = last L samples of 128 * IDFT128(Y[.][co][gl]) + bias + residual. */
 TGT static void inverse_group(const fctx *F, int64_t co, int64_t g, int64_t gl, float *re, float *im) {
     const cpu_conv1d_args *c = F->c;
-    const int64_t bs = F->nob * FMR * F->cg * GF;
-    const float *src = F->Y + (co * F->cg + gl) * GF;
+    const int64_t bs = GF;
+    const float *src = F->Y + (co * F->cg + gl) * NBIN * GF;
     for (int k = 0; k < FH; k++) {
         __m512 ar = _mm512_load_ps(src + k * bs), ai = _mm512_load_ps(src + k * bs + 16);
         __m512 br = _mm512_load_ps(src + (FH - k) * bs), bi = _mm512_load_ps(src + (FH - k) * bs + 16);
@@ -319,7 +318,7 @@ TGT static void inverse_group(const fctx *F, int64_t co, int64_t g, int64_t gl, 
 
 /* Y[f][ob*FMR + m][g0 + v] = sum_ci W[f][ob][ci][m] X[f][ci][g0 + v] (complex), nv <= FNV groups. */
 TGT static INLINE void cgemm_kernel(const float *wp, const float *xp, int64_t cin, int64_t xs, float *yp, int64_t ys,
-                                    const int nv) {
+                                    int64_t vs, const int nv) {
     __m512 ar[FMR][FNV], ai[FMR][FNV];
     _Pragma("GCC unroll 4") for (int m = 0; m < FMR; m++) _Pragma("GCC unroll 3") for (int v = 0; v < FNV; v++) {
         ar[m][v] = _mm512_setzero_ps();
@@ -328,8 +327,8 @@ TGT static INLINE void cgemm_kernel(const float *wp, const float *xp, int64_t ci
     for (int64_t ci = 0; ci < cin; ci++) {
         __m512 xr[FNV], xi[FNV];
         _Pragma("GCC unroll 3") for (int v = 0; v < FNV; v++) if (v < nv) {
-            xr[v] = _mm512_load_ps(xp + v * GF);
-            xi[v] = _mm512_load_ps(xp + v * GF + 16);
+            xr[v] = _mm512_load_ps(xp + v * vs);
+            xi[v] = _mm512_load_ps(xp + v * vs + 16);
         }
         _Pragma("GCC unroll 4") for (int m = 0; m < FMR; m++) {
             __m512 wr = _mm512_set1_ps(wp[2 * m]), wi = _mm512_set1_ps(wp[2 * m + 1]);
@@ -344,20 +343,21 @@ TGT static INLINE void cgemm_kernel(const float *wp, const float *xp, int64_t ci
         xp += xs;
     }
     _Pragma("GCC unroll 4") for (int m = 0; m < FMR; m++) _Pragma("GCC unroll 3") for (int v = 0; v < FNV; v++) if (v < nv) {
-        _mm512_store_ps(yp + m * ys + v * GF, ar[m][v]);
-        _mm512_store_ps(yp + m * ys + v * GF + 16, ai[m][v]);
+        _mm512_store_ps(yp + m * ys + v * vs, ar[m][v]);
+        _mm512_store_ps(yp + m * ys + v * vs + 16, ai[m][v]);
     }
 }
 
 TGT static void gemm_unit(const fctx *F, int f, int64_t ob, int64_t ng) {
     const int64_t cin = F->c->cin, cg = F->cg;
     const float *wp = F->wf + ((int64_t)f * F->nob + ob) * cin * FMR * 2;
-    const float *xb = F->X + (int64_t)f * cin * cg * GF;
-    float *yb = F->Y + ((int64_t)f * F->nob * FMR + ob * FMR) * cg * GF;
+    const int64_t vs = NBIN * GF, cs = cg * vs; /* floats between groups, between channels */
+    const float *xb = F->X + (int64_t)f * GF;
+    float *yb = F->Y + ob * FMR * cs + (int64_t)f * GF;
     int64_t g0 = 0;
-    for (; g0 + 3 <= ng; g0 += 3) cgemm_kernel(wp, xb + g0 * GF, cin, cg * GF, yb + g0 * GF, cg * GF, 3);
-    if (ng - g0 == 2) cgemm_kernel(wp, xb + g0 * GF, cin, cg * GF, yb + g0 * GF, cg * GF, 2);
-    if (ng - g0 == 1) cgemm_kernel(wp, xb + g0 * GF, cin, cg * GF, yb + g0 * GF, cg * GF, 1);
+    for (; g0 + 3 <= ng; g0 += 3) cgemm_kernel(wp, xb + g0 * vs, cin, cs, yb + g0 * vs, cs, vs, 3);
+    if (ng - g0 == 2) cgemm_kernel(wp, xb + g0 * vs, cin, cs, yb + g0 * vs, cs, vs, 2);
+    if (ng - g0 == 1) cgemm_kernel(wp, xb + g0 * vs, cin, cs, yb + g0 * vs, cs, vs, 1);
 }
 
 /* ---- driver ------------------------------------------------------------------------------------- */
