@@ -1,4 +1,4 @@
-/* FFT (overlap-save) conv1d for AVX-512 CPUs (see cpu_conv1d.h).
+/* FFT (overlap-save) conv1d for AVX-512 CPUs (see cpu_conv1d.h), FP32 or BF16 bin GEMMs.
  *
  * Why: a k-tap convolution costs 2k real FLOPs per output sample and channel pair; in the frequency
  * domain it costs one complex multiply-add per bin, about 8 * 65 / L FLOPs per output with FFT size
@@ -12,7 +12,8 @@
  * Layout: 16 blocks form a group, one block per vector lane, so every transform step is a plain
  * vector op on 16 blocks at once. The real 128-point FFT is a 64-point complex FFT of
  * z[n] = x[2n] + i x[2n+1] (radix 2, decimation in time) plus the usual split step. A chunk of groups
- * is transformed into X[cin][group][bin][re 16 | im 16]; per bin, Y[bin] = W[bin] X[bin] is a complex
+ * is transformed into X[cin][group][bin][re 16 | im 16] (a transform writes or reads one contiguous
+ * run; BF16 stores 16 (re, im) bf16 pairs instead); per bin, Y[bin] = W[bin] X[bin] is a complex
  * GEMM (cout x cin by cin x 16*groups) with the weight pair broadcast and the blocks in the lanes; the
  * inverse transforms take Y back to time and add bias and residual as they store. The three phases
  * run over all threads with a barrier between them; the chunk size keeps X and Y near the caches.
@@ -21,8 +22,9 @@
  * so the weights carry DFT128(h) / 256.
  *
  * Weights are transformed on every call into arena scratch (as the direct kernel packs BF16): about
- * 2 * 65 * k FLOPs per channel pair, small next to the convolution at the lengths this path takes,
- * and it can never go stale. */
+ * 4 * 65 * k FLOPs and 520 bytes per channel pair, small next to the convolution at the lengths this
+ * path takes, and it can never go stale. (Making each bin's weights just before its GEMM, from taps
+ * in L2, was tried: at 256 channels it re-reads all taps per bin and measured slower.) */
 #include "engine/cpu_conv1d.h"
 
 #include <immintrin.h>
@@ -43,6 +45,7 @@
 #define MAX_CHUNK_GROUPS 8
 
 #define TGT __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
+#define TGT16 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,avx512bf16")))
 #define INLINE __attribute__((always_inline)) inline
 
 typedef struct fft_tab {
@@ -55,6 +58,7 @@ typedef struct fctx {
     const cpu_conv1d_args *c;
     fft_tab tab;
     int64_t span, L, nblk, ngroups, cg, nob;
+    int64_t gx; /* floats per (channel, group, bin) record of X: 32 FP32 (re 16 | im 16), 16 BF16 (16 pairs) */
     float *wf;   /* [bin][ob][cin][FMR][2] */
     float *X, *Y; /* [cin][cg][bin][GF], [nob*FMR][cg][bin][GF]: a transform reads or writes one run */
 } fctx;
@@ -62,7 +66,8 @@ typedef struct fctx {
 static int64_t span_of(const cpu_conv1d_args *c) { return (c->k - 1) * (int64_t)c->dilation + 1; }
 
 bool cpu_conv1d_fft_supported(const cpu_conv1d_args *c) {
-    return c->enabled && c->fft && !c->bf16 && cpu_conv1d_avx512_available() && c->stride == 1 && c->k >= 2 &&
+    return c->enabled && c->fft && (!c->bf16 || cpu_conv1d_bf16_available()) && cpu_conv1d_avx512_available() &&
+           c->stride == 1 && c->k >= 2 &&
            span_of(c) <= MAX_SPAN && c->cin >= 1 && c->cout >= 1 && c->tout >= 1 && c->dilation >= 1 &&
            c->tout <= INT32_MAX / 2 && c->t <= INT32_MAX / 2;
 }
@@ -72,14 +77,18 @@ bool cpu_conv1d_fft_supported(const cpu_conv1d_args *c) {
  * bin GEMM runs its 8 * 65 FLOPs per pair and block at about 1/1.44 of the direct kernel's rate, one
  * channel-block transform (forward or inverse, with its loads and stores) costs about 5900 direct
  * FLOPs, the weight transform 4 * 65 * k per pair. Blocks count in whole groups of 16. The FFT path
- * must win by 15%, so near-ties (k = 3) stay on the direct kernel. */
+ * must win by 15%, so near-ties (k = 3) stay on the direct kernel. In BF16 (vdpbf16ps in both) the
+ * FFT path wins only for k = 11 at 64..256 channels. */
 bool cpu_conv1d_fft_preferred(const cpu_conv1d_args *c) {
     if (!cpu_conv1d_fft_supported(c)) return false;
     int64_t L = FN - span_of(c) + 1;
     double pairs = (double)c->cin * (double)c->cout;
     double nblk = (double)(((c->tout + L - 1) / L + LANES - 1) / LANES * LANES);
     double direct = 2.0 * (double)c->k * pairs * (double)c->tout;
-    double fft = 1.44 * 8.0 * NBIN * pairs * nblk + 5900.0 * (double)(c->cin + c->cout) * nblk + 4.0 * NBIN * (double)c->k * pairs;
+    /* BF16: the direct kernel measured ~1.8x its FP32 rate, the bin GEMM only ~1.3x */
+    double gemm = 1.44 * 8.0 * NBIN * pairs * nblk / (c->bf16 ? 1.3 : 1.0);
+    if (c->bf16) direct /= 1.8;
+    double fft = gemm + 5900.0 * (double)(c->cin + c->cout) * nblk + 4.0 * NBIN * (double)c->k * pairs;
     return fft < 0.85 * direct;
 }
 
@@ -136,6 +145,28 @@ TGT static void fft64(float *re, float *im, const fft_tab *tb, bool inverse) {
 
 /* wf[bin][ob][ci][m][re, im] = DFT128(h)[bin] / 256 for o = ob*FMR + m (0 past cout), 16 output
  * channels per vector: taps gathered from w[o, ci, :], one FMA per tap and bin. */
+/* re, im (FP32, 16 channels) -> re = bf16 pairs (re, -im), im = bf16 pairs (im, re) as 32-bit lanes:
+ * one vdpbf16ps of a pair with an X pair (xr, xi) gives xr re - xi im, the other xr im + xi re. */
+TGT16 static void bf16_weight_pairs(__m512 *re, __m512 *im) {
+    static const uint16_t il_idx[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                        8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i il = _mm512_loadu_si512(il_idx);
+    __m512 nim = _mm512_sub_ps(_mm512_setzero_ps(), *im);
+    /* cvtne2ps_pbh(b, a): a's values in the low half; the permute interleaves the halves into pairs */
+    __m512i p = _mm512_permutexvar_epi16(il, (__m512i)_mm512_cvtne2ps_pbh(nim, *re));
+    __m512i q = _mm512_permutexvar_epi16(il, (__m512i)_mm512_cvtne2ps_pbh(*re, *im));
+    *re = _mm512_castsi512_ps(p);
+    *im = _mm512_castsi512_ps(q);
+}
+
+/* X record of one bin in BF16: pairs (xr, xi) per lane. */
+TGT16 static void store_bf16_bin(float *dst, __m512 xr, __m512 xi) {
+    static const uint16_t il_idx[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                        8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i il = _mm512_loadu_si512(il_idx);
+    _mm512_store_si512(dst, _mm512_permutexvar_epi16(il, (__m512i)_mm512_cvtne2ps_pbh(xi, xr)));
+}
+
 TGT static void weights_part(const fctx *F, int64_t ov, int64_t ci, const float *ct, const float *st) {
     const cpu_conv1d_args *c = F->c;
     const int64_t k = c->k;
@@ -158,7 +189,9 @@ TGT static void weights_part(const fctx *F, int64_t ov, int64_t ci, const float 
             re = _mm512_fmadd_ps(taps[kk], _mm512_set1_ps(ct[kk * NBIN + f]), re);
             im = _mm512_fmadd_ps(taps[kk], _mm512_set1_ps(st[kk * NBIN + f]), im);
         }
-        /* pairs (re, im) of 16 channels: lanes 0..7 then 8..15, 4 channels (8 floats) per ob */
+        /* pairs (re, im) of 16 channels: lanes 0..7 then 8..15, 4 channels (8 floats) per ob; BF16 packs
+         * (re, -im) and (im, re) as bf16 pairs in their place */
+        if (c->bf16) bf16_weight_pairs(&re, &im);
         __m512 a = _mm512_permutex2var_ps(re, il, im), b = _mm512_permutex2var_ps(re, ih, im);
         float *dst = F->wf + (((int64_t)f * F->nob + ov * (16 / FMR)) * c->cin + ci) * (FMR * 2);
         const int64_t qs = c->cin * FMR * 2; /* floats between blocks */
@@ -248,13 +281,20 @@ TGT static void forward_group(const fctx *F, int64_t ci, int64_t g, int64_t gl, 
         }
     }
     fft64(re, im, &F->tab, false);
-    const int64_t bs = GF; /* floats between bins */
-    float *dst = F->X + (ci * F->cg + gl) * NBIN * GF;
+    const int64_t bs = F->gx; /* floats between bins */
+    const bool bf16 = c->bf16;
+    float *dst = F->X + (ci * F->cg + gl) * NBIN * bs;
     __m512 r0 = _mm512_load_ps(re), i0 = _mm512_load_ps(im), two = _mm512_set1_ps(2.0f);
-    _mm512_store_ps(dst, _mm512_mul_ps(two, _mm512_add_ps(r0, i0)));
-    _mm512_store_ps(dst + 16, zero);
-    _mm512_store_ps(dst + 64 * bs, _mm512_mul_ps(two, _mm512_sub_ps(r0, i0)));
-    _mm512_store_ps(dst + 64 * bs + 16, zero);
+    __m512 x0 = _mm512_mul_ps(two, _mm512_add_ps(r0, i0)), x64 = _mm512_mul_ps(two, _mm512_sub_ps(r0, i0));
+    if (bf16) {
+        store_bf16_bin(dst, x0, zero);
+        store_bf16_bin(dst + 64 * bs, x64, zero);
+    } else {
+        _mm512_store_ps(dst, x0);
+        _mm512_store_ps(dst + 16, zero);
+        _mm512_store_ps(dst + 64 * bs, x64);
+        _mm512_store_ps(dst + 64 * bs + 16, zero);
+    }
     for (int k = 1; k < FH; k++) {
         __m512 ar = _mm512_load_ps(re + k * 16), ai = _mm512_load_ps(im + k * 16);
         __m512 br = _mm512_load_ps(re + (FH - k) * 16), bi = _mm512_load_ps(im + (FH - k) * 16);
@@ -263,8 +303,12 @@ TGT static void forward_group(const fctx *F, int64_t ci, int64_t g, int64_t gl, 
         /* X' = E + e^{-i theta} (-i) D */
         __m512 xr_ = _mm512_fnmadd_ps(sv, dr, _mm512_fmadd_ps(cv, di, er));
         __m512 xi_ = _mm512_fnmadd_ps(sv, di, _mm512_fnmadd_ps(cv, dr, ei));
-        _mm512_store_ps(dst + k * bs, xr_);
-        _mm512_store_ps(dst + k * bs + 16, xi_);
+        if (bf16) {
+            store_bf16_bin(dst + k * bs, xr_, xi_);
+        } else {
+            _mm512_store_ps(dst + k * bs, xr_);
+            _mm512_store_ps(dst + k * bs + 16, xi_);
+        }
     }
 }
 
@@ -348,6 +392,48 @@ TGT static INLINE void cgemm_kernel(const float *wp, const float *xp, int64_t ci
     }
 }
 
+/* BF16: X records hold (xr, xi) pairs, wp holds per (ci, m) the pairs (wr, -wi) and (wi, wr):
+ * one vdpbf16ps each for the real and the imaginary part, FP32 accumulation; xs, xv: X strides
+ * between channels and groups; ys, yv: Y's. */
+TGT16 static INLINE void cgemm_kernel_bf16(const float *wp, const float *xp, int64_t cin, int64_t xs, int64_t xv,
+                                           float *yp, int64_t ys, int64_t yv, const int nv) {
+    __m512 ar[FMR][FNV], ai[FMR][FNV];
+    _Pragma("GCC unroll 4") for (int m = 0; m < FMR; m++) _Pragma("GCC unroll 3") for (int v = 0; v < FNV; v++) {
+        ar[m][v] = _mm512_setzero_ps();
+        ai[m][v] = _mm512_setzero_ps();
+    }
+    const int32_t *wq = (const int32_t *)wp;
+    for (int64_t ci = 0; ci < cin; ci++) {
+        __m512bh x[FNV];
+        _Pragma("GCC unroll 3") for (int v = 0; v < FNV; v++) if (v < nv) x[v] = (__m512bh)_mm512_load_si512(xp + v * xv);
+        _Pragma("GCC unroll 4") for (int m = 0; m < FMR; m++) {
+            __m512bh p = (__m512bh)_mm512_set1_epi32(wq[2 * m]), q = (__m512bh)_mm512_set1_epi32(wq[2 * m + 1]);
+            _Pragma("GCC unroll 3") for (int v = 0; v < FNV; v++) if (v < nv) {
+                ar[m][v] = _mm512_dpbf16_ps(ar[m][v], p, x[v]);
+                ai[m][v] = _mm512_dpbf16_ps(ai[m][v], q, x[v]);
+            }
+        }
+        wq += FMR * 2;
+        xp += xs;
+    }
+    _Pragma("GCC unroll 4") for (int m = 0; m < FMR; m++) _Pragma("GCC unroll 3") for (int v = 0; v < FNV; v++) if (v < nv) {
+        _mm512_store_ps(yp + m * ys + v * yv, ar[m][v]);
+        _mm512_store_ps(yp + m * ys + v * yv + 16, ai[m][v]);
+    }
+}
+
+TGT16 static void gemm_unit_bf16(const fctx *F, int f, int64_t ob, int64_t ng) {
+    const int64_t cin = F->c->cin, cg = F->cg;
+    const float *wp = F->wf + ((int64_t)f * F->nob + ob) * cin * FMR * 2;
+    const int64_t xv = NBIN * F->gx, xs = cg * xv, yv = NBIN * GF, ys = cg * yv;
+    const float *xb = F->X + (int64_t)f * F->gx;
+    float *yb = F->Y + ob * FMR * ys + (int64_t)f * GF;
+    int64_t g0 = 0;
+    for (; g0 + 3 <= ng; g0 += 3) cgemm_kernel_bf16(wp, xb + g0 * xv, cin, xs, xv, yb + g0 * yv, ys, yv, 3);
+    if (ng - g0 == 2) cgemm_kernel_bf16(wp, xb + g0 * xv, cin, xs, xv, yb + g0 * yv, ys, yv, 2);
+    if (ng - g0 == 1) cgemm_kernel_bf16(wp, xb + g0 * xv, cin, xs, xv, yb + g0 * yv, ys, yv, 1);
+}
+
 TGT static void gemm_unit(const fctx *F, int f, int64_t ob, int64_t ng) {
     const int64_t cin = F->c->cin, cg = F->cg;
     const float *wp = F->wf + ((int64_t)f * F->nob + ob) * cin * FMR * 2;
@@ -372,7 +458,8 @@ avo_status cpu_conv1d_fft(avo_arena *a, const cpu_conv1d_args *c, avo_error *err
     F.nblk = (c->tout + F.L - 1) / F.L;
     F.ngroups = (F.nblk + LANES - 1) / LANES;
     F.nob = (c->cout + FMR - 1) / FMR;
-    int64_t per_group = (int64_t)NBIN * (c->cin + F.nob * FMR) * GF * 4;
+    F.gx = c->bf16 ? GF / 2 : GF;
+    int64_t per_group = (int64_t)NBIN * (c->cin * F.gx + F.nob * FMR * GF) * 4;
     F.cg = CHUNK_BYTES / per_group;
     if (F.cg < 1) F.cg = 1;
     if (F.cg > MAX_CHUNK_GROUPS) F.cg = MAX_CHUNK_GROUPS;
@@ -381,7 +468,7 @@ avo_status cpu_conv1d_fft(avo_arena *a, const cpu_conv1d_args *c, avo_error *err
 
     void *wf = NULL, *X = NULL, *Y = NULL, *tabs = NULL;
     avo_status st = avo_arena_alloc(a, (size_t)NBIN * (size_t)(F.nob * c->cin) * FMR * 2 * 4, &wf, err);
-    if (!st) st = avo_arena_alloc(a, (size_t)NBIN * (size_t)(c->cin * F.cg) * GF * 4, &X, err);
+    if (!st) st = avo_arena_alloc(a, (size_t)NBIN * (size_t)(c->cin * F.cg) * (size_t)F.gx * 4, &X, err);
     if (!st) st = avo_arena_alloc(a, (size_t)NBIN * (size_t)(F.nob * FMR * F.cg) * GF * 4, &Y, err);
     if (!st) st = avo_arena_alloc(a, (size_t)(2 * NBIN * c->k) * 4, &tabs, err);
     if (st) return st;
@@ -401,7 +488,12 @@ avo_status cpu_conv1d_fft(avo_arena *a, const cpu_conv1d_args *c, avo_error *err
 #pragma omp for schedule(static)
             for (int64_t u = 0; u < c->cin * ng; u++) forward_group(&F, u / ng, gfirst + u % ng, u % ng, re, im);
 #pragma omp for schedule(dynamic, 1)
-            for (int64_t u = 0; u < NBIN * F.nob; u++) gemm_unit(&F, (int)(u / F.nob), u % F.nob, ng);
+            for (int64_t u = 0; u < NBIN * F.nob; u++) {
+                if (c->bf16)
+                    gemm_unit_bf16(&F, (int)(u / F.nob), u % F.nob, ng);
+                else
+                    gemm_unit(&F, (int)(u / F.nob), u % F.nob, ng);
+            }
 #pragma omp for schedule(static)
             for (int64_t u = 0; u < c->cout * ng; u++) inverse_group(&F, u / ng, gfirst + u % ng, u % ng, re, im);
         }
