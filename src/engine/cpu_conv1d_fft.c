@@ -109,33 +109,57 @@ static void make_tab(fft_tab *t) {
     }
 }
 
+/* a * w (complex, 16 lanes) */
+#define CMUL(ar, ai, wr, wi, rr, ri)                                                                       \
+    do {                                                                                                   \
+        rr = _mm512_fmsub_ps(wr, ar, _mm512_mul_ps(wi, ai));                                               \
+        ri = _mm512_fmadd_ps(wr, ai, _mm512_mul_ps(wi, ar));                                               \
+    } while (0)
+
 /* In-place 64-point complex FFT of 16 lanes, input in bit-reversed order, output natural; inverse
- * uses e^{+i...} and is not normalised. re, im: [64][16]. */
+ * uses e^{+i...} and is not normalised. re, im: [64][16]. Radix 2^2: each pass does two radix-2
+ * stages (lengths L/2 and L, L = 4, 16, 64) on quadruples a, a+L/4, a+L/2, a+3L/4 held in
+ * registers, so the buffer is read and written 3 times instead of 6. */
 TGT static void fft64(float *re, float *im, const fft_tab *tb, bool inverse) {
-    /* first stage: twiddle 1 */
-    for (int s = 0; s < FH; s += 2) {
-        __m512 ar = _mm512_load_ps(re + s * 16), ai = _mm512_load_ps(im + s * 16);
-        __m512 br = _mm512_load_ps(re + s * 16 + 16), bi = _mm512_load_ps(im + s * 16 + 16);
-        _mm512_store_ps(re + s * 16, _mm512_add_ps(ar, br));
-        _mm512_store_ps(im + s * 16, _mm512_add_ps(ai, bi));
-        _mm512_store_ps(re + s * 16 + 16, _mm512_sub_ps(ar, br));
-        _mm512_store_ps(im + s * 16 + 16, _mm512_sub_ps(ai, bi));
-    }
-    for (int len = 4; len <= FH; len <<= 1) {
-        int half = len >> 1, step = FH / len;
-        for (int j = 0; j < half; j++) {
-            float wrs = tb->c64[j * step], wis = inverse ? tb->s64[j * step] : -tb->s64[j * step];
-            __m512 wr = _mm512_set1_ps(wrs), wi = _mm512_set1_ps(wis);
-            for (int s = j; s < FH; s += len) {
-                float *pr = re + s * 16, *pi = im + s * 16, *qr = re + (s + half) * 16, *qi = im + (s + half) * 16;
-                __m512 xr = _mm512_load_ps(qr), xi = _mm512_load_ps(qi);
-                __m512 tr = _mm512_fmsub_ps(wr, xr, _mm512_mul_ps(wi, xi));
-                __m512 ti = _mm512_fmadd_ps(wr, xi, _mm512_mul_ps(wi, xr));
-                __m512 yr = _mm512_load_ps(pr), yi = _mm512_load_ps(pi);
-                _mm512_store_ps(pr, _mm512_add_ps(yr, tr));
-                _mm512_store_ps(pi, _mm512_add_ps(yi, ti));
-                _mm512_store_ps(qr, _mm512_sub_ps(yr, tr));
-                _mm512_store_ps(qi, _mm512_sub_ps(yi, ti));
+    const float sg = inverse ? 1.0f : -1.0f; /* sign of the twiddles' sines */
+    for (int L = 4; L <= FH; L *= 4) {
+        const int q = L / 4, h = L / 2, step1 = 2 * FH / L, step2 = FH / L;
+        for (int j = 0; j < q; j++) {
+            const __m512 w1r = _mm512_set1_ps(tb->c64[j * step1]), w1i = _mm512_set1_ps(sg * tb->s64[j * step1]);
+            const __m512 w2r = _mm512_set1_ps(tb->c64[j * step2]), w2i = _mm512_set1_ps(sg * tb->s64[j * step2]);
+            for (int s0 = 0; s0 < FH; s0 += L) {
+                float *pa = re + (s0 + j) * 16, *qa = im + (s0 + j) * 16;
+                const int ob = q * 16, oc = h * 16, od = (h + q) * 16;
+                __m512 ar = _mm512_load_ps(pa), ai = _mm512_load_ps(qa), br = _mm512_load_ps(pa + ob),
+                       bi = _mm512_load_ps(qa + ob), cr = _mm512_load_ps(pa + oc), ci = _mm512_load_ps(qa + oc),
+                       dr = _mm512_load_ps(pa + od), di = _mm512_load_ps(qa + od), tr, ti;
+                /* stage L/2: (a, b) and (c, d) with W_{L/2}^j (1 when j = 0) */
+                if (j) {
+                    CMUL(br, bi, w1r, w1i, tr, ti);
+                    br = tr, bi = ti;
+                    CMUL(dr, di, w1r, w1i, tr, ti);
+                    dr = tr, di = ti;
+                }
+                __m512 a1r = _mm512_add_ps(ar, br), a1i = _mm512_add_ps(ai, bi), b1r = _mm512_sub_ps(ar, br),
+                       b1i = _mm512_sub_ps(ai, bi), c1r = _mm512_add_ps(cr, dr), c1i = _mm512_add_ps(ci, di),
+                       d1r = _mm512_sub_ps(cr, dr), d1i = _mm512_sub_ps(ci, di);
+                /* stage L: (a, c) with W_L^j, (b, d) with W_L^(j + L/4) = W_L^j * (-+i) */
+                if (j) {
+                    CMUL(c1r, c1i, w2r, w2i, tr, ti);
+                    c1r = tr, c1i = ti;
+                    CMUL(d1r, d1i, w2r, w2i, tr, ti);
+                    d1r = tr, d1i = ti;
+                }
+                __m512 er = inverse ? _mm512_sub_ps(_mm512_setzero_ps(), d1i) : d1i; /* (-+i) d1 */
+                __m512 ei = inverse ? d1r : _mm512_sub_ps(_mm512_setzero_ps(), d1r);
+                _mm512_store_ps(pa, _mm512_add_ps(a1r, c1r));
+                _mm512_store_ps(qa, _mm512_add_ps(a1i, c1i));
+                _mm512_store_ps(pa + oc, _mm512_sub_ps(a1r, c1r));
+                _mm512_store_ps(qa + oc, _mm512_sub_ps(a1i, c1i));
+                _mm512_store_ps(pa + ob, _mm512_add_ps(b1r, er));
+                _mm512_store_ps(qa + ob, _mm512_add_ps(b1i, ei));
+                _mm512_store_ps(pa + od, _mm512_sub_ps(b1r, er));
+                _mm512_store_ps(qa + od, _mm512_sub_ps(b1i, ei));
             }
         }
     }
@@ -143,8 +167,6 @@ TGT static void fft64(float *re, float *im, const fft_tab *tb, bool inverse) {
 
 /* ---- weights ------------------------------------------------------------------------------------ */
 
-/* wf[bin][ob][ci][m][re, im] = DFT128(h)[bin] / 256 for o = ob*FMR + m (0 past cout), 16 output
- * channels per vector: taps gathered from w[o, ci, :], one FMA per tap and bin. */
 /* re, im (FP32, 16 channels) -> re = bf16 pairs (re, -im), im = bf16 pairs (im, re) as 32-bit lanes:
  * one vdpbf16ps of a pair with an X pair (xr, xi) gives xr re - xi im, the other xr im + xi re. */
 TGT16 static void bf16_weight_pairs(__m512 *re, __m512 *im) {
@@ -167,6 +189,8 @@ TGT16 static void store_bf16_bin(float *dst, __m512 xr, __m512 xi) {
     _mm512_store_si512(dst, _mm512_permutexvar_epi16(il, (__m512i)_mm512_cvtne2ps_pbh(xi, xr)));
 }
 
+/* wf[bin][ob][ci][m][re, im] = DFT128(h)[bin] / 256 for o = ob*FMR + m (0 past cout), 16 output
+ * channels per vector: taps gathered from w[o, ci, :], one FMA per tap and bin. */
 TGT static void weights_part(const fctx *F, int64_t ov, int64_t ci, const float *ct, const float *st) {
     const cpu_conv1d_args *c = F->c;
     const int64_t k = c->k;
