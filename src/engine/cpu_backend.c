@@ -168,8 +168,13 @@ static avo_status conv1d_direct(avo_backend *be, avo_arena *a, const avo_tensor 
         .nthreads = nthreads(be),
     };
     if (!cpu_conv1d_direct_supported(&c)) return AVO_OK;
-    bool fft = c.fft_force ? cpu_conv1d_fft_supported(&c) : cpu_conv1d_fft_preferred(&c);
-    avo_status st = fft ? cpu_conv1d_fft(a, &c, err) : cpu_conv1d_direct(a, &c, err);
+    avo_status st;
+    if (c.fft_force ? cpu_conv1d_fft_supported(&c) : cpu_conv1d_fft_preferred(&c))
+        st = cpu_conv1d_fft(a, &c, err);
+    else if (!c.fft_force && cpu_conv1d_wino_preferred(&c))
+        st = cpu_conv1d_wino(a, &c, err);
+    else
+        st = cpu_conv1d_direct(a, &c, err);
     if (st) return st;
     if (c.bf16)
         impl_of(be)->gemm_bf16++;

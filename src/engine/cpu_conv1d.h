@@ -39,9 +39,9 @@ bool cpu_conv1d_direct_supported(const cpu_conv1d_args *c);
 /* Runs it; scratch (packed weights, per-thread input tiles) comes from a. */
 avo_status cpu_conv1d_direct(avo_arena *a, const cpu_conv1d_args *c, avo_error *err);
 
-/* A CPU back end's use of the FFT path: AUTO (default) where its cost model expects a gain, OFF
- * never (every conv1d to the direct kernel), ALWAYS wherever it is supported: tests and benches
- * compare the paths in one run. */
+/* A CPU back end's use of the FFT and Winograd paths: AUTO (default) where their cost models expect a
+ * gain, OFF never (every conv1d to the direct kernel), ALWAYS the FFT path wherever it is supported:
+ * tests and benches compare the paths in one run. */
 typedef enum cpu_fft_mode { CPU_FFT_AUTO = 0, CPU_FFT_OFF, CPU_FFT_ALWAYS } cpu_fft_mode;
 void cpu_backend_set_fft_conv(avo_backend *be, cpu_fft_mode mode);
 
@@ -52,6 +52,14 @@ void cpu_backend_set_fft_conv(avo_backend *be, cpu_fft_mode mode);
 bool cpu_conv1d_fft_supported(const cpu_conv1d_args *c);
 bool cpu_conv1d_fft_preferred(const cpu_conv1d_args *c);
 avo_status cpu_conv1d_fft(avo_arena *a, const cpu_conv1d_args *c, avo_error *err);
+
+/* Winograd F(4,3) conv1d (cpu_conv1d_wino.c): 3 taps, stride 1, dilation up to 8, FP32; under the
+ * same back-end switch as the FFT path (OFF turns both off). _preferred: dilation 1, 128+ channels
+ * each way, 1024+ outputs (where it measured faster). Same arguments and fusion as the direct kernel;
+ * scratch from a. */
+bool cpu_conv1d_wino_supported(const cpu_conv1d_args *c);
+bool cpu_conv1d_wino_preferred(const cpu_conv1d_args *c);
+avo_status cpu_conv1d_wino(avo_arena *a, const cpu_conv1d_args *c, avo_error *err);
 
 /* y[rows, out] = x[rows, in] w[out, in]^T + b (b may be NULL) with bf16 operands (rounded to nearest
  * even) and fp32 accumulation: the BF16 mode of avo_op_linear. The caller checked

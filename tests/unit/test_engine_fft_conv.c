@@ -1,4 +1,5 @@
-/* The FFT overlap-save conv1d (cpu_conv1d_fft.c) against naive double-precision loops over a grid
+/* The FFT overlap-save conv1d (cpu_conv1d_fft.c) and the Winograd F(4,3) conv1d (cpu_conv1d_wino.c,
+ * its own grid of 3-tap shapes at dilations 1..8, same tolerance, a wrong tap caught) against naive double-precision loops over a grid
  * of shapes: kernels 2..22, dilations 1..7 (reach up to the 64-sample limit), paddings from 0 past
  * the kernel's reach, odd lengths (partial blocks, partial 16-block groups, several chunks), channel
  * counts that are not multiples of the GEMM's 4 or the weight transform's 16, with and without input
@@ -59,7 +60,7 @@ static void naive(const shape *s, const float *x, const float *w, const float *b
 
 /* Runs the FFT path directly; returns the relative error against the naive loops on the same data
  * with w_ref as the reference's weights (normally w itself), -1 when it failed or was refused. */
-static double run_fft(const shape *s, bool leaky, bool residual, bool bias, int wrong_tap, bool bf16) {
+static double run_path(const shape *s, bool leaky, bool residual, bool bias, int wrong_tap, bool bf16, bool wino) {
     int64_t tout = out_len(s), nx = (int64_t)s->cin * s->t, nw = (int64_t)s->cout * s->cin * s->k, ny = s->cout * tout;
     float *x = malloc(nx * 4), *w = malloc(nw * 4), *wr = malloc(nw * 4), *b = malloc(s->cout * 4), *r = malloc(ny * 4),
           *ref = malloc(ny * 4), *got = malloc(ny * 4);
@@ -79,9 +80,9 @@ static double run_fft(const shape *s, bool leaky, bool residual, bool bias, int 
     double e = -1;
     avo_error err = {0};
     avo_arena_reset(arena);
-    if (cpu_conv1d_fft_supported(&c)) {
-        avo_status st = cpu_conv1d_fft(arena, &c, &err);
-        if (st) fprintf(stderr, "fft conv failed: %s\n", err.message);
+    if (wino ? cpu_conv1d_wino_supported(&c) : cpu_conv1d_fft_supported(&c)) {
+        avo_status st = wino ? cpu_conv1d_wino(arena, &c, &err) : cpu_conv1d_fft(arena, &c, &err);
+        if (st) fprintf(stderr, "%s conv failed: %s\n", wino ? "winograd" : "fft", err.message);
         else e = avo_test_rel_error(got, ref, ny);
     }
     free(x), free(w), free(wr), free(b), free(r), free(ref), free(got);
@@ -109,7 +110,7 @@ static void grid_cases(void) {
         for (int v = 0; v < 8; v++) {
             bool leaky = v & 1, res = (v >> 1) & 1, bias = !((v >> 2) & 1);
             const shape *s = &grid[i];
-            double e = run_fft(s, leaky, res, bias, -1, false);
+            double e = run_path(s, leaky, res, bias, -1, false, false);
             worst = e > worst ? e : worst;
             CHECK_MSG(e >= 0 && e < 1e-5, "fft: cin %d cout %d t %d k %d d %d pad %d leaky %d res %d bias %d: rel error %g",
                       s->cin, s->cout, s->t, s->k, s->dil, s->pad, leaky, res, bias, e);
@@ -128,7 +129,7 @@ static void grid_bf16(void) {
     for (int i = 0; i < NGRID; i++)
         for (int v = 0; v < 2; v++) {
             const shape *s = &grid[i];
-            double e = run_fft(s, v, v, true, -1, true);
+            double e = run_path(s, v, v, true, -1, true, false);
             worst = e > worst ? e : worst;
             CHECK_MSG(e >= 0 && e < 1e-2, "bf16 fft: cin %d cout %d t %d k %d d %d pad %d leaky/res %d: rel error %g", s->cin,
                       s->cout, s->t, s->k, s->dil, s->pad, v, e);
@@ -137,13 +138,62 @@ static void grid_bf16(void) {
     fprintf(stderr, "bf16 fft conv: worst relative error %.3g over %d cases\n", worst, NGRID * 2);
 }
 
+/* Winograd F(4,3): 3-tap convolutions at dilations 1..8, paddings 0..past the reach, lengths that
+ * end inside a tile, a block, a 16-block group, several chunks; channels off the 4-block. */
+static const shape wgrid[] = {
+    {32, 32, 3001, 3, 1, 1},  {32, 32, 2500, 3, 3, 3},  {24, 24, 1301, 3, 5, 5},  {17, 19, 1131, 3, 2, 2},
+    {1, 1, 500, 3, 1, 1},     {3, 5, 777, 3, 7, 7},     {5, 37, 999, 3, 8, 0},    {8, 8, 1, 3, 1, 1},
+    {6, 7, 40, 3, 4, 9},      {9, 9, 130, 3, 6, 20},    {4, 4, 3, 3, 1, 0},       {16, 16, 64, 3, 1, 1},
+    {12, 10, 40001, 3, 5, 5}, {64, 48, 9000, 3, 3, 3},  {20, 20, 70000, 3, 1, 1},
+};
+#define NWGRID ((int)(sizeof wgrid / sizeof wgrid[0]))
+
+static void grid_wino(void) {
+    double worst = 0;
+    for (int i = 0; i < NWGRID; i++)
+        for (int v = 0; v < 4; v++) {
+            const shape *s = &wgrid[i];
+            double e = run_path(s, v & 1, v & 2, true, -1, false, true);
+            worst = e > worst ? e : worst;
+            CHECK_MSG(e >= 0 && e < 1e-5, "winograd: cin %d cout %d t %d d %d pad %d leaky %d res %d: rel error %g", s->cin,
+                      s->cout, s->t, s->dil, s->pad, v & 1, (v >> 1) & 1, e);
+        }
+    fprintf(stderr, "winograd conv: worst relative error %.3g over %d cases\n", worst, NWGRID * 4);
+    /* a wrong tap is caught */
+    const shape s = {17, 19, 1131, 3, 2, 2};
+    const int taps[] = {0, 1, 2, (18 * 17 + 16) * 3 + 2};
+    for (int i = 0; i < 4; i++) {
+        double e = run_path(&s, true, true, true, taps[i], false, true);
+        CHECK_MSG(e > 1e-4, "winograd: a wrong tap %d went unnoticed: rel error %g", taps[i], e);
+    }
+    float dummy = 0;
+    cpu_conv1d_args c = {.x = &dummy, .cin = 128, .t = 5000, .w = &dummy, .cout = 128, .k = 3, .y = &dummy, .tout = 5000,
+                         .stride = 1, .padding = 1, .dilation = 1, .enabled = true, .fft = true, .nthreads = 1};
+    CHECK(cpu_conv1d_wino_preferred(&c) == cpu_conv1d_avx512_available());
+    cpu_conv1d_args d = c;
+    d.k = 5;
+    CHECK(!cpu_conv1d_wino_supported(&d));
+    d = c;
+    d.dilation = 9;
+    CHECK(!cpu_conv1d_wino_supported(&d));
+    d = c;
+    d.fft = false;
+    CHECK(!cpu_conv1d_wino_supported(&d));
+    d = c;
+    d.cin = 64;
+    CHECK(!cpu_conv1d_wino_preferred(&d));
+    d = c;
+    d.dilation = 3, d.padding = 3;
+    CHECK(!cpu_conv1d_wino_preferred(&d));
+}
+
 /* One changed tap (first, middle, last; first and last channel pair) must show up well above the
  * tolerance: the comparison can fail. */
 static void wrong_tap_is_caught(void) {
     const shape s = {20, 20, 2263, 11, 5, 25};
     const int taps[] = {0, 5, 10, (19 * 20 + 19) * 11 + 10, (7 * 20 + 3) * 11 + 4};
     for (int i = 0; i < (int)(sizeof taps / sizeof taps[0]); i++) {
-        double e = run_fft(&s, true, true, true, taps[i], false);
+        double e = run_path(&s, true, true, true, taps[i], false, false);
         CHECK_MSG(e > 1e-4, "a wrong tap %d went unnoticed: rel error %g", taps[i], e);
     }
 }
@@ -222,6 +272,7 @@ int main(void) {
         grid_cases();
         grid_bf16();
         wrong_tap_is_caught();
+        grid_wino();
     } else {
         fprintf(stderr, "SKIP fft conv: this CPU has no AVX-512\n");
     }
