@@ -1,5 +1,5 @@
 /* conv1d speed on the CPU back end: the direct AVX-512 kernel (FP32 and BF16) and the FFT
- * overlap-save path (FP32, cpu_conv1d_fft.c; "-" where it does not take the shape) against the
+ * overlap-save path (FP32, cpu_conv1d_fft.c; -1000 where it does not take the shape) against the
  * im2col + sgemm path, in the same run, on the NSF-HiFiGAN resblock shapes of RVC v2 40k (256/128/64/32
  * channels, kernels 3/7/11, dilations 1/3/5) and HuBERT's strided feature-extractor convolutions.
  * "fused" rows time the resblock step y = x + conv(leaky_relu(x)) as one avo_op_conv1d_fused against
@@ -164,7 +164,9 @@ int main(int argc, char **argv) {
                    fused ? "fused" : "conv", t0 * 1e3, t1 * 1e3, t2 * 1e3, t3 * 1e3, flop / t0 / 1e9, t1 > 0 ? flop / t1 / 1e9 : 0,
                    t2 > 0 ? flop / t2 / 1e9 : 0, t3 > 0 ? flop / t3 / 1e9 : 0, flop / c0 / 1e9, t1 > 0 ? flop / c1 / 1e9 : 0,
                    t2 > 0 ? flop / c2 / 1e9 : 0, t3 > 0 ? flop / c3 / 1e9 : 0, rel, relf,
-                   fft && cpu_conv1d_fft_preferred(&probe) ? "  (fft chosen)" : "");
+                   fft && cpu_conv1d_fft_preferred(&probe) ? "  (auto: fft)"
+                   : cpu_conv1d_wino_preferred(&probe)        ? "  (auto: winograd)"
+                                                              : "");
             len += snprintf(json + len, sizeof json - (size_t)len,
                             "%s{\"shape\": \"%s\", \"op\": \"%s\", \"im2col_ms\": %.3f, \"direct_fp32_ms\": %.3f, "
                             "\"direct_bf16_ms\": %.3f, \"fft_fp32_ms\": %.3f, \"im2col_cpu_ms\": %.3f, "
