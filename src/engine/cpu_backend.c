@@ -1,6 +1,8 @@
 /* CPU back end: OpenBLAS sgemm for the matrix work, OpenMP over channels/time for the rest.
- * Convolutions go through im2col + sgemm, except when each output channel reads one input channel
- * (depthwise), where a direct loop over time is faster and needs no scratch. */
+ * Convolutions (groups 1) take the AVX-512 paths where the CPU has them (direct kernel, FFT,
+ * Winograd; transposed ones as per-phase direct convolutions); otherwise im2col + sgemm, except when
+ * each output channel reads one input channel (depthwise), where a direct loop over time is faster
+ * and needs no scratch. */
 #include "engine/cpu_conv1d.h"
 #include "engine/cpu_math.h"
 #include "engine/engine_internal.h"
@@ -146,8 +148,9 @@ static void im2col(const avo_backend *be, const float *X, int64_t cin, int64_t t
     }
 }
 
-/* The direct AVX-512 kernel (cpu_conv1d_avx512.c) when it takes the shape: *done tells. It is the
- * only conv1d path that can run BF16, so the precision counts are made here. */
+/* The AVX-512 conv1d paths when they take the shape (*done tells): the FFT path (cpu_conv1d_fft.c)
+ * or Winograd (cpu_conv1d_wino.c) where their cost rules expect a gain, else the direct kernel
+ * (cpu_conv1d_avx512.c). Only these run BF16, so the precision counts are made here. */
 static avo_status conv1d_direct(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
                                 const avo_tensor *b, const avo_conv1d_params *p, const avo_conv1d_fuse *f,
                                 avo_tensor *y, bool *done, avo_error *err) {

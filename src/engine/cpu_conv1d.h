@@ -1,6 +1,7 @@
-/* Direct (implicit-GEMM) conv1d for AVX-512 CPUs, FP32 or BF16 operands, with the resblock's
- * input leaky ReLU, bias and residual add fused into the one pass (cpu_conv1d_avx512.c). The CPU
- * back end calls it for groups == 1 when the CPU has AVX-512 and keeps im2col + sgemm otherwise. */
+/* AVX-512 conv1d paths, FP32 or BF16 operands, with the resblock's input leaky ReLU, bias and
+ * residual add fused: the direct (implicit-GEMM) kernel (cpu_conv1d_avx512.c), FFT overlap-save for
+ * long, wide kernels (cpu_conv1d_fft.c) and Winograd F(4,3) for 3 taps (cpu_conv1d_wino.c). The CPU
+ * back end calls them for groups == 1 when the CPU has AVX-512 and keeps im2col + sgemm otherwise. */
 #ifndef AVO_CPU_CONV1D_H
 #define AVO_CPU_CONV1D_H
 
