@@ -1,8 +1,10 @@
-/* conv1d speed on the CPU back end: the direct AVX-512 kernel (FP32 and BF16) against the
+/* conv1d speed on the CPU back end: the direct AVX-512 kernel (FP32 and BF16) and the FFT
+ * overlap-save path (FP32, cpu_conv1d_fft.c; -1000 where it does not take the shape) against the
  * im2col + sgemm path, in the same run, on the NSF-HiFiGAN resblock shapes of RVC v2 40k (256/128/64/32
  * channels, kernels 3/7/11, dilations 1/3/5) and HuBERT's strided feature-extractor convolutions.
  * "fused" rows time the resblock step y = x + conv(leaky_relu(x)) as one avo_op_conv1d_fused against
- * the composed act + conv1d + add of the old path. GFLOP/s counts 2 * cout * cin * k * tout, per second
+ * the composed act + conv1d + add of the old path. GFLOP/s counts 2 * cout * cin * k * tout (for the
+ * FFT path too: its rate is the direct-equivalent one), per second
  * of wall time and per second of process CPU time ("cpu" columns: on a shared machine the wall time
  * includes waiting for the cores, the CPU time is closer to what the kernel costs).
  *
@@ -39,7 +41,19 @@ static void fill(float *p, int64_t n, unsigned seed) {
     }
 }
 
-/* mode 0: im2col + sgemm, 1: direct FP32, 2: direct BF16. fused: resblock step with leaky + residual. */
+/* mode 0: im2col + sgemm, 1: direct FP32, 2: direct BF16, 3: FFT FP32. fused: resblock step with
+ * leaky + residual. */
+/* max|a - b| / max|b| */
+static double rel_diff(const float *a, const float *b, int64_t n) {
+    double e = 0, mx = 0;
+    for (int64_t j = 0; j < n; j++) {
+        double d = fabs((double)a[j] - b[j]);
+        e = d > e ? d : e;
+        mx = fabs(b[j]) > mx ? fabs(b[j]) : mx;
+    }
+    return mx > 0 ? e / mx : 0;
+}
+
 static double cpu_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -51,6 +65,7 @@ static double time_conv(avo_backend *be, avo_arena *a, const cshape *s, int64_t 
                         float *out_host, double *cpu_s) {
     avo_error err;
     cpu_backend_set_direct_conv(be, mode != 0);
+    cpu_backend_set_fft_conv(be, mode == 3 ? CPU_FFT_ALWAYS : CPU_FFT_OFF);
     if (avo_backend_cpu_set_precision(be, mode == 2 ? AVO_CPU_BF16 : AVO_CPU_FP32, &err)) return -1;
     avo_arena_reset(a);
     int64_t xs[2] = {s->cin, t}, ws[3] = {s->cout, s->cin, s->k}, bs[1] = {s->cout};
@@ -117,10 +132,10 @@ int main(int argc, char **argv) {
     const bool direct = cpu_conv1d_avx512_available(), bf16 = cpu_conv1d_bf16_available();
     printf("conv1d, %d threads, %.2f s of audio per shape, median of %d (direct kernel %s, bf16 %s)\n", threads, seconds,
            repeats, direct ? "yes" : "no", bf16 ? "yes" : "no");
-    printf("%-24s %-5s %9s %9s %9s %7s %7s %7s %7s %7s %7s %8s\n", "shape", "op", "im2col ms", "fp32 ms", "bf16 ms", "im2col",
-           "fp32", "bf16", "im2col", "fp32", "bf16", "bf16 err");
-    printf("%-24s %-5s %9s %9s %9s %7s %7s %7s %7s %7s %7s %8s\n", "", "", "(wall)", "(wall)", "(wall)", "GF/s", "GF/s",
-           "GF/s", "cpuGF/s", "cpuGF/s", "cpuGF/s", "");
+    printf("%-24s %-5s %9s %9s %9s %9s %7s %7s %7s %7s %7s %7s %7s %7s %8s %8s\n", "shape", "op", "im2col ms", "fp32 ms",
+           "bf16 ms", "fft ms", "im2col", "fp32", "bf16", "fft", "im2col", "fp32", "bf16", "fft", "bf16 err", "fft err");
+    printf("%-24s %-5s %9s %9s %9s %9s %7s %7s %7s %7s %7s %7s %7s %7s %8s %8s\n", "", "", "(wall)", "(wall)", "(wall)",
+           "(wall)", "GF/s", "GF/s", "GF/s", "GF/s", "cpuGF/s", "cpuGF/s", "cpuGF/s", "cpuGF/s", "vs fp32", "vs fp32");
     char json[16384];
     int len = snprintf(json, sizeof json, "{\"benchmark\": \"conv1d\", \"threads\": %d, \"seconds\": %.2f, \"repeats\": %d, "
                                           "\"rows\": [", threads, seconds, repeats);
@@ -133,32 +148,39 @@ int main(int argc, char **argv) {
             int pad = s->stride == 1 ? s->dil * (s->k - 1) / 2 : 0;
             int64_t tout = (t + 2 * pad - s->dil * (s->k - 1) - 1) / s->stride + 1;
             double flop = 2.0 * s->cout * s->cin * s->k * (double)tout;
-            float *y32 = malloc(sizeof(float) * (size_t)(s->cout * tout)), *y16 = malloc(sizeof(float) * (size_t)(s->cout * tout));
-            double c0 = 0, c1 = 0, c2 = 0;
+            float *y32 = malloc(sizeof(float) * (size_t)(s->cout * tout)), *y16 = malloc(sizeof(float) * (size_t)(s->cout * tout)),
+                  *yf = malloc(sizeof(float) * (size_t)(s->cout * tout));
+            cpu_conv1d_args probe = {.cin = s->cin, .t = t, .cout = s->cout, .k = s->k, .tout = tout, .stride = s->stride,
+                                     .padding = pad, .dilation = s->dil, .enabled = true, .fft = true, .nthreads = threads};
+            const bool fft = cpu_conv1d_fft_supported(&probe);
+            double c0 = 0, c1 = 0, c2 = 0, c3 = 0;
             double t0 = time_conv(be, a, s, t, 0, fused, repeats, NULL, &c0);
             double t1 = direct ? time_conv(be, a, s, t, 1, fused, repeats, y32, &c1) : -1;
             double t2 = bf16 ? time_conv(be, a, s, t, 2, fused, repeats, y16, &c2) : -1;
-            double e = 0, mx = 0;
-            if (t1 > 0 && t2 > 0)
-                for (int64_t j = 0; j < s->cout * tout; j++) {
-                    double d = fabs((double)y16[j] - y32[j]);
-                    e = d > e ? d : e;
-                    mx = fabs(y32[j]) > mx ? fabs(y32[j]) : mx;
-                }
-            double rel = mx > 0 ? e / mx : 0;
-            printf("%-24s %-5s %9.2f %9.2f %9.2f %7.1f %7.1f %7.1f %7.1f %7.1f %7.1f %8.1e\n", s->name, fused ? "fused" : "conv",
-                   t0 * 1e3, t1 * 1e3, t2 * 1e3, flop / t0 / 1e9, t1 > 0 ? flop / t1 / 1e9 : 0, t2 > 0 ? flop / t2 / 1e9 : 0,
-                   flop / c0 / 1e9, t1 > 0 ? flop / c1 / 1e9 : 0, t2 > 0 ? flop / c2 / 1e9 : 0, rel);
+            double t3 = fft ? time_conv(be, a, s, t, 3, fused, repeats, yf, &c3) : -1;
+            double rel = t1 > 0 && t2 > 0 ? rel_diff(y16, y32, s->cout * tout) : 0;
+            double relf = t1 > 0 && t3 > 0 ? rel_diff(yf, y32, s->cout * tout) : 0;
+            printf("%-24s %-5s %9.2f %9.2f %9.2f %9.2f %7.1f %7.1f %7.1f %7.1f %7.1f %7.1f %7.1f %7.1f %8.1e %8.1e%s\n", s->name,
+                   fused ? "fused" : "conv", t0 * 1e3, t1 * 1e3, t2 * 1e3, t3 * 1e3, flop / t0 / 1e9, t1 > 0 ? flop / t1 / 1e9 : 0,
+                   t2 > 0 ? flop / t2 / 1e9 : 0, t3 > 0 ? flop / t3 / 1e9 : 0, flop / c0 / 1e9, t1 > 0 ? flop / c1 / 1e9 : 0,
+                   t2 > 0 ? flop / c2 / 1e9 : 0, t3 > 0 ? flop / c3 / 1e9 : 0, rel, relf,
+                   fft && cpu_conv1d_fft_preferred(&probe) ? "  (auto: fft)"
+                   : cpu_conv1d_wino_preferred(&probe)        ? "  (auto: winograd)"
+                                                              : "");
             len += snprintf(json + len, sizeof json - (size_t)len,
                             "%s{\"shape\": \"%s\", \"op\": \"%s\", \"im2col_ms\": %.3f, \"direct_fp32_ms\": %.3f, "
-                            "\"direct_bf16_ms\": %.3f, \"im2col_cpu_ms\": %.3f, \"direct_fp32_cpu_ms\": %.3f, "
-                            "\"direct_bf16_cpu_ms\": %.3f, \"gflop\": %.4f, \"bf16_rel_error\": %.2e}",
-                            rows++ ? ", " : "", s->name, fused ? "fused" : "conv", t0 * 1e3, t1 * 1e3, t2 * 1e3, c0 * 1e3,
-                            c1 * 1e3, c2 * 1e3, flop / 1e9, rel);
+                            "\"direct_bf16_ms\": %.3f, \"fft_fp32_ms\": %.3f, \"im2col_cpu_ms\": %.3f, "
+                            "\"direct_fp32_cpu_ms\": %.3f, \"direct_bf16_cpu_ms\": %.3f, \"fft_fp32_cpu_ms\": %.3f, "
+                            "\"gflop\": %.4f, \"bf16_rel_error\": %.2e, \"fft_rel_error\": %.2e, \"fft_chosen\": %s}",
+                            rows++ ? ", " : "", s->name, fused ? "fused" : "conv", t0 * 1e3, t1 * 1e3, t2 * 1e3, t3 * 1e3,
+                            c0 * 1e3, c1 * 1e3, c2 * 1e3, c3 * 1e3, flop / 1e9, rel, relf,
+                            fft && cpu_conv1d_fft_preferred(&probe) ? "true" : "false");
             free(y32);
             free(y16);
+            free(yf);
         }
     cpu_backend_set_direct_conv(be, true);
+    cpu_backend_set_fft_conv(be, CPU_FFT_AUTO);
     len += snprintf(json + len, sizeof json - (size_t)len, "]}");
     avo_arena_free(a);
     avo_backend_free(be);

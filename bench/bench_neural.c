@@ -10,10 +10,11 @@
  * --cpu-precision bf16 runs the three components with BF16 convolutions (avo_backend_cpu_set_precision)
  * after an FP32 run of the synthesizer, and reports the audio's relative error against it; the whole
  * conversion stage makes its own back end and stays FP32. --conv im2col turns the direct AVX-512
- * conv1d kernel off (the old im2col + sgemm path, for before/after comparisons in one build).
+ * conv1d kernel off (the old im2col + sgemm path, for before/after comparisons in one build); --conv
+ * nofft keeps the direct kernel but turns the FFT conv1d path off (components only).
  *
  * usage: bench_neural [--models DIR] [--make] [--seconds S] [--repeats N] [--threads N] [--no-torch]
- *                     [--cpu-precision fp32|bf16] [--conv direct|im2col]
+ *                     [--cpu-precision fp32|bf16] [--conv direct|nofft|im2col]
  *                     [--out PATH]   (default bench/out/neural.json) */
 #include "autovoice/convert.h"
 #include "autovoice/models.h"
@@ -28,7 +29,7 @@
 typedef struct bench_args {
     const char *models, *out;
     double seconds;
-    int repeats, threads, make, torch, bf16, im2col;
+    int repeats, threads, make, torch, bf16, im2col, nofft;
 } bench_args;
 
 static void parse(int argc, char **argv, bench_args *a) {
@@ -41,6 +42,7 @@ static void parse(int argc, char **argv, bench_args *a) {
     a->make = 0;
     a->bf16 = 0;
     a->im2col = 0;
+    a->nofft = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--models") && i + 1 < argc) a->models = argv[++i];
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) a->out = argv[++i];
@@ -53,9 +55,10 @@ static void parse(int argc, char **argv, bench_args *a) {
         else if (!strcmp(argv[i], "--cpu-precision") && i + 1 < argc && !strcmp(argv[i + 1], "fp32")) a->bf16 = 0, i++;
         else if (!strcmp(argv[i], "--conv") && i + 1 < argc && !strcmp(argv[i + 1], "im2col")) a->im2col = 1, i++;
         else if (!strcmp(argv[i], "--conv") && i + 1 < argc && !strcmp(argv[i + 1], "direct")) a->im2col = 0, i++;
+        else if (!strcmp(argv[i], "--conv") && i + 1 < argc && !strcmp(argv[i + 1], "nofft")) a->nofft = 1, i++;
         else {
             fprintf(stderr, "usage: bench_neural [--models DIR] [--make] [--seconds S] [--repeats N] [--threads N] "
-                            "[--no-torch] [--cpu-precision fp32|bf16] [--conv direct|im2col] [--out PATH]\n");
+                            "[--no-torch] [--cpu-precision fp32|bf16] [--conv direct|nofft|im2col] [--out PATH]\n");
             exit(2);
         }
     }
@@ -188,9 +191,10 @@ int main(int argc, char **argv) {
     check(avo_backend_cpu_create(a.threads, &be, &err), &err);
     check(avo_arena_create(be, (size_t)256 << 20, &arena, &err), &err);
     if (a.im2col) cpu_backend_set_direct_conv(be, false);
-    printf("conv1d path: %s (components; the whole-stage converter uses its own back ends: direct); "
+    if (a.nofft) cpu_backend_set_fft_conv(be, CPU_FFT_OFF);
+    printf("conv1d path: %s (components; the whole-stage converter uses its own back ends: direct + fft); "
            "cpu precision: %s\n",
-           cpu_backend_direct_conv(be) ? "direct avx512" : "im2col + sgemm",
+           !cpu_backend_direct_conv(be) ? "im2col + sgemm" : a.nofft ? "direct avx512, no fft" : "direct avx512 + fft",
            a.bf16 ? "bf16" : "fp32");
     double bf16_rel = -1;
     float *audio32 = NULL;
@@ -325,7 +329,7 @@ int main(int argc, char **argv) {
                        "\"torch\": \"%s\", \"models\": \"random weights, real sizes (make_random_models.py)\", "
                        "\"conv1d\": \"%s\", \"cpu_precision\": \"%s\", \"rvc_bf16_rel_error\": %.4g, "
                        "\"components\": [",
-                       sec, a.threads, a.repeats, torch_version, a.im2col ? "im2col" : "direct",
+                       sec, a.threads, a.repeats, torch_version, a.im2col ? "im2col" : a.nofft ? "direct-nofft" : "direct+fft",
                        a.bf16 ? "bf16" : "fp32", bf16_rel);
     for (int i = 0; i < 3; i++) {
         const double ratio = rows[i]->torch_s > 0 ? rows[i]->torch_s / rows[i]->c_s : 0;

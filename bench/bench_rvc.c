@@ -10,7 +10,9 @@
  * --time, 2 torch threads) on the same model and length, started from this program; ratio.
  *
  * Usage: bench_rvc [--golden DIR] [--frames N] [--runs N] [--torch-runs N] [--threads N]
- *                  [--chunk N] [--no-torch] [--no-parity] [--out PATH]
+ *                  [--chunk N] [--no-torch] [--no-parity] [--cpu-precision fp32|bf16] [--out PATH]
+ *   --cpu-precision bf16: the CPU back end in BF16 mode (avo_backend_cpu_set_precision) for parity and
+ *   speed; parity is then BF16 against the FP32 PyTorch reference.
  *   DIR defaults to $AVO_RVC_GOLDEN or /tmp/rvc_golden; PATH to bench/out/rvc.json. Run with
  *   OMP_WAIT_POLICY=passive (see engine.h). The machine is shared: numbers vary with its load. */
 #include "autovoice/models.h"
@@ -282,7 +284,7 @@ int main(int argc, char **argv) {
     const char *out = "bench/out/rvc.json", *env = getenv("AVO_RVC_GOLDEN");
     int64_t frames = 3000, chunk = 0;
     int runs = 3, torch_runs = 1, threads = 2;
-    bool do_torch = true, do_parity = true;
+    bool do_torch = true, do_parity = true, bf16 = false;
     snprintf(gdir, sizeof gdir, "%s", env && *env ? env : "/tmp/rvc_golden");
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--golden") && i + 1 < argc)
@@ -303,11 +305,15 @@ int main(int argc, char **argv) {
             do_torch = false;
         else if (!strcmp(argv[i], "--no-parity"))
             do_parity = false;
+        else if (!strcmp(argv[i], "--cpu-precision") && i + 1 < argc && !strcmp(argv[i + 1], "bf16"))
+            bf16 = true, i++;
+        else if (!strcmp(argv[i], "--cpu-precision") && i + 1 < argc && !strcmp(argv[i + 1], "fp32"))
+            bf16 = false, i++;
         else if (!strcmp(argv[i], "--out") && i + 1 < argc)
             out = argv[++i];
         else {
             fprintf(stderr, "usage: bench_rvc [--golden DIR] [--frames N] [--runs N] [--torch-runs N] [--threads N] "
-                            "[--chunk N] [--no-torch] [--no-parity] [--out PATH]\n");
+                            "[--chunk N] [--no-torch] [--no-parity] [--cpu-precision fp32|bf16] [--out PATH]\n");
             return 2;
         }
     }
@@ -328,8 +334,10 @@ int main(int argc, char **argv) {
     avo_backend *be = NULL;
     avo_arena *arena = NULL;
     if (avo_backend_cpu_create(threads, &be, &err) || avo_arena_create(be, 64u << 20, &arena, &err)) bench_die(&err);
+    if (bf16 && avo_backend_cpu_set_precision(be, AVO_CPU_BF16, &err)) bench_die(&err);
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "bench", "rvc");
+    cJSON_AddStringToObject(root, "cpu_precision", bf16 ? "bf16" : "fp32");
     cJSON_AddNumberToObject(root, "threads", threads);
 
     if (do_parity) {
@@ -352,13 +360,14 @@ int main(int argc, char **argv) {
         }
         int64_t T = (int64_t)cJSON_GetObjectItem(idx, "p_len")->valuedouble;
         cJSON_Delete(idx);
-        printf("parity on the full-size models (%lld frames, stored noise draws):\n", (long long)T);
+        printf("parity on the full-size models (%lld frames, stored noise draws), %s:\n", (long long)T,
+               bf16 ? "BF16 convolutions and linears against the FP32 PyTorch reference" : "FP32");
         cJSON *pj = cJSON_AddObjectToObject(root, "parity_rel_error");
         double w = parity(be, arena, "40k", T, pj);
         double w2 = parity(be, arena, "48k", T, pj);
         w = w2 > w ? w2 : w;
         cJSON_AddNumberToObject(root, "parity_worst", w);
-        printf("  worst %.3g (target < 1e-4)\n", w);
+        printf("  worst %.3g (%s)\n", w, bf16 ? "BF16: no target" : "target < 1e-4");
         avo_arena_reset(arena);
     }
 

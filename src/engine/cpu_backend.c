@@ -1,6 +1,8 @@
 /* CPU back end: OpenBLAS sgemm for the matrix work, OpenMP over channels/time for the rest.
- * Convolutions go through im2col + sgemm, except when each output channel reads one input channel
- * (depthwise), where a direct loop over time is faster and needs no scratch. */
+ * Convolutions (groups 1) take the AVX-512 paths where the CPU has them (direct kernel, FFT,
+ * Winograd; transposed ones as per-phase direct convolutions); otherwise im2col + sgemm, except when
+ * each output channel reads one input channel (depthwise), where a direct loop over time is faster
+ * and needs no scratch. */
 #include "engine/cpu_conv1d.h"
 #include "engine/cpu_math.h"
 #include "engine/engine_internal.h"
@@ -15,6 +17,7 @@ typedef struct cpu_impl {
     avo_cpu_precision precision;
     int64_t gemm_fp32, gemm_bf16; /* weight-GEMM calls by the precision that really ran */
     bool direct_off;              /* cpu_backend_set_direct_conv(be, false): im2col + sgemm only */
+    cpu_fft_mode fft_mode;        /* cpu_backend_set_fft_conv: when the FFT conv1d runs */
 } cpu_impl;
 
 static cpu_impl *impl_of(const avo_backend *be) { return (cpu_impl *)be->impl; }
@@ -145,8 +148,9 @@ static void im2col(const avo_backend *be, const float *X, int64_t cin, int64_t t
     }
 }
 
-/* The direct AVX-512 kernel (cpu_conv1d_avx512.c) when it takes the shape: *done tells. It is the
- * only conv1d path that can run BF16, so the precision counts are made here. */
+/* The AVX-512 conv1d paths when they take the shape (*done tells): the FFT path (cpu_conv1d_fft.c)
+ * or Winograd (cpu_conv1d_wino.c) where their cost rules expect a gain, else the direct kernel
+ * (cpu_conv1d_avx512.c). Only these run BF16, so the precision counts are made here. */
 static avo_status conv1d_direct(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
                                 const avo_tensor *b, const avo_conv1d_params *p, const avo_conv1d_fuse *f,
                                 avo_tensor *y, bool *done, avo_error *err) {
@@ -162,10 +166,18 @@ static avo_status conv1d_direct(avo_backend *be, avo_arena *a, const avo_tensor 
         .leaky = f && f->input_leaky_relu, .slope = f ? f->slope : 0.0f,
         .bf16 = impl_of(be)->precision == AVO_CPU_BF16,
         .enabled = !impl_of(be)->direct_off,
+        .fft = impl_of(be)->fft_mode != CPU_FFT_OFF,
+        .fft_force = impl_of(be)->fft_mode == CPU_FFT_ALWAYS,
         .nthreads = nthreads(be),
     };
     if (!cpu_conv1d_direct_supported(&c)) return AVO_OK;
-    avo_status st = cpu_conv1d_direct(a, &c, err);
+    avo_status st;
+    if (c.fft_force ? cpu_conv1d_fft_supported(&c) : cpu_conv1d_fft_preferred(&c))
+        st = cpu_conv1d_fft(a, &c, err);
+    else if (!c.fft_force && cpu_conv1d_wino_preferred(&c))
+        st = cpu_conv1d_wino(a, &c, err);
+    else
+        st = cpu_conv1d_direct(a, &c, err);
     if (st) return st;
     if (c.bf16)
         impl_of(be)->gemm_bf16++;
@@ -242,6 +254,71 @@ static avo_status cpu_conv1d_fused(avo_backend *be, avo_arena *a, const avo_tens
 
 /* ---- transposed conv1d ---------------------------------------------------------------------- */
 
+static int64_t floor_div64(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+/* Transposed conv1d (groups 1, dilation 1) as one stride-1 convolution per output phase on the direct
+ * kernel, which runs FP32 or BF16 at its own rate (the sgemm + col2im path below is FP32 only and
+ * adds a pass over the taps' columns). Output t = q*s + r - pad gets the taps kk = r + m*s of input
+ * q - m: for phase r that is a plain convolution with the M_r taps reversed and left padding
+ * M_r - 1 - q0 (q0: the phase's first q), written into scratch and then spread into y with stride s.
+ * *done false when it does not apply (a phase would need negative padding, or no direct kernel). */
+static avo_status conv_transpose1d_phases(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
+                                          const avo_tensor *b, const avo_conv_transpose1d_params *p, avo_tensor *y,
+                                          bool *done, avo_error *err) {
+    int64_t cin = x->shape[0], t = x->shape[1], k = w->shape[2], cout = y->shape[0], tout = y->shape[1];
+    int64_t s = p->stride, pad = p->padding;
+    *done = false;
+    if (p->groups != 1 || p->dilation != 1 || !cpu_backend_direct_conv(be) || s < 1 || s > k || t < 1) return AVO_OK;
+    for (int64_t r = 0; r < s; r++) { /* every phase has taps and non-negative padding */
+        int64_t m = (k - r + s - 1) / s, q0 = -floor_div64(r - pad, s);
+        if (m - 1 - q0 < 0) return AVO_OK;
+    }
+    const bool bf16 = impl_of(be)->precision == AVO_CPU_BF16 && cpu_conv1d_bf16_available();
+    const float *X = avo_tensor_f32(x), *W = avo_tensor_f32(w), *B = b ? avo_tensor_f32(b) : NULL;
+    float *Y = avo_tensor_f32(y);
+    avo_arena_mark mk = avo_arena_get_mark(a);
+    avo_status st = AVO_OK;
+    for (int64_t r = 0; r < s && !st; r++) {
+        int64_t m = (k - r + s - 1) / s, q0 = -floor_div64(r - pad, s), q1 = floor_div64(tout - 1 + pad - r, s);
+        int64_t n = q1 - q0 + 1;
+        if (n <= 0) continue;
+        float *wr = NULL, *yr = NULL;
+        st = engine_scratch(a, cout * cin * m, &wr, err);
+        if (!st) st = engine_scratch(a, cout * n, &yr, err);
+        if (st) break;
+        /* wr[o, c, j] = w[c, o, r + (m - 1 - j) * s] */
+#pragma omp parallel for num_threads(nthreads(be)) if (cout * cin * m > 65536)
+        for (int64_t o = 0; o < cout; o++)
+            for (int64_t c = 0; c < cin; c++)
+                for (int64_t j = 0; j < m; j++) wr[(o * cin + c) * m + j] = W[(c * cout + o) * k + r + (m - 1 - j) * s];
+        cpu_conv1d_args c = {
+            .x = X, .cin = cin, .t = t, .w = wr, .cout = cout, .k = m, .bias = B, .y = yr, .tout = n,
+            .stride = 1, .padding = (int)(m - 1 - q0), .dilation = 1, .bf16 = bf16, .enabled = true,
+            .nthreads = nthreads(be),
+        };
+        if (!cpu_conv1d_direct_supported(&c)) { /* checked above; kept as a guard */
+            avo_arena_rewind(a, mk);
+            return AVO_OK;
+        }
+        st = cpu_conv1d_direct(a, &c, err);
+        if (st) break;
+#pragma omp parallel for num_threads(nthreads(be)) if (cout * n > 65536)
+        for (int64_t o = 0; o < cout; o++) {
+            float *dst = Y + o * tout + q0 * s + r - pad;
+            const float *src = yr + o * n;
+            for (int64_t i = 0; i < n; i++) dst[i * s] = src[i];
+        }
+    }
+    avo_arena_rewind(a, mk);
+    if (st) return st;
+    if (bf16)
+        impl_of(be)->gemm_bf16++;
+    else
+        impl_of(be)->gemm_fp32++;
+    *done = true;
+    return AVO_OK;
+}
+
 static avo_status cpu_conv_transpose1d(avo_backend *be, avo_arena *a, const avo_tensor *x, const avo_tensor *w,
                                        const avo_tensor *b, const avo_conv_transpose1d_params *p, avo_tensor *y,
                                        avo_error *err) {
@@ -249,6 +326,9 @@ static avo_status cpu_conv_transpose1d(avo_backend *be, avo_arena *a, const avo_
     int64_t g = p->groups, cig = cin / g, cog = cout / g, s = p->stride, d = p->dilation, pad = p->padding;
     const float *X = avo_tensor_f32(x), *W = avo_tensor_f32(w), *B = b ? avo_tensor_f32(b) : NULL;
     float *Y = avo_tensor_f32(y);
+    bool done = false;
+    avo_status pst = conv_transpose1d_phases(be, a, x, w, b, p, y, &done, err);
+    if (pst || done) return pst;
     int64_t tile = tile_len(cog * k, t);
     float *cols = NULL;
     avo_status st = engine_scratch(a, cog * k * tile, &cols, err);
@@ -739,6 +819,10 @@ avo_status avo_backend_cpu_create(int n_threads, avo_backend **out, avo_error *e
 
 void cpu_backend_set_direct_conv(avo_backend *be, bool on) {
     if (be && be->ops == &cpu_ops) impl_of(be)->direct_off = !on;
+}
+
+void cpu_backend_set_fft_conv(avo_backend *be, cpu_fft_mode mode) {
+    if (be && be->ops == &cpu_ops) impl_of(be)->fft_mode = mode;
 }
 
 bool cpu_backend_direct_conv(const avo_backend *be) {

@@ -219,6 +219,79 @@ static void linear_cases(bool bf16) {
     CHECK_OK(avo_backend_cpu_set_precision(be, AVO_CPU_FP32, &err), &err);
 }
 
+/* ---- transposed conv1d ------------------------------------------------------------------------ */
+
+typedef struct tshape {
+    int cin, cout, t, k, stride, pad, outpad;
+} tshape;
+
+/* The phase decomposition on the direct kernel (FP32 under 1e-5, BF16 under 1e-2 and counted as
+ * BF16) and the sgemm + col2im path, against naive double loops: y[o, i*s + kk - pad] += w[c, o, kk]
+ * x[c, i]. Shapes: the RVC 40k ups (k 16 s 10 p 3, k 4 s 2 p 1), odd strides and paddings, output
+ * padding, stride 1, and a padding large enough that the phases do not apply (fallback). */
+static void conv_transpose_cases(void) {
+    static const tshape cases[] = {
+        {16, 8, 50, 16, 10, 3, 0}, {8, 4, 100, 4, 2, 1, 0}, {5, 7, 33, 5, 3, 1, 2}, {3, 3, 17, 3, 1, 1, 0},
+        {6, 5, 20, 7, 4, 0, 1},    {4, 4, 30, 3, 2, 4, 0},  {1, 3, 9, 6, 3, 2, 1},  {9, 2, 40, 8, 8, 0, 0},
+    };
+    const int n = (int)(sizeof cases / sizeof cases[0]);
+    avo_error err = {0};
+    for (int mode = 0; mode < 3; mode++) { /* 0: phases FP32, 1: sgemm + col2im, 2: phases BF16 */
+        if (mode == 2 && avo_backend_cpu_set_precision(be, AVO_CPU_BF16, &err)) {
+            fprintf(stderr, "SKIP bf16 conv_transpose1d: %s\n", err.message);
+            break;
+        }
+        cpu_backend_set_direct_conv(be, mode != 1);
+        double worst = 0;
+        for (int i = 0; i < n; i++) {
+            const tshape *c = &cases[i];
+            int64_t tout = (int64_t)(c->t - 1) * c->stride - 2 * c->pad + c->k + c->outpad;
+            int64_t nx = (int64_t)c->cin * c->t, nw = (int64_t)c->cin * c->cout * c->k, ny = c->cout * tout;
+            float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(c->cout * 4), *ref = malloc(ny * 4), *got = malloc(ny * 4);
+            double *acc = calloc((size_t)ny, sizeof(double));
+            fill(x, nx);
+            fill(w, nw);
+            fill(b, c->cout);
+            for (int64_t o = 0; o < c->cout; o++)
+                for (int64_t j = 0; j < tout; j++) acc[o * tout + j] = b[o];
+            for (int64_t ci = 0; ci < c->cin; ci++)
+                for (int64_t o = 0; o < c->cout; o++)
+                    for (int64_t kk = 0; kk < c->k; kk++)
+                        for (int64_t ii = 0; ii < c->t; ii++) {
+                            int64_t j = ii * c->stride + kk - c->pad;
+                            if (j >= 0 && j < tout) acc[o * tout + j] += (double)w[(ci * c->cout + o) * c->k + kk] * x[ci * c->t + ii];
+                        }
+            for (int64_t j = 0; j < ny; j++) ref[j] = (float)acc[j];
+            avo_arena_reset(arena);
+            int64_t xs[2] = {c->cin, c->t}, ws[3] = {c->cin, c->cout, c->k}, bs[1] = {c->cout};
+            avo_tensor X, W, B, Y = {0};
+            CHECK_OK(avo_tensor_from_host(arena, 2, xs, x, &X, &err), &err);
+            CHECK_OK(avo_tensor_from_host(arena, 3, ws, w, &W, &err), &err);
+            CHECK_OK(avo_tensor_from_host(arena, 1, bs, b, &B, &err), &err);
+            avo_conv_transpose1d_params p = {c->stride, c->pad, c->outpad, 1, 1};
+            int64_t f0, b0, f1, b1;
+            CHECK_OK(avo_backend_cpu_gemm_counts(be, &f0, &b0, &err), &err);
+            CHECK_OK(avo_op_conv_transpose1d(be, arena, &X, &W, &B, &p, &Y, &err), &err);
+            CHECK_OK(avo_backend_cpu_gemm_counts(be, &f1, &b1, &err), &err);
+            CHECK(Y.shape[1] == tout);
+            CHECK_OK(avo_tensor_to_host(arena, &Y, got, ny, &err), &err);
+            double e = avo_test_rel_error(got, ref, ny);
+            worst = e > worst ? e : worst;
+            CHECK_MSG(e < (mode == 2 ? 1e-2 : 1e-5), "conv_transpose1d mode %d: cin %d cout %d t %d k %d s %d pad %d outpad %d: rel error %g",
+                      mode, c->cin, c->cout, c->t, c->k, c->stride, c->pad, c->outpad, e);
+            /* BF16 runs wherever the phases apply (all but the large-padding case); FP32 modes never */
+            bool phases = cpu_conv1d_avx512_available() && i != 5 && mode != 1;
+            CHECK_MSG(b1 - b0 == (mode == 2 && phases ? 1 : 0) && f1 - f0 == (mode == 2 && phases ? 0 : 1),
+                      "conv_transpose1d mode %d case %d: counts fp32 +%lld bf16 +%lld", mode, i, (long long)(f1 - f0),
+                      (long long)(b1 - b0));
+            free(x), free(w), free(b), free(ref), free(got), free(acc);
+        }
+        fprintf(stderr, "conv_transpose1d mode %d: worst relative error %.3g\n", mode, worst);
+    }
+    cpu_backend_set_direct_conv(be, true);
+    CHECK_OK(avo_backend_cpu_set_precision(be, AVO_CPU_FP32, &err), &err);
+}
+
 /* ---- observer --------------------------------------------------------------------------------- */
 
 typedef struct obs_state {
@@ -296,6 +369,7 @@ int main(void) {
     grid_bf16();
     linear_cases(false);
     if (cpu_conv1d_bf16_available()) linear_cases(true);
+    conv_transpose_cases();
     observer_sees_activation();
     argument_errors();
     avo_arena_free(arena);
