@@ -201,27 +201,39 @@ static double refine_lag(const f0_analyzer *an, const f0_work *w, double lag0, d
     return tau;
 }
 
-/* Energy of the first eight harmonics of f (below 0.45 fs) in the Hann-windowed frame, odd and even
- * multiples apart. Only called for frames with an octave pair, so a direct DFT is cheap enough. */
-static void harmonic_parity(const float *x, int len, int fs, double f, double *odd, double *even) {
-    *odd = *even = 0;
-    for (int k = 1; k <= 8 && k * f < 0.45 * fs; k++) {
-        const double w = 2.0 * M_PI * k * f / fs;
-        double re = 0, im = 0;
-        for (int i = 0; i < len; i++) {
-            const double g = 0.5 - 0.5 * cos(2.0 * M_PI * (i + 0.5) / len);
-            re += g * x[i] * cos(w * i);
-            im += g * x[i] * sin(w * i);
-        }
-        *(k % 2 ? odd : even) += re * re + im * im;
+/* Energy of the first eight harmonics of f (below 0.45 fs) in the frame, odd and even multiples
+ * apart; xw is the Hann-windowed frame. Each harmonic's phasor advances by rotation, all eight in
+ * one pass so that their independent recurrences overlap. */
+static void harmonic_parity(const float *xw, int len, int fs, double f, double *odd, double *even) {
+    enum { H = 8 };
+    double cw[H], sw[H], zr[H], zi[H], re[H], im[H];
+    int nh = 0;
+    while (nh < H && (nh + 1) * f < 0.45 * fs) {
+        const double w = 2.0 * M_PI * (nh + 1) * f / fs;
+        cw[nh] = cos(w);
+        sw[nh] = sin(w);
+        zr[nh] = 1;
+        zi[nh] = re[nh] = im[nh] = 0;
+        nh++;
     }
+    for (int i = 0; i < len; i++)
+        for (int k = 0; k < nh; k++) {
+            re[k] += xw[i] * zr[k];
+            im[k] += xw[i] * zi[k];
+            const double nzr = zr[k] * cw[k] - zi[k] * sw[k];
+            zi[k] = zr[k] * sw[k] + zi[k] * cw[k];
+            zr[k] = nzr;
+        }
+    *odd = *even = 0;
+    for (int k = 0; k < nh; k++) *(k % 2 ? even : odd) += re[k] * re[k] + im[k] * im[k]; /* k = 0: 1st */
 }
 
 /* Drops every candidate that has a much more periodic one an octave below it whose odd harmonics
  * are audible, so that the lower octave takes its threshold mass (pYIN) and is the first trough
- * under the threshold (YIN). x is the frame (len samples). */
-static void prefer_lower_octaves(f0_frame *fr, const float *x, int len, int fs) {
-    int kept = 0;
+ * under the threshold (YIN). x is the frame (len samples); xw receives it Hann-windowed when a pair
+ * needs the spectral test (only then: it is rare). */
+static void prefer_lower_octaves(f0_frame *fr, const float *x, float *xw, int len, int fs) {
+    int kept = 0, windowed = 0;
     for (int j = 0; j < fr->ncand; j++) {
         int drop = 0;
         for (int k = j + 1; k < fr->ncand && !drop; k++) {
@@ -229,8 +241,12 @@ static void prefer_lower_octaves(f0_frame *fr, const float *x, int len, int fs) 
             if (!(r > 2.0 / OCTAVE_TOLERANCE && r < 2.0 * OCTAVE_TOLERANCE &&
                   fr->cmnd[j] >= OCTAVE_RATIO * fr->cmnd[k] && fr->cmnd[j] - fr->cmnd[k] >= OCTAVE_MARGIN))
                 continue;
+            if (!windowed) {
+                for (int i = 0; i < len; i++) xw[i] = (float)((0.5 - 0.5 * cos(2.0 * M_PI * (i + 0.5) / len)) * x[i]);
+                windowed = 1;
+            }
             double odd, even;
-            harmonic_parity(x, len, fs, fr->f0[k], &odd, &even);
+            harmonic_parity(xw, len, fs, fr->f0[k], &odd, &even);
             drop = odd > 0 && odd >= even * pow(10.0, OCTAVE_ODD_DB / 10.0);
         }
         if (drop) continue;
@@ -361,5 +377,5 @@ void f0_analyze_frame(const f0_analyzer *an, f0_work *w, const float *x, int64_t
         peak = q[j];
         if (best < 0.01) break;
     }
-    prefer_lower_octaves(out, w->x, span, an->fs);
+    prefer_lower_octaves(out, w->x, w->buf2, span, an->fs); /* buf2 (nfft >= span) is free by now */
 }
