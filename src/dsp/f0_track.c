@@ -91,8 +91,9 @@ void f0_decide_fast(const f0_frame *frames, const float *gate, int64_t nframes, 
         }
         free(orig);
     }
-    /* A voiced run shorter than 15 ms (a single frame at 10 ms) is almost always noise. */
-    const int64_t min_run = (int64_t)ceil(FAST_MIN_VOICED_SECONDS / hop_seconds - 1e-9);
+    /* A voiced run shorter than 15 ms (a single frame at 10 ms or more) is almost always noise. */
+    int64_t min_run = (int64_t)ceil(FAST_MIN_VOICED_SECONDS / hop_seconds - 1e-9);
+    if (min_run < 2) min_run = 2; /* longer hops: still a single frame */
     for (int64_t a = 0; a < nframes && nframes > 1;) {
         if (f0[a] <= 0) {
             a++;
