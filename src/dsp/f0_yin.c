@@ -202,30 +202,31 @@ static double refine_lag(const f0_analyzer *an, const f0_work *w, double lag0, d
 }
 
 /* Energy of the first eight harmonics of f (below 0.45 fs) in the frame, odd and even multiples
- * apart; xw is the Hann-windowed frame. Each harmonic's phasor advances by rotation, all eight in
- * one pass so that their independent recurrences overlap. */
+ * apart; xw is the Hann-windowed frame. Each harmonic's phasor advances by rotation, all eight as
+ * one vector of floats (single precision drifts by ~1e-4 over a frame, far below the dB margins). */
 static void harmonic_parity(const float *xw, int len, int fs, double f, double *odd, double *even) {
     enum { H = 8 };
-    double cw[H], sw[H], zr[H], zi[H], re[H], im[H];
-    int nh = 0;
-    while (nh < H && (nh + 1) * f < 0.45 * fs) {
-        const double w = 2.0 * M_PI * (nh + 1) * f / fs;
-        cw[nh] = cos(w);
-        sw[nh] = sin(w);
-        zr[nh] = 1;
-        zi[nh] = re[nh] = im[nh] = 0;
-        nh++;
+    float cw[H], sw[H], zr[H], zi[H], re[H], im[H];
+    for (int k = 0; k < H; k++) {
+        const double w = 2.0 * M_PI * (k + 1) * f / fs;
+        cw[k] = (float)cos(w);
+        sw[k] = (float)sin(w);
+        zr[k] = 1;
+        zi[k] = re[k] = im[k] = 0;
     }
-    for (int i = 0; i < len; i++)
-        for (int k = 0; k < nh; k++) {
-            re[k] += xw[i] * zr[k];
-            im[k] += xw[i] * zi[k];
-            const double nzr = zr[k] * cw[k] - zi[k] * sw[k];
+    for (int i = 0; i < len; i++) {
+        const float v = xw[i];
+        for (int k = 0; k < H; k++) {
+            re[k] += v * zr[k];
+            im[k] += v * zi[k];
+            const float nzr = zr[k] * cw[k] - zi[k] * sw[k];
             zi[k] = zr[k] * sw[k] + zi[k] * cw[k];
             zr[k] = nzr;
         }
+    }
     *odd = *even = 0;
-    for (int k = 0; k < nh; k++) *(k % 2 ? even : odd) += re[k] * re[k] + im[k] * im[k]; /* k = 0: 1st */
+    for (int k = 0; k < H && (k + 1) * f < 0.45 * fs; k++) /* k = 0 is the 1st harmonic */
+        *(k % 2 ? even : odd) += (double)re[k] * re[k] + (double)im[k] * im[k];
 }
 
 /* Drops every candidate that has a much more periodic one an octave below it whose odd harmonics
