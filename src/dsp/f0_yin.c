@@ -232,7 +232,8 @@ static void harmonic_parity(const float *xw, int len, int fs, double f, double *
 /* Drops every candidate that has a much more periodic one an octave below it whose odd harmonics
  * are audible, so that the lower octave takes its threshold mass (pYIN) and is the first trough
  * under the threshold (YIN). x is the frame (len samples); xw receives it Hann-windowed when a pair
- * needs the spectral test (only then: it is rare). */
+ * passes the ratio test (a few percent of frames of real singing, ~15% of bench_f0's synthetic
+ * formant voices, whose half-period dip sits at aperiodicity ~0.4). */
 static void prefer_lower_octaves(f0_frame *fr, const float *x, float *xw, int len, int fs) {
     int kept = 0, windowed = 0;
     for (int j = 0; j < fr->ncand; j++) {
