@@ -11,6 +11,12 @@
  * Frames within 30 ms of a voicing change are not scored. RPA counts truth-voiced frames whose
  * estimate is voiced and within 50 cents (unvoiced estimates count as misses); RMSE is over those
  * hits; octave errors are truth-voiced frames estimated within 100 cents of +-1 or 2 octaves.
+ * Octave check on the real clips as recorded (condition real_octave): no truth exists there, so a
+ * spectral referee judges each voiced estimate on a 10 ms grid, at 5 and 10 ms hops: an octave too
+ * high where the odd multiples of half the estimate stand 10 dB over the gaps between them and within
+ * 20 dB of its even multiples (1st-8th; NUS-48E JTAN_07 at 9.03-9.14 s read 434 for 217 Hz), too low
+ * where the estimate's own odd multiples are 20 dB under its even ones while those of twice it stand
+ * 10 dB clear; also the frames where the two hops are an octave apart.
  * Speed: a 30 s synthetic voice at 44.1 kHz, clean and with white noise at 10 dB (where the noise
  * filter works), 10 ms hop, median of 5 runs, including resampling; wall clock and process CPU time
  * (all threads), since wall time on a shared machine follows the load.
@@ -324,6 +330,108 @@ static double cpu_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
+/* Power of x around time t at frequency f: Hann window of max(40 ms, 4 periods of lo). The phasor
+ * advances by rotation (exact enough over a few thousand samples in double). */
+static double power_at(const avo_audio *a, double t, double f, double lo) {
+    const int fs = a->sample_rate;
+    const int64_t c = llround(t * fs), h = (int64_t)(fmax(0.04, 4.0 / lo) * fs / 2);
+    const double cw = cos(2.0 * M_PI * f / fs), sw = sin(2.0 * M_PI * f / fs);
+    const double cg = cos(M_PI / (double)h), sg = sin(M_PI / (double)h);
+    double zr = 1, zi = 0, gr = -1, gi = 0; /* e^{i w i}, e^{i pi i / h} from i = -h */
+    double re = 0, im = 0;
+    for (int64_t i = -h; i <= h; i++) {
+        const int64_t k = c + i;
+        if (k >= 0 && k < a->frames) {
+            const double w = (0.5 + 0.5 * gr) * a->samples[k];
+            re += w * zr;
+            im += w * zi;
+        }
+        const double nzr = zr * cw - zi * sw, ngr = gr * cg - gi * sg;
+        zi = zr * sw + zi * cw;
+        zr = nzr;
+        gi = gr * sg + gi * cg;
+        gr = ngr;
+    }
+    return re * re + im * im;
+}
+
+/* Odd multiples 1, 3, 5, 7 of lo: their power, that halfway between them, and that of the even ones. */
+static void odd_harmonics(const avo_audio *a, double t, double lo, double *odd, double *gaps, double *even) {
+    *odd = *gaps = *even = 1e-30;
+    for (int k = 1; k <= 7; k += 2) {
+        *odd += power_at(a, t, k * lo, lo);
+        *gaps += 0.5 * (power_at(a, t, (k - 0.5) * lo, lo) + power_at(a, t, (k + 0.5) * lo, lo));
+        *even += power_at(a, t, (k + 1) * lo, lo);
+    }
+}
+
+typedef struct octave_tally {
+    int64_t voiced, up, down;
+} octave_tally;
+
+static int octave_apart(double a, double b) { return a > 0 && b > 0 && fabs(fabs(1200.0 * log2(a / b)) - 1200.0) < 100; }
+
+static float track_at(const avo_f0_track *t, double s) {
+    const int64_t i = llround(s / t->hop_seconds);
+    return i >= 0 && i < t->frames ? t->f0_hz[i] : 0.0f;
+}
+
+/* Referee tallies for one clip, [method][hop 5, 10 ms]; hop_octave[method] counts the frames where
+ * the two hops are an octave apart of hop_common[method] voiced in both. */
+static void octave_check(const char *path, octave_tally tally[2][2], int64_t hop_octave[2], int64_t hop_common[2]) {
+    avo_audio raw = {0}, a = {0};
+    avo_error err;
+    if (avo_audio_read(path, &raw, &err) || avo_audio_to_mono(&raw, &a, &err)) {
+        fprintf(stderr, "bench_f0: %s\n", err.message);
+        avo_audio_free(&raw);
+        return;
+    }
+    avo_audio_free(&raw);
+    avo_f0_track tr[2][2];
+    for (int m = 0; m < 2; m++)
+        for (int h = 0; h < 2; h++) {
+            avo_f0_config cfg;
+            avo_f0_config_default(&cfg);
+            cfg.method = m ? AVO_F0_ACCURATE : AVO_F0_FAST;
+            cfg.hop_seconds = h ? 0.010 : 0.005;
+            if (avo_f0_estimate(a.samples, a.frames, a.sample_rate, &cfg, &tr[m][h], &err)) {
+                fprintf(stderr, "bench_f0: %s\n", err.message);
+                exit(1);
+            }
+        }
+    const int64_t steps = (int64_t)floor((double)a.frames / a.sample_rate / 0.010);
+    for (int64_t i = 0; i <= steps; i++) {
+        const double s = 0.010 * (double)i;
+        for (int m = 0; m < 2; m++) {
+            const float e5 = track_at(&tr[m][0], s), e10 = track_at(&tr[m][1], s);
+            if (e5 > 0 && e10 > 0) {
+                hop_common[m]++;
+                hop_octave[m] += octave_apart(e5, e10);
+            }
+            for (int h = 0; h < 2; h++) {
+                const double e = h ? e10 : e5;
+                if (e <= 0) continue;
+                tally[m][h].voiced++;
+                double odd, gaps, even;
+                odd_harmonics(&a, s, 0.5 * e, &odd, &gaps, &even);
+                if (odd > 10.0 * gaps && odd > 0.01 * even) {
+                    tally[m][h].up++;
+                    continue;
+                }
+                double odd2, gaps2, even2;
+                odd_harmonics(&a, s, e, &odd, &gaps, &even);
+                if (odd < 0.01 * even) {
+                    odd_harmonics(&a, s, 2.0 * e, &odd2, &gaps2, &even2);
+                    tally[m][h].down += odd2 > 10.0 * gaps2;
+                }
+            }
+        }
+    }
+    for (int m = 0; m < 2; m++)
+        for (int h = 0; h < 2; h++) avo_f0_track_free(&tr[m][h]);
+    avo_audio_free(&a);
+}
+
 int main(int argc, char **argv) {
     const char *out = "bench/out/f0.json";
     int quick = 0, do_speed = 1;
@@ -376,16 +484,24 @@ int main(int argc, char **argv) {
     }
     qsort(names, (size_t)nn, sizeof(char *), cmp_name);
     if (quick && nn > 4) nn = 4;
-    if (!wanted("resynth_real") && !wanted("resynth_real_white_10db")) {
+    const int want_resynth = wanted("resynth_real") || wanted("resynth_real_white_10db");
+    const int want_octave = wanted("real_octave");
+    if (!want_resynth && !want_octave) {
         for (int i = 0; i < nn; i++) free(names[i]);
         nn = 0;
     }
     item *real = calloc((size_t)(nn ? nn : 1), sizeof(item));
-    int nreal = 0;
+    int nreal = 0, noct = 0;
+    octave_tally tally[2][2] = {{{0}}};
+    int64_t hop_octave[2] = {0, 0}, hop_common[2] = {0, 0};
     for (int i = 0; i < nn; i++) {
         char path[1200];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        if (make_resynth(path, &real[nreal])) nreal++;
+        if (want_resynth && make_resynth(path, &real[nreal])) nreal++;
+        if (want_octave) {
+            octave_check(path, tally, hop_octave, hop_common);
+            noct++;
+        }
         free(names[i]);
     }
     if (nreal) {
@@ -397,8 +513,17 @@ int main(int argc, char **argv) {
             run_condition(real, nreal, 1, 10, "resynth_real_white_10db", rows + nrows);
             nrows += 2;
         }
-    } else if (nn) {
+    } else if (nn && want_resynth) {
         fprintf(stderr, "bench_f0: no clips under %s; skipping the resynthesised set\n", dir);
+    }
+    for (int m = 0; m < 2 && noct; m++) {
+        for (int h = 0; h < 2; h++)
+            printf("real_octave %-8s hop %2d ms: %lld voiced frames (10 ms grid, %d clips), referee: %lld octave high, "
+                   "%lld octave low\n",
+                   m ? "accurate" : "fast", h ? 10 : 5, (long long)tally[m][h].voiced, noct,
+                   (long long)tally[m][h].up, (long long)tally[m][h].down);
+        printf("real_octave %-8s 5 vs 10 ms an octave apart: %lld of %lld frames voiced in both\n",
+               m ? "accurate" : "fast", (long long)hop_octave[m], (long long)hop_common[m]);
     }
 
     /* Speed on 30 s at 44.1 kHz. */
@@ -468,6 +593,15 @@ int main(int argc, char **argv) {
     fprintf(f, "{\n  \"benchmark\": \"f0\",\n  \"hop_seconds\": %.3f,\n  \"synthetic_rate\": %d,\n", HOP, fs);
     fprintf(f, "  \"resynthesised_clips\": %d,\n  \"conditions\": [\n", nreal);
     for (int i = 0; i < nrows; i++) json_row(f, &rows[i], i == nrows - 1);
+    fprintf(f, "  ],\n  \"real_octave\": [\n");
+    for (int m = 0; m < 2 && noct; m++)
+        for (int h = 0; h < 2; h++)
+            fprintf(f, "    {\"method\": \"%s\", \"hop_seconds\": %.3f, \"clips\": %d, \"voiced_frames\": %lld, "
+                       "\"octave_high\": %lld, \"octave_low\": %lld, \"hops_octave_apart\": %lld, "
+                       "\"hops_both_voiced\": %lld}%s\n",
+                    m ? "accurate" : "fast", h ? 0.010 : 0.005, noct, (long long)tally[m][h].voiced,
+                    (long long)tally[m][h].up, (long long)tally[m][h].down, (long long)hop_octave[m],
+                    (long long)hop_common[m], m == 1 && h == 1 ? "" : ",");
     fprintf(f, "  ],\n  \"speed\": [\n");
     for (int i = 0; i < ns; i++)
         fprintf(f, "    {\"method\": \"%s\", \"input\": \"%s\", \"threads\": %d, \"hop_seconds\": %.3f, "

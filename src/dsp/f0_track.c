@@ -2,14 +2,20 @@
  *
  * Fast: YIN's absolute threshold (first trough below FAST_PICK_THRESHOLD, else the deepest), voiced
  * when the trough is periodic enough and the frame loud enough, then a light clean-up (outliers
- * against a 5-frame median, one-frame voicing blips).
+ * against a median over +-20 ms, voiced blips shorter than 15 ms). Both spans are in seconds so that
+ * a 5 ms hop decides as a 10 ms hop does.
  *
  * Accurate: pYIN. Each trough that some threshold of the Beta(2, 18) prior would select gets that
  * threshold mass as its probability; Viterbi then runs over a lattice whose states per frame are the
  * candidates plus one unvoiced state. This is pYIN's pitch-bin x voicing HMM with the empty bins
  * dropped (their emission probability is zero, so no best path passes through them) and the unvoiced
  * bins merged; the pitch transition is a triangle limited to F0_MAX_RATE cents per second, and the
- * output keeps each candidate's sub-sample frequency rather than a bin centre. */
+ * output keeps each candidate's sub-sample frequency rather than a bin centre.
+ *
+ * Hop independence: every per-frame log term (emissions, staying voiced or unvoiced, the pitch
+ * triangle) is weighted by hop / REF_HOP, so a second of evidence weighs the same at any hop, while a
+ * voicing switch is an event and costs log(SWITCH_PROB) once. Unweighted, at a 5 ms hop an octave
+ * jump through a one-frame unvoiced gap cost half as much, relative to the evidence, as at 10 ms. */
 #include "dsp/f0_internal.h"
 
 #include <math.h>
@@ -20,8 +26,12 @@
 #define FAST_VOICED_MAX 0.35     /* aperiodicity above this is unvoiced */
 #define FAST_NEAR_RATIO 1.15     /* with no trough under the threshold: first trough this close */
 #define FAST_NEAR_SLACK 0.03     /* to the deepest (ratio and absolute slack) */
+#define FAST_MEDIAN_SECONDS 0.020 /* half-width of the outlier median (2 frames at 10 ms) */
+#define FAST_MEDIAN_MAX 40        /* frames either side at most (the 0.5 ms hop) */
+#define FAST_MIN_VOICED_SECONDS 0.015 /* shorter voiced runs are noise (one frame at 10 ms) */
 #define NO_TROUGH_WEIGHT 0.01    /* pYIN: share of unselected threshold mass given to the deepest trough */
-#define SWITCH_PROB 0.01         /* voiced <-> unvoiced transition probability per frame */
+#define SWITCH_PROB 0.01         /* voiced <-> unvoiced transition probability per event */
+#define REF_HOP 0.010            /* per-frame log terms count in units of this frame length */
 #define UNVOICED_SCALE 0.05      /* emission weight of the single unvoiced state */
 #define F0_MAX_RATE 30000.0      /* largest pitch change that stays voiced, cents per second */
 #define PRIOR_B 8.0              /* threshold prior Beta(2, PRIOR_B), mean 0.2: pYIN's Beta(2, 18)
@@ -37,7 +47,6 @@ static int cmp_float(const void *a, const void *b) {
 
 void f0_decide_fast(const f0_frame *frames, const float *gate, int64_t nframes, double hop_seconds,
                     avo_f0_track *out) {
-    (void)hop_seconds;
     float *f0 = out->f0_hz, *conf = out->confidence;
     for (int64_t i = 0; i < nframes; i++) {
         const f0_frame *fr = &frames[i];
@@ -61,27 +70,40 @@ void f0_decide_fast(const f0_frame *frames, const float *gate, int64_t nframes, 
         if (v < FAST_VOICED_MAX && gate[i] > 0.5f) f0[i] = fr->f0[pick];
     }
 
-    /* Outliers (octave slips) against the median of the voiced frames among the five around. */
+    /* Outliers (octave slips) against the median of the voiced frames within +-20 ms (five frames
+     * at 10 ms). */
+    long hw = lround(FAST_MEDIAN_SECONDS / hop_seconds);
+    if (hw < 2) hw = 2;
+    if (hw > FAST_MEDIAN_MAX) hw = FAST_MEDIAN_MAX;
     float *orig = malloc(sizeof(float) * (size_t)nframes);
     if (orig) {
         memcpy(orig, f0, sizeof(float) * (size_t)nframes);
         for (int64_t i = 0; i < nframes; i++) {
             if (orig[i] <= 0) continue;
-            float v[5];
+            float v[2 * FAST_MEDIAN_MAX + 1];
             int m = 0;
-            for (int64_t k = i - 2; k <= i + 2; k++)
+            for (int64_t k = i - hw; k <= i + hw; k++)
                 if (k >= 0 && k < nframes && orig[k] > 0) v[m++] = orig[k];
-            if (m < 3) continue;
+            if (m < hw + 1) continue;
             qsort(v, (size_t)m, sizeof(float), cmp_float);
             const float med = m % 2 ? v[m / 2] : v[m / 2 - 1]; /* a real value, never an average */
             if (fabs(cents(orig[i], med)) > 100.0) f0[i] = med;
         }
         free(orig);
     }
-    /* A single voiced frame between unvoiced ones is almost always noise. */
-    for (int64_t i = 0; i < nframes; i++) {
-        const int prev = i > 0 && f0[i - 1] > 0, next = i + 1 < nframes && f0[i + 1] > 0;
-        if (f0[i] > 0 && !prev && !next && nframes > 1) f0[i] = 0;
+    /* A voiced run shorter than 15 ms (a single frame at 10 ms or more) is almost always noise. */
+    int64_t min_run = (int64_t)ceil(FAST_MIN_VOICED_SECONDS / hop_seconds - 1e-9);
+    if (min_run < 2) min_run = 2; /* longer hops: still a single frame */
+    for (int64_t a = 0; a < nframes && nframes > 1;) {
+        if (f0[a] <= 0) {
+            a++;
+            continue;
+        }
+        int64_t b = a;
+        while (b < nframes && f0[b] > 0) b++;
+        if (b - a < min_run)
+            for (int64_t k = a; k < b; k++) f0[k] = 0;
+        a = b;
     }
 }
 
@@ -107,7 +129,8 @@ avo_status f0_decide_viterbi(const f0_frame *frames, const float *gate, int64_t 
     unsigned char *back = malloc((size_t)nframes * NS);
     if (!back) return avo_error_set(err, AVO_ERR_NO_MEMORY, "f0: out of memory for %lld frames", (long long)nframes);
     const double max_jump = F0_MAX_RATE * hop_seconds;
-    const double log_sw = log(SWITCH_PROB), log_stay = log(1.0 - SWITCH_PROB);
+    const double wf = hop_seconds / REF_HOP; /* weight of per-frame terms */
+    const double log_sw = log(SWITCH_PROB), log_stay = wf * log(1.0 - SWITCH_PROB);
     const double floor_lp = -1e30;
     double delta[NS], nd[NS], p[F0_MAX_CANDIDATES];
 
@@ -116,8 +139,8 @@ avo_status f0_decide_viterbi(const f0_frame *frames, const float *gate, int64_t 
         const double pv = candidate_probs(fr, gate[t], p);
         double emit[NS];
         for (int s = 0; s < NS; s++) emit[s] = floor_lp;
-        for (int j = 0; j < fr->ncand; j++) emit[j] = p[j] > 1e-12 ? log(p[j]) : floor_lp;
-        emit[UV] = log(fmax(1.0 - pv, 1e-12) * UNVOICED_SCALE);
+        for (int j = 0; j < fr->ncand; j++) emit[j] = p[j] > 1e-12 ? wf * log(p[j]) : floor_lp;
+        emit[UV] = wf * log(fmax(1.0 - pv, 1e-12) * UNVOICED_SCALE);
         unsigned char *bp = back + (size_t)t * NS;
         if (t == 0) {
             for (int s = 0; s < NS; s++) {
@@ -140,7 +163,7 @@ avo_status f0_decide_viterbi(const f0_frame *frames, const float *gate, int64_t 
                 if (voiced) {
                     const double jump = fabs(cents(fr->f0[s], pf->f0[j]));
                     if (jump >= max_jump) continue;
-                    tr = log_stay + log(1.0 - jump / max_jump);
+                    tr = log_stay + wf * log(1.0 - jump / max_jump);
                 } else {
                     tr = log_sw;
                 }

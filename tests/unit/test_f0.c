@@ -412,9 +412,161 @@ static void test_edges_of_silence(void) {
     }
 }
 
+/* A voice whose 2nd harmonic is 12 dB above its fundamental and whose other odd harmonics are weak
+ * but present (NUS-48E JTAN's voice): the difference function dips at half the period deep
+ * enough (aperiodicity ~0.1) that YIN's first-dip rule and pYIN's threshold prior both once read
+ * the octave above, over whole notes (JTAN_07 at 9.03-9.14 s: 434 Hz for 217 Hz). The notes are separated by short (25-45 ms)
+ * unvoiced gaps, through which the octave could change at no pitch-jump cost. Every scored frame
+ * must be the true pitch at a 5 ms and at a 10 ms hop, and the two hops must make the same
+ * decisions where their frames coincide. */
+/* upper_only: odd harmonics only from the 9th and above 1.5 kHz (period doubling heard as the upper
+ * pitch). */
+static void render_strong_h2(const double *f0, const double *odd_db, int upper_only, int64_t n, int fs, float *x) {
+    double phase = 0;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = 0;
+        if (f0[i] <= 0) {
+            phase = 0;
+            continue;
+        }
+        /* 3 ms raised-cosine ramps at the ends of each note keep the gaps free of clicks. */
+        const int64_t ramp = (int64_t)(0.003 * fs);
+        double g = 1;
+        for (int64_t k = 1; k <= ramp; k++)
+            if ((i - k < 0 || f0[i - k] <= 0) || (i + k >= n || f0[i + k] <= 0)) {
+                g = 0.5 - 0.5 * cos(M_PI * (double)(k - 1) / ramp);
+                break;
+            }
+        phase += 2.0 * M_PI * f0[i] / fs;
+        if (phase > 2.0 * M_PI) phase -= 2.0 * M_PI;
+        double y = 0;
+        for (int k = 1; k * f0[i] < 0.45 * fs && k <= 40; k++) {
+            /* Even harmonics fall 6 dB per octave from the 2nd; the fundamental is 12 dB under the 2nd
+             * and the other odd harmonics odd_db under that slope. */
+            double a = pow(10.0, -6.0 * log2(k / 2.0) / 20.0);
+            if (k == 1 && !upper_only) a = pow(10.0, -12.0 / 20.0);
+            else if (k % 2) a *= upper_only && (k < 9 || k * f0[i] < 1500.0) ? 0.0 : pow(10.0, -odd_db[i] / 20.0);
+            y += a * sin(k * phase + 0.3 * k * k);
+        }
+        x[i] = (float)(0.1 * g * y);
+    }
+}
+
+static void test_strong_second_harmonic(void) {
+    const int fs = 16000;
+    synth_rng rng = {77};
+    enum { NOTES = 16 };
+    synth_note notes[NOTES];
+    double t = 0.1;
+    for (int k = 0; k < NOTES; k++) {
+        const double lo = k < NOTES / 2 ? 170.0 : 110.0; /* JTAN's range, then a lower voice */
+        notes[k] = (synth_note){.start = t, .dur = 0.3 + 0.3 * synth_uniform(&rng),
+                                .f0_hz = lo * pow(2.0, synth_uniform(&rng) * 0.6), .vib_hz = 5.5,
+                                .vib_cents = 30 + 30 * synth_uniform(&rng)};
+        t += notes[k].dur + 0.025 + 0.02 * synth_uniform(&rng);
+    }
+    const int64_t n = (int64_t)((t + 0.1) * fs);
+    double *f0 = malloc(sizeof(double) * (size_t)n), *odd_db = malloc(sizeof(double) * (size_t)n);
+    float *x = malloc(sizeof(float) * (size_t)n);
+    synth_contour(notes, NOTES, fs, n, f0);
+    /* Odd harmonics 14-22 dB down, a new level per note: from a trough at half the period that pYIN
+     * mostly rejects to one it mostly takes. */
+    for (int k = 0; k < NOTES; k++) {
+        const double db = 14.0 + 8.0 * synth_uniform(&rng);
+        for (int64_t i = (int64_t)(notes[k].start * fs); i < n; i++) odd_db[i] = db;
+    }
+    render_strong_h2(f0, odd_db, 0, n, fs, x);
+    for (int m = 0; m < 2; m++) {
+        avo_f0_track tr[2];
+        const double hops[2] = {0.005, 0.010};
+        for (int h = 0; h < 2; h++) {
+            avo_f0_config cfg = config((avo_f0_method)m, hops[h], 2);
+            avo_error err;
+            CHECK_OK(avo_f0_estimate(x, n, fs, &cfg, &tr[h], &err), &err);
+            float *truth = malloc(sizeof(float) * (size_t)tr[h].frames);
+            synth_truth(f0, n, fs, hops[h], tr[h].frames, truth);
+            score s = score_track(&tr[h], truth);
+            fprintf(stderr, "strong 2nd harmonic %s %.0f ms: RPA %.4f, octave errors %lld of %lld voiced\n",
+                    method_name((avo_f0_method)m), hops[h] * 1000, (double)s.hits50 / (double)s.voiced,
+                    (long long)s.octave_errors, (long long)s.voiced);
+            CHECK_MSG(s.octave_errors == 0, "%s %.0f ms hop: %lld octave errors", method_name((avo_f0_method)m),
+                      hops[h] * 1000, (long long)s.octave_errors);
+            CHECK_MSG(s.hits50 > 0.97 * (double)s.voiced, "%s %.0f ms hop: RPA %.4f", method_name((avo_f0_method)m),
+                      hops[h] * 1000, (double)s.hits50 / (double)s.voiced);
+            free(truth);
+        }
+        /* Frame 2i at 5 ms is frame i at 10 ms: same voicing and same octave on (nearly) all of them. */
+        int64_t common = 0, differ = 0;
+        for (int64_t i = 0; i < tr[1].frames && 2 * i < tr[0].frames; i++) {
+            const float a = tr[0].f0_hz[2 * i], b = tr[1].f0_hz[i];
+            common++;
+            if ((a > 0) != (b > 0) || (a > 0 && fabs(1200.0 * log2(a / b)) > 50)) differ++;
+        }
+        CHECK_MSG(differ <= common / 100, "%s: 5 and 10 ms hops differ on %lld of %lld frames",
+                  method_name((avo_f0_method)m), (long long)differ, (long long)common);
+        avo_f0_track_free(&tr[0]);
+        avo_f0_track_free(&tr[1]);
+    }
+    free(f0);
+    free(odd_db);
+    free(x);
+}
+
+/* The converse: odd multiples of the lower pitch only above 1.5 kHz and the 8th, 6-10 dB under the even ones
+ * (period doubling in the upper harmonics, as NUS-48E MPOL_11 at 6.29 s). The difference function
+ * is then as periodic at twice the period as for a voice an octave down, but the pitch heard is the
+ * upper one, and the tracker must stay there. */
+static void test_upper_period_doubling(void) {
+    const int fs = 16000;
+    synth_rng rng = {78};
+    enum { NOTES = 8 };
+    synth_note notes[NOTES];
+    double t = 0.1;
+    for (int k = 0; k < NOTES; k++) {
+        /* f0 here is the lower pitch; the voice is heard at twice it (300-560 Hz). */
+        notes[k] = (synth_note){.start = t, .dur = 0.3 + 0.3 * synth_uniform(&rng),
+                                .f0_hz = 150.0 * pow(2.0, synth_uniform(&rng) * 0.9), .vib_hz = 5.5,
+                                .vib_cents = 30 + 30 * synth_uniform(&rng)};
+        t += notes[k].dur + 0.025 + 0.02 * synth_uniform(&rng);
+    }
+    const int64_t n = (int64_t)((t + 0.1) * fs);
+    double *f0 = malloc(sizeof(double) * (size_t)n), *odd_db = malloc(sizeof(double) * (size_t)n);
+    float *x = malloc(sizeof(float) * (size_t)n);
+    synth_contour(notes, NOTES, fs, n, f0);
+    for (int64_t i = 0; i < n; i++) odd_db[i] = 6.0 + 4.0 * (double)i / (double)n;
+    render_strong_h2(f0, odd_db, 1, n, fs, x);
+    for (int m = 0; m < 2; m++)
+        for (int h = 0; h < 2; h++) {
+            const double hop = h ? 0.010 : 0.005;
+            avo_f0_config cfg = config((avo_f0_method)m, hop, 2);
+            avo_f0_track tr;
+            avo_error err;
+            CHECK_OK(avo_f0_estimate(x, n, fs, &cfg, &tr, &err), &err);
+            float *truth = malloc(sizeof(float) * (size_t)tr.frames);
+            synth_truth(f0, n, fs, hop, tr.frames, truth);
+            for (int64_t i = 0; i < tr.frames; i++)
+                if (truth[i] > 0) truth[i] *= 2.0f; /* the heard pitch */
+            score s = score_track(&tr, truth);
+            fprintf(stderr, "upper period doubling %s %.0f ms: RPA %.4f, octave errors %lld of %lld voiced\n",
+                    method_name((avo_f0_method)m), hop * 1000, (double)s.hits50 / (double)s.voiced,
+                    (long long)s.octave_errors, (long long)s.voiced);
+            CHECK_MSG(s.octave_errors == 0 && s.hits50 > 0.97 * (double)s.voiced,
+                      "%s %.0f ms hop, upper period doubling: %lld octave errors, RPA %.4f",
+                      method_name((avo_f0_method)m), hop * 1000, (long long)s.octave_errors,
+                      (double)s.hits50 / (double)s.voiced);
+            free(truth);
+            avo_f0_track_free(&tr);
+        }
+    free(f0);
+    free(odd_db);
+    free(x);
+}
+
 int main(void) {
     test_api();
     test_edges_of_silence();
+    test_strong_second_harmonic();
+    test_upper_period_doubling();
     test_steady_tones();
     test_unvoiced_inputs();
     test_edge_cases();
