@@ -70,6 +70,8 @@ static avo_status cpu_linear(avo_backend *be, avo_arena *a, const avo_tensor *x,
         return st;
     }
     impl_of(be)->gemm_fp32++;
+    if (cpu_backend_direct_conv(be) && cpu_linear_f32_preferred(rows, in, out))
+        return cpu_linear_f32(a, avo_tensor_f32(x), rows, in, avo_tensor_f32(w), out, B, Y, nthreads(be), err);
     if (B) {
 #pragma omp parallel for num_threads(nthreads(be)) if (rows * out > 32768)
         for (int64_t r = 0; r < rows; r++) memcpy(Y + r * out, B, (size_t)out * sizeof(float));
