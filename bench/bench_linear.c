@@ -4,6 +4,10 @@
  * GFLOP/s counts 2 * rows * in * out per second of wall time and of process CPU time. The "avx512"
  * columns are the back end's own choice: where "auto" says sgemm (few rows) both columns run sgemm.
  *
+ * Also avo_op_rel_attention at HuBERT's size (768 channels, 12 heads, 1500 frames, window 0) and at
+ * RVC's text encoder's (192 channels, 2 heads, window 10), whose two T x T products take the same
+ * AVX-512 kernels (on) or sgemm (off).
+ *
  * usage: bench_linear [--repeats N] [--threads N] [--out PATH]
  *        (default 7 repeats, 2 threads, bench/out/linear.json) */
 #include "autovoice/engine.h"
@@ -53,6 +57,64 @@ static void run_once(avo_backend *be, avo_arena *a, const avo_tensor *X, const a
     *cms = cpu_ms() - c0;
     if (out && avo_tensor_to_host(a, &Y, out, n, &err)) bench_die(&err);
     avo_arena_rewind(a, m);
+}
+
+static void att_once(avo_backend *be, avo_arena *a, const avo_tensor *Q, const avo_tensor *K, const avo_tensor *V,
+                     const avo_tensor *EK, const avo_tensor *EV, int heads, int window, bool direct, float *out, int64_t n,
+                     double *ms, double *cms) {
+    avo_error err;
+    cpu_backend_set_direct_conv(be, direct);
+    avo_arena_mark m = avo_arena_get_mark(a);
+    avo_tensor Y = {0};
+    double t0 = avo_now_ms(), c0 = cpu_ms();
+    if (avo_op_rel_attention(be, a, Q, K, V, EK, EV, heads, window, &Y, &err)) bench_die(&err);
+    *ms = avo_now_ms() - t0;
+    *cms = cpu_ms() - c0;
+    if (out && avo_tensor_to_host(a, &Y, out, n, &err)) bench_die(&err);
+    avo_arena_rewind(a, m);
+}
+
+/* One attention row: median wall and CPU ms of sgemm (0) and the AVX-512 products (1). */
+static int att_row(avo_backend *be, avo_arena *a, const char *name, int c, int heads, int window, int t, int repeats,
+                   char *json, int len, size_t cap) {
+    avo_error err;
+    avo_arena_reset(a);
+    int64_t xs[2] = {c, t}, es[3] = {1, 2 * window + 1, c / heads}, n = (int64_t)c * t;
+    float *h = malloc(sizeof(float) * (size_t)n), *y0 = malloc(sizeof(float) * (size_t)n), *y1 = malloc(sizeof(float) * (size_t)n);
+    avo_tensor T[5];
+    for (int i = 0; i < 5; i++) {
+        int64_t cnt = i < 3 ? n : es[1] * es[2];
+        fill(h, cnt, 10 + (unsigned)i);
+        if (i >= 3 && !window) break;
+        if (avo_tensor_from_host(a, i < 3 ? 2 : 3, i < 3 ? xs : es, h, &T[i], &err)) bench_die(&err);
+    }
+    const avo_tensor *EK = window ? &T[3] : NULL, *EV = window ? &T[4] : NULL;
+    double w0[64], w1[64], c0[64], c1[64], d;
+    att_once(be, a, &T[0], &T[1], &T[2], EK, EV, heads, window, false, NULL, 0, &d, &d);
+    att_once(be, a, &T[0], &T[1], &T[2], EK, EV, heads, window, true, NULL, 0, &d, &d);
+    for (int r = 0; r < repeats; r++) {
+        att_once(be, a, &T[0], &T[1], &T[2], EK, EV, heads, window, false, r == 0 ? y0 : NULL, n, &w0[r], &c0[r]);
+        att_once(be, a, &T[0], &T[1], &T[2], EK, EV, heads, window, true, r == 0 ? y1 : NULL, n, &w1[r], &c1[r]);
+    }
+    double e = 0, mx = 0;
+    for (int64_t j = 0; j < n; j++) {
+        double df = fabs((double)y1[j] - y0[j]);
+        e = df > e ? df : e;
+        mx = fabs(y0[j]) > mx ? fabs(y0[j]) : mx;
+    }
+    double rel = mx > 0 ? e / mx : 0, flop = 4.0 * c * (double)t * t;
+    double m0 = bench_median(w0, repeats), m1 = bench_median(w1, repeats), k0 = bench_median(c0, repeats),
+           k1 = bench_median(c1, repeats);
+    printf("%-26s %9.2f %9.2f %8.1f %8.1f %8.1f %8.1f %8.2f %9.1e %s\n", name, m0, m1, flop / m0 / 1e6, flop / m1 / 1e6,
+           flop / k0 / 1e6, flop / k1 / 1e6, k0 / k1, rel, "avx512");
+    len += snprintf(json + len, cap - (size_t)len,
+                    ", {\"shape\": \"%s\", \"sgemm_ms\": %.3f, \"avx512_ms\": %.3f, \"sgemm_cpu_ms\": %.3f, "
+                    "\"avx512_cpu_ms\": %.3f, \"gflop\": %.4f, \"rel_error\": %.2e, \"auto\": \"avx512\"}",
+                    name, m0, m1, k0, k1, flop / 1e9, rel);
+    free(h);
+    free(y0);
+    free(y1);
+    return len;
 }
 
 int main(int argc, char **argv) {
@@ -122,6 +184,8 @@ int main(int argc, char **argv) {
         free(y0);
         free(y1);
     }
+    len = att_row(be, a, "attention hubert 12h w0", 768, 12, 0, 1500, repeats, json, len, sizeof json);
+    len = att_row(be, a, "attention rvc enc 2h w10", 192, 2, 10, 1500, repeats, json, len, sizeof json);
     cpu_backend_set_direct_conv(be, true);
     len += snprintf(json + len, sizeof json - (size_t)len, "]}");
     avo_arena_free(a);

@@ -75,4 +75,9 @@ bool cpu_linear_f32_preferred(int64_t rows, int64_t in, int64_t out);
 avo_status cpu_linear_f32(avo_arena *a, const float *x, int64_t rows, int64_t in, const float *w, int64_t out,
                           const float *b, float *y, int nthreads, avo_error *err);
 
+/* row[0..n) -> softmax(row) in place with AVX-512 max / sum / scale passes and cpu_math_exp (the
+ * attention's rows, whose scalar loops cost more than their exp). The caller checked
+ * cpu_conv1d_avx512_available. */
+void cpu_softmax_row_avx512(float *row, int64_t n);
+
 #endif

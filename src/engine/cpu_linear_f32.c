@@ -9,8 +9,10 @@
  * w is packed as wp[ob][i][64] into arena scratch on every call: one pass over the weights, small
  * next to the product at the row counts it is taken for, and it can never go stale. */
 #include "engine/cpu_conv1d.h"
+#include "engine/cpu_math.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <string.h>
@@ -122,4 +124,45 @@ TGT avo_status cpu_linear_f32(avo_arena *a, const float *x, int64_t rows, int64_
         }
     }
     return AVO_OK;
+}
+
+/* ---- softmax row (the attention's, next to its products) ------------------------------------- */
+
+TGT static float row_max(const float *x, int64_t n) {
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(x + j));
+    float mx = _mm512_reduce_max_ps(m);
+    for (; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+    return mx;
+}
+
+TGT static void row_add(float *x, int64_t n, float v) {
+    const __m512 vv = _mm512_set1_ps(v);
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) _mm512_storeu_ps(x + j, _mm512_add_ps(_mm512_loadu_ps(x + j), vv));
+    for (; j < n; j++) x[j] += v;
+}
+
+TGT static float row_sum(const float *x, int64_t n) {
+    __m512 s = _mm512_setzero_ps();
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) s = _mm512_add_ps(s, _mm512_loadu_ps(x + j));
+    float sum = _mm512_reduce_add_ps(s);
+    for (; j < n; j++) sum += x[j];
+    return sum;
+}
+
+TGT static void row_scale(float *x, int64_t n, float v) {
+    const __m512 vv = _mm512_set1_ps(v);
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) _mm512_storeu_ps(x + j, _mm512_mul_ps(_mm512_loadu_ps(x + j), vv));
+    for (; j < n; j++) x[j] *= v;
+}
+
+void cpu_softmax_row_avx512(float *row, int64_t n) {
+    if (n < 1) return;
+    row_add(row, n, -row_max(row, n));
+    cpu_math_exp(row, row, n);
+    row_scale(row, n, 1.0f / row_sum(row, n));
 }
