@@ -8,6 +8,9 @@
  * RVC's text encoder's (192 channels, 2 heads, window 10), whose two T x T products take the same
  * AVX-512 kernels (on) or sgemm (off).
  *
+ * And HuBERT's grouped positional conv (768 channels, 16 groups, k 128, 1500 frames): the direct
+ * kernel per group (on) against im2col + sgemm (off).
+ *
  * usage: bench_linear [--repeats N] [--threads N] [--out PATH]
  *        (default 7 repeats, 2 threads, bench/out/linear.json) */
 #include "autovoice/engine.h"
@@ -117,6 +120,64 @@ static int att_row(avo_backend *be, avo_arena *a, const char *name, int c, int h
     return len;
 }
 
+static void pos_once(avo_backend *be, avo_arena *a, const avo_tensor *X, const avo_tensor *W, const avo_tensor *B,
+                     bool direct, float *out, int64_t n, double *ms, double *cms) {
+    avo_error err;
+    cpu_backend_set_direct_conv(be, direct);
+    avo_arena_mark m = avo_arena_get_mark(a);
+    avo_tensor Y = {0};
+    avo_conv1d_params p = {.stride = 1, .padding = 64, .dilation = 1, .groups = 16};
+    double t0 = avo_now_ms(), c0 = cpu_ms();
+    if (avo_op_conv1d(be, a, X, W, B, &p, &Y, &err)) bench_die(&err);
+    *ms = avo_now_ms() - t0;
+    *cms = cpu_ms() - c0;
+    if (out && avo_tensor_to_host(a, &Y, out, n, &err)) bench_die(&err);
+    avo_arena_rewind(a, m);
+}
+
+static int pos_row(avo_backend *be, avo_arena *a, int repeats, char *json, int len, size_t cap) {
+    avo_error err;
+    avo_arena_reset(a);
+    const int c = 768, t = 1500, k = 128, cg = 48;
+    int64_t xs[2] = {c, t}, ws[3] = {c, cg, k}, bs[1] = {c}, n = (int64_t)c * (t + 1);
+    float *h = malloc(sizeof(float) * (size_t)(c * cg * k)), *y0 = malloc(sizeof(float) * (size_t)n),
+          *y1 = malloc(sizeof(float) * (size_t)n);
+    avo_tensor X, W, B;
+    fill(h, (int64_t)c * t, 20);
+    if (avo_tensor_from_host(a, 2, xs, h, &X, &err)) bench_die(&err);
+    fill(h, (int64_t)c * cg * k, 21);
+    if (avo_tensor_from_host(a, 3, ws, h, &W, &err)) bench_die(&err);
+    fill(h, c, 22);
+    if (avo_tensor_from_host(a, 1, bs, h, &B, &err)) bench_die(&err);
+    double w0[64], w1[64], c0[64], c1[64], d;
+    pos_once(be, a, &X, &W, &B, false, NULL, 0, &d, &d);
+    pos_once(be, a, &X, &W, &B, true, NULL, 0, &d, &d);
+    for (int r = 0; r < repeats; r++) {
+        pos_once(be, a, &X, &W, &B, false, r == 0 ? y0 : NULL, n, &w0[r], &c0[r]);
+        pos_once(be, a, &X, &W, &B, true, r == 0 ? y1 : NULL, n, &w1[r], &c1[r]);
+    }
+    double e = 0, mx = 0;
+    for (int64_t j = 0; j < n; j++) {
+        double df = fabs((double)y1[j] - y0[j]);
+        e = df > e ? df : e;
+        mx = fabs(y0[j]) > mx ? fabs(y0[j]) : mx;
+    }
+    double rel = mx > 0 ? e / mx : 0, flop = 2.0 * c * cg * k * (double)(t + 1);
+    double m0 = bench_median(w0, repeats), m1 = bench_median(w1, repeats), k0 = bench_median(c0, repeats),
+           k1 = bench_median(c1, repeats);
+    printf("%-26s %9.2f %9.2f %8.1f %8.1f %8.1f %8.1f %8.2f %9.1e %s\n", "hubert pos conv g16 k128", m0, m1, flop / m0 / 1e6,
+           flop / m1 / 1e6, flop / k0 / 1e6, flop / k1 / 1e6, k0 / k1, rel, "direct");
+    len += snprintf(json + len, cap - (size_t)len,
+                    ", {\"shape\": \"hubert pos conv g16 k128\", \"sgemm_ms\": %.3f, \"avx512_ms\": %.3f, "
+                    "\"sgemm_cpu_ms\": %.3f, \"avx512_cpu_ms\": %.3f, \"gflop\": %.4f, \"rel_error\": %.2e, "
+                    "\"auto\": \"direct\"}",
+                    m0, m1, k0, k1, flop / 1e9, rel);
+    free(h);
+    free(y0);
+    free(y1);
+    return len;
+}
+
 int main(int argc, char **argv) {
     int repeats = 7, threads = 2;
     const char *outp = "bench/out/linear.json";
@@ -186,6 +247,7 @@ int main(int argc, char **argv) {
     }
     len = att_row(be, a, "attention hubert 12h w0", 768, 12, 0, 1500, repeats, json, len, sizeof json);
     len = att_row(be, a, "attention rvc enc 2h w10", 192, 2, 10, 1500, repeats, json, len, sizeof json);
+    len = pos_row(be, a, repeats, json, len, sizeof json);
     cpu_backend_set_direct_conv(be, true);
     len += snprintf(json + len, sizeof json - (size_t)len, "]}");
     avo_arena_free(a);

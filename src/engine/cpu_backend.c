@@ -157,7 +157,9 @@ static avo_status conv1d_direct(avo_backend *be, avo_arena *a, const avo_tensor 
                                 const avo_tensor *b, const avo_conv1d_params *p, const avo_conv1d_fuse *f,
                                 avo_tensor *y, bool *done, avo_error *err) {
     *done = false;
-    if (p->groups != 1) return AVO_OK;
+    int64_t g = p->groups > 0 ? p->groups : 1;
+    /* depthwise keeps its own loop; grouped convs stay FP32 in BF16 mode as before */
+    if (g != 1 && (x->shape[0] / g < 2 || impl_of(be)->precision == AVO_CPU_BF16)) return AVO_OK;
     cpu_conv1d_args c = {
         .x = avo_tensor_f32(x), .cin = x->shape[0], .t = x->shape[1],
         .w = avo_tensor_f32(w), .cout = w->shape[0], .k = w->shape[2],
@@ -172,6 +174,30 @@ static avo_status conv1d_direct(avo_backend *be, avo_arena *a, const avo_tensor 
         .fft_force = impl_of(be)->fft_mode == CPU_FFT_ALWAYS,
         .nthreads = nthreads(be),
     };
+    if (g != 1) { /* grouped (HuBERT's positional conv): the direct kernel on each group's slices */
+        c.cin /= g;
+        c.cout /= g;
+        if (!cpu_conv1d_direct_supported(&c)) return AVO_OK;
+        const float *x0 = c.x, *w0 = c.w, *b0 = c.bias, *r0 = c.residual;
+        float *y0 = c.y;
+        for (int64_t gi = 0; gi < g; gi++) {
+            c.x = x0 + gi * c.cin * c.t;
+            c.w = w0 + gi * c.cout * c.cin * c.k;
+            c.bias = b0 ? b0 + gi * c.cout : NULL;
+            c.residual = r0 ? r0 + gi * c.cout * c.tout : NULL;
+            c.y = y0 + gi * c.cout * c.tout;
+            avo_arena_mark mk = avo_arena_get_mark(a);
+            avo_status st = cpu_conv1d_direct(a, &c, err);
+            avo_arena_rewind(a, mk);
+            if (st) return st;
+        }
+        if (c.bf16)
+            impl_of(be)->gemm_bf16++;
+        else
+            impl_of(be)->gemm_fp32++;
+        *done = true;
+        return AVO_OK;
+    }
     if (!cpu_conv1d_direct_supported(&c)) return AVO_OK;
     avo_status st;
     if (c.fft_force ? cpu_conv1d_fft_supported(&c) : cpu_conv1d_fft_preferred(&c))
