@@ -70,6 +70,8 @@ static avo_status cpu_linear(avo_backend *be, avo_arena *a, const avo_tensor *x,
         return st;
     }
     impl_of(be)->gemm_fp32++;
+    if (cpu_backend_direct_conv(be) && cpu_linear_f32_preferred(rows, in, out))
+        return cpu_linear_f32(a, avo_tensor_f32(x), rows, in, avo_tensor_f32(w), out, B, Y, nthreads(be), err);
     if (B) {
 #pragma omp parallel for num_threads(nthreads(be)) if (rows * out > 32768)
         for (int64_t r = 0; r < rows; r++) memcpy(Y + r * out, B, (size_t)out * sizeof(float));
@@ -155,7 +157,9 @@ static avo_status conv1d_direct(avo_backend *be, avo_arena *a, const avo_tensor 
                                 const avo_tensor *b, const avo_conv1d_params *p, const avo_conv1d_fuse *f,
                                 avo_tensor *y, bool *done, avo_error *err) {
     *done = false;
-    if (p->groups != 1) return AVO_OK;
+    int64_t g = p->groups > 0 ? p->groups : 1;
+    /* depthwise keeps its own loop; grouped convs stay FP32 in BF16 mode as before */
+    if (g != 1 && (x->shape[0] / g < 2 || impl_of(be)->precision == AVO_CPU_BF16)) return AVO_OK;
     cpu_conv1d_args c = {
         .x = avo_tensor_f32(x), .cin = x->shape[0], .t = x->shape[1],
         .w = avo_tensor_f32(w), .cout = w->shape[0], .k = w->shape[2],
@@ -170,6 +174,30 @@ static avo_status conv1d_direct(avo_backend *be, avo_arena *a, const avo_tensor 
         .fft_force = impl_of(be)->fft_mode == CPU_FFT_ALWAYS,
         .nthreads = nthreads(be),
     };
+    if (g != 1) { /* grouped (HuBERT's positional conv): the direct kernel on each group's slices */
+        c.cin /= g;
+        c.cout /= g;
+        if (!cpu_conv1d_direct_supported(&c)) return AVO_OK;
+        const float *x0 = c.x, *w0 = c.w, *b0 = c.bias, *r0 = c.residual;
+        float *y0 = c.y;
+        for (int64_t gi = 0; gi < g; gi++) {
+            c.x = x0 + gi * c.cin * c.t;
+            c.w = w0 + gi * c.cout * c.cin * c.k;
+            c.bias = b0 ? b0 + gi * c.cout : NULL;
+            c.residual = r0 ? r0 + gi * c.cout * c.tout : NULL;
+            c.y = y0 + gi * c.cout * c.tout;
+            avo_arena_mark mk = avo_arena_get_mark(a);
+            avo_status st = cpu_conv1d_direct(a, &c, err);
+            avo_arena_rewind(a, mk);
+            if (st) return st;
+        }
+        if (c.bf16)
+            impl_of(be)->gemm_bf16++;
+        else
+            impl_of(be)->gemm_fp32++;
+        *done = true;
+        return AVO_OK;
+    }
     if (!cpu_conv1d_direct_supported(&c)) return AVO_OK;
     avo_status st;
     if (c.fft_force ? cpu_conv1d_fft_supported(&c) : cpu_conv1d_fft_preferred(&c))
@@ -505,6 +533,28 @@ static avo_status cpu_binary(avo_backend *be, int op, const avo_tensor *x, const
  * the scratch at about ATT_MAX_FLOATS instead of T x T. */
 #define ATT_MAX_FLOATS (4 << 20)
 
+/* S[i, j] = scale * sum_c Q[c, i] K[c, j] for the bq queries of a block (Q: column i0 of the head's
+ * [kc, t] rows, stride t): a 1x1 convolution of K with the scaled, transposed queries as its weights. */
+static avo_status att_scores_avx512(avo_arena *a, const float *Q, const float *K, int64_t t, int64_t kc, int64_t bq,
+                                    float scale, float *Qt, float *S, int nt, avo_error *err) {
+    for (int64_t i = 0; i < bq; i++)
+        for (int64_t c = 0; c < kc; c++) Qt[i * kc + c] = scale * Q[c * t + i];
+    cpu_conv1d_args cv = {.x = K, .cin = kc, .t = t, .w = Qt, .cout = bq, .k = 1, .y = S, .tout = t, .stride = 1,
+                          .dilation = 1, .enabled = true, .nthreads = nt};
+    return cpu_conv1d_direct(a, &cv, err);
+}
+
+/* O[c, i] = sum_j V[c, j] P[i, j] for the block (O: column i0 of the head's [kc, t] rows): the linear
+ * Ot = P V^T ([bq, kc], into Ot), then transposed into place. */
+static avo_status att_values_avx512(avo_arena *a, const float *P, const float *V, int64_t t, int64_t kc, int64_t bq,
+                                    float *Ot, float *O, int nt, avo_error *err) {
+    avo_status st = cpu_linear_f32(a, P, bq, t, V, kc, NULL, Ot, nt, err);
+    if (st) return st;
+    for (int64_t c = 0; c < kc; c++)
+        for (int64_t i = 0; i < bq; i++) O[c * t + i] = Ot[i * kc + c];
+    return AVO_OK;
+}
+
 static avo_status cpu_rel_attention(avo_backend *be, avo_arena *a, const avo_tensor *q, const avo_tensor *k,
                                     const avo_tensor *v, const avo_tensor *ek, const avo_tensor *ev, int heads,
                                     int window, avo_tensor *out, avo_error *err) {
@@ -518,6 +568,12 @@ static avo_status cpu_rel_attention(avo_backend *be, avo_arena *a, const avo_ten
     if (st) return st;
     float scale = 1.0f / sqrtf((float)kc);
     int nt = nthreads(be);
+    /* The two T x T products on the AVX-512 kernels (sgemm here runs Haswell kernels) when long enough
+     * to pay for their transposes; Qt: the transposed query block, then the transposed output block. */
+    const bool fast = cpu_backend_direct_conv(be) && t >= 128 && kc >= 8;
+    float *Qt = NULL;
+    if (!st && fast) st = engine_scratch(a, qb * kc, &Qt, err);
+    if (st) return st;
     for (int h = 0; h < heads; h++) {
         const float *Q = avo_tensor_f32(q) + h * kc * t, *K = avo_tensor_f32(k) + h * kc * t,
                     *V = avo_tensor_f32(v) + h * kc * t;
@@ -529,8 +585,14 @@ static avo_status cpu_rel_attention(avo_backend *be, avo_arena *a, const avo_ten
         }
         for (int64_t i0 = 0; i0 < t; i0 += qb) {
             int64_t bq = t - i0 < qb ? t - i0 : qb;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)bq, (int)t, (int)kc, scale, Q + i0, (int)t, K, (int)t,
-                        0.0f, S, (int)t);
+            avo_arena_mark mk = avo_arena_get_mark(a);
+            if (fast) {
+                st = att_scores_avx512(a, Q + i0, K, t, kc, bq, scale, Qt, S, nt, err);
+                if (st) return st;
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)bq, (int)t, (int)kc, scale, Q + i0, (int)t, K,
+                            (int)t, 0.0f, S, (int)t);
+            }
             if (window > 0) /* R[i, r] = Q[:, i] . E_k[r] / sqrt(kc) */
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)bq, (int)nr, (int)kc, scale, Q + i0, (int)t, Ek,
                             (int)kc, 0.0f, R, (int)nr);
@@ -545,14 +607,18 @@ static avo_status cpu_rel_attention(avo_backend *be, avo_arena *a, const avo_ten
                         if (j >= 0 && j < t) srow[j] += rrow[r];
                     }
                 }
-                float mx = srow[0];
-                for (int64_t j = 1; j < t; j++) mx = srow[j] > mx ? srow[j] : mx;
-                for (int64_t j = 0; j < t; j++) srow[j] -= mx;
-                cpu_math_exp(srow, srow, t);
-                float sum = 0.0f;
-                for (int64_t j = 0; j < t; j++) sum += srow[j];
-                float inv = 1.0f / sum;
-                for (int64_t j = 0; j < t; j++) srow[j] *= inv;
+                if (fast) {
+                    cpu_softmax_row_avx512(srow, t);
+                } else {
+                    float mx = srow[0];
+                    for (int64_t j = 1; j < t; j++) mx = srow[j] > mx ? srow[j] : mx;
+                    for (int64_t j = 0; j < t; j++) srow[j] -= mx;
+                    cpu_math_exp(srow, srow, t);
+                    float sum = 0.0f;
+                    for (int64_t j = 0; j < t; j++) sum += srow[j];
+                    float inv = 1.0f / sum;
+                    for (int64_t j = 0; j < t; j++) srow[j] *= inv;
+                }
                 if (window > 0) { /* R becomes the band of P around the diagonal, by offset */
                     float *rrow = R + ii * nr;
                     for (int64_t r = 0; r < nr; r++) {
@@ -561,11 +627,17 @@ static avo_status cpu_rel_attention(avo_backend *be, avo_arena *a, const avo_ten
                     }
                 }
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)kc, (int)bq, (int)t, 1.0f, V, (int)t, S, (int)t, 0.0f,
-                        O + i0, (int)t);
+            if (fast) {
+                st = att_values_avx512(a, S, V, t, kc, bq, Qt, O + i0, nt, err);
+                if (st) return st;
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)kc, (int)bq, (int)t, 1.0f, V, (int)t, S, (int)t,
+                            0.0f, O + i0, (int)t);
+            }
             if (window > 0)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)kc, (int)bq, (int)nr, 1.0f, Ev, (int)kc, R, (int)nr,
                             1.0f, O + i0, (int)t);
+            avo_arena_rewind(a, mk); /* the kernels' scratch, per block */
         }
     }
     return AVO_OK;

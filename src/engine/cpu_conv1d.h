@@ -68,4 +68,16 @@ avo_status cpu_conv1d_wino(avo_arena *a, const cpu_conv1d_args *c, avo_error *er
 avo_status cpu_linear_bf16(avo_arena *a, const float *x, int64_t rows, int64_t in, const float *w, int64_t out,
                            const float *b, float *y, int nthreads, avo_error *err);
 
+/* y[rows, out] = x[rows, in] w[out, in]^T + b (b may be NULL) in FP32 with an AVX-512 FMA kernel
+ * (cpu_linear_f32.c): the FP32 mode of avo_op_linear where _preferred says it pays (enough rows to
+ * pay for packing w). The caller checked cpu_conv1d_avx512_available. Scratch (packed w) from a. */
+bool cpu_linear_f32_preferred(int64_t rows, int64_t in, int64_t out);
+avo_status cpu_linear_f32(avo_arena *a, const float *x, int64_t rows, int64_t in, const float *w, int64_t out,
+                          const float *b, float *y, int nthreads, avo_error *err);
+
+/* row[0..n) -> softmax(row) in place with AVX-512 max / sum / scale passes and cpu_math_exp (the
+ * attention's rows, whose scalar loops cost more than their exp). The caller checked
+ * cpu_conv1d_avx512_available. */
+void cpu_softmax_row_avx512(float *row, int64_t n);
+
 #endif

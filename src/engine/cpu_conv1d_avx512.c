@@ -26,7 +26,7 @@
 #define MR 4              /* output channels per microkernel */
 #define NV 6              /* 16-float vectors of time steps per microkernel */
 #define NT (NV * 16)      /* time steps per microkernel */
-#define MAX_K 64          /* longest kernel taken (the per-tap offsets live on the stack) */
+#define MAX_K 128         /* longest kernel taken (the per-tap offsets live on the stack): HuBERT's positional conv */
 #define MAX_STRIDE 16
 #define TILE_BYTES 196608 /* input tile per thread: well inside L2 with the weight block */
 

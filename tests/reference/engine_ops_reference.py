@@ -215,7 +215,7 @@ class RelMHA(nn.Module):
 
 
 for i, (c, heads, window, t) in enumerate([(192, 2, 4, 23), (192, 2, 10, 57), (192, 2, 10, 7), (16, 2, 0, 11), (192, 2, 10, 11),
-                                         (16, 2, 4, 2100)]):  # long: scores in blocks of queries
+                                         (16, 2, 4, 2100), (128, 2, 0, 300), (192, 2, 10, 200)]):  # long: scores in blocks of queries; 128+ frames: the AVX-512 products
     m = RelMHA(c, heads, window)
     x = f32(c, t)
     y = m.double()(x.double()[None])[0]

@@ -117,8 +117,10 @@ static const shape grid[] = {
     {6, 5, 200, 20, 1, 1, 9, 1},    {5, 6, 300, 17, 2, 2, 3, 1},
     /* padding larger than the kernel reach, long input (several tiles) */
     {16, 16, 3000, 3, 1, 2, 9, 1},  {48, 40, 2049, 5, 1, 1, 2, 1},
-    /* groups > 1 and depthwise (fallback paths) */
+    /* groups > 1 (FP32: the direct kernel per group) and depthwise (its own loop) */
     {8, 12, 100, 3, 1, 1, 1, 4},    {6, 6, 77, 5, 1, 2, 4, 6},
+    /* kernels past 64 taps; HuBERT's positional conv in small (k 128, pad 64, groups, even kernel) */
+    {6, 4, 200, 128, 1, 1, 64, 1},  {32, 32, 300, 128, 1, 1, 64, 4}, {12, 8, 90, 70, 1, 1, 35, 2},
 };
 #define NGRID ((int)(sizeof grid / sizeof grid[0]))
 
