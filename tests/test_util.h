@@ -124,6 +124,18 @@ static inline char *avo_test_read_file(const char *path, size_t *size) {
     return buf;
 }
 
+/* Test data: xorshift64 uniform in [-1, 1), deterministic for a given *state (never 0). */
+static inline float avo_test_frand(uint64_t *state) {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return (float)((double)(*state >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static inline void avo_test_fill(uint64_t *state, float *p, int64_t n) {
+    for (int64_t i = 0; i < n; i++) p[i] = avo_test_frand(state);
+}
+
 #define TEST_MAIN_END()                                                                     \
     do {                                                                                    \
         fprintf(stderr, "%d checks, %d failed\n", avo_test_checks, avo_test_failures);    \

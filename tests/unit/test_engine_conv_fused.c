@@ -19,16 +19,8 @@ static avo_backend *be;
 static avo_arena *arena;
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
-static float frand(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
-static void fill(float *p, int64_t n) {
-    for (int64_t i = 0; i < n; i++) p[i] = frand();
-}
+/* test data from test_util.h's xorshift, one stream per test */
+static void fill(float *p, int64_t n) { avo_test_fill(&rng, p, n); }
 
 typedef struct shape {
     int cin, cout, t, k, stride, dil, pad, groups;

@@ -15,16 +15,8 @@
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 
-static float frand(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
-static void fill(float *p, int64_t n) {
-    for (int64_t i = 0; i < n; i++) p[i] = frand();
-}
+/* test data from test_util.h's xorshift, one stream per test */
+static void fill(float *p, int64_t n) { avo_test_fill(&rng, p, n); }
 
 static void reference(const float *x, int64_t rows, int64_t in, const float *w, int64_t out, const float *b, float *y) {
     for (int64_t r = 0; r < rows; r++)
