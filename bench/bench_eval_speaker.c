@@ -423,8 +423,9 @@ static void vocoder_shift(const avo_audio *a, double semitones, int threads, avo
     avo_vocoder_free(v);
 }
 
-static void pitch_robustness(const avo_speaker_config *cfg, cJSON *doc) {
-    int a_of[MAX_CLIPS], b_of[MAX_CLIPS], n = 0;
+/* The first two clips of every NUS-48E singer that has two: a_of[i], b_of[i]; returns how many. */
+static int singer_clip_pairs(int *a_of, int *b_of) {
+    int n = 0;
     for (int k = 0; k < nspeakers; k++) {
         if (strncmp(speakers[k], "nus48e_", 7)) continue;
         int a = -1, b = -1;
@@ -435,11 +436,13 @@ static void pitch_robustness(const avo_speaker_config *cfg, cJSON *doc) {
             }
         if (b >= 0) a_of[n] = a, b_of[n++] = b;
     }
+    return n;
+}
+
+static void pitch_robustness(avo_evaluator *m, const avo_speaker_config *cfg, cJSON *doc) {
+    int a_of[MAX_CLIPS], b_of[MAX_CLIPS];
+    const int n = singer_clip_pairs(a_of, b_of);
     if (n < 2) return;
-    unsigned char all[MAX_CLIPS];
-    memset(all, 1, sizeof all);
-    double secs;
-    avo_evaluator *m = train_on(all, cfg, &secs);
     const int dim = avo_speaker_dim(m);
     float *va = malloc(sizeof(float) * (size_t)dim * n), *vs = malloc(sizeof(float) * (size_t)dim * n);
     float *vb = malloc(sizeof(float) * (size_t)dim * n);
@@ -491,7 +494,6 @@ static void pitch_robustness(const avo_speaker_config *cfg, cJSON *doc) {
     free(va);
     free(vs);
     free(vb);
-    avo_evaluator_free(m);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -535,23 +537,10 @@ static double to_halves(const avo_evaluator *m, const float *vec, const avo_audi
  * (held-out: what avo_eval_run now uses on both sides); and A itself against B's halves. The ratio of
  * the last two to B's half-vs-half similarity is the similarity ratio that a conversion indistinguishable
  * from the target singer singing another song would get, without and with the vocoder's own loss. */
-static void content_bias(const avo_speaker_config *cfg, cJSON *doc) {
-    int a_of[MAX_CLIPS], b_of[MAX_CLIPS], n = 0;
-    for (int k = 0; k < nspeakers; k++) {
-        if (strncmp(speakers[k], "nus48e_", 7)) continue;
-        int a = -1, b = -1;
-        for (int i = 0; i < nclips; i++)
-            if (clips[i].spk == k) {
-                if (a < 0) a = i;
-                else if (b < 0) b = i;
-            }
-        if (b >= 0) a_of[n] = a, b_of[n++] = b;
-    }
+static void content_bias(avo_evaluator *m, const avo_speaker_config *cfg, cJSON *doc) {
+    int a_of[MAX_CLIPS], b_of[MAX_CLIPS];
+    const int n = singer_clip_pairs(a_of, b_of);
     if (n < 2) return;
-    unsigned char all[MAX_CLIPS];
-    memset(all, 1, sizeof all);
-    double secs;
-    avo_evaluator *m = train_on(all, cfg, &secs);
     const int dim = avo_speaker_dim(m);
     float *va = malloc(sizeof(float) * (size_t)dim), *vr = malloc(sizeof(float) * (size_t)dim);
     double content[MAX_CLIPS], heldout[MAX_CLIPS], genuine[MAX_CLIPS], r_resyn[MAX_CLIPS], r_gen[MAX_CLIPS];
@@ -589,7 +578,6 @@ static void content_bias(const avo_speaker_config *cfg, cJSON *doc) {
     cJSON_AddNumberToObject(o, "median_similarity_ratio_other_song_resynthesised", med_rr);
     free(va);
     free(vr);
-    avo_evaluator_free(m);
 }
 
 int main(int argc, char **argv) {
@@ -645,8 +633,14 @@ int main(int argc, char **argv) {
                 print_row(&r);
                 cJSON_AddItemToArray(rows, row_json(&r));
             }
-        pitch_robustness(&cfg, doc);
-        content_bias(&cfg, doc);
+        /* both sections score with one model trained on every clip */
+        unsigned char all[MAX_CLIPS];
+        memset(all, 1, sizeof all);
+        double secs;
+        avo_evaluator *m = train_on(all, &cfg, &secs);
+        pitch_robustness(m, &cfg, doc);
+        content_bias(m, &cfg, doc);
+        avo_evaluator_free(m);
     }
     if (speed_runs > 0) time_evaluator(speed_runs, threads, doc);
     mkdir("bench/out", 0755);
