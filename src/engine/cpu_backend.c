@@ -150,6 +150,30 @@ static void im2col(const avo_backend *be, const float *X, int64_t cin, int64_t t
     }
 }
 
+/* One conv on the AVX-512 paths: FFT or Winograd where their cost rules expect a gain, else direct. */
+static avo_status conv1d_one(avo_arena *a, const cpu_conv1d_args *c, avo_error *err) {
+    if (c->fft_force ? cpu_conv1d_fft_supported(c) : cpu_conv1d_fft_preferred(c)) return cpu_conv1d_fft(a, c, err);
+    if (!c->fft_force && cpu_conv1d_wino_preferred(c)) return cpu_conv1d_wino(a, c, err);
+    return cpu_conv1d_direct(a, c, err);
+}
+
+/* A grouped conv as g direct convs on each group's slices (c holds one group's channel counts). */
+static avo_status conv1d_per_group(avo_arena *a, const cpu_conv1d_args *c, int64_t g, avo_error *err) {
+    cpu_conv1d_args gc = *c;
+    for (int64_t gi = 0; gi < g; gi++) {
+        gc.x = c->x + gi * c->cin * c->t;
+        gc.w = c->w + gi * c->cout * c->cin * c->k;
+        gc.bias = c->bias ? c->bias + gi * c->cout : NULL;
+        gc.residual = c->residual ? c->residual + gi * c->cout * c->tout : NULL;
+        gc.y = c->y + gi * c->cout * c->tout;
+        avo_arena_mark mk = avo_arena_get_mark(a);
+        avo_status st = cpu_conv1d_direct(a, &gc, err);
+        avo_arena_rewind(a, mk);
+        if (st) return st;
+    }
+    return AVO_OK;
+}
+
 /* The AVX-512 conv1d paths when they take the shape (*done tells): the FFT path (cpu_conv1d_fft.c)
  * or Winograd (cpu_conv1d_wino.c) where their cost rules expect a gain, else the direct kernel
  * (cpu_conv1d_avx512.c). Only these run BF16, so the precision counts are made here. */
@@ -177,35 +201,9 @@ static avo_status conv1d_direct(avo_backend *be, avo_arena *a, const avo_tensor 
     if (g != 1) { /* grouped (HuBERT's positional conv): the direct kernel on each group's slices */
         c.cin /= g;
         c.cout /= g;
-        if (!cpu_conv1d_direct_supported(&c)) return AVO_OK;
-        const float *x0 = c.x, *w0 = c.w, *b0 = c.bias, *r0 = c.residual;
-        float *y0 = c.y;
-        for (int64_t gi = 0; gi < g; gi++) {
-            c.x = x0 + gi * c.cin * c.t;
-            c.w = w0 + gi * c.cout * c.cin * c.k;
-            c.bias = b0 ? b0 + gi * c.cout : NULL;
-            c.residual = r0 ? r0 + gi * c.cout * c.tout : NULL;
-            c.y = y0 + gi * c.cout * c.tout;
-            avo_arena_mark mk = avo_arena_get_mark(a);
-            avo_status st = cpu_conv1d_direct(a, &c, err);
-            avo_arena_rewind(a, mk);
-            if (st) return st;
-        }
-        if (c.bf16)
-            impl_of(be)->gemm_bf16++;
-        else
-            impl_of(be)->gemm_fp32++;
-        *done = true;
-        return AVO_OK;
     }
     if (!cpu_conv1d_direct_supported(&c)) return AVO_OK;
-    avo_status st;
-    if (c.fft_force ? cpu_conv1d_fft_supported(&c) : cpu_conv1d_fft_preferred(&c))
-        st = cpu_conv1d_fft(a, &c, err);
-    else if (!c.fft_force && cpu_conv1d_wino_preferred(&c))
-        st = cpu_conv1d_wino(a, &c, err);
-    else
-        st = cpu_conv1d_direct(a, &c, err);
+    avo_status st = g != 1 ? conv1d_per_group(a, &c, g, err) : conv1d_one(a, &c, err);
     if (st) return st;
     if (c.bf16)
         impl_of(be)->gemm_bf16++;
