@@ -127,6 +127,7 @@ static avo_status rvc_chain_segment_split(const rvc_chain *ch, avo_arena *ca, av
     avo_tensor feat;
     /* RVC reads layer 9 (v1) or 12 (v2) of HuBERT base; smaller encoders give their last layer. */
     const int layers = avo_hubert_layers(ch->hubert), want = v1 ? 9 : 12;
+    const avo_arena_mark before_content = avo_arena_get_mark(ca);
     avo_status st = avo_hubert_extract(ch->hubert, ca, x, n, want < layers ? want : layers, v1, &feat, err);
     if (st) return st;
     const int64_t cf = feat.shape[0];
@@ -150,6 +151,9 @@ static avo_status rvc_chain_segment_split(const rvc_chain *ch, avo_arena *ca, av
     }
     st = avo_tensor_to_host(ca, &feat, raw, cf * dim, err);
     if (st) goto done;
+    /* The features are on the host now: the synthesizer reuses the content encoder's memory (when both
+     * share an arena) instead of stacking its peak on top, which first-touches another GB or so. */
+    avo_arena_rewind(ca, before_content);
     memcpy(blend, raw, sizeof(float) * (size_t)(cf * dim));
     if (ch->index && ch->index_rate > 0.0) {
         st = feature_index_blend(ch->index, blend, cf, dim, ch->index_rate, RVC_INDEX_K, err);
@@ -330,6 +334,7 @@ static avo_status sovits_segment(neural_state *s, const avo_converter *c, const 
     const int v256 = strcmp(info->speech_encoder, "vec256l9") == 0;
     const int layers = avo_hubert_layers(s->hubert), want = v256 ? 9 : 12;
     avo_tensor feat;
+    const avo_arena_mark before_content = avo_arena_get_mark(s->arena_content);
     if (!st)
         st = avo_hubert_extract(s->hubert, s->arena_content, x16, n16, want < layers ? want : layers, v256, &feat, err);
     if (st) goto done;
@@ -348,6 +353,7 @@ static avo_status sovits_segment(neural_state *s, const avo_converter *c, const 
         goto done;
     }
     st = avo_tensor_to_host(s->arena_content, &feat, units, cf * dim, err);
+    avo_arena_rewind(s->arena_content, before_content); /* units on the host: the generator reuses the memory */
     if (!st) st = avo_sovits_expand_units(units, cf, dim, nf, info->unit_interpolate_mode, expanded, err);
     if (st) goto done;
     avo_sovits_fill_f0(f0_hz, nf, f0, uv);
