@@ -84,28 +84,42 @@ const char *avo_neural_component_precision(const avo_neural_config *cfg, avo_neu
 
 /* ---- signal helpers ---- */
 
-static void biquad_pass(float *x, int64_t n, const double b[3], const double a[3], int reverse) {
-    double x1 = 0, x2 = 0, y1 = 0, y2 = 0;
+/* One biquad step; the previous output y1 enters last, so the serial chain is one multiply-add per
+ * sample and the rest overlaps. */
+typedef struct biquad {
+    double b0, b1, b2, a1, a2;
+    double x1, x2, y1, y2;
+} biquad;
+
+static inline double biquad_step(biquad *q, double in) {
+    const double y = (q->b0 * in + q->b1 * q->x1 + q->b2 * q->x2 - q->a2 * q->y2) - q->a1 * q->y1;
+    q->x2 = q->x1, q->x1 = in, q->y2 = q->y1, q->y1 = y;
+    return y;
+}
+
+/* Both sections in one pass: the second's chain runs alongside the first's instead of after it. */
+static void biquad_pair_pass(float *x, int64_t n, const biquad proto[2], int reverse) {
+    biquad s0 = proto[0], s1 = proto[1];
     for (int64_t k = 0; k < n; k++) {
         const int64_t i = reverse ? n - 1 - k : k;
-        const double in = x[i];
-        const double y = b[0] * in + b[1] * x1 + b[2] * x2 - a[1] * y1 - a[2] * y2;
-        x2 = x1, x1 = in, y2 = y1, y1 = y;
-        x[i] = (float)y;
+        x[i] = (float)biquad_step(&s1, biquad_step(&s0, x[i]));
     }
 }
 
 void rvc_highpass_16k(float *x, int64_t n) {
-    /* 4th-order Butterworth as two sections with Q = 1/(2 cos(pi/8)) and 1/(2 cos(3 pi/8)). */
+    /* 4th-order Butterworth as two sections with Q = 1/(2 cos(pi/8)) and 1/(2 cos(3 pi/8)), run forward
+     * then backward (zero phase, 8th order in magnitude). Both forward sections share a pass and so do
+     * both backward ones: 8.0 -> about 2 ms for 32 s at 16 kHz. */
     const double qs[2] = {0.54119610014619690, 1.3065629648763766};
     const double k = tan(M_PI * 48.0 / RVC_RATE);
+    biquad sec[2];
     for (int s = 0; s < 2; s++) {
         const double q = qs[s], norm = 1.0 / (1.0 + k / q + k * k);
-        const double b[3] = {norm, -2.0 * norm, norm};
-        const double a[3] = {1.0, 2.0 * (k * k - 1.0) * norm, (1.0 - k / q + k * k) * norm};
-        biquad_pass(x, n, b, a, 0);
-        biquad_pass(x, n, b, a, 1);
+        sec[s] = (biquad){norm, -2.0 * norm, norm, 2.0 * (k * k - 1.0) * norm, (1.0 - k / q + k * k) * norm,
+                          0, 0, 0, 0};
     }
+    biquad_pair_pass(x, n, sec, 0);
+    biquad_pair_pass(x, n, sec, 1);
 }
 
 /* Content features [cf, dim] -> [2 * cf, dim] by repeating each frame (F.interpolate nearest, x2). */
@@ -138,14 +152,14 @@ static avo_status rvc_chain_segment_split(const rvc_chain *ch, avo_arena *ca, av
                              "needs %s)",
                              dim, info->phone_dim, info->version, v1 ? "HuBERT with final_proj" : "HuBERT base");
     const int protect = info->uses_f0 && ch->protect < 0.5;
+    const int retrieve = ch->index && ch->index_rate > 0.0;
     float *raw = malloc(sizeof(float) * (size_t)(cf * dim));
-    float *blend = malloc(sizeof(float) * (size_t)(cf * dim));
+    float *blend = retrieve ? malloc(sizeof(float) * (size_t)(cf * dim)) : raw;
     float *phone = malloc(sizeof(float) * (size_t)(2 * cf * dim));
-    float *phone0 = protect ? malloc(sizeof(float) * (size_t)(2 * cf * dim)) : NULL;
     int64_t p_len = n / RVC_FRAME < 2 * cf ? n / RVC_FRAME : 2 * cf;
     float *nsff0 = malloc(sizeof(float) * (size_t)(p_len + 1));
     int32_t *pitch = malloc(sizeof(int32_t) * (size_t)(p_len + 1));
-    if (!raw || !blend || !phone || (protect && !phone0) || !nsff0 || !pitch) {
+    if (!raw || !blend || !phone || !nsff0 || !pitch) {
         st = avo_error_set(err, AVO_ERR_NO_MEMORY, "no memory for a %lld-frame segment", (long long)cf);
         goto done;
     }
@@ -154,21 +168,21 @@ static avo_status rvc_chain_segment_split(const rvc_chain *ch, avo_arena *ca, av
     /* The features are on the host now: the synthesizer reuses the content encoder's memory (when both
      * share an arena) instead of stacking its peak on top, which first-touches another GB or so. */
     avo_arena_rewind(ca, before_content);
-    memcpy(blend, raw, sizeof(float) * (size_t)(cf * dim));
-    if (ch->index && ch->index_rate > 0.0) {
+    if (retrieve) {
+        memcpy(blend, raw, sizeof(float) * (size_t)(cf * dim));
         st = feature_index_blend(ch->index, blend, cf, dim, ch->index_rate, RVC_INDEX_K, err);
         if (st) goto done;
     }
     repeat_x2(blend, cf, dim, phone);
     for (int64_t i = 0; i < p_len; i++) nsff0[i] = f0_hz ? f0_hz[i] : 0.0f;
     if (protect) {
-        /* Unvoiced frames (consonants, breaths) lean back toward the unretrieved features. */
-        repeat_x2(raw, cf, dim, phone0);
+        /* Unvoiced frames (consonants, breaths) lean back toward the unretrieved features (frame i of
+         * the doubled rate is content frame i / 2). */
         for (int64_t i = 0; i < p_len; i++) {
             const float w = nsff0[i] > 0.0f ? 1.0f : (float)ch->protect;
             if (w == 1.0f) continue;
             float *p = phone + i * dim;
-            const float *p0 = phone0 + i * dim;
+            const float *p0 = raw + (i / 2) * dim;
             for (int c = 0; c < dim; c++) p[c] = p[c] * w + p0[c] * (1.0f - w);
         }
     }
@@ -177,7 +191,8 @@ static avo_status rvc_chain_segment_split(const rvc_chain *ch, avo_arena *ca, av
                        ch->speaker_id, z_noise, src_noise, ch->seed, audio, err);
     if (!st) *frames = p_len;
 done:
-    free(raw), free(blend), free(phone), free(phone0), free(nsff0), free(pitch);
+    if (blend != raw) free(blend);
+    free(raw), free(phone), free(nsff0), free(pitch);
     return st;
 }
 
@@ -219,6 +234,21 @@ static float *reflect_pad(const float *x, int64_t n, int64_t pad) {
     return out;
 }
 
+/* rms[p]: the RMS of x over [(p - 1) hop, (p + 1) hop) seconds, clipped to the signal, for p < points. */
+static void block_rms(const float *x, int64_t n, int rate, double hop_s, int64_t points, double *rms) {
+    double prev_e = 0;
+    int64_t prev_cnt = 0;
+    for (int64_t p = 0; p < points; p++) {
+        int64_t lo = (int64_t)(p * hop_s * rate), hi = (int64_t)((p + 1) * hop_s * rate);
+        lo = lo < n ? lo : n, hi = hi < n ? hi : n;
+        double e = 0;
+        for (int64_t i = lo; i < hi; i++) e += (double)x[i] * x[i];
+        const int64_t cnt = prev_cnt + (hi - lo);
+        rms[p] = cnt ? sqrt((prev_e + e) / (double)cnt) : 0.0;
+        prev_e = e, prev_cnt = hi - lo;
+    }
+}
+
 /* RVC's RMS mix: out *= (rms_src / rms_out)^(1 - rate), both RMS contours taken over 1 s windows every
  * 0.5 s; the gain is interpolated linearly to every output sample. */
 static void rms_mix(const float *src, int64_t n_src, int src_rate, float *out, int64_t n_out, int out_rate,
@@ -231,17 +261,9 @@ static void rms_mix(const float *src, int64_t n_src, int src_rate, float *out, i
         free(rs), free(ro);
         return;
     }
-    for (int64_t p = 0; p < points; p++) {
-        const double c = p * hop_s;
-        double e = 0;
-        int64_t lo = (int64_t)((c - hop_s) * src_rate), hi = (int64_t)((c + hop_s) * src_rate), cnt = 0;
-        for (int64_t i = lo < 0 ? 0 : lo; i < hi && i < n_src; i++, cnt++) e += (double)src[i] * src[i];
-        rs[p] = cnt ? sqrt(e / (double)cnt) : 0.0;
-        e = 0, cnt = 0;
-        lo = (int64_t)((c - hop_s) * out_rate), hi = (int64_t)((c + hop_s) * out_rate);
-        for (int64_t i = lo < 0 ? 0 : lo; i < hi && i < n_out; i++, cnt++) e += (double)out[i] * out[i];
-        ro[p] = cnt ? sqrt(e / (double)cnt) : 0.0;
-    }
+    /* The window of point p spans hop blocks p - 1 and p, so each sample is squared once, not twice. */
+    block_rms(src, n_src, src_rate, hop_s, points, rs);
+    block_rms(out, n_out, out_rate, hop_s, points, ro);
     /* The gain at each point, interpolated linearly between points (two pow() per point, not per
      * sample: the contours are smooth at this scale). */
     for (int64_t p = 0; p < points; p++) rs[p] = pow(rs[p], 1.0 - rate) * pow(ro[p] > 1e-6 ? ro[p] : 1e-6, rate - 1.0);

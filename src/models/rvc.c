@@ -389,19 +389,14 @@ avo_status rvc_infer_taps(avo_rvc *m, avo_arena *a, const float *phone, int64_t 
     avo_arena_mark mk0 = avo_arena_get_mark(a);
     avo_status st = AVO_OK;
     float *zn_own = NULL, *sn_own = NULL, *mp = NULL, *lp = NULL, *src = NULL;
-    if (!z_noise || (in->uses_f0 && !src_noise)) {
-        vits_rng rng;
-        vits_rng_seed(&rng, seed);
+    const bool draw_noise = !z_noise || (in->uses_f0 && !src_noise);
+    if (draw_noise) {
         zn_own = malloc((size_t)(I * T) * sizeof(float));
         sn_own = in->uses_f0 ? malloc((size_t)(T * hop) * sizeof(float)) : NULL;
         if (!zn_own || (in->uses_f0 && !sn_own)) {
             st = avo_error_set(err, AVO_ERR_NO_MEMORY, "out of memory");
             goto done;
         }
-        vits_rng_normal(&rng, zn_own, I * T); /* drawn in this order whether or not one is given */
-        if (sn_own) vits_rng_normal(&rng, sn_own, T * hop);
-        if (!z_noise) z_noise = zn_own;
-        if (in->uses_f0 && !src_noise) src_noise = sn_own;
     }
     mp = malloc((size_t)(I * T) * sizeof(float));
     lp = malloc((size_t)(I * T) * sizeof(float));
@@ -428,6 +423,14 @@ avo_status rvc_infer_taps(avo_rvc *m, avo_arena *a, const float *phone, int64_t 
         if ((st = avo_op_transpose(be, a, &x, &xt, err))) goto done;
         if ((st = vits_encoder_forward(be, a, &m->enc, &xt, &enc, err))) goto done;
         if ((st = vits_conv_run(be, a, &m->proj, &enc, &stats, err))) goto done;
+        if (draw_noise) { /* while a GPU runs the encoder (launches are asynchronous there) */
+            vits_rng rng;
+            vits_rng_seed(&rng, seed);
+            vits_rng_normal(&rng, zn_own, I * T); /* drawn in this order whether or not one is given */
+            if (sn_own) vits_rng_normal(&rng, sn_own, T * hop);
+            if (!z_noise) z_noise = zn_own;
+            if (in->uses_f0 && !src_noise) src_noise = sn_own;
+        }
         avo_tensor mr = avo_tensor_rows(&stats, 0, I), lr = avo_tensor_rows(&stats, I, I);
         if ((st = avo_tensor_to_host(a, &mr, mp, I * T, err))) goto done;
         if ((st = avo_tensor_to_host(a, &lr, lp, I * T, err))) goto done;
@@ -435,6 +438,7 @@ avo_status rvc_infer_taps(avo_rvc *m, avo_arena *a, const float *phone, int64_t 
     }
     /* z_p = m_p + exp(logs_p) * noise * 0.66666, in torch's order of float operations; lp becomes z_p */
     if (taps && taps->logs_p) memcpy(taps->logs_p, lp, (size_t)(I * T) * sizeof(float));
+#pragma omp parallel for schedule(static) if (I * T > 65536)
     for (int64_t i = 0; i < I * T; i++) lp[i] = mp[i] + expf(lp[i]) * z_noise[i] * 0.66666f;
     if (taps && taps->m_p) memcpy(taps->m_p, mp, (size_t)(I * T) * sizeof(float));
     if (taps && taps->z_p) memcpy(taps->z_p, lp, (size_t)(I * T) * sizeof(float));
