@@ -7,76 +7,12 @@
  * than with a mask near 1 there. */
 #include "separate/sep_internal.h"
 
+#include "dsp/median_filter.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Median of n small values (reorders v): Hoare's selection, then the largest of the lower part for even n. */
-static float small_median(float *v, int n) {
-    const int k = n / 2;
-    int lo = 0, hi = n - 1;
-    while (lo < hi) {
-        const float pivot = v[(lo + hi) / 2];
-        int i = lo, j = hi;
-        while (i <= j) {
-            while (v[i] < pivot) i++;
-            while (v[j] > pivot) j--;
-            if (i <= j) {
-                const float t = v[i];
-                v[i] = v[j];
-                v[j] = t;
-                i++;
-                j--;
-            }
-        }
-        if (k <= j) hi = j;
-        else if (k >= i) lo = i;
-        else break;
-    }
-    if (n % 2) return v[k];
-    float below = v[0];
-    for (int i = 1; i < k; i++)
-        if (v[i] > below) below = v[i];
-    return 0.5f * (below + v[k]);
-}
-
-/* Median along time (len frames, centred) for every bin. */
-static void median_time(const float *mag, int64_t T, int bins, int len, float *out, int threads) {
-    const int h = len / 2;
-#pragma omp parallel num_threads(threads)
-    {
-        float win[64];
-#pragma omp for schedule(static)
-        for (int64_t t = 0; t < T; t++) {
-            const int64_t a = t - h < 0 ? 0 : t - h, b = t + h >= T ? T - 1 : t + h;
-            for (int f = 0; f < bins; f++) {
-                int n = 0;
-                for (int64_t k = a; k <= b; k++) win[n++] = mag[k * bins + f];
-                out[t * bins + f] = small_median(win, n);
-            }
-        }
-    }
-}
-
-/* Median along frequency (len bins, centred) for every frame. */
-static void median_freq(const float *mag, int64_t T, int bins, int len, float *out, int threads) {
-    const int h = len / 2;
-#pragma omp parallel num_threads(threads)
-    {
-        float win[64];
-#pragma omp for schedule(static)
-        for (int64_t t = 0; t < T; t++) {
-            const float *m = mag + t * bins;
-            for (int f = 0; f < bins; f++) {
-                const int a = f - h < 0 ? 0 : f - h, b = f + h >= bins ? bins - 1 : f + h;
-                int n = 0;
-                for (int k = a; k <= b; k++) win[n++] = m[k];
-                out[t * bins + f] = small_median(win, n);
-            }
-        }
-    }
-}
 
 /* Picks, for frame t, up to k frames most similar to it (best local maxima of its similarity row s,
  * t itself included, at least gap frames apart). Returns how many. */
@@ -130,7 +66,7 @@ static void repet_model_frame(const float *mag, const float *lg, int bins, int64
     float vals[64];
     for (int f = 0; f < bins; f++) {
         for (int q = 0; q < ns; q++) vals[q] = mag[(int64_t)sel[q] * bins + f];
-        const float m = small_median(vals, ns);
+        const float m = dsp_small_median(vals, ns);
         mt[f] = m < x[f] ? m : x[f];
     }
 }
@@ -255,8 +191,8 @@ int sep_vocal_mask(const sep_params *p, const fftwf_complex *mid, const fftwf_co
     for (int64_t i = 0; i < n; i++) mag[i] = sqrtf(mid[i][0] * mid[i][0] + mid[i][1] * mid[i][1]);
     if (p->use_hpss) {
         /* Percussive share of each bin, from frequency- against time-median filtering. */
-        median_time(mag, T, bins, p->hpss_time_len, tmp, threads);
-        median_freq(mag, T, bins, p->hpss_freq_len, share, threads);
+        dsp_median_along_cols(mag, T, bins, p->hpss_time_len, threads, DSP_MEDIAN_AUTO, tmp);
+        dsp_median_along_rows(mag, T, bins, p->hpss_freq_len, threads, DSP_MEDIAN_AUTO, share);
 #pragma omp parallel for num_threads(threads) schedule(static)
         for (int64_t i = 0; i < n; i++) {
             const float h2 = tmp[i] * tmp[i], p2 = share[i] * share[i];
