@@ -50,8 +50,9 @@ avo_status avo_eval_f0_compare(const avo_f0_track *output, const avo_f0_track *s
  * avo_f0_estimate, which plans its own FFTs per call, so run evaluations one at a time (each is
  * parallel inside).
  *
- * Speaker features: 20 MFCC (c0..c19) + deltas at 16 kHz, 25 ms frames every 10 ms, energy-based
- * activity (frames within 40 dB of the loudest), per-utterance cepstral mean/variance normalisation.
+ * Speaker features: MFCC c1..c19 (the frame level c0 left out) + deltas of c0..c19 at 16 kHz, 25 ms
+ * frames every 10 ms, energy-based activity (frames within 40 dB of the loudest), per-utterance cepstral
+ * mean/variance normalisation.
  * Back end: a 64-component diagonal-covariance GMM universal background model trained by EM on pooled
  * recordings; an utterance is MAP-adapted (means only, relevance 4) and represented by its normalised
  * mean-offset supervector

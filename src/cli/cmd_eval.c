@@ -182,7 +182,7 @@ static char *result_json(const eval_args *a, const avo_eval_result *r) {
                                 ? "output scored against the target's recordings and the source speaker's held-out recordings (never the converted source); classified as target when closer to the target's"
                                 : "no held-out source recordings given: no target/source verdict; sim_source_content_matched (against the converted source itself) is a content-biased diagnostic");
     cJSON_AddStringToObject(s, "speaker_model",
-                            "GMM-UBM, 64 diagonal components, MFCC+delta with CMVN, MAP-adapted means (r=4), supervector cosine clipped to [0,1]; UBM trained on the shared recordings at each run");
+                            "GMM-UBM, 64 diagonal components, MFCC c1-c19 + deltas c0-c19 with CMVN, MAP-adapted means (r=4), supervector cosine clipped to [0,1]; UBM trained on the shared recordings at each run");
     char *text = cJSON_Print(doc);
     cJSON_Delete(doc);
     return text;
