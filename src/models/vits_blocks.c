@@ -879,6 +879,8 @@ done:
     return st;
 }
 
+#define VITS_CPU_CHUNK_FRAMES 1024
+
 avo_status vits_generator_run(avo_backend *be, avo_arena *a, const vits_generator *gen, const avo_tensor *x,
                               const avo_tensor *g, const float *source, int64_t chunk_frames, float *audio,
                               avo_error *err) {
@@ -889,9 +891,12 @@ avo_status vits_generator_run(avo_backend *be, avo_arena *a, const vits_generato
     if (gen->cond.w.data && (!g || avo_tensor_numel(g) != gen->gin))
         return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "generator: needs a [%d, 1] speaker embedding", gen->gin);
     int64_t T = x->shape[1], upp = gen->upp;
-    /* Chunks keep a CPU's working set in cache; a GPU gains nothing from them and would pay a blocking
-     * copy and the margins' recomputation per chunk, so it takes the whole segment at once. */
-    if (chunk_frames <= 0) chunk_frames = avo_backend_host_memory(be) ? 512 : T;
+    /* Chunks bound a CPU's working set; a GPU gains nothing from them and would pay a blocking copy and
+     * the margins' recomputation per chunk, so it takes the whole segment at once. Each chunk also redoes
+     * the FFT convolutions' weight transforms, so with the arena on huge pages longer chunks won: RVC v2
+     * 40k, 3000 frames, 2 threads (bench_rvc --chunk), 512: 7.26-8.53 s (arena peak 188 MB), 1024:
+     * 6.21-6.75 s (351 MB), 2048: 6.71 s (755 MB), whole: 6.55 s (948 MB). */
+    if (chunk_frames <= 0) chunk_frames = avo_backend_host_memory(be) ? VITS_CPU_CHUNK_FRAMES : T;
     if (chunk_frames >= T) chunk_frames = T;
     int64_t m = chunk_frames >= T ? 0 : gen->margin;
     avo_arena_mark mk0 = avo_arena_get_mark(a);
