@@ -110,21 +110,93 @@ static double time_conv(avo_backend *be, avo_arena *a, const cshape *s, int64_t 
     return bench_median(best, n) / 1000.0;
 }
 
+/* --sweep: every NSF-HiFiGAN resblock shape of RVC v2 40k (256/128/64/32 channels at their rates,
+ * kernels 3/7/11, dilations 1/3/5), fused (leaky ReLU in, residual out), through each AVX-512 path
+ * that takes it, called directly: direct, FFT, Winograd; the fastest and what the back end's rules
+ * pick. Process CPU ms per call, median of repeats: the figures the preference rules are fitted to. */
+static bool wall;
+static double time_path(avo_arena *a, const cpu_conv1d_args *c, int path, int repeats) {
+    double v[64];
+    int n = repeats < 64 ? repeats : 64;
+    avo_error err;
+    for (int r = -1; r < n; r++) {
+        avo_arena_mark m = avo_arena_get_mark(a);
+        double c0 = wall ? avo_now_ms() : cpu_ms();
+        avo_status st = path == 0 ? cpu_conv1d_direct(a, c, &err) : path == 1 ? cpu_conv1d_fft(a, c, &err)
+                                                                              : cpu_conv1d_wino(a, c, &err);
+        double ms = (wall ? avo_now_ms() : cpu_ms()) - c0;
+        if (st) bench_die(&err);
+        if (r >= 0) v[r] = ms;
+        avo_arena_rewind(a, m);
+    }
+    return bench_median(v, n);
+}
+
+static int sweep(int repeats, int threads, double seconds) {
+    static const int chans[4] = {256, 128, 64, 32}, rates[4] = {1000, 10000, 20000, 40000}, ks[3] = {3, 7, 11},
+                     dils[3] = {1, 3, 5};
+    static const char *const names[3] = {"direct", "fft", "wino"};
+    avo_error err;
+    avo_backend *be = NULL;
+    avo_arena *a = NULL;
+    if (avo_backend_cpu_create(threads, &be, &err) || avo_arena_create(be, (size_t)64 << 20, &a, &err)) bench_die(&err);
+    printf("resblock conv1d paths, %d threads, %.1f s of audio, process CPU ms, median of %d\n", threads, seconds, repeats);
+    printf("%4s %3s %2s %9s %9s %9s %7s %7s\n", "ch", "k", "d", "direct", "fft", "wino", "best", "auto");
+    double tot_auto = 0, tot_best = 0;
+    for (int ci = 0; ci < 4; ci++)
+        for (int ki = 0; ki < 3; ki++)
+            for (int di = 0; di < 3; di++) {
+                int ch = chans[ci], k = ks[ki], d = dils[di];
+                int64_t t = (int64_t)(seconds * rates[ci]), pad = (int64_t)d * (k - 1) / 2;
+                float *x = malloc(sizeof(float) * (size_t)(ch * t)), *w = malloc(sizeof(float) * (size_t)(ch * ch * k)),
+                      *b = malloc(sizeof(float) * (size_t)ch), *y = malloc(sizeof(float) * (size_t)(ch * t)),
+                      *res = malloc(sizeof(float) * (size_t)(ch * t));
+                fill(x, ch * t, 1);
+                fill(res, ch * t, 4);
+                fill(w, ch * ch * k, 2);
+                fill(b, ch, 3);
+                cpu_conv1d_args c = {.x = x, .cin = ch, .t = t, .w = w, .cout = ch, .k = k, .bias = b, .residual = getenv("SEPRES") ? res : x,
+                                     .y = y, .tout = t, .stride = 1, .padding = (int)pad, .dilation = d, .leaky = true,
+                                     .slope = 0.1f, .enabled = true, .fft = true, .nthreads = threads};
+                double ms[3] = {-1, -1, -1};
+                ms[0] = time_path(a, &c, 0, repeats);
+                if (cpu_conv1d_fft_supported(&c)) ms[1] = time_path(a, &c, 1, repeats);
+                if (cpu_conv1d_wino_supported(&c)) ms[2] = time_path(a, &c, 2, repeats);
+                int best = 0;
+                for (int p = 1; p < 3; p++)
+                    if (ms[p] > 0 && ms[p] < ms[best]) best = p;
+                int pick = cpu_conv1d_fft_preferred(&c) ? 1 : cpu_conv1d_wino_preferred(&c) ? 2 : 0;
+                tot_auto += ms[pick];
+                tot_best += ms[best];
+                printf("%4d %3d %2d %9.2f %9.2f %9.2f %7s %7s%s\n", ch, k, d, ms[0], ms[1], ms[2], names[best], names[pick],
+                       pick != best ? "  <-" : "");
+                free(x), free(w), free(b), free(y), free(res);
+            }
+    printf("sum of picks %.1f ms, of the fastest %.1f ms\n", tot_auto, tot_best);
+    avo_arena_free(a);
+    avo_backend_free(be);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int repeats = 5, threads = 2;
     double seconds = 1.0;
     const char *out = "bench/out/conv1d.json";
+    bool do_sweep = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "--sweep")) do_sweep = true;
+        else if (!strcmp(argv[i], "--wall")) wall = true;
         else {
-            fprintf(stderr, "usage: bench_conv1d [--repeats N] [--threads N] [--seconds S] [--out PATH]\n");
+            fprintf(stderr, "usage: bench_conv1d [--repeats N] [--threads N] [--seconds S] [--out PATH] [--sweep]\n");
             return 2;
         }
     }
     if (repeats < 1) repeats = 1;
+    if (do_sweep) return sweep(repeats, threads, seconds);
     avo_error err;
     avo_backend *be = NULL;
     avo_arena *a = NULL;

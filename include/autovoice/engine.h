@@ -109,6 +109,15 @@ avo_status avo_backend_cpu_set_precision(avo_backend *be, avo_cpu_precision prec
 /* Weight-GEMM calls (linear, convolutions) run so far on the CPU back end by operand precision:
  * what really ran (shapes the BF16 kernel does not take run FP32 and count there). */
 avo_status avo_backend_cpu_gemm_counts(const avo_backend *be, int64_t *fp32, int64_t *bf16, avo_error *err);
+/* Work split above the op level (the synthesizer's chunks): a CPU back end with be's settings
+ * (precision, convolution paths) and n_threads threads, to run on a thread of its own next to other
+ * workers. Refused (AVO_ERR_UNSUPPORTED) for back ends other than the CPU's and while be has a GEMM
+ * observer (calibration sees every call in order); the caller then keeps to be. */
+avo_status avo_backend_cpu_worker(const avo_backend *be, int n_threads, avo_backend **out, avo_error *err);
+/* Adds a worker's GEMM counts to be's (what ran is counted where the caller looks), then zeroes them. */
+void avo_backend_cpu_worker_merge(avo_backend *be, avo_backend *worker);
+/* Threads a back end runs its ops on (1 for the CUDA back end's host side). */
+int avo_backend_threads(const avo_backend *be);
 /* The GPU a CUDA back end runs on, as engine-cache keys name it: "cuda:<GPU name>:sm_<major><minor>". */
 avo_status avo_backend_cuda_device_key(const avo_backend *be, char *buf, size_t cap, avo_error *err);
 /* Waits for the queued work (ops are asynchronous on the GPU; copies to the host wait already) and
@@ -163,6 +172,11 @@ void avo_backend_gemm_observer_reset(avo_backend *be);
 /* initial_bytes is a first guess; the arena grows when a run needs more and keeps the peak size
  * as one block after the next reset. */
 avo_status avo_arena_create(avo_backend *be, size_t initial_bytes, avo_arena **out, avo_error *err);
+/* An arena for back end be (host memory, like parent's) whose first block is bytes taken from parent,
+ * so that a worker reuses memory the parent already holds; it grows with blocks of its own. parent
+ * must not be rewound below that block, reset or freed while this arena lives. */
+avo_status avo_arena_create_within(avo_arena *parent, avo_backend *be, size_t bytes, avo_arena **out,
+                                   avo_error *err);
 void avo_arena_free(avo_arena *a);
 /* Forgets every tensor made since creation (or the last reset). */
 void avo_arena_reset(avo_arena *a);

@@ -900,6 +900,27 @@ avo_status avo_backend_cpu_create(int n_threads, avo_backend **out, avo_error *e
     return AVO_OK;
 }
 
+avo_status avo_backend_cpu_worker(const avo_backend *be, int n_threads, avo_backend **out, avo_error *err) {
+    *out = NULL;
+    if (!be || be->ops != &cpu_ops)
+        return avo_error_set(err, AVO_ERR_UNSUPPORTED, "engine: only the CPU back end makes workers");
+    if (be->observer)
+        return avo_error_set(err, AVO_ERR_UNSUPPORTED, "engine: a back end with a GEMM observer makes no workers");
+    avo_status st = avo_backend_cpu_create(n_threads > 0 ? n_threads : 1, out, err);
+    if (st) return st;
+    cpu_impl *w = impl_of(*out);
+    *w = *impl_of(be);
+    w->gemm_fp32 = w->gemm_bf16 = 0;
+    return AVO_OK;
+}
+
+void avo_backend_cpu_worker_merge(avo_backend *be, avo_backend *worker) {
+    if (!be || !worker || be->ops != &cpu_ops || worker->ops != &cpu_ops) return;
+    impl_of(be)->gemm_fp32 += impl_of(worker)->gemm_fp32;
+    impl_of(be)->gemm_bf16 += impl_of(worker)->gemm_bf16;
+    impl_of(worker)->gemm_fp32 = impl_of(worker)->gemm_bf16 = 0;
+}
+
 void cpu_backend_set_direct_conv(avo_backend *be, bool on) {
     if (be && be->ops == &cpu_ops) impl_of(be)->direct_off = !on;
 }

@@ -59,6 +59,8 @@ void avo_backend_free(avo_backend *be) {
     if (be && be->ops->destroy) be->ops->destroy(be);
 }
 
+int avo_backend_threads(const avo_backend *be) { return be && be->n_threads > 0 ? be->n_threads : 1; }
+
 const char *avo_backend_name(const avo_backend *be) { return be ? be->ops->name : "none"; }
 
 bool avo_backend_host_memory(const avo_backend *be) { return be && be->ops->host_memory; }
@@ -93,9 +95,28 @@ avo_status avo_arena_create(avo_backend *be, size_t initial_bytes, avo_arena **o
     return AVO_OK;
 }
 
+avo_status avo_arena_create_within(avo_arena *parent, avo_backend *be, size_t bytes, avo_arena **out,
+                                   avo_error *err) {
+    *out = NULL;
+    if (!parent || !be || !avo_backend_host_memory(be) || !avo_backend_host_memory(parent->be))
+        return avo_error_set(err, AVO_ERR_INVALID_ARGUMENT, "arena: a worker arena needs host-memory back ends");
+    void *block = NULL;
+    avo_status st = avo_arena_alloc(parent, align_up(bytes ? bytes : 1), &block, err);
+    if (st) return st;
+    avo_arena *a = calloc(1, sizeof *a);
+    if (!a) return avo_error_set(err, AVO_ERR_NO_MEMORY, "arena: out of memory");
+    a->be = be;
+    a->chunks[0].base = block;
+    a->chunks[0].size = align_up(bytes ? bytes : 1);
+    a->nchunks = 1;
+    a->borrowed = 1;
+    *out = a;
+    return AVO_OK;
+}
+
 void avo_arena_free(avo_arena *a) {
     if (!a) return;
-    for (size_t i = 0; i < a->nchunks; i++) a->be->ops->mem_free(a->be, a->chunks[i].base);
+    for (size_t i = a->borrowed; i < a->nchunks; i++) a->be->ops->mem_free(a->be, a->chunks[i].base);
     free(a);
 }
 
@@ -104,8 +125,9 @@ void avo_arena_reset(avo_arena *a) {
      * size allocates nothing. */
     if (a->nchunks > 1) {
         size_t total = align_up(a->peak + a->peak / 8);
-        for (size_t i = 0; i < a->nchunks; i++) a->be->ops->mem_free(a->be, a->chunks[i].base);
+        for (size_t i = a->borrowed; i < a->nchunks; i++) a->be->ops->mem_free(a->be, a->chunks[i].base);
         a->nchunks = 0;
+        a->borrowed = 0;
         if (!arena_add_chunk(a, total)) arena_add_chunk(a, 1u << 20); /* next alloc will grow again */
     }
     a->cur = 0;

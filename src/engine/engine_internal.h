@@ -89,6 +89,7 @@ struct avo_arena {
     avo_backend *be;
     arena_chunk chunks[ARENA_MAX_CHUNKS];
     size_t nchunks;
+    size_t borrowed; /* leading chunks taken from a parent arena (avo_arena_create_within): not freed here */
     size_t cur, off; /* current chunk and offset in it */
     size_t used, peak;
 };

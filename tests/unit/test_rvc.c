@@ -84,7 +84,7 @@ static void test_model(avo_backend *be, avo_arena *arena, const cJSON *js, const
 
     fprintf(stderr, "%s: v%d, %d Hz, hop %d, f0 %d, %d speakers\n", name, info->version, info->sample_rate, info->hop,
             info->uses_f0, info->n_speakers);
-    taps.chunk_frames = 0; /* one pass (T is below the default chunk) */
+    taps.chunk_frames = T; /* one pass, one back end */
     CHECK_OK(rvc_infer_taps(m, arena, phone, T, pitch, f0, sid, zn, sn, 0, audio, &taps, &err), &err);
     compare(name, "m_p", taps.m_p, js, inter * T);
     compare(name, "logs_p", taps.logs_p, js, inter * T);
@@ -93,9 +93,16 @@ static void test_model(avo_backend *be, avo_arena *arena, const cJSON *js, const
     if (info->uses_f0) compare(name, "har_source", taps.har_source, js, T * hop);
     compare(name, "audio", audio, js, T * hop);
 
-    /* short generator chunks with receptive-field overlap: same audio */
+    /* short generator chunks with receptive-field overlap, spread over single-threaded workers (the
+     * back end has 2 threads): same audio */
     rvc_taps chunked = {.chunk_frames = 7};
+    int64_t fp32_before = 0, fp32_after = 0, bf16 = 0;
+    CHECK_OK(avo_backend_cpu_gemm_counts(be, &fp32_before, &bf16, &err), &err);
     CHECK_OK(rvc_infer_taps(m, arena, phone, T, pitch, f0, sid, zn, sn, 0, audio2, &chunked, &err), &err);
+    CHECK_OK(avo_backend_cpu_gemm_counts(be, &fp32_after, &bf16, &err), &err);
+    /* the workers' convolutions are counted on the caller's back end (run metadata reads it) */
+    CHECK_MSG(fp32_after - fp32_before >= 2 * (T / 7), "%s: %lld weight GEMMs counted for %lld chunks", name,
+              (long long)(fp32_after - fp32_before), (long long)(T / 7));
     double e = avo_test_rel_error(audio2, audio, T * hop);
     fprintf(stderr, "  chunks of 7 frames vs one pass: rel error %.3g\n", e);
     CHECK_MSG(e < 1e-5, "%s: chunked audio differs from one pass by %g", name, e);
