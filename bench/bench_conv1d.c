@@ -8,7 +8,11 @@
  * of wall time and per second of process CPU time ("cpu" columns: on a shared machine the wall time
  * includes waiting for the cores, the CPU time is closer to what the kernel costs).
  *
- * usage: bench_conv1d [--repeats N] [--threads N] [--seconds S] [--out PATH]
+ * --sweep instead times every RVC v2 40k resblock shape through each AVX-512 path that takes it
+ * (direct, FFT, Winograd), called directly, process CPU ms per call (--wall: wall ms), and marks where
+ * the back end's rules pick another path than the fastest.
+ *
+ * usage: bench_conv1d [--repeats N] [--threads N] [--seconds S] [--out PATH] [--sweep [--wall]]
  *        (default 5 repeats, 2 threads, 1 s of audio per shape, bench/out/conv1d.json) */
 #include "autovoice/engine.h"
 #include "bench_common.h"
@@ -140,7 +144,7 @@ static int sweep(int repeats, int threads, double seconds) {
     avo_backend *be = NULL;
     avo_arena *a = NULL;
     if (avo_backend_cpu_create(threads, &be, &err) || avo_arena_create(be, (size_t)64 << 20, &a, &err)) bench_die(&err);
-    printf("resblock conv1d paths, %d threads, %.1f s of audio, process CPU ms, median of %d\n", threads, seconds, repeats);
+    printf("resblock conv1d paths, %d threads, %.1f s of audio, %s ms, median of %d\n", threads, seconds, wall ? "wall" : "process CPU", repeats);
     printf("%4s %3s %2s %9s %9s %9s %7s %7s\n", "ch", "k", "d", "direct", "fft", "wino", "best", "auto");
     double tot_auto = 0, tot_best = 0;
     for (int ci = 0; ci < 4; ci++)
@@ -155,7 +159,7 @@ static int sweep(int repeats, int threads, double seconds) {
                 fill(res, ch * t, 4);
                 fill(w, ch * ch * k, 2);
                 fill(b, ch, 3);
-                cpu_conv1d_args c = {.x = x, .cin = ch, .t = t, .w = w, .cout = ch, .k = k, .bias = b, .residual = getenv("SEPRES") ? res : x,
+                cpu_conv1d_args c = {.x = x, .cin = ch, .t = t, .w = w, .cout = ch, .k = k, .bias = b, .residual = res,
                                      .y = y, .tout = t, .stride = 1, .padding = (int)pad, .dilation = d, .leaky = true,
                                      .slope = 0.1f, .enabled = true, .fft = true, .nthreads = threads};
                 double ms[3] = {-1, -1, -1};
@@ -191,7 +195,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--sweep")) do_sweep = true;
         else if (!strcmp(argv[i], "--wall")) wall = true;
         else {
-            fprintf(stderr, "usage: bench_conv1d [--repeats N] [--threads N] [--seconds S] [--out PATH] [--sweep]\n");
+            fprintf(stderr, "usage: bench_conv1d [--repeats N] [--threads N] [--seconds S] [--out PATH] [--sweep [--wall]]\n");
             return 2;
         }
     }

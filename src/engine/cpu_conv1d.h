@@ -55,8 +55,8 @@ bool cpu_conv1d_fft_preferred(const cpu_conv1d_args *c);
 avo_status cpu_conv1d_fft(avo_arena *a, const cpu_conv1d_args *c, avo_error *err);
 
 /* Winograd F(4,3) conv1d (cpu_conv1d_wino.c): 3 taps, stride 1, dilation up to 8, FP32; under the
- * same back-end switch as the FFT path (OFF turns both off). _preferred: dilation 1, 128+ channels
- * each way, 1024+ outputs (where it measured faster). Same arguments and fusion as the direct kernel;
+ * same back-end switch as the FFT path (OFF turns both off). _preferred: 1024+ outputs and the
+ * channels and dilations where it measured faster, which differ between one and several threads. Same arguments and fusion as the direct kernel;
  * scratch from a. */
 bool cpu_conv1d_wino_supported(const cpu_conv1d_args *c);
 bool cpu_conv1d_wino_preferred(const cpu_conv1d_args *c);

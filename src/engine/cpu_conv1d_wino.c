@@ -50,11 +50,16 @@ bool cpu_conv1d_wino_supported(const cpu_conv1d_args *c) {
 }
 
 /* Half the GEMM work of the direct kernel, but the transforms (and, for dilations above 1, the
- * gathers and scatters between phases) eat most of it: single-thread CPU time under load measured
- * 15-25% faster than the direct kernel only at dilation 1 with 128+ channels (equal at 32-64, slower
- * at dilations 3 and 5), so only those take it. */
+ * gathers and scatters between phases) eat most of it. Process CPU time per call, one thread (the
+ * synthesizer's chunks run on single-threaded workers), 5 s of audio at each RVC stage's rate
+ * (bench_conv1d --sweep --threads 1, two rounds): Winograd beats the direct kernel at 256 channels by
+ * 12-25% (dilations 1-5), at 128 by 8-20%, at 64 by 5-7% at dilation 1 only (slower at 3 and 5), and
+ * loses at 32 channels; with two threads per call it had measured ahead only at dilation 1 with 128+. */
 bool cpu_conv1d_wino_preferred(const cpu_conv1d_args *c) {
-    return cpu_conv1d_wino_supported(c) && c->dilation == 1 && c->cin >= 128 && c->cout >= 128 && c->tout >= 1024;
+    if (!cpu_conv1d_wino_supported(c) || c->tout < 1024) return false;
+    int64_t ch = c->cin < c->cout ? c->cin : c->cout;
+    if (c->nthreads > 1) return c->dilation == 1 && ch >= 128;
+    return ch >= 128 ? c->dilation <= 5 : ch >= 64 && c->dilation == 1;
 }
 
 /* U[xi][ob][ci][m] = (G w[o, ci, :])[xi], o = ob*WMR + m (0 past cout). */

@@ -171,11 +171,28 @@ static void grid_wino(void) {
     d = c;
     d.fft = false;
     CHECK(!cpu_conv1d_wino_supported(&d));
+    /* one thread (the synthesizer's workers): 64 channels at dilation 1, 128+ at dilations up to 5 */
+    const bool avx = cpu_conv1d_avx512_available();
     d = c;
-    d.cin = 64;
+    d.cin = d.cout = 64;
+    CHECK(cpu_conv1d_wino_preferred(&d) == avx);
+    d.dilation = 3, d.padding = 3;
+    CHECK(!cpu_conv1d_wino_preferred(&d));
+    d.cin = d.cout = 32, d.dilation = 1, d.padding = 1;
     CHECK(!cpu_conv1d_wino_preferred(&d));
     d = c;
-    d.dilation = 3, d.padding = 3;
+    d.dilation = 5, d.padding = 5;
+    CHECK(cpu_conv1d_wino_preferred(&d) == avx);
+    d.dilation = 7, d.padding = 7;
+    CHECK(!cpu_conv1d_wino_preferred(&d));
+    /* several threads per call: dilation 1 with 128+ channels only */
+    d = c;
+    d.nthreads = 2;
+    CHECK(cpu_conv1d_wino_preferred(&d) == avx);
+    d.cin = d.cout = 64;
+    CHECK(!cpu_conv1d_wino_preferred(&d));
+    d = c;
+    d.nthreads = 2, d.dilation = 3, d.padding = 3;
     CHECK(!cpu_conv1d_wino_preferred(&d));
 }
 
