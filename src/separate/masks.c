@@ -123,12 +123,13 @@ static int repet_sim(const float *mag, int64_t T, int bins, int n_fft, int rate,
 
 #define CANCEL_TILE 16
 
-int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int64_t T, int bins, int half, double max_gain,
-                    int threads) {
+int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, const fftwf_complex *est, const float *wgt,
+                    int64_t T, int bins, int half, double max_gain, int threads) {
     /* For each bin, the least-squares prediction of the mid from the side over +-half frames: any source
      * that is not centre-panned appears in both, the centre vocal only in the mid. Box sums via
      * running totals along time, CANCEL_TILE neighbouring bins at a time so that each frame's access
      * is one contiguous run instead of a stride of a whole spectrum. */
+    if (!est) est = mid;
     const double eps = 1e-12;
     const int ntiles = (bins + CANCEL_TILE - 1) / CANCEL_TILE;
     int failed = 0;
@@ -146,15 +147,17 @@ int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int64_t T, in
                 const int nf = bins - f0 < CANCEL_TILE ? bins - f0 : CANCEL_TILE;
                 for (int j = 0; j < CANCEL_TILE; j++) cr[j] = ci[j] = cs[j] = 0;
                 for (int64_t t = 0; t < T; t++) {
-                    const fftwf_complex *m = mid + t * bins + f0, *s = side + t * bins + f0;
+                    const fftwf_complex *m = est + t * bins + f0, *s = side + t * bins + f0;
                     const double *pr = cr + t * CANCEL_TILE, *pi = ci + t * CANCEL_TILE, *ps = cs + t * CANCEL_TILE;
                     double *nr = cr + (t + 1) * CANCEL_TILE, *ni = ci + (t + 1) * CANCEL_TILE,
                            *ns = cs + (t + 1) * CANCEL_TILE;
+                    const float *wt = wgt ? wgt + t * bins + f0 : NULL;
                     for (int j = 0; j < nf; j++) {
-                        /* M S* */
-                        nr[j] = pr[j] + (double)m[j][0] * s[j][0] + (double)m[j][1] * s[j][1];
-                        ni[j] = pi[j] + (double)m[j][1] * s[j][0] - (double)m[j][0] * s[j][1];
-                        ns[j] = ps[j] + (double)s[j][0] * s[j][0] + (double)s[j][1] * s[j][1];
+                        /* M S*, weighted */
+                        const double g = wt ? wt[j] : 1.0;
+                        nr[j] = pr[j] + g * ((double)m[j][0] * s[j][0] + (double)m[j][1] * s[j][1]);
+                        ni[j] = pi[j] + g * ((double)m[j][1] * s[j][0] - (double)m[j][0] * s[j][1]);
+                        ns[j] = ps[j] + g * ((double)s[j][0] * s[j][0] + (double)s[j][1] * s[j][1]);
                     }
                 }
                 for (int64_t t = 0; t < T; t++) {
@@ -471,8 +474,8 @@ static void *grow(void *p, size_t bytes, int fft) {
     return malloc(bytes);
 }
 
-int sep_work_reserve(sep_work *w, int64_t len, int64_t frames, int bins) {
-    if (len <= w->cap_len && frames <= w->cap_frames && bins <= w->cap_bins && w->sim) return 0;
+int sep_work_reserve(sep_work *w, int64_t len, int64_t frames, int bins, int with_e) {
+    if (len <= w->cap_len && frames <= w->cap_frames && bins <= w->cap_bins && w->sim && (!with_e || w->E)) return 0;
     if (len < w->cap_len) len = w->cap_len;
     if (frames < w->cap_frames) frames = w->cap_frames;
     if (bins < w->cap_bins) bins = w->cap_bins;
@@ -482,6 +485,9 @@ int sep_work_reserve(sep_work *w, int64_t len, int64_t frames, int bins) {
     ok &= !!(w->side = grow(w->side, fl * (size_t)len, 0));
     ok &= !!(w->M = grow(w->M, sizeof(fftwf_complex) * n, 1));
     ok &= !!(w->S = grow(w->S, sizeof(fftwf_complex) * n, 1));
+    fftwf_free(w->E);
+    w->E = NULL;
+    if (with_e) ok &= !!(w->E = fftwf_malloc(sizeof(fftwf_complex) * n));
     float **bufs[] = {&w->mask, &w->mag, &w->acc, &w->tmp, &w->share, &w->rest, &w->lg, &w->feat};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ok &= !!(*bufs[i] = grow(*bufs[i], fl * n, 0));
     ok &= !!(w->sim = grow(w->sim, fl * (size_t)frames * (size_t)frames, 0));
@@ -501,6 +507,7 @@ void sep_work_free(sep_work *w) {
     free(w->side);
     fftwf_free(w->M);
     fftwf_free(w->S);
+    fftwf_free(w->E);
     float *bufs[] = {w->mask, w->mag, w->acc, w->tmp, w->share, w->rest, w->lg, w->feat, w->sim};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     memset(w, 0, sizeof *w);
