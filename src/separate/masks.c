@@ -123,14 +123,15 @@ static int repet_sim(const float *mag, int64_t T, int bins, int n_fft, int rate,
 
 #define CANCEL_TILE 16
 
-int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, const fftwf_complex *est, const float *wgt,
-                    int64_t T, int bins, int half, double max_gain, int threads) {
+int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int shift, const fftwf_complex *est,
+                    const float *wgt, int64_t T, int bins, int half, double max_gain, int threads) {
     /* For each bin, the least-squares prediction of the mid from the side over +-half frames: any source
      * that is not centre-panned appears in both, the centre vocal only in the mid. Box sums via
      * running totals along time, CANCEL_TILE neighbouring bins at a time so that each frame's access
      * is one contiguous run instead of a stride of a whole spectrum. */
     if (!est) est = mid;
     const double eps = 1e-12;
+    static const fftwf_complex zero = {0.0f, 0.0f};
     const int ntiles = (bins + CANCEL_TILE - 1) / CANCEL_TILE;
     int failed = 0;
 #pragma omp parallel num_threads(threads)
@@ -147,23 +148,27 @@ int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, const fftwf_c
                 const int nf = bins - f0 < CANCEL_TILE ? bins - f0 : CANCEL_TILE;
                 for (int j = 0; j < CANCEL_TILE; j++) cr[j] = ci[j] = cs[j] = 0;
                 for (int64_t t = 0; t < T; t++) {
-                    const fftwf_complex *m = est + t * bins + f0, *s = side + t * bins + f0;
+                    const int64_t u = t + shift;
+                    const fftwf_complex *m = est + t * bins + f0, *s = u >= 0 && u < T ? side + u * bins + f0 : NULL;
                     const double *pr = cr + t * CANCEL_TILE, *pi = ci + t * CANCEL_TILE, *ps = cs + t * CANCEL_TILE;
                     double *nr = cr + (t + 1) * CANCEL_TILE, *ni = ci + (t + 1) * CANCEL_TILE,
                            *ns = cs + (t + 1) * CANCEL_TILE;
                     const float *wt = wgt ? wgt + t * bins + f0 : NULL;
                     for (int j = 0; j < nf; j++) {
-                        /* M S*, weighted */
-                        const double g = wt ? wt[j] : 1.0;
-                        nr[j] = pr[j] + g * ((double)m[j][0] * s[j][0] + (double)m[j][1] * s[j][1]);
-                        ni[j] = pi[j] + g * ((double)m[j][1] * s[j][0] - (double)m[j][0] * s[j][1]);
-                        ns[j] = ps[j] + g * ((double)s[j][0] * s[j][0] + (double)s[j][1] * s[j][1]);
+                        /* M S*, weighted; the side past the block's ends counts as silent */
+                        const double g = s && wt ? wt[j] : s ? 1.0 : 0.0;
+                        const float *sj = s ? s[j] : zero;
+                        nr[j] = pr[j] + g * ((double)m[j][0] * sj[0] + (double)m[j][1] * sj[1]);
+                        ni[j] = pi[j] + g * ((double)m[j][1] * sj[0] - (double)m[j][0] * sj[1]);
+                        ns[j] = ps[j] + g * ((double)sj[0] * sj[0] + (double)sj[1] * sj[1]);
                     }
                 }
                 for (int64_t t = 0; t < T; t++) {
                     const int64_t a = t - half < 0 ? 0 : t - half, b = t + half + 1 > T ? T : t + half + 1;
                     fftwf_complex *m = mid + t * bins + f0;
-                    const fftwf_complex *s = side + t * bins + f0;
+                    const int64_t u = t + shift;
+                    if (u < 0 || u >= T) continue;
+                    const fftwf_complex *s = side + u * bins + f0;
                     for (int j = 0; j < nf; j++) {
                         const double ss = cs[b * CANCEL_TILE + j] - cs[a * CANCEL_TILE + j] + eps;
                         double hr = (cr[b * CANCEL_TILE + j] - cr[a * CANCEL_TILE + j]) / ss;

@@ -39,6 +39,7 @@ typedef struct sep_params {
     int recancel;         /* passes that redo the side prediction from the mid less the previous vocal estimate */
     int recancel_half;    /* frames either side for those (0: cancel_half) */
     double recancel_wpow; /* > 0: each bin's part in those fits weighs (1 - previous vocal mask)^recancel_wpow */
+    int recancel_lag;     /* > 0: then the side recancel_lag frames before and after predicts what is left */
     double cancel_max_gain;
     int repet_stride;     /* 2: neighbours searched for even frames only; odd frames reuse them shifted by one */
     int use_f0;           /* predominant-melody harmonic mask */
@@ -112,12 +113,13 @@ void sep_harmonic_fit(const sep_params *p, const float *f0_hz, const float *conf
                       const float *mask, int64_t T, int bins, int n_fft, int rate, const sep_chirps *chirps, int threads,
                       fftwf_complex *V);
 
-/* Subtracts from mid the part linearly predictable from side (per bin, over +-half frames). The
- * prediction is fitted to est (NULL: to mid itself); est = mid less a vocal estimate keeps the vocal,
- * which the side cannot predict but which pulls a fit to the mid off by chance, out of the fit. wgt
- * (T x bins, or NULL for 1) weights each frame's part in the fit. */
-int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, const fftwf_complex *est, const float *wgt,
-                    int64_t T, int bins, int half, double max_gain, int threads);
+/* Subtracts from mid the part linearly predictable from side (per bin, over +-half frames), where mid
+ * frame t is predicted from side frame t + shift (0 outside the block). The prediction is fitted to est
+ * (NULL: to mid itself); est = mid less a vocal estimate keeps the vocal, which the side cannot
+ * predict but which pulls a fit to the mid off by chance, out of the fit. wgt (T x bins, or NULL for
+ * 1) weights each frame's part in the fit. */
+int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int shift, const fftwf_complex *est,
+                    const float *wgt, int64_t T, int bins, int half, double max_gain, int threads);
 
 /* Ablation hooks for benchmarks: the parameters a separator runs with (editable between runs). */
 struct avo_separator;

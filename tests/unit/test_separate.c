@@ -569,7 +569,7 @@ static void test_side_cancel_estimate(void) {
     double err[3];
     for (int mode = 0; mode < 3; mode++) {
         memcpy(out, mid, sizeof(fftwf_complex) * T * BINS);
-        CHECK(sep_side_cancel(out, side, mode == 1 ? est : NULL, mode == 2 ? wgt : NULL, T, BINS, HALF, 4.0, 1) == 0);
+        CHECK(sep_side_cancel(out, side, 0, mode == 1 ? est : NULL, mode == 2 ? wgt : NULL, T, BINS, HALF, 4.0, 1) == 0);
         double e = 0, v = 0;
         for (int i = 0; i < T * BINS; i++) {
             const double dr = out[i][0] - voc[i][0], di = out[i][1] - voc[i][1];
@@ -582,6 +582,31 @@ static void test_side_cancel_estimate(void) {
             err[0], err[1], err[2]);
     CHECK_MSG(err[1] < err[0] - 20.0, "fit to the estimate: %.1f dB, not 20 dB under %.1f", err[1], err[0]);
     CHECK_MSG(err[2] < err[0] - 20.0, "weighted fit: %.1f dB, not 20 dB under %.1f", err[2], err[0]);
+    /* A lagged prediction (shift): the mid's panned part now comes from the side 2 frames later, which
+     * only a fit with shift 2 can find. */
+    for (int t = 0; t < T; t++)
+        for (int f = 0; f < BINS; f++) {
+            const int i = t * BINS + f, u = t + 2 < T ? (t + 2) * BINS + f : -1;
+            mid[i][0] = (u >= 0 ? 0.7f * side[u][0] : 0.0f) + voc[i][0];
+            mid[i][1] = (u >= 0 ? 0.7f * side[u][1] : 0.0f) + voc[i][1];
+            est[i][0] = mid[i][0] - voc[i][0];
+            est[i][1] = mid[i][1] - voc[i][1];
+        }
+    double lag_err[2];
+    for (int shift = 0; shift <= 2; shift += 2) {
+        memcpy(out, mid, sizeof(fftwf_complex) * T * BINS);
+        CHECK(sep_side_cancel(out, side, shift, est, NULL, T, BINS, HALF, 4.0, 1) == 0);
+        double e = 0, v = 0;
+        for (int i = 0; i < T * BINS; i++) {
+            const double dr = out[i][0] - voc[i][0], di = out[i][1] - voc[i][1];
+            e += dr * dr + di * di;
+            v += (double)voc[i][0] * voc[i][0] + (double)voc[i][1] * voc[i][1];
+        }
+        lag_err[shift / 2] = 10 * log10(e / v + 1e-30);
+    }
+    fprintf(stderr, "lagged side: error against the vocal with shift 0 %.1f dB, shift 2 %.1f dB\n", lag_err[0],
+            lag_err[1]);
+    CHECK_MSG(lag_err[1] < -60.0 && lag_err[0] > -20.0, "shift: %.1f dB with 2, %.1f dB with 0", lag_err[1], lag_err[0]);
     fftwf_free(side);
     fftwf_free(mid);
     fftwf_free(voc);
