@@ -122,6 +122,11 @@ static int repet_sim(const float *mag, int64_t T, int bins, int n_fft, int rate,
 }
 
 #define CANCEL_TILE 16
+/* The prediction's window: a plain box over +-half frames let frames at its edges, where the mix may
+ * already have changed, count as much as frame t itself; three nested boxes (weights 3, 2, 1 from the
+ * centre out, same extent) gave +0.3 dB accompaniment SDR on both singer halves (fast, 0 dB): 12.36 ->
+ * 12.69 and 11.25 -> 11.59; two boxes 12.67 / 11.48, three over 1.5x the extent 12.58 / 11.40. */
+#define CANCEL_BOXES 3
 
 int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int shift, const fftwf_complex *est,
                     const float *wgt, int64_t T, int bins, int half, double max_gain, int threads) {
@@ -164,15 +169,27 @@ int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int shift, co
                     }
                 }
                 for (int64_t t = 0; t < T; t++) {
-                    const int64_t a = t - half < 0 ? 0 : t - half, b = t + half + 1 > T ? T : t + half + 1;
+                    /* Window: CANCEL_BOXES nested boxes of half * (q + 1) / CANCEL_BOXES frames either side,
+                     * summed, so frames near t weigh more (a stepped pyramid) */
+                    int64_t ab[CANCEL_BOXES], bb[CANCEL_BOXES];
+                    for (int q = 0; q < CANCEL_BOXES; q++) {
+                        const int hq = (half * (q + 1) + CANCEL_BOXES / 2) / CANCEL_BOXES;
+                        ab[q] = t - hq < 0 ? 0 : t - hq;
+                        bb[q] = t + hq + 1 > T ? T : t + hq + 1;
+                    }
                     fftwf_complex *m = mid + t * bins + f0;
                     const int64_t u = t + shift;
                     if (u < 0 || u >= T) continue;
                     const fftwf_complex *s = side + u * bins + f0;
                     for (int j = 0; j < nf; j++) {
-                        const double ss = cs[b * CANCEL_TILE + j] - cs[a * CANCEL_TILE + j] + eps;
-                        double hr = (cr[b * CANCEL_TILE + j] - cr[a * CANCEL_TILE + j]) / ss;
-                        double hi = (ci[b * CANCEL_TILE + j] - ci[a * CANCEL_TILE + j]) / ss;
+                        double ss = eps, hr = 0, hi = 0;
+                        for (int q = 0; q < CANCEL_BOXES; q++) {
+                            ss += cs[bb[q] * CANCEL_TILE + j] - cs[ab[q] * CANCEL_TILE + j];
+                            hr += cr[bb[q] * CANCEL_TILE + j] - cr[ab[q] * CANCEL_TILE + j];
+                            hi += ci[bb[q] * CANCEL_TILE + j] - ci[ab[q] * CANCEL_TILE + j];
+                        }
+                        hr /= ss;
+                        hi /= ss;
                         const double g2 = hr * hr + hi * hi;
                         if (g2 > max_gain * max_gain) {
                             const double sc = max_gain / sqrt(g2);
