@@ -128,13 +128,13 @@ static int repet_sim(const float *mag, int64_t T, int bins, int n_fft, int rate,
  * 12.69 and 11.25 -> 11.59; two boxes 12.67 / 11.48, three over 1.5x the extent 12.58 / 11.40. */
 #define CANCEL_BOXES 3
 
-int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int shift, const fftwf_complex *est,
+int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int shift, fftwf_complex *est, int update_est,
                     const float *wgt, int64_t T, int bins, int half, double max_gain, int threads) {
     /* For each bin, the least-squares prediction of the mid from the side over +-half frames: any source
      * that is not centre-panned appears in both, the centre vocal only in the mid. Box sums via
      * running totals along time, CANCEL_TILE neighbouring bins at a time so that each frame's access
      * is one contiguous run instead of a stride of a whole spectrum. */
-    if (!est) est = mid;
+    if (!est) est = mid, update_est = 0;
     const double eps = 1e-12;
     static const fftwf_complex zero = {0.0f, 0.0f};
     const int ntiles = (bins + CANCEL_TILE - 1) / CANCEL_TILE;
@@ -196,8 +196,14 @@ int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int shift, co
                             hr *= sc;
                             hi *= sc;
                         }
-                        m[j][0] -= (float)(hr * s[j][0] - hi * s[j][1]);
-                        m[j][1] -= (float)(hr * s[j][1] + hi * s[j][0]);
+                        const float pr = (float)(hr * s[j][0] - hi * s[j][1]), pim = (float)(hr * s[j][1] + hi * s[j][0]);
+                        m[j][0] -= pr;
+                        m[j][1] -= pim;
+                        if (update_est) {
+                            /* this tile's sums are complete, so est may change under them now */
+                            est[t * bins + f0 + j][0] -= pr;
+                            est[t * bins + f0 + j][1] -= pim;
+                        }
                     }
                 }
             }

@@ -116,9 +116,10 @@ void sep_harmonic_fit(const sep_params *p, const float *f0_hz, const float *conf
 /* Subtracts from mid the part linearly predictable from side (per bin, over +-half frames), where mid
  * frame t is predicted from side frame t + shift (0 outside the block). The prediction is fitted to est
  * (NULL: to mid itself); est = mid less a vocal estimate keeps the vocal, which the side cannot
- * predict but which pulls a fit to the mid off by chance, out of the fit. wgt (T x bins, or NULL for
- * 1) weights each frame's part in the fit. */
-int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int shift, const fftwf_complex *est,
+ * predict but which pulls a fit to the mid off by chance, out of the fit. With update_est the same
+ * prediction is subtracted from est too. wgt (T x bins, or NULL for 1) weights each frame's part in
+ * the fit. */
+int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int shift, fftwf_complex *est, int update_est,
                     const float *wgt, int64_t T, int bins, int half, double max_gain, int threads);
 
 /* Ablation hooks for benchmarks: the parameters a separator runs with (editable between runs). */

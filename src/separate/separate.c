@@ -282,19 +282,16 @@ static int recancel_mid(avo_separator *sep, const sep_stft *st, int64_t len, int
     }
     if (sep_stft_forward(st, w->side, len, S, threads)) return -1;
     const int half = p->recancel_half > 0 ? p->recancel_half : p->cancel_half;
-    if (sep_side_cancel(M, S, 0, E, wgt, T, st->bins, half, p->cancel_max_gain, threads)) return -1;
+    if (sep_side_cancel(M, S, 0, E, p->recancel_lag > 0, wgt, T, st->bins, half, p->cancel_max_gain, threads))
+        return -1;
     if (p->recancel_lag <= 0) return 0;
     /* What the side predicts from recancel_lag frames before and after, fitted to what is left of E
      * after each step (E is cancelled with the same prediction as the mid). Stereo delays and reverbs
      * put part of a panned source's mid into side frames around it; one greedy sweep, not a joint fit:
      * sweeping twice (closer to the joint fit) overfitted and lost 0.5 dB. */
     const int lags[2] = {-p->recancel_lag, p->recancel_lag};
-    if (sep_side_cancel(E, S, 0, NULL, wgt, T, st->bins, half, p->cancel_max_gain, threads)) return -1;
-    for (int k = 0; k < 2; k++) {
-        if (sep_side_cancel(M, S, lags[k], E, wgt, T, st->bins, half, p->cancel_max_gain, threads) ||
-            (k == 0 && sep_side_cancel(E, S, lags[k], NULL, wgt, T, st->bins, half, p->cancel_max_gain, threads)))
-            return -1;
-    }
+    for (int k = 0; k < 2; k++)
+        if (sep_side_cancel(M, S, lags[k], E, k == 0, wgt, T, st->bins, half, p->cancel_max_gain, threads)) return -1;
     return 0;
 }
 
@@ -320,7 +317,7 @@ static int separate_block(avo_separator *sep, const sep_stft *st, const float *l
     }
     if (sep_stft_forward(st, mid, len, M, threads)) return -1;
     if (r && sep_stft_forward(st, sidet, len, S, threads)) return -1;
-    if (r && p->side_cancel && sep_side_cancel(M, S, 0, NULL, NULL, T, st->bins, p->cancel_half, p->cancel_max_gain, threads))
+    if (r && p->side_cancel && sep_side_cancel(M, S, 0, NULL, 0, NULL, T, st->bins, p->cancel_half, p->cancel_max_gain, threads))
         return -1;
     if (vocal_from_mid(sep, st, len, rate, threads, r != NULL, v)) return -1;
     for (int pass = 0; pass < recancel; pass++)

@@ -569,7 +569,7 @@ static void test_side_cancel_estimate(void) {
     double err[3];
     for (int mode = 0; mode < 3; mode++) {
         memcpy(out, mid, sizeof(fftwf_complex) * T * BINS);
-        CHECK(sep_side_cancel(out, side, 0, mode == 1 ? est : NULL, mode == 2 ? wgt : NULL, T, BINS, HALF, 4.0, 1) == 0);
+        CHECK(sep_side_cancel(out, side, 0, mode == 1 ? est : NULL, 0, mode == 2 ? wgt : NULL, T, BINS, HALF, 4.0, 1) == 0);
         double e = 0, v = 0;
         for (int i = 0; i < T * BINS; i++) {
             const double dr = out[i][0] - voc[i][0], di = out[i][1] - voc[i][1];
@@ -595,7 +595,7 @@ static void test_side_cancel_estimate(void) {
     double lag_err[2];
     for (int shift = 0; shift <= 2; shift += 2) {
         memcpy(out, mid, sizeof(fftwf_complex) * T * BINS);
-        CHECK(sep_side_cancel(out, side, shift, est, NULL, T, BINS, HALF, 4.0, 1) == 0);
+        CHECK(sep_side_cancel(out, side, shift, est, 0, NULL, T, BINS, HALF, 4.0, 1) == 0);
         double e = 0, v = 0;
         for (int i = 0; i < T * BINS; i++) {
             const double dr = out[i][0] - voc[i][0], di = out[i][1] - voc[i][1];
