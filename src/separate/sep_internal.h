@@ -39,6 +39,7 @@ typedef struct sep_params {
     int recancel;         /* passes that redo the side prediction from the mid less the previous vocal estimate */
     int recancel_half;    /* frames either side for those (0: cancel_half) */
     double recancel_wpow; /* > 0: each bin's part in those fits weighs (1 - previous vocal mask)^recancel_wpow */
+    int recancel_iterations; /* mask re-estimation passes in those passes (0: iterations) */
     int recancel_lag;     /* > 0: then the side recancel_lag frames before and after predicts what is left */
     double cancel_max_gain;
     int repet_stride;     /* 2: neighbours searched for even frames only; odd frames reuse them shifted by one */
