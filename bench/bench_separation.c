@@ -64,7 +64,7 @@ static void apply_sets(avo_separator *sep) {
         SETP(hpss_freq_len) SETP(use_side) SETP(side_gain) SETP(use_f0) SETP(lowcut_hz) SETP(mask_power)
         SETP(iterations) SETP(side_cancel) SETP(cancel_half) SETP(cancel_max_gain) SETP(repet_stride)
         SETP(fft_seconds) SETP(f0_accurate) SETP(unvoiced_gain) SETP(f0_floor) SETP(f0_boost) SETP(f0_width) SETP(f0_max_hz) SETP(f0_min_conf)
-        SETP(fit_max_hz) SETP(fit_chirp) SETP(fit_low_hz) SETP(f0_hangover) SETP(fit_resid) SETP(fit_step) SETP(fit_span)
+        SETP(fit_max_hz) SETP(fit_chirp) SETP(fit_low_hz) SETP(f0_hangover) SETP(recancel) SETP(recancel_half) SETP(recancel_wpow) SETP(recancel_lag) SETP(recancel_iterations) SETP(fit_resid) SETP(fit_step) SETP(fit_span)
 #undef SETP
         fprintf(stderr, "unknown parameter %s\n", name);
         exit(2);

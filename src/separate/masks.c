@@ -122,14 +122,21 @@ static int repet_sim(const float *mag, int64_t T, int bins, int n_fft, int rate,
 }
 
 #define CANCEL_TILE 16
+/* The prediction's window: a plain box over +-half frames let frames at its edges, where the mix may
+ * already have changed, count as much as frame t itself; three nested boxes (weights 3, 2, 1 from the
+ * centre out, same extent) gave +0.3 dB accompaniment SDR on both singer halves (fast, 0 dB): 12.36 ->
+ * 12.69 and 11.25 -> 11.59; two boxes 12.67 / 11.48, three over 1.5x the extent 12.58 / 11.40. */
+#define CANCEL_BOXES 3
 
-int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int64_t T, int bins, int half, double max_gain,
-                    int threads) {
+int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int shift, fftwf_complex *est, int update_est,
+                    const float *wgt, int64_t T, int bins, int half, double max_gain, int threads) {
     /* For each bin, the least-squares prediction of the mid from the side over +-half frames: any source
      * that is not centre-panned appears in both, the centre vocal only in the mid. Box sums via
      * running totals along time, CANCEL_TILE neighbouring bins at a time so that each frame's access
      * is one contiguous run instead of a stride of a whole spectrum. */
+    if (!est) est = mid, update_est = 0;
     const double eps = 1e-12;
+    static const fftwf_complex zero = {0.0f, 0.0f};
     const int ntiles = (bins + CANCEL_TILE - 1) / CANCEL_TILE;
     int failed = 0;
 #pragma omp parallel num_threads(threads)
@@ -146,33 +153,57 @@ int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int64_t T, in
                 const int nf = bins - f0 < CANCEL_TILE ? bins - f0 : CANCEL_TILE;
                 for (int j = 0; j < CANCEL_TILE; j++) cr[j] = ci[j] = cs[j] = 0;
                 for (int64_t t = 0; t < T; t++) {
-                    const fftwf_complex *m = mid + t * bins + f0, *s = side + t * bins + f0;
+                    const int64_t u = t + shift;
+                    const fftwf_complex *m = est + t * bins + f0, *s = u >= 0 && u < T ? side + u * bins + f0 : NULL;
                     const double *pr = cr + t * CANCEL_TILE, *pi = ci + t * CANCEL_TILE, *ps = cs + t * CANCEL_TILE;
                     double *nr = cr + (t + 1) * CANCEL_TILE, *ni = ci + (t + 1) * CANCEL_TILE,
                            *ns = cs + (t + 1) * CANCEL_TILE;
+                    const float *wt = wgt ? wgt + t * bins + f0 : NULL;
                     for (int j = 0; j < nf; j++) {
-                        /* M S* */
-                        nr[j] = pr[j] + (double)m[j][0] * s[j][0] + (double)m[j][1] * s[j][1];
-                        ni[j] = pi[j] + (double)m[j][1] * s[j][0] - (double)m[j][0] * s[j][1];
-                        ns[j] = ps[j] + (double)s[j][0] * s[j][0] + (double)s[j][1] * s[j][1];
+                        /* M S*, weighted; the side past the block's ends counts as silent */
+                        const double g = s && wt ? wt[j] : s ? 1.0 : 0.0;
+                        const float *sj = s ? s[j] : zero;
+                        nr[j] = pr[j] + g * ((double)m[j][0] * sj[0] + (double)m[j][1] * sj[1]);
+                        ni[j] = pi[j] + g * ((double)m[j][1] * sj[0] - (double)m[j][0] * sj[1]);
+                        ns[j] = ps[j] + g * ((double)sj[0] * sj[0] + (double)sj[1] * sj[1]);
                     }
                 }
                 for (int64_t t = 0; t < T; t++) {
-                    const int64_t a = t - half < 0 ? 0 : t - half, b = t + half + 1 > T ? T : t + half + 1;
+                    /* Window: CANCEL_BOXES nested boxes of half * (q + 1) / CANCEL_BOXES frames either side,
+                     * summed, so frames near t weigh more (a stepped pyramid) */
+                    int64_t ab[CANCEL_BOXES], bb[CANCEL_BOXES];
+                    for (int q = 0; q < CANCEL_BOXES; q++) {
+                        const int hq = (half * (q + 1) + CANCEL_BOXES / 2) / CANCEL_BOXES;
+                        ab[q] = t - hq < 0 ? 0 : t - hq;
+                        bb[q] = t + hq + 1 > T ? T : t + hq + 1;
+                    }
                     fftwf_complex *m = mid + t * bins + f0;
-                    const fftwf_complex *s = side + t * bins + f0;
+                    const int64_t u = t + shift;
+                    if (u < 0 || u >= T) continue;
+                    const fftwf_complex *s = side + u * bins + f0;
                     for (int j = 0; j < nf; j++) {
-                        const double ss = cs[b * CANCEL_TILE + j] - cs[a * CANCEL_TILE + j] + eps;
-                        double hr = (cr[b * CANCEL_TILE + j] - cr[a * CANCEL_TILE + j]) / ss;
-                        double hi = (ci[b * CANCEL_TILE + j] - ci[a * CANCEL_TILE + j]) / ss;
+                        double ss = eps, hr = 0, hi = 0;
+                        for (int q = 0; q < CANCEL_BOXES; q++) {
+                            ss += cs[bb[q] * CANCEL_TILE + j] - cs[ab[q] * CANCEL_TILE + j];
+                            hr += cr[bb[q] * CANCEL_TILE + j] - cr[ab[q] * CANCEL_TILE + j];
+                            hi += ci[bb[q] * CANCEL_TILE + j] - ci[ab[q] * CANCEL_TILE + j];
+                        }
+                        hr /= ss;
+                        hi /= ss;
                         const double g2 = hr * hr + hi * hi;
                         if (g2 > max_gain * max_gain) {
                             const double sc = max_gain / sqrt(g2);
                             hr *= sc;
                             hi *= sc;
                         }
-                        m[j][0] -= (float)(hr * s[j][0] - hi * s[j][1]);
-                        m[j][1] -= (float)(hr * s[j][1] + hi * s[j][0]);
+                        const float pr = (float)(hr * s[j][0] - hi * s[j][1]), pim = (float)(hr * s[j][1] + hi * s[j][0]);
+                        m[j][0] -= pr;
+                        m[j][1] -= pim;
+                        if (update_est) {
+                            /* this tile's sums are complete, so est may change under them now */
+                            est[t * bins + f0 + j][0] -= pr;
+                            est[t * bins + f0 + j][1] -= pim;
+                        }
                     }
                 }
             }
@@ -471,8 +502,8 @@ static void *grow(void *p, size_t bytes, int fft) {
     return malloc(bytes);
 }
 
-int sep_work_reserve(sep_work *w, int64_t len, int64_t frames, int bins) {
-    if (len <= w->cap_len && frames <= w->cap_frames && bins <= w->cap_bins && w->sim) return 0;
+int sep_work_reserve(sep_work *w, int64_t len, int64_t frames, int bins, int with_e) {
+    if (len <= w->cap_len && frames <= w->cap_frames && bins <= w->cap_bins && w->sim && (!with_e || w->E)) return 0;
     if (len < w->cap_len) len = w->cap_len;
     if (frames < w->cap_frames) frames = w->cap_frames;
     if (bins < w->cap_bins) bins = w->cap_bins;
@@ -482,6 +513,9 @@ int sep_work_reserve(sep_work *w, int64_t len, int64_t frames, int bins) {
     ok &= !!(w->side = grow(w->side, fl * (size_t)len, 0));
     ok &= !!(w->M = grow(w->M, sizeof(fftwf_complex) * n, 1));
     ok &= !!(w->S = grow(w->S, sizeof(fftwf_complex) * n, 1));
+    fftwf_free(w->E);
+    w->E = NULL;
+    if (with_e) ok &= !!(w->E = fftwf_malloc(sizeof(fftwf_complex) * n));
     float **bufs[] = {&w->mask, &w->mag, &w->acc, &w->tmp, &w->share, &w->rest, &w->lg, &w->feat};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ok &= !!(*bufs[i] = grow(*bufs[i], fl * n, 0));
     ok &= !!(w->sim = grow(w->sim, fl * (size_t)frames * (size_t)frames, 0));
@@ -501,6 +535,7 @@ void sep_work_free(sep_work *w) {
     free(w->side);
     fftwf_free(w->M);
     fftwf_free(w->S);
+    fftwf_free(w->E);
     float *bufs[] = {w->mask, w->mag, w->acc, w->tmp, w->share, w->rest, w->lg, w->feat, w->sim};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     memset(w, 0, sizeof *w);

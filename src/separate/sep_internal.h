@@ -36,6 +36,11 @@ typedef struct sep_params {
     double side_gain;
     int side_cancel;      /* stereo: remove from the mid what the side predicts (panned sources) */
     int cancel_half;      /* frames either side for the prediction */
+    int recancel;         /* passes that redo the side prediction from the mid less the previous vocal estimate */
+    int recancel_half;    /* frames either side for those (0: cancel_half) */
+    double recancel_wpow; /* > 0: each bin's part in those fits weighs (1 - previous vocal mask)^recancel_wpow */
+    int recancel_iterations; /* mask re-estimation passes in those passes (0: iterations) */
+    int recancel_lag;     /* > 0: then the side recancel_lag frames before and after predicts what is left */
     double cancel_max_gain;
     int repet_stride;     /* 2: neighbours searched for even frames only; odd frames reuse them shifted by one */
     int use_f0;           /* predominant-melody harmonic mask */
@@ -80,14 +85,16 @@ typedef struct sep_work {
     int cap_bins;
     float *mid, *side;           /* cap_len time samples */
     fftwf_complex *M, *S;        /* cap_frames * cap_bins */
+    fftwf_complex *E;            /* cap_frames * cap_bins, only with recancel (else NULL) */
     float *mask, *mag, *acc, *tmp, *share, *rest, *lg; /* cap_frames * cap_bins */
     float *feat;                 /* cap_frames * cap_bins (features use at most bins / 2 + 1 per frame) */
     float *sim;                  /* ceil(cap_frames / 2) * cap_frames, or cap_frames^2 for stride 1 */
     sep_chirps chirps;           /* for the harmonic fit with fit_chirp */
 } sep_work;
 
-/* Makes sure w holds buffers for len samples, frames x bins spectra. Returns 0 or -1 (no memory). */
-int sep_work_reserve(sep_work *w, int64_t len, int64_t frames, int bins);
+/* Makes sure w holds buffers for len samples, frames x bins spectra (and w->E when with_e). Returns 0 or
+ * -1 (no memory). */
+int sep_work_reserve(sep_work *w, int64_t len, int64_t frames, int bins, int with_e);
 void sep_work_free(sep_work *w);
 
 /* Computes the vocal mask (T x bins, in [0, 1], into w->mask) for one block from the mid spectrum
@@ -107,9 +114,14 @@ void sep_harmonic_fit(const sep_params *p, const float *f0_hz, const float *conf
                       const float *mask, int64_t T, int bins, int n_fft, int rate, const sep_chirps *chirps, int threads,
                       fftwf_complex *V);
 
-/* Subtracts from mid the part linearly predictable from side (per bin, over +-half frames). */
-int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int64_t T, int bins, int half, double max_gain,
-                    int threads);
+/* Subtracts from mid the part linearly predictable from side (per bin, over +-half frames), where mid
+ * frame t is predicted from side frame t + shift (0 outside the block). The prediction is fitted to est
+ * (NULL: to mid itself); est = mid less a vocal estimate keeps the vocal, which the side cannot
+ * predict but which pulls a fit to the mid off by chance, out of the fit. With update_est the same
+ * prediction is subtracted from est too. wgt (T x bins, or NULL for 1) weights each frame's part in
+ * the fit. */
+int sep_side_cancel(fftwf_complex *mid, const fftwf_complex *side, int shift, fftwf_complex *est, int update_est,
+                    const float *wgt, int64_t T, int bins, int half, double max_gain, int threads);
 
 /* Ablation hooks for benchmarks: the parameters a separator runs with (editable between runs). */
 struct avo_separator;

@@ -537,7 +537,86 @@ static void test_in_place(void) {
     }
 }
 
+/* Side prediction fitted to an estimate (sep_side_cancel's est and wgt): per bin, mid = h side + vocal,
+ * with a loud vocal in some frames. Fitted to the mid itself, the vocal's chance correlation with the
+ * side over the +-half frames pulls h off and the cancelled mid misses the vocal by a side-shaped
+ * error; fitted to the mid less the vocal (est), or with the vocal frames weighted out (wgt), h is
+ * exact and the cancelled mid is the vocal. Each must beat the plain fit by 20 dB. */
+static void test_side_cancel_estimate(void) {
+    enum { T = 200, BINS = 8, HALF = 10 };
+    fftwf_complex *side = fftwf_malloc(sizeof(fftwf_complex) * T * BINS);
+    fftwf_complex *mid = fftwf_malloc(sizeof(fftwf_complex) * T * BINS);
+    fftwf_complex *voc = fftwf_malloc(sizeof(fftwf_complex) * T * BINS);
+    fftwf_complex *est = fftwf_malloc(sizeof(fftwf_complex) * T * BINS);
+    fftwf_complex *out = fftwf_malloc(sizeof(fftwf_complex) * T * BINS);
+    float *wgt = malloc(sizeof(float) * T * BINS);
+    uint32_t seed = 3;
+    for (int t = 0; t < T; t++)
+        for (int f = 0; f < BINS; f++) {
+            const int i = t * BINS + f;
+            const float hr = 0.5f + 0.05f * f, hi = -0.3f; /* per-bin panning gain */
+            side[i][0] = lcg(&seed);
+            side[i][1] = lcg(&seed);
+            const int sung = (t / 15) % 2; /* vocal in alternate runs of 15 frames */
+            voc[i][0] = sung ? 2.0f * lcg(&seed) : 0.0f;
+            voc[i][1] = sung ? 2.0f * lcg(&seed) : 0.0f;
+            mid[i][0] = hr * side[i][0] - hi * side[i][1] + voc[i][0];
+            mid[i][1] = hr * side[i][1] + hi * side[i][0] + voc[i][1];
+            est[i][0] = mid[i][0] - voc[i][0];
+            est[i][1] = mid[i][1] - voc[i][1];
+            wgt[i] = sung ? 0.0f : 1.0f;
+        }
+    double err[3];
+    for (int mode = 0; mode < 3; mode++) {
+        memcpy(out, mid, sizeof(fftwf_complex) * T * BINS);
+        CHECK(sep_side_cancel(out, side, 0, mode == 1 ? est : NULL, 0, mode == 2 ? wgt : NULL, T, BINS, HALF, 4.0, 1) == 0);
+        double e = 0, v = 0;
+        for (int i = 0; i < T * BINS; i++) {
+            const double dr = out[i][0] - voc[i][0], di = out[i][1] - voc[i][1];
+            e += dr * dr + di * di;
+            v += (double)voc[i][0] * voc[i][0] + (double)voc[i][1] * voc[i][1];
+        }
+        err[mode] = 10 * log10(e / v + 1e-30);
+    }
+    fprintf(stderr, "side cancel error against the vocal: fit to mid %.1f dB, to mid - vocal %.1f dB, weighted %.1f dB\n",
+            err[0], err[1], err[2]);
+    CHECK_MSG(err[1] < err[0] - 20.0, "fit to the estimate: %.1f dB, not 20 dB under %.1f", err[1], err[0]);
+    CHECK_MSG(err[2] < err[0] - 20.0, "weighted fit: %.1f dB, not 20 dB under %.1f", err[2], err[0]);
+    /* A lagged prediction (shift): the mid's panned part now comes from the side 2 frames later, which
+     * only a fit with shift 2 can find. */
+    for (int t = 0; t < T; t++)
+        for (int f = 0; f < BINS; f++) {
+            const int i = t * BINS + f, u = t + 2 < T ? (t + 2) * BINS + f : -1;
+            mid[i][0] = (u >= 0 ? 0.7f * side[u][0] : 0.0f) + voc[i][0];
+            mid[i][1] = (u >= 0 ? 0.7f * side[u][1] : 0.0f) + voc[i][1];
+            est[i][0] = mid[i][0] - voc[i][0];
+            est[i][1] = mid[i][1] - voc[i][1];
+        }
+    double lag_err[2];
+    for (int shift = 0; shift <= 2; shift += 2) {
+        memcpy(out, mid, sizeof(fftwf_complex) * T * BINS);
+        CHECK(sep_side_cancel(out, side, shift, est, 0, NULL, T, BINS, HALF, 4.0, 1) == 0);
+        double e = 0, v = 0;
+        for (int i = 0; i < T * BINS; i++) {
+            const double dr = out[i][0] - voc[i][0], di = out[i][1] - voc[i][1];
+            e += dr * dr + di * di;
+            v += (double)voc[i][0] * voc[i][0] + (double)voc[i][1] * voc[i][1];
+        }
+        lag_err[shift / 2] = 10 * log10(e / v + 1e-30);
+    }
+    fprintf(stderr, "lagged side: error against the vocal with shift 0 %.1f dB, shift 2 %.1f dB\n", lag_err[0],
+            lag_err[1]);
+    CHECK_MSG(lag_err[1] < -60.0 && lag_err[0] > -20.0, "shift: %.1f dB with 2, %.1f dB with 0", lag_err[1], lag_err[0]);
+    fftwf_free(side);
+    fftwf_free(mid);
+    fftwf_free(voc);
+    fftwf_free(est);
+    fftwf_free(out);
+    free(wgt);
+}
+
 int main(void) {
+    test_side_cancel_estimate();
     test_shapes_and_null();
     test_synthetic_known_truth();
     test_each_cue_matters();
